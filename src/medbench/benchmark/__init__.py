@@ -1,0 +1,1 @@
+"""Running codecs over datasets: metrics, timing, the results store and the runner."""

@@ -1,0 +1,165 @@
+"""Per-image distortion and rate metrics.
+
+All distortion metrics take ``(reference, test, *, data_range)``; ``data_range`` is the
+peak value ``2**bit_depth - 1`` of the *image*, never guessed from the array dtype (a
+12-bit radiograph in ``uint16`` has a peak of 4095, not 65535). They return Python floats
+and raise ``ValueError`` naming both shapes when the arrays differ in shape.
+
+References
+----------
+Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image
+quality assessment", Asilomar Conference on Signals, Systems and Computers, 2003,
+doi:10.1109/ACSSC.2003.1292216.
+
+Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from
+error visibility to structural similarity", IEEE TIP 13(4), 2004,
+doi:10.1109/TIP.2003.819861.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim as _pt_ms_ssim
+from pytorch_msssim import ssim as _pt_ssim
+
+#: Scale weights of Wang et al. 2003 (five scales), as in pytorch-msssim.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+WIN_SIZE = 11
+WIN_SIGMA = 1.5
+
+
+def _pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if reference.shape != test.shape:
+        raise ValueError(
+            f"reference shape {reference.shape} and test shape {test.shape} differ"
+        )
+    return reference.astype(np.float64), test.astype(np.float64)
+
+
+def _check_range(data_range: float) -> float:
+    if not data_range > 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
+    return float(data_range)
+
+
+def mse(reference: np.ndarray, test: np.ndarray) -> float:
+    """Mean squared error on the native pixel scale."""
+    ref, tst = _pair(reference, test)
+    return float(np.mean((ref - tst) ** 2))
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
+    """Peak signal-to-noise ratio in dB with peak ``data_range``; ``inf`` when identical."""
+    peak = _check_range(data_range)
+    err = mse(reference, test)
+    if err == 0:
+        return math.inf
+    return float(10.0 * math.log10(peak * peak / err))
+
+
+def max_abs_error(reference: np.ndarray, test: np.ndarray) -> int:
+    """Largest absolute pixel difference (the near-lossless bound)."""
+    ref, tst = _pair(reference, test)
+    return int(np.max(np.abs(ref - tst))) if ref.size else 0
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).reshape(1, 1, *a.shape)
+
+
+def ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
+    """Single-scale SSIM (Wang et al. 2004): 11×11 Gaussian window, σ = 1.5, K = (0.01, 0.03).
+
+    Computed in float64 by pytorch-msssim (valid filtering, no padding). NaN for images
+    smaller than the window.
+    """
+    peak = _check_range(data_range)
+    ref, tst = _pair(reference, test)
+    if min(ref.shape) < WIN_SIZE:
+        return math.nan
+    return float(_pt_ssim(_tensor(ref), _tensor(tst), data_range=peak, win_size=WIN_SIZE))
+
+
+def ms_ssim_levels(height: int, width: int) -> int:
+    """Number of MS-SSIM scales an image supports (5 from 161 px on the short side)."""
+    side = min(height, width)
+    levels = 0
+    while levels < len(MS_SSIM_WEIGHTS) and side > (WIN_SIZE - 1) * 2 ** levels:
+        levels += 1
+    return levels
+
+
+def ms_ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
+    """Multi-scale SSIM (Wang et al. 2003), five scales, computed in float64.
+
+    Notes
+    -----
+    Images of 161 px or more on the short side use pytorch-msssim's ``ms_ssim``
+    unchanged. Smaller images cannot be downsampled four times with an 11-px window, so
+    medbench uses the first ``L`` scales that fit (``L`` from :func:`ms_ssim_levels`)
+    with the corresponding weights renormalized to sum to one. The same conventions
+    (Gaussian window, valid filtering, 2×2 average pooling with padding for odd sizes,
+    ReLU on contrast terms) are kept. Fewer than 11 px returns NaN.
+    """
+    peak = _check_range(data_range)
+    ref, tst = _pair(reference, test)
+    levels = ms_ssim_levels(*ref.shape)
+    if levels == 0:
+        return math.nan
+    x, y = _tensor(ref), _tensor(tst)
+    if levels == len(MS_SSIM_WEIGHTS):
+        return float(_pt_ms_ssim(x, y, data_range=peak, win_size=WIN_SIZE))
+    weights = np.asarray(MS_SSIM_WEIGHTS[:levels])
+    return float(_ms_ssim_few_scales(x, y, peak, list(weights / weights.sum())))
+
+
+def _ms_ssim_few_scales(x: torch.Tensor, y: torch.Tensor, peak: float, weights: list[float]):
+    """MS-SSIM over ``len(weights)`` scales, mirroring pytorch-msssim's implementation."""
+    import torch.nn.functional as F
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    win = _fspecial_gauss_1d(WIN_SIZE, WIN_SIGMA).repeat([1, 1, 1, 1])
+    terms = []
+    for level in range(len(weights)):
+        ssim_val, cs = _ssim(x, y, data_range=peak, win=win, size_average=False)
+        if level < len(weights) - 1:
+            terms.append(torch.relu(cs))
+            padding = [s % 2 for s in x.shape[2:]]
+            x = F.avg_pool2d(x, kernel_size=2, padding=padding)
+            y = F.avg_pool2d(y, kernel_size=2, padding=padding)
+    terms.append(torch.relu(ssim_val))
+    stacked = torch.stack(terms, dim=0)
+    w = torch.tensor(weights, dtype=stacked.dtype).view(-1, 1, 1)
+    return torch.prod(stacked**w, dim=0).mean()
+
+
+def bits_per_pixel(n_bytes: int, height: int, width: int) -> float:
+    """Rate in bits per pixel: ``8 * n_bytes / (height * width)``."""
+    return 8.0 * n_bytes / (height * width)
+
+
+def compression_ratio(n_bytes: int, height: int, width: int, bit_depth: int) -> float:
+    """Native storage (``bit_depth`` bits per pixel) divided by the coded size."""
+    if n_bytes <= 0:
+        return math.inf
+    return bit_depth * height * width / (8.0 * n_bytes)
+
+
+def measure(reference: np.ndarray, decoded: np.ndarray, n_bytes: int, bit_depth: int) -> dict:
+    """Every per-image metric of one coded image, as result-row columns."""
+    peak = float((1 << bit_depth) - 1)
+    h, w = reference.shape
+    return {
+        "bytes": int(n_bytes),
+        "bpp": bits_per_pixel(n_bytes, h, w),
+        "ratio": compression_ratio(n_bytes, h, w, bit_depth),
+        "mse": mse(reference, decoded),
+        "psnr": psnr(reference, decoded, data_range=peak),
+        "ssim": ssim(reference, decoded, data_range=peak),
+        "ms_ssim": ms_ssim(reference, decoded, data_range=peak),
+        "max_abs_error": max_abs_error(reference, decoded),
+        "lossless_exact": bool(np.array_equal(reference, decoded)),
+    }

@@ -1,0 +1,199 @@
+"""The results store: one SQLite file, one row per (run, dataset, image, codec, setting).
+
+Each row is committed as soon as its cell finishes, so an interrupted run loses nothing
+and ``--resume`` skips the cells already present. Reports and exports only read it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medbench.errors import MedbenchError
+
+STORE_NAME = "results.sqlite"
+
+#: Result columns in export order (the contract of ``results.csv``) and their SQL types.
+COLUMNS: dict[str, str] = {
+    "run_id": "TEXT NOT NULL",
+    "dataset": "TEXT NOT NULL",
+    "split": "TEXT",
+    "image_id": "TEXT NOT NULL",
+    "protocol": "TEXT",
+    "bit_depth": "INTEGER",
+    "height": "INTEGER",
+    "width": "INTEGER",
+    "codec": "TEXT NOT NULL",
+    "setting": "TEXT NOT NULL",
+    "train_dataset": "TEXT",
+    "bytes": "INTEGER",
+    "bpp": "REAL",
+    "ratio": "REAL",
+    "mse": "REAL",
+    "psnr": "REAL",
+    "ssim": "REAL",
+    "ms_ssim": "REAL",
+    "max_abs_error": "INTEGER",
+    "lossless_exact": "INTEGER",
+    "encode_ms": "REAL",
+    "decode_ms": "REAL",
+    "status": "TEXT NOT NULL",
+    "error": "TEXT",
+    # Beyond the contract: context that reports group by.
+    "codec_kind": "TEXT",
+    "setting_rank": "INTEGER",
+    "body_part": "TEXT",
+    "group_id": "TEXT",
+    "source": "TEXT",
+    "model_info": "TEXT",
+    "finished_at": "TEXT",
+}
+KEY = ("run_id", "dataset", "image_id", "codec", "setting")
+STATUSES = ("ok", "error", "unsupported")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultsStore:
+    """SQLite results of all runs written into one output folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._create()
+
+    @classmethod
+    def open_existing(cls, folder: Path) -> ResultsStore:
+        path = Path(folder) / STORE_NAME if Path(folder).is_dir() else Path(folder)
+        if not path.is_file():
+            raise MedbenchError(
+                f"no results store at {path}; run `medbench run --out {folder}` first"
+            )
+        return cls(path)
+
+    def _create(self) -> None:
+        cols = ",\n".join(f"{name} {sqltype}" for name, sqltype in COLUMNS.items())
+        with self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT, "
+                "finished_at TEXT, status TEXT, arguments TEXT, environment TEXT)"
+            )
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS results ({cols}, PRIMARY KEY ({', '.join(KEY)}))"
+            )
+            existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+            for name, sqltype in COLUMNS.items():  # stores written by older versions
+                if name not in existing:
+                    self._db.execute(
+                        f"ALTER TABLE results ADD COLUMN {name} {sqltype.replace(' NOT NULL', '')}"
+                    )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- runs -------------------------------------------------------------------------
+    def new_run(self, arguments: dict[str, Any], environment: dict[str, Any]) -> str:
+        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+        with self._db:
+            self._db.execute(
+                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?)",
+                (run_id, _now(), json.dumps(arguments), json.dumps(environment)),
+            )
+        return run_id
+
+    def latest_run(self) -> str | None:
+        row = self._db.execute(
+            "SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def run_info(self, run_id: str) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT run_id, started_at, finished_at, status, arguments, environment "
+            "FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise MedbenchError(f"run {run_id!r} is not in {self.path}")
+        return {
+            "run_id": row[0],
+            "started_at": row[1],
+            "finished_at": row[2],
+            "status": row[3],
+            "arguments": json.loads(row[4] or "{}"),
+            "environment": json.loads(row[5] or "{}"),
+        }
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                (status, _now(), run_id),
+            )
+
+    # -- rows ---------------------------------------------------------------------------
+    def finished_cells(self, run_id: str) -> set[tuple[str, str, str, str]]:
+        rows = self._db.execute(
+            "SELECT dataset, image_id, codec, setting FROM results WHERE run_id = ?", (run_id,)
+        )
+        return {tuple(r) for r in rows}  # type: ignore[misc]
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Insert (or replace) one finished cell and commit at once."""
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown result columns: {sorted(unknown)}")
+        values = {name: _sql_value(row.get(name)) for name in COLUMNS}
+        if values["finished_at"] is None:
+            values["finished_at"] = _now()
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        with self._db:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
+                [values[name] for name in COLUMNS],
+            )
+
+    def frame(self, run_id: str | None = None) -> pd.DataFrame:
+        """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""
+        query = f"SELECT {', '.join(COLUMNS)} FROM results"
+        params: tuple = ()
+        if run_id is not None:
+            query += " WHERE run_id = ?"
+            params = (run_id,)
+        df = pd.read_sql_query(query + " ORDER BY rowid", self._db, params=params)
+        if "lossless_exact" in df:
+            df["lossless_exact"] = df["lossless_exact"].map(
+                lambda v: None if pd.isna(v) else bool(v)
+            )
+        return df
+
+    def export_csv(self, run_id: str, path: Path) -> Path:
+        df = self.frame(run_id)
+        df.to_csv(path, index=False)
+        return path
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return _sql_value(value.item())
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value

@@ -1,0 +1,119 @@
+"""The codec interface every plugin implements.
+
+A codec turns an :class:`~medbench.image.Image` into the *whole* bitstream and back:
+``decode`` receives nothing but the bytes, so ``len(bytes)`` is what a file on disk
+costs. Operating points are short strings (``q=75``, ``ratio=20``, ``lossless``) ordered
+from low to high rate. A codec refuses inputs it cannot code faithfully by raising
+:class:`~medbench.errors.UnsupportedInput`; it never converts them silently.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medbench.errors import UnsupportedInput
+from medbench.image import Image
+
+LOSSLESS = "lossless"
+
+
+@dataclass(frozen=True)
+class CodecContext:
+    """What the harness tells codecs about the run (learned codecs need the models)."""
+
+    models_dir: Path = Path("medbench-models")
+    device: str = "auto"
+
+
+class Codec(ABC):
+    """Base class of all codecs.
+
+    Subclasses set ``name`` (the registry and command-line name), ``kind``
+    (``"classical"`` or ``"learned"``), ``bit_depths`` (accepted bit depths) and
+    ``rate_knob`` (one sentence: the knob, its unit and its direction).
+    """
+
+    name: str = ""
+    kind: str = "classical"
+    bit_depths: tuple[int, ...] = ()
+    rate_knob: str = ""
+
+    def __init__(self, context: CodecContext | None = None):
+        self.context = context or CodecContext()
+
+    # -- availability -------------------------------------------------------------
+    def unavailable_reason(self) -> str | None:
+        """``None`` when the codec can run here, else why not and how to fix it."""
+        return None
+
+    # -- operating points -----------------------------------------------------------
+    @abstractmethod
+    def settings(self) -> list[str]:
+        """Operating points ordered from low to high rate."""
+
+    def is_lossless(self, setting: str) -> bool:
+        return setting == LOSSLESS
+
+    def setting_info(self, setting: str) -> dict[str, Any]:
+        """Extra result columns for a setting (learned codecs: ``train_dataset``)."""
+        return {}
+
+    def check_setting(self, setting: str) -> None:
+        if setting not in self.settings():
+            raise ValueError(
+                f"codec {self.name!r} has no setting {setting!r}; "
+                f"its settings are {', '.join(self.settings())}"
+            )
+
+    # -- input checks -----------------------------------------------------------------
+    def check(self, image: Image) -> None:
+        """Raise :class:`UnsupportedInput` if this codec cannot code ``image`` as it is."""
+        if self.bit_depths and image.bit_depth not in self.bit_depths:
+            raise UnsupportedInput(
+                f"{self.name} codes {_depths(self.bit_depths)}-bit images, not "
+                f"{image.bit_depth}-bit ({image.image_id}); use --protocol paper or "
+                f"--bit-depth 8, or a codec for deeper images"
+            )
+
+    # -- coding ---------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, image: Image, setting: str) -> bytes:
+        """The complete bitstream for ``image`` at ``setting``."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray:
+        """Pixels from the bitstream alone (uint8 up to 8 bits, else uint16)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "bit_depths": _depths(self.bit_depths) if self.bit_depths else "any",
+            "settings": self.settings(),
+            "rate_knob": self.rate_knob,
+            "unavailable": self.unavailable_reason(),
+        }
+
+
+def _depths(depths: tuple[int, ...]) -> str:
+    """Compact text for a set of bit depths: ``8`` or ``8-16`` or ``8,12``."""
+    d = sorted(depths)
+    if len(d) > 2 and d == list(range(d[0], d[-1] + 1)):
+        return f"{d[0]}-{d[-1]}"
+    return ",".join(str(x) for x in d)
+
+
+def parse_setting(setting: str, key: str) -> float:
+    """The number in a ``key=value`` setting; a clear error for anything else."""
+    prefix = f"{key}="
+    if not setting.startswith(prefix):
+        raise ValueError(f"setting {setting!r} is not of the form {key}=<number>")
+    try:
+        return float(setting[len(prefix):])
+    except ValueError:
+        raise ValueError(f"setting {setting!r}: {setting[len(prefix):]!r} is not a number") from None

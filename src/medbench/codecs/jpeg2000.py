@@ -1,0 +1,103 @@
+"""JPEG 2000 Part 1 through glymur and OpenJPEG, 1- to 16-bit grayscale.
+
+The bitstream is the raw J2K codestream (what DICOM stores), without JP2 boxes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from medbench.codecs._openjpeg import import_glymur
+from medbench.codecs.base import LOSSLESS, Codec, parse_setting
+from medbench.errors import CodecUnavailable
+from medbench.image import Image
+
+RATIOS = (160, 80, 40, 20, 10, 5)
+
+
+class Jpeg2000Codec(Codec):
+    """JPEG 2000: irreversible 9/7 wavelet at fixed ratios, reversible 5/3 for lossless.
+
+    ``ratio=R`` asks OpenJPEG's rate control for ``R``:1 against *native* storage, i.e.
+    ``bit_depth`` bits per pixel: a 12-bit image at ``ratio=10`` targets 1.2 bpp. The
+    codestream declares the image's true precision (e.g. 12 bits, not 16), because the
+    rate allocation and the number of coded bit planes depend on it. Higher ratio =
+    fewer bytes. Six resolution levels (glymur's default), one quality layer.
+    """
+
+    name = "jpeg2000"
+    bit_depths = tuple(range(1, 17))
+    rate_knob = "ratio= compression ratio vs native bit depth; higher = smaller; lossless = 5/3"
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import_glymur()
+        except CodecUnavailable as exc:
+            return str(exc)
+        return None
+
+    def settings(self) -> list[str]:
+        return [f"ratio={r}" for r in RATIOS] + [LOSSLESS]
+
+    def encode(self, image: Image, setting: str) -> bytes:
+        self.check(image)
+        glymur = import_glymur()
+        kwargs: dict = {"irreversible": False}
+        if setting != LOSSLESS:
+            ratio = parse_setting(setting, "ratio")
+            if ratio < 1:
+                raise ValueError(f"JPEG 2000 ratio must be >= 1, got {setting!r}")
+            kwargs = {"irreversible": True, "cratios": [ratio]}
+        # Fewer decomposition levels for tiny images (each level halves the size).
+        numres = max(1, min(6, int(np.log2(min(image.height, image.width))) - 2))
+        writer = _precision_writer(glymur)
+        with tempfile.TemporaryDirectory(prefix="medbench-j2k-") as tmp:
+            path = Path(tmp) / "image.j2k"
+            writer(str(path), data=image.pixels, precision=image.bit_depth, numres=numres, **kwargs)
+            return path.read_bytes()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        glymur = import_glymur()
+        with tempfile.TemporaryDirectory(prefix="medbench-j2k-") as tmp:
+            path = Path(tmp) / "image.j2k"
+            path.write_bytes(data)
+            pixels = glymur.Jp2k(str(path))[:]
+        if pixels.ndim == 3:
+            pixels = pixels[:, :, 0]
+        return np.ascontiguousarray(pixels)
+
+
+_WRITER = None
+
+
+def _precision_writer(glymur):
+    """A glymur ``Jp2k`` that writes the true precision instead of only 8 or 16 bits.
+
+    glymur fills OpenJPEG's component parameters with 8 bits for uint8 and 16 for
+    anything deeper; we set the precision the image really has. If a future glymur
+    moves this private hook, we fall back to its own (8/16-bit) behaviour.
+    """
+    global _WRITER
+    if _WRITER is not None:
+        return _WRITER
+
+    class PrecisionJp2k(glymur.Jp2k):
+        def __init__(self, filename, *, precision: int, **kwargs):
+            self._medbench_precision = precision
+            super().__init__(filename, **kwargs)
+
+        def _populate_comptparms(self, img_array):
+            super()._populate_comptparms(img_array)
+            for comp in self._comptparms:
+                comp.prec = self._medbench_precision
+                comp.bpp = self._medbench_precision
+
+    if not hasattr(glymur.Jp2k, "_populate_comptparms"):  # pragma: no cover
+        def PrecisionJp2k(filename, *, precision, **kwargs):  # noqa: N802
+            return glymur.Jp2k(filename, **kwargs)
+
+    _WRITER = PrecisionJp2k
+    return _WRITER

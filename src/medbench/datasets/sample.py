@@ -1,0 +1,83 @@
+"""The built-in ``sample`` dataset: real CR radiographs shipped by ``pydicom-data``.
+
+``RG1_UNCR.dcm`` (chest PA, 1955×1841, 15-bit) and ``RG3_UNCR.dcm`` (tibia, 1760×1760,
+10-bit), both MONOCHROME1 and uncompressed, are cut into non-overlapping 320×320 tiles at
+native resolution; tiles that are almost empty background (standard deviation below 1 %
+of the peak) are dropped, which leaves 49 images. Each tile is its own split group: the
+tiles share no pixels, but they do share a patient, so ``sample`` is for smoke tests,
+demos and CI, not for generalization claims.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from medbench.datasets.base import Dataset, Record
+from medbench.datasets.dicom import read_dicom
+from medbench.errors import DatasetError
+from medbench.image import Image, peak_value
+
+TILE = 320
+MIN_STD_FRACTION = 0.01
+SOURCES = {"RG1_UNCR.dcm": "CHEST", "RG3_UNCR.dcm": "TIBIA"}
+
+
+@lru_cache(maxsize=4)
+def _source_pixels(filename: str) -> tuple[np.ndarray, int]:
+    path = _source_path(filename)
+    pixels, bit_depth, _ = read_dicom(path)
+    pixels.setflags(write=False)
+    return pixels, bit_depth
+
+
+def _source_path(filename: str) -> Path:
+    try:
+        from pydicom.data import get_testdata_file
+    except ImportError as exc:  # pragma: no cover
+        raise DatasetError(f"pydicom is not installed ({exc}); pip install pydicom") from exc
+    path = get_testdata_file(filename)
+    if path is None:
+        raise DatasetError(
+            f"the sample radiograph {filename} was not found; pip install pydicom-data"
+        )
+    return Path(path)
+
+
+class SampleDataset(Dataset):
+    """Tiles of two real CR radiographs from pydicom-data (needs no download)."""
+
+    name = "sample"
+    description = "built-in: 320 px tiles of two real CR radiographs (pydicom-data)"
+    folder = None
+
+    def records(self) -> list[Record]:
+        records = []
+        for filename, body_part in SOURCES.items():
+            pixels, bit_depth = _source_pixels(filename)
+            peak = peak_value(bit_depth)
+            stem = filename.split("_")[0].lower()
+            rows, cols = pixels.shape[0] // TILE, pixels.shape[1] // TILE
+            for r in range(rows):
+                for c in range(cols):
+                    tile = pixels[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE]
+                    if tile.std() < MIN_STD_FRACTION * peak:
+                        continue
+                    image_id = f"{stem}_r{r}c{c}"
+                    records.append(
+                        Record(
+                            image_id=image_id,
+                            group=image_id,
+                            source=f"{filename}#r{r}c{c}",
+                            meta={"body_part": body_part, "row": r, "col": c, "file": filename},
+                        )
+                    )
+        return sorted(records, key=lambda rec: rec.image_id)
+
+    def load(self, record: Record) -> Image:
+        pixels, bit_depth = _source_pixels(record.meta["file"])
+        r, c = record.meta["row"], record.meta["col"]
+        tile = np.ascontiguousarray(pixels[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE])
+        return Image(tile, bit_depth, record.image_id, {"body_part": record.meta["body_part"]})

@@ -1,0 +1,94 @@
+"""The :class:`Image` that flows from readers through protocols into codecs.
+
+Pixels are always MONOCHROME2 (higher value = brighter, bone bright), stored as ``uint8``
+for bit depths up to 8 and ``uint16`` for 9 to 16 bits. The bit depth is carried
+explicitly because a 12-bit radiograph in a ``uint16`` array cannot be told from its dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MIN_BIT_DEPTH = 1
+MAX_BIT_DEPTH = 16
+
+
+def peak_value(bit_depth: int) -> int:
+    """Largest value a pixel of ``bit_depth`` bits can hold: ``2**bit_depth - 1``."""
+    check_bit_depth(bit_depth)
+    return (1 << bit_depth) - 1
+
+
+def check_bit_depth(bit_depth: int) -> None:
+    if not MIN_BIT_DEPTH <= int(bit_depth) <= MAX_BIT_DEPTH:
+        raise ValueError(
+            f"bit depth {bit_depth} is outside the supported range "
+            f"{MIN_BIT_DEPTH}..{MAX_BIT_DEPTH}"
+        )
+
+
+def dtype_for(bit_depth: int) -> np.dtype:
+    """The storage dtype for a bit depth: uint8 up to 8 bits, uint16 above."""
+    check_bit_depth(bit_depth)
+    return np.dtype(np.uint8) if bit_depth <= 8 else np.dtype(np.uint16)
+
+
+@dataclass(frozen=True)
+class Image:
+    """A grayscale radiograph as the harness sees it.
+
+    Parameters
+    ----------
+    pixels
+        2-D array, MONOCHROME2, dtype given by :func:`dtype_for` of ``bit_depth``.
+    bit_depth
+        Number of significant bits (1..16); every pixel is ``<= 2**bit_depth - 1``.
+    image_id
+        Identifier unique within its dataset; used in results and file names.
+    meta
+        Free-form metadata: ``dataset``, ``split``, ``group``, ``body_part``, ``source``...
+    """
+
+    pixels: np.ndarray
+    bit_depth: int
+    image_id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_bit_depth(self.bit_depth)
+        if self.pixels.ndim != 2:
+            raise ValueError(
+                f"image {self.image_id!r} must be 2-D grayscale, got shape {self.pixels.shape}"
+            )
+        expected = dtype_for(self.bit_depth)
+        if self.pixels.dtype != expected:
+            raise ValueError(
+                f"image {self.image_id!r} has dtype {self.pixels.dtype} but bit depth "
+                f"{self.bit_depth} is stored as {expected}"
+            )
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def peak(self) -> int:
+        return peak_value(self.bit_depth)
+
+    def replace(self, **changes: Any) -> Image:
+        """A copy with some fields changed (metadata is copied, never shared)."""
+        values = {
+            "pixels": self.pixels,
+            "bit_depth": self.bit_depth,
+            "image_id": self.image_id,
+            "meta": dict(self.meta),
+        }
+        values.update(changes)
+        return Image(**values)

@@ -1,0 +1,72 @@
+"""Entry-point registries shared by codecs and datasets.
+
+Built-in codecs and datasets register through the same entry-point groups as outside
+plugins (``medbench.codecs``, ``medbench.datasets``), so a separately installed package
+adds one by declaring an entry point. A plugin that fails to import is logged and skipped;
+two plugins claiming one name is an error naming both.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+from medbench.errors import MedbenchError, UnknownNameError
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateNameError(MedbenchError):
+    pass
+
+
+@dataclass
+class Registry:
+    """Name → loaded object for one entry-point group, loaded once on first use."""
+
+    group: str
+    kind: str
+    _items: dict[str, object] | None = None
+    broken: dict[str, str] = field(default_factory=dict)
+
+    def _entry_points(self) -> list[EntryPoint]:
+        return list(entry_points(group=self.group))
+
+    def load(self) -> dict[str, object]:
+        if self._items is not None:
+            return self._items
+        items: dict[str, object] = {}
+        origins: dict[str, str] = {}
+        for ep in self._entry_points():
+            origin = f"{ep.value}"
+            if ep.name in items:
+                if origins[ep.name] == origin:
+                    continue  # same package seen twice on sys.path (editable installs)
+                raise DuplicateNameError(
+                    f"{self.kind} name {ep.name!r} is registered twice: by {origins[ep.name]} "
+                    f"and by {origin}; uninstall one of the two packages"
+                )
+            try:
+                items[ep.name] = ep.load()
+            except Exception as exc:  # a broken plugin must not break the CLI
+                self.broken[ep.name] = f"{type(exc).__name__}: {exc}"
+                log.warning("%s plugin %r (%s) failed to load: %s", self.kind, ep.name, origin, exc)
+                continue
+            origins[ep.name] = origin
+        self._items = dict(sorted(items.items()))
+        return self._items
+
+    def names(self) -> list[str]:
+        return list(self.load())
+
+    def get(self, name: str) -> object:
+        items = self.load()
+        if name not in items:
+            raise UnknownNameError(self.kind, name, list(items))
+        return items[name]
+
+    def reset(self) -> None:
+        """Forget loaded entries (tests use this after changing what is installed)."""
+        self._items = None
+        self.broken = {}
