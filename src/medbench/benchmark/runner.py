@@ -169,7 +169,8 @@ def run(
                 if todo:
                     for row in _rows_for_record(dataset, record, protocol, todo, config.repeats):
                         rank = ranks[(row["codec"], row["setting"])]
-                        store.write({**row, "run_id": run_id, "dataset": spec, "setting_rank": rank})
+                        row.update(run_id=run_id, dataset=spec, setting_rank=rank)
+                        store.write(row)
                         if bar is not None:
                             bar.update(1)
                             if row["status"] == "error":

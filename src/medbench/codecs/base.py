@@ -113,7 +113,8 @@ def parse_setting(setting: str, key: str) -> float:
     prefix = f"{key}="
     if not setting.startswith(prefix):
         raise ValueError(f"setting {setting!r} is not of the form {key}=<number>")
+    text = setting[len(prefix) :]
     try:
-        return float(setting[len(prefix):])
+        return float(text)
     except ValueError:
-        raise ValueError(f"setting {setting!r}: {setting[len(prefix):]!r} is not a number") from None
+        raise ValueError(f"setting {setting!r}: {text!r} is not a number") from None

@@ -28,7 +28,9 @@ def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
     try:
         ds = pydicom.dcmread(str(path))
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError) as exc:
-        raise ImageReadError(f"{path}: not a readable DICOM file ({exc}); remove or replace it")
+        raise ImageReadError(
+            f"{path}: not a readable DICOM file ({exc}); remove or replace it"
+        ) from exc
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise ImageReadError(f"{path}: DICOM file has no pixel data; remove it from the folder")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
@@ -45,7 +47,9 @@ def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
     try:
         stored = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for broken pixel data
-        raise ImageReadError(f"{path}: pixel data cannot be decoded ({exc}); re-export the file")
+        raise ImageReadError(
+            f"{path}: pixel data cannot be decoded ({exc}); re-export the file"
+        ) from exc
     if stored.ndim != 2:
         raise ImageReadError(f"{path}: pixel array has shape {stored.shape}, expected 2-D")
 
