@@ -1,0 +1,36 @@
+"""Shared test fixtures: small radiograph-like images and an isolated environment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medbench.image import Image, dtype_for, peak_value
+
+
+def radiograph_like(size: int | tuple[int, int], bit_depth: int, seed: int = 0) -> np.ndarray:
+    """A smooth, noisy, radiograph-like test picture at ``bit_depth`` bits."""
+    h, w = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    body = np.exp(-(((x - 0.5) / 0.35) ** 2 + ((y - 0.5) / 0.45) ** 2))
+    ribs = 0.15 * np.sin(40 * y + 3 * np.sin(6 * x)) * body
+    base = 0.15 + 0.6 * body + ribs
+    noisy = base + rng.normal(0, 0.01, base.shape)
+    peak = peak_value(bit_depth)
+    return np.clip(np.rint(noisy * peak), 0, peak).astype(dtype_for(bit_depth))
+
+
+@pytest.fixture
+def make_image():
+    def factory(size=64, bit_depth=8, seed=0, image_id="test"):
+        return Image(radiograph_like(size, bit_depth, seed), bit_depth, image_id)
+
+    return factory
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    """Keep caches and model folders of tests away from the user's home."""
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("MEDBENCH_DATA", raising=False)

@@ -1,0 +1,104 @@
+"""End to end: ``medbench run`` on the built-in sample, read back from results.csv."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from medbench.benchmark.store import COLUMNS
+from medbench.cli import main
+
+CONTRACT = (
+    "run_id, dataset, split, image_id, protocol, bit_depth, height, width, codec, setting, "
+    "train_dataset, bytes, bpp, ratio, mse, psnr, ssim, ms_ssim, max_abs_error, "
+    "lossless_exact, encode_ms, decode_ms, status, error"
+).split(", ")
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = invoke("run", "--codecs", "jpeg,jpeg2000", "--limit", "3", "--repeats", "1",
+                    "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out, result.output, pd.read_csv(out / "results.csv")
+
+
+def test_results_csv_has_the_contract_columns(paper_run):
+    _, _, df = paper_run
+    assert list(df.columns[: len(CONTRACT)]) == CONTRACT
+    assert set(CONTRACT) <= set(COLUMNS)
+
+
+def test_rows_cover_every_cell(paper_run):
+    _, _, df = paper_run
+    assert len(df) == 3 * (9 + 7)
+    assert df["image_id"].nunique() == 3
+    assert (df["split"] == "test").all() and (df["protocol"] == "paper").all()
+    assert (df["status"] == "ok").all(), df[df["status"] != "ok"]["error"].tolist()
+    assert ((df["height"] == 256) & (df["width"] == 256) & (df["bit_depth"] == 8)).all()
+
+
+def test_rates_come_from_bytes(paper_run):
+    _, _, df = paper_run
+    np.testing.assert_allclose(df["bpp"], 8 * df["bytes"] / (df["height"] * df["width"]))
+    np.testing.assert_allclose(df["ratio"], df["bit_depth"] * df["height"] * df["width"]
+                               / (8 * df["bytes"]))
+
+
+def test_lossless_rows_are_exact_and_lossy_ones_plausible(paper_run):
+    _, _, df = paper_run
+    lossless = df[df["setting"] == "lossless"]
+    assert lossless["lossless_exact"].all() and (lossless["max_abs_error"] == 0).all()
+    assert lossless["psnr"].map(math.isinf).all()
+    lossy = df[df["setting"] != "lossless"]
+    assert lossy["psnr"].between(20, 70).all()
+    assert lossy["ms_ssim"].between(0.5, 1.0).all()
+    assert (df["encode_ms"] > 0).all() and (df["decode_ms"] > 0).all()
+
+
+def test_end_of_run_table_and_paths(paper_run):
+    out, output, _ = paper_run
+    assert "jpeg2000" in output and "ratio=160" in output and "PSNR" in output
+    assert str(out / "results.csv") in output
+
+
+def test_native_protocol_keeps_bit_depth_and_jpeg_refuses(tmp_path):
+    result = invoke("run", "--codecs", "jpeg,jpeg2000", "--protocol", "native", "--limit", "2",
+                    "--repeats", "0", "--out", str(tmp_path), "--no-progress")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert set(df["bit_depth"]) <= {10, 15} and (df["height"] == 320).all()
+    jpeg = df[df["codec"] == "jpeg"]
+    assert (jpeg["status"] == "unsupported").all()
+    assert jpeg["error"].str.contains("8-bit").all()
+    j2k = df[df["codec"] == "jpeg2000"]
+    assert (j2k["status"] == "ok").all()
+    assert j2k[j2k["setting"] == "lossless"]["lossless_exact"].all()
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--codecs", "nope"], "known codecs"),
+    (["--datasets", "nope"], "known datasets"),
+])
+def test_unknown_names_exit_2_with_one_line(tmp_path, args, word):
+    result = CliRunner().invoke(main, ["run", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and word in lines[0]
+
+
+def test_codecs_command_lists_both(tmp_path):
+    result = invoke("codecs")
+    assert result.exit_code == 0
+    assert "jpeg2000" in result.output and "ratio=160" in result.output
+    assert "classical" in result.output

@@ -1,0 +1,143 @@
+"""Metrics against an independent float64 NumPy/SciPy implementation of Wang et al.
+
+The reference below is written from the papers (Wang et al. 2004 for SSIM, Wang et al.
+2003 for MS-SSIM) with the conventions pytorch-msssim documents: 11-tap Gaussian window
+with σ = 1.5 applied separably without padding ("valid"), K = (0.01, 0.03), 2×2 average
+pooling between scales with one pixel of zero padding on each side of an odd dimension,
+negative contrast terms clipped to zero, weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.ndimage import correlate1d
+
+from medbench.benchmark import metrics
+from tests.conftest import radiograph_like
+
+WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+
+
+def _gauss(size=11, sigma=1.5):
+    x = np.arange(size, dtype=np.float64) - size // 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(img):
+    g = _gauss()
+    half = len(g) // 2
+    out = correlate1d(img, g, axis=0, mode="constant")[half:-half, :]
+    return correlate1d(out, g, axis=1, mode="constant")[:, half:-half]
+
+
+def ref_ssim_cs(x, y, peak):
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mx, my = _filter_valid(x), _filter_valid(y)
+    sxx = _filter_valid(x * x) - mx * mx
+    syy = _filter_valid(y * y) - my * my
+    sxy = _filter_valid(x * y) - mx * my
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
+    return float(np.mean(lum * cs)), float(np.mean(cs))
+
+
+def _pool(img):
+    ph, pw = img.shape[0] % 2, img.shape[1] % 2
+    img = np.pad(img, ((ph, ph), (pw, pw)))
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    img = img[:h, :w]
+    return img.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+
+def ref_ms_ssim(x, y, peak, levels=5):
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    w = WEIGHTS[:levels] / WEIGHTS[:levels].sum()
+    terms = []
+    for level in range(levels):
+        s, cs = ref_ssim_cs(x, y, peak)
+        if level < levels - 1:
+            terms.append(max(cs, 0.0))
+            x, y = _pool(x), _pool(y)
+    terms.append(max(s, 0.0))
+    return float(np.prod(np.array(terms) ** w))
+
+
+def _pair(shape, bit_depth, noise, seed=1):
+    ref = radiograph_like(shape, bit_depth, seed)
+    rng = np.random.default_rng(seed + 100)
+    peak = 2**bit_depth - 1
+    test = np.clip(ref + rng.normal(0, noise * peak, ref.shape), 0, peak)
+    return ref, np.rint(test).astype(ref.dtype), peak
+
+
+def test_psnr_exact_value():
+    ref = np.zeros((10, 10), dtype=np.uint16)
+    test = ref.copy()
+    test[3, 4] = 7  # one pixel off by 7 on a 12-bit scale
+    expected = 10 * math.log10(4095**2 / (49 / 100))
+    assert metrics.psnr(ref, test, data_range=4095) == pytest.approx(expected, abs=1e-12)
+    assert metrics.mse(ref, test) == 49 / 100
+    assert metrics.max_abs_error(ref, test) == 7
+
+
+def test_psnr_identical_is_inf_and_peak_is_explicit():
+    a = radiograph_like(32, 12)
+    assert metrics.psnr(a, a, data_range=4095) == math.inf
+    b = a.copy()
+    b[0, 0] += 1
+    # The same error reads 24 dB better against a 16-bit peak than a 12-bit one.
+    gap = metrics.psnr(a, b, data_range=65535) - metrics.psnr(a, b, data_range=4095)
+    assert gap == pytest.approx(20 * math.log10(65535 / 4095))
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(4, 4\).*\(4, 5\)"):
+        metrics.mse(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_data_range_is_required_and_positive():
+    a = np.zeros((4, 4))
+    with pytest.raises(TypeError):
+        metrics.psnr(a, a, 255)  # type: ignore[misc]  (keyword only)
+    with pytest.raises(ValueError, match="positive"):
+        metrics.psnr(a, a, data_range=0)
+
+
+@pytest.mark.parametrize("shape,bits,noise", [((192, 176), 8, 0.02), ((200, 171), 12, 0.01)])
+def test_ms_ssim_matches_reference(shape, bits, noise):
+    ref, test, peak = _pair(shape, bits, noise)
+    ours = metrics.ms_ssim(ref, test, data_range=peak)
+    assert ours == pytest.approx(ref_ms_ssim(ref, test, peak), abs=1e-4)
+    assert 0.5 < ours < 1.0
+
+
+def test_ssim_matches_reference():
+    ref, test, peak = _pair((64, 80), 10, 0.02)
+    assert metrics.ssim(ref, test, data_range=peak) == pytest.approx(
+        ref_ssim_cs(ref.astype(float), test.astype(float), peak)[0], abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("side,levels", [(160, 4), (81, 4), (80, 3), (40, 2), (21, 2), (11, 1)])
+def test_ms_ssim_small_images_use_fewer_scales(side, levels):
+    assert metrics.ms_ssim_levels(side, side + 7) == levels
+    ref, test, peak = _pair((side, side + 7), 8, 0.03)
+    ours = metrics.ms_ssim(ref, test, data_range=peak)
+    assert ours == pytest.approx(ref_ms_ssim(ref, test, peak, levels), abs=1e-4)
+
+
+def test_ms_ssim_tiny_image_is_nan_not_crash():
+    a = np.zeros((8, 8), dtype=np.uint8)
+    assert math.isnan(metrics.ms_ssim(a, a, data_range=255))
+    assert math.isnan(metrics.ssim(a, a, data_range=255))
+
+
+def test_rate_formulas():
+    assert metrics.bits_per_pixel(1000, 100, 80) == 1.0
+    assert metrics.compression_ratio(1000, 100, 80, 12) == 12.0
+    row = metrics.measure(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), 4, 8)
+    assert row["bpp"] == 0.5 and row["ratio"] == 16.0 and row["lossless_exact"] is True
