@@ -7,6 +7,9 @@ pulls a multi-GB CUDA build.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
@@ -27,3 +30,60 @@ def lint(session: nox.Session) -> None:
     """ruff on sources, tests and benchmarks."""
     session.install("ruff>=0.4")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+# -- bench and regression ------------------------------------------------------------------
+#: pytest-benchmark storage of the saved baseline; ``0001`` is its fixed id there.
+BENCH_STORAGE = Path(".benchmarks") / "medbench-baseline"
+BENCH_ID = "0001"
+#: The fixed run of ``nox -s regression`` and the committed results it must reproduce.
+REGRESSION_RUN = ["--codecs", "jpeg,jpeg2000", "--datasets", "sample", "--limit", "4",
+                  "--repeats", "0", "--workers", "2"]
+REGRESSION_REFERENCE = Path("tests") / "reference" / "sample-regression.csv"
+
+
+@nox.session(**VENV)
+def bench(session: nox.Session) -> None:
+    """pytest-benchmark suites vs the saved baseline; fails on a mean regression over 10 %.
+
+    ``nox -s bench -- save`` records a new baseline (replacing the old one); other
+    arguments go to pytest (e.g. ``-- benchmarks/bench_core.py -k 256``).
+    """
+    session.install("-e", ".[test]")
+    args = list(session.posargs)
+    save = args[:1] == ["save"]
+    if save:
+        args = args[1:]
+    paths = [a for a in args if a.startswith("benchmarks")] or ["benchmarks"]
+    options = [a for a in args if not a.startswith("benchmarks")]
+    pytest = ["pytest", *paths, "--benchmark-only", "-p", "no:cacheprovider",
+              f"--benchmark-storage=file://{BENCH_STORAGE.resolve()}", *options]
+    if save:
+        shutil.rmtree(BENCH_STORAGE, ignore_errors=True)  # keeps the baseline's id at 0001
+        session.run(*pytest, "--benchmark-save=baseline")
+        return
+    if not list(BENCH_STORAGE.glob(f"*/{BENCH_ID}_*.json")):
+        session.error(f"no saved benchmark baseline in {BENCH_STORAGE}; record one on this "
+                      "machine with `nox -s bench -- save`")
+    session.run(*pytest, f"--benchmark-compare={BENCH_ID}",
+                "--benchmark-compare-fail=mean:10%")
+
+
+@nox.session(**VENV)
+def regression(session: nox.Session) -> None:
+    """A fixed ``medbench run`` on ``sample``, compared with the committed reference results.
+
+    Extra arguments go to ``medbench compare`` (e.g. ``-- --psnr-tol 0.1``);
+    ``nox -s regression -- save`` rewrites the reference from this machine (review the diff).
+    """
+    session.install("-e", ".")
+    out = Path(session.create_tmp()) / "regression-run"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("medbench", "run", *REGRESSION_RUN, "--out", str(out), "--no-progress",
+                "--no-report")
+    if session.posargs[:1] == ["save"]:
+        REGRESSION_REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "results.csv", REGRESSION_REFERENCE)
+        session.log(f"saved {REGRESSION_REFERENCE}; commit it with the change that explains it")
+        return
+    session.run("medbench", "compare", str(REGRESSION_REFERENCE), str(out), *session.posargs)

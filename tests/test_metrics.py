@@ -55,7 +55,7 @@ def _pool(img):
 
 def ref_ms_ssim(x, y, peak, levels=5):
     x, y = x.astype(np.float64), y.astype(np.float64)
-    w = WEIGHTS[:levels] / WEIGHTS[:levels].sum()
+    w = WEIGHTS if levels == 5 else WEIGHTS[:levels] / WEIGHTS[:levels].sum()
     terms = []
     for level in range(levels):
         s, cs = ref_ssim_cs(x, y, peak)
@@ -141,3 +141,25 @@ def test_rate_formulas():
     assert metrics.compression_ratio(1000, 100, 80, 12) == 12.0
     row = metrics.measure(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), 4, 8)
     assert row["bpp"] == 0.5 and row["ratio"] == 16.0 and row["lossless_exact"] is True
+
+
+def test_ms_ssim_equals_pytorch_msssim_on_large_images():
+    import torch
+    from pytorch_msssim import ms_ssim as pt_ms_ssim
+    from pytorch_msssim import ssim as pt_ssim
+
+    ref, test, peak = _pair((200, 171), 12, 0.01)
+    x = torch.from_numpy(ref.astype(np.float64))[None, None]
+    y = torch.from_numpy(test.astype(np.float64))[None, None]
+    assert metrics.ms_ssim(ref, test, data_range=peak) == pytest.approx(
+        float(pt_ms_ssim(x, y, data_range=peak)), abs=1e-12)
+    assert metrics.ssim(ref, test, data_range=peak) == pytest.approx(
+        float(pt_ssim(x, y, data_range=peak)), abs=1e-12)
+
+
+def test_measure_agrees_with_the_single_metrics():
+    ref, test, peak = _pair((180, 190), 10, 0.02)
+    row = metrics.measure(ref, test, 1234, 10)
+    assert row["ssim"] == metrics.ssim(ref, test, data_range=peak)
+    assert row["ms_ssim"] == metrics.ms_ssim(ref, test, data_range=peak)
+    assert row["psnr"] == metrics.psnr(ref, test, data_range=peak)

@@ -72,11 +72,29 @@ def main(verbose: int) -> None:
               help="Folder of trained learned-codec models.")
 @click.option("--device", default="auto", show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]), help="Device for learned codecs.")
+@click.option("--train-missing", is_flag=True,
+              help="First train learned-codec models on each requested dataset that has "
+                   "none (its train split; see `medbench train`).")
 @click.option("--resume", is_flag=True,
               help="Continue the latest run in --out (with its original arguments).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="local: worker processes on this machine; dask: a Dask cluster.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (local) or LocalCluster workers (dask without "
+                   "--scheduler); default: this machine's cores; 1 = in-process.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Address of a running Dask scheduler (with --executor dask); workers "
+                   "read images from the same --data-root path.")
+@click.option("--no-report", is_flag=True,
+              help="Do not write the report into OUT/report at the end.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache of prepared images [default: $MEDBENCH_CACHE or ~/.cache/medbench].")
+@click.option("--no-cache", is_flag=True, help="Read and prepare every image afresh.")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, repeats,
-        models_dir, device, resume, no_progress) -> None:
+        models_dir, device, train_missing, resume, no_progress, executor, workers, scheduler,
+        no_report, cache_dir, no_cache) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
@@ -95,6 +113,12 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         repeats=repeats,
         models_dir=str(models_dir),
         device=device,
+        train_missing=train_missing,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        use_cache=not no_cache,
     )
 
     def progress(total: int):
@@ -121,8 +145,156 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         first = result.rows[result.rows["status"] == "error"].iloc[0]
         click.echo(f"first error: {first['codec']} {first['setting']} {first['image_id']}: "
                    f"{first['error']}")
+    skipped = {spec: n for spec, n in result.skipped_files.items() if n}
+    if skipped:
+        click.echo("skipped files: " + ", ".join(f"{spec} {n}" for spec, n in skipped.items())
+                   + " (reasons in the notes above)")
     click.echo(f"results: {result.csv_path}")
     click.echo(f"store:   {result.store_path}")
+    if not no_report:
+        _write_report(result.out, result.out / "report", result.run_id)
+
+
+def _write_report(results: Path, out: Path, run_id: str) -> None:
+    """The end-of-run report; a failure is a warning, since the results are already saved."""
+    from medbench.reports.build import build_report
+
+    try:
+        report = build_report(results, out, run_id)
+    except Exception as exc:  # the run's rows are safe in the store; say how to retry
+        click.echo(f"warning: the report could not be written ({type(exc).__name__}: {exc}); "
+                   f"retry with `medbench report {results}`", err=True)
+        return
+    click.echo(f"report:  {report.index}")
+
+
+# -- report ------------------------------------------------------------------------------
+@main.command("report")
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder [default: RESULTS_DIR/report].")
+@click.option("--run", "run_id", default=None, help="Run id [default: the latest run].")
+@click.option("--no-visual", is_flag=True,
+              help="Skip the visual comparison (which reads and codes images again).")
+def report_cmd(results_dir: Path, out: Path | None, run_id: str | None, no_visual: bool) -> None:
+    """Write tables, RD curves, BD-rates and one HTML page for a run in RESULTS_DIR."""
+    from medbench.reports.build import build_report
+
+    report = build_report(results_dir, out, run_id, visual=not no_visual)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(report.markdown["summary"])
+    click.echo(report.markdown["bd-rate"])
+    click.echo(f"report: {report.index}")
+
+
+# -- compare -----------------------------------------------------------------------------
+@main.command("compare")
+@click.argument("baseline", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path))
+@click.option("--psnr-tol", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="Largest allowed drop of a cell's mean PSNR, in dB.")
+@click.option("--ms-ssim-tol", type=click.FloatRange(min=0), default=0.001, show_default=True,
+              help="Largest allowed drop of a cell's mean MS-SSIM.")
+@click.option("--bpp-tol", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Largest allowed rise of a cell's mean bpp, in percent.")
+@click.option("--allow-missing", is_flag=True,
+              help="List cells found in only one of the two results, but do not fail on them.")
+def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) -> None:
+    """Compare NEW results with BASELINE; exit 1 when a cell got worse than the tolerances.
+
+    BASELINE and NEW are results folders (their store's latest run) or results CSV files.
+    Prints, per dataset x codec x setting, the change in mean bpp, PSNR and MS-SSIM.
+    """
+    from medbench.benchmark.compare import Tolerances, compare, format_comparison, load_results
+
+    base_rows, base_label = load_results(baseline)
+    new_rows, new_label = load_results(new)
+    tolerances = Tolerances(psnr_tol, ms_ssim_tol, bpp_tol, allow_missing)
+    result = compare(base_rows, new_rows, tolerances)
+    click.echo(f"baseline: {base_label}")
+    click.echo(f"new:      {new_label}")
+    click.echo(format_comparison(result))
+    click.echo("")
+    if result.passed:
+        click.echo(f"no regression ({len(result.table)} cells; tolerances: PSNR -{psnr_tol:g} dB, "
+                   f"MS-SSIM -{ms_ssim_tol:g}, bpp +{bpp_tol:g} %)")
+        return
+    click.echo(f"{len(result.regressions)} regression(s):", err=True)
+    for line in result.regressions:
+        click.echo(f"  {line}", err=True)
+    sys.exit(1)
+
+
+# -- train -------------------------------------------------------------------------------
+@main.command("train")
+@click.option("--model", "arch", required=True, type=click.Choice(["ae", "cnn", "dcae"]),
+              help="Which learned codec to train a model (one setting) for.")
+@click.option("--dataset", required=True,
+              help="Dataset to train on: its train split, with early stopping on its val "
+                   "split (e.g. sample, jsrt, folder:PATH).")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
+              default=lambda: os.environ.get("MEDBENCH_DATA"),
+              help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
+@click.option("--protocol", default="paper", show_default=True,
+              help="paper (256x256, 8-bit) or native (native size and bit depth).")
+@click.option("--size", default=None, help="Override the protocol's size: N or native.")
+@click.option("--bit-depth", "bit_depth", default=None,
+              help="Override the protocol's bit depth: N or native.")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Most epochs (training stops earlier when val loss stalls).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True, help="Adam learning rate.")
+@click.option("--objective", type=click.Choice(["mse", "rd"]), default="mse",
+              show_default=True, help="mse: distortion only (the paper); rd: D + λ·R.")
+@click.option("--lmbda", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="λ of --objective rd (D: MSE on [0,1], R: bpp); larger = lower rate.")
+@click.option("--latent", type=click.IntRange(min=1), default=None,
+              help="Latent channels (ae: latents per 16x16 block) [ae 16, cnn 4, dcae 16].")
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help="Hidden units (ae) or feature channels (cnn, dcae) [ae 128, else 32].")
+@click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Stop after this many epochs without a better val loss.")
+@click.option("--crop", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Side of the random square training crops.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Crops per training image per epoch (for small datasets).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most N images per split (quick tries).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", default=None,
+              help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
+@click.option("--device", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda"]), help="auto: CUDA when present.")
+@click.option("--models", "models_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("medbench-models"), show_default=True,
+              help="Folder of trained models (the model goes to MODELS/<model>/<name>).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, batch_size, lr,
+              objective, lmbda, latent, width, patience, crop, repeat, limit, seed, name,
+              device, models_dir, no_progress) -> None:
+    """Train one model of a learned codec; re-running the same command resumes it."""
+    from medbench.codecs.learned.training import TrainConfig, train_command
+    from medbench.codecs.learned.training import train as train_model
+
+    config = TrainConfig(
+        arch=arch, dataset=dataset, data_root=str(data_root) if data_root else None,
+        protocol=protocol, size=size, bit_depth=bit_depth, epochs=epochs,
+        batch_size=batch_size, lr=lr, objective=objective, lmbda=lmbda, latent=latent,
+        width=width, patience=patience, crop=crop, repeat=repeat, seed=seed, limit=limit,
+        device=device,
+        models_dir=str(models_dir), name=name,
+    )
+    try:
+        result = train_model(config, progress=not no_progress, command=train_command(config),
+                             echo=lambda m: click.echo(m, err=True))
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted. Finished epochs are saved in {config.folder}; run the "
+                   f"same command again to resume.", err=True)
+        sys.exit(130)
+    click.echo(f"model: {result.checkpoint.folder} (setting {result.checkpoint.name} of "
+               f"codec {arch}, id {result.checkpoint.model_id})")
 
 
 # -- codecs ------------------------------------------------------------------------------
@@ -151,6 +323,7 @@ def codecs_cmd() -> None:
 @click.pass_context
 def datasets_cmd(ctx: click.Context, data_root: Path | None) -> None:
     """List the registered datasets and whether each is found under --data-root."""
+    ctx.obj = {"data_root": data_root}
     if ctx.invoked_subcommand is not None:
         return
     from medbench.datasets import dataset_names, get_dataset, registry
@@ -164,15 +337,80 @@ def datasets_cmd(ctx: click.Context, data_root: Path | None) -> None:
             status = "built in"
         elif data_root is None:
             status = "needs --data-root"
+        elif not (Path(data_root) / folder).is_dir():
+            status = f"not found (no {Path(data_root) / folder})"
         else:
             try:
-                n = len(get_dataset(name, Path(data_root)).records())
+                dataset = get_dataset(name, Path(data_root))
+                n = len(dataset.records())
                 status = f"found, {n} images"
+                if dataset.skipped:
+                    status += f" ({len(dataset.skipped)} skipped)"
             except MedbenchError as exc:
                 status = f"not found ({exc})"
         click.echo(f"{name:10s} {status:40s} {getattr(cls, 'description', '')}")
     for name, reason in registry.broken.items():
         click.echo(f"{name:10s} failed to load: {reason}")
+
+
+def _dataset_root(ctx: click.Context, data_root: Path | None) -> Path | None:
+    """The subcommand's --data-root, else the group's (``medbench datasets --data-root``)."""
+    if data_root is not None:
+        return Path(data_root)
+    group_root = (ctx.obj or {}).get("data_root")
+    return Path(group_root) if group_root else None
+
+
+_DATA_ROOT = click.option(
+    "--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
+
+
+@datasets_cmd.command("show")
+@click.argument("name")
+@_DATA_ROOT
+@click.pass_context
+def datasets_show(ctx: click.Context, name: str, data_root: Path | None) -> None:
+    """Counts per split, bit depths, sizes, body parts and skipped files of dataset NAME."""
+    from medbench.datasets import get_dataset
+    from medbench.datasets.inspect import format_summary, summarize_dataset
+
+    dataset = get_dataset(name, _dataset_root(ctx, data_root))
+    click.echo(format_summary(summarize_dataset(dataset, name)))
+
+
+@datasets_cmd.command("export")
+@click.argument("name")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write <image_id>.png files (and index.csv) into.")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["test", "train", "val", "all"]), help="Which split to export.")
+@click.option("--protocol", default="paper", show_default=True,
+              help="paper (256x256, 8-bit) or native (native size and bit depth).")
+@click.option("--size", default=None, help="Override the protocol's size: N or native.")
+@click.option("--bit-depth", "bit_depth", default=None,
+              help="Override the protocol's bit depth: N or native.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
+@_DATA_ROOT
+@click.pass_context
+def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protocol: str,
+                    size: str | None, bit_depth: str | None, limit: int | None,
+                    data_root: Path | None) -> None:
+    """Write dataset NAME's images as codecs receive them, as <image_id>.png in OUT."""
+    from medbench.datasets import get_dataset
+    from medbench.datasets.cache import PreparedCache
+    from medbench.datasets.export import export_images
+    from medbench.datasets.protocols import parse_protocol
+
+    chosen = parse_protocol(protocol, size, bit_depth)
+    dataset = get_dataset(name, _dataset_root(ctx, data_root))
+    result = export_images(dataset, out, split, chosen, limit, PreparedCache())
+    for item in dataset.skipped:
+        click.echo(f"note: skipped file: {item.source}: {item.reason}", err=True)
+    for item in result.failed:
+        click.echo(f"note: could not read: {item.reason}", err=True)
+    click.echo(f"wrote {len(result.written)} images ({chosen.name}, split {split}) to {out}")
+    click.echo(f"index: {result.index}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,7 +35,8 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int = 3) -> dic
 
     Returns the metric and timing columns plus ``status`` (``ok``, ``error`` or
     ``unsupported``) and ``error``. A lossless setting that does not decode bit-exact is
-    an error row (its metrics are kept so the damage can be seen).
+    an error row (its metrics are kept so the damage can be seen), and so is a setting
+    whose promised error bound (:meth:`Codec.max_error`) is exceeded.
     """
     row: dict[str, Any] = {"codec": codec.name, "setting": setting, "codec_kind": codec.kind}
     try:
@@ -52,6 +53,13 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int = 3) -> dic
                 status="error",
                 error=f"lossless setting did not decode bit-exact "
                 f"(max_abs_error={row['max_abs_error']})",
+            )
+        bound = codec.max_error(setting)
+        if row["status"] == "ok" and bound is not None and row["max_abs_error"] > bound:
+            row.update(
+                status="error",
+                error=f"setting {setting} promises max_abs_error <= {bound} but the image "
+                f"decoded with max_abs_error={row['max_abs_error']}",
             )
     except UnsupportedInput as exc:
         row.update(status="unsupported", error=str(exc))

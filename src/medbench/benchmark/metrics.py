@@ -22,8 +22,6 @@ import math
 
 import numpy as np
 import torch
-from pytorch_msssim import ms_ssim as _pt_ms_ssim
-from pytorch_msssim import ssim as _pt_ssim
 
 #: Scale weights of Wang et al. 2003 (five scales), as in pytorch-msssim.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -73,21 +71,19 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 def ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
     """Single-scale SSIM (Wang et al. 2004): 11×11 Gaussian window, σ = 1.5, K = (0.01, 0.03).
 
-    Computed in float64 by pytorch-msssim (valid filtering, no padding). NaN for images
-    smaller than the window.
+    Computed in float64 with pytorch-msssim's kernel (valid filtering, no padding). NaN
+    for images smaller than the window.
     """
     peak = _check_range(data_range)
     ref, tst = _pair(reference, test)
-    if min(ref.shape) < WIN_SIZE:
-        return math.nan
-    return float(_pt_ssim(_tensor(ref), _tensor(tst), data_range=peak, win_size=WIN_SIZE))
+    return _structural(ref, tst, peak, levels=1)[0]
 
 
 def ms_ssim_levels(height: int, width: int) -> int:
     """Number of MS-SSIM scales an image supports (5 from 161 px on the short side)."""
     side = min(height, width)
     levels = 0
-    while levels < len(MS_SSIM_WEIGHTS) and side > (WIN_SIZE - 1) * 2 ** levels:
+    while levels < len(MS_SSIM_WEIGHTS) and side > (WIN_SIZE - 1) * 2**levels:
         levels += 1
     return levels
 
@@ -97,43 +93,51 @@ def ms_ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> fl
 
     Notes
     -----
-    Images of 161 px or more on the short side use pytorch-msssim's ``ms_ssim``
-    unchanged. Smaller images cannot be downsampled four times with an 11-px window, so
-    medbench uses the first ``L`` scales that fit (``L`` from :func:`ms_ssim_levels`)
-    with the corresponding weights renormalized to sum to one. The same conventions
-    (Gaussian window, valid filtering, 2×2 average pooling with padding for odd sizes,
-    ReLU on contrast terms) are kept. Fewer than 11 px returns NaN.
+    The per-scale statistics come from pytorch-msssim (``pytorch_msssim.ssim._ssim``):
+    Gaussian window, valid filtering, 2×2 average pooling with padding for odd sizes,
+    ReLU on the contrast terms, weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333); for
+    images of 161 px or more on the short side the result equals
+    ``pytorch_msssim.ms_ssim``. Float64 matters: for 12- to 16-bit data the local
+    variances ``E[x²] − E[x]²`` cancel catastrophically in float32.
+
+    Smaller images cannot be downsampled four times with an 11-px window, so medbench
+    uses the first ``L`` scales that fit (``L`` from :func:`ms_ssim_levels`) with their
+    weights renormalized to sum to one. Fewer than 11 px returns NaN.
     """
     peak = _check_range(data_range)
     ref, tst = _pair(reference, test)
-    levels = ms_ssim_levels(*ref.shape)
-    if levels == 0:
-        return math.nan
-    x, y = _tensor(ref), _tensor(tst)
-    if levels == len(MS_SSIM_WEIGHTS):
-        return float(_pt_ms_ssim(x, y, data_range=peak, win_size=WIN_SIZE))
-    weights = np.asarray(MS_SSIM_WEIGHTS[:levels])
-    return float(_ms_ssim_few_scales(x, y, peak, list(weights / weights.sum())))
+    return _structural(ref, tst, peak, levels=ms_ssim_levels(*ref.shape))[1]
 
 
-def _ms_ssim_few_scales(x: torch.Tensor, y: torch.Tensor, peak: float, weights: list[float]):
-    """MS-SSIM over ``len(weights)`` scales, mirroring pytorch-msssim's implementation."""
+def _structural(ref: np.ndarray, tst: np.ndarray, peak: float, levels: int) -> tuple[float, float]:
+    """(SSIM, MS-SSIM over ``levels`` scales) in one pass: scale 1 gives both SSIM and the
+    first contrast term, so the full-resolution filtering (most of the cost) runs once."""
     import torch.nn.functional as F
     from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 
+    if min(ref.shape) < WIN_SIZE or levels == 0:
+        return math.nan, math.nan
+    x, y = _tensor(ref), _tensor(tst)
     win = _fspecial_gauss_1d(WIN_SIZE, WIN_SIGMA).repeat([1, 1, 1, 1])
-    terms = []
-    for level in range(len(weights)):
-        ssim_val, cs = _ssim(x, y, data_range=peak, win=win, size_average=False)
-        if level < len(weights) - 1:
-            terms.append(torch.relu(cs))
-            padding = [s % 2 for s in x.shape[2:]]
-            x = F.avg_pool2d(x, kernel_size=2, padding=padding)
-            y = F.avg_pool2d(y, kernel_size=2, padding=padding)
-    terms.append(torch.relu(ssim_val))
-    stacked = torch.stack(terms, dim=0)
-    w = torch.tensor(weights, dtype=stacked.dtype).view(-1, 1, 1)
-    return torch.prod(stacked**w, dim=0).mean()
+    weights = np.asarray(MS_SSIM_WEIGHTS[:levels])
+    if levels < len(MS_SSIM_WEIGHTS):  # the published five weights are used as they are
+        weights = weights / weights.sum()
+    terms, single = [], math.nan
+    with torch.no_grad():
+        for level in range(levels):
+            ssim_val, cs = _ssim(x, y, data_range=peak, win=win, size_average=False)
+            if level == 0:
+                single = float(ssim_val)
+            if level < levels - 1:
+                terms.append(torch.relu(cs))
+                padding = [s % 2 for s in x.shape[2:]]
+                x = F.avg_pool2d(x, kernel_size=2, padding=padding)
+                y = F.avg_pool2d(y, kernel_size=2, padding=padding)
+        terms.append(torch.relu(ssim_val))
+        stacked = torch.stack(terms, dim=0)
+        w = torch.tensor(weights, dtype=stacked.dtype).view(-1, 1, 1)
+        multi = float(torch.prod(stacked**w, dim=0).mean())
+    return single, multi
 
 
 def bits_per_pixel(n_bytes: int, height: int, width: int) -> float:
@@ -152,14 +156,16 @@ def measure(reference: np.ndarray, decoded: np.ndarray, n_bytes: int, bit_depth:
     """Every per-image metric of one coded image, as result-row columns."""
     peak = float((1 << bit_depth) - 1)
     h, w = reference.shape
+    ref, dec = _pair(reference, decoded)
+    structural = _structural(ref, dec, peak, ms_ssim_levels(h, w))
     return {
         "bytes": int(n_bytes),
         "bpp": bits_per_pixel(n_bytes, h, w),
         "ratio": compression_ratio(n_bytes, h, w, bit_depth),
         "mse": mse(reference, decoded),
         "psnr": psnr(reference, decoded, data_range=peak),
-        "ssim": ssim(reference, decoded, data_range=peak),
-        "ms_ssim": ms_ssim(reference, decoded, data_range=peak),
+        "ssim": structural[0],
+        "ms_ssim": structural[1],
         "max_abs_error": max_abs_error(reference, decoded),
         "lossless_exact": bool(np.array_equal(reference, decoded)),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,13 +11,26 @@ from typing import Any
 import pandas as pd
 
 from medbench.benchmark import environment
-from medbench.benchmark.cells import code_image, image_columns
+from medbench.benchmark.cells import image_columns
+from medbench.benchmark.executors import (
+    InProcessExecutor,
+    Job,
+    WorkUnit,
+    cpu_count,
+    make_executor,
+)
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.codecs import CodecContext, codec_names, get_codec
 from medbench.codecs.base import Codec
 from medbench.datasets import Dataset, Record, get_dataset
+from medbench.datasets.cache import default_cache_dir
+from medbench.datasets.manifest import (
+    SplitManifest,
+    attach_hashes,
+    choose_records,
+    uses_manifest,
+)
 from medbench.datasets.protocols import Protocol, parse_protocol
-from medbench.datasets.splits import SPLITS, split_of
 from medbench.errors import MedbenchError
 
 log = logging.getLogger(__name__)
@@ -38,6 +51,14 @@ class RunConfig:
     repeats: int = 3
     models_dir: str = "medbench-models"
     device: str = "auto"
+    train_missing: bool = False  # train learned models missing for a requested dataset
+    # Where cells are coded; not part of what a run means (--resume may change them).
+    executor: str = "local"
+    workers: int | None = 1  # None = the machine's cores; 1 = in-process
+    scheduler: str | None = None
+    # Prepared-image cache: None = $MEDBENCH_CACHE or ~/.cache/medbench; use_cache off = none.
+    cache_dir: str | None = None
+    use_cache: bool = True
 
     def protocol_obj(self) -> Protocol:
         return parse_protocol(self.protocol, self.size, self.bit_depth)
@@ -49,6 +70,10 @@ class RunConfig:
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+#: RunConfig fields that say where cells are coded, not what is coded.
+EXECUTION_FIELDS = ("executor", "workers", "scheduler", "cache_dir", "use_cache")
 
 
 @dataclass
@@ -85,19 +110,19 @@ def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list
     return codecs, notes
 
 
-def select_records(dataset: Dataset, spec: str, split: str, limit: int | None) -> list[Record]:
-    """The dataset's records in ``split`` (or all), sorted by id, at most ``limit``."""
-    if split != "all" and split not in SPLITS:
-        raise MedbenchError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}, all")
-    chosen = []
-    for record in dataset.records():
-        record_split = split_of(dataset.name, record.group)
-        if split in ("all", record_split):
-            chosen.append((record, record_split))
-    chosen.sort(key=lambda pair: pair[0].image_id)
-    if limit is not None:
-        chosen = chosen[:limit]
-    return [Record(r.image_id, r.group, r.source, {**r.meta, "split": s}) for r, s in chosen]
+def select_records(
+    dataset: Dataset,
+    spec: str,
+    split: str,
+    limit: int | None,
+    manifest: SplitManifest | None = None,
+) -> list[Record]:
+    """The dataset's records in ``split`` (or all), sorted by id, at most ``limit``.
+
+    With a ``manifest`` (see :mod:`medbench.datasets.manifest`) images keep the split an
+    earlier run into the same results folder gave them.
+    """
+    return choose_records(dataset, split, limit, manifest)
 
 
 def run(
@@ -117,7 +142,8 @@ def run(
         run_id = store.latest_run()
         if run_id is None:
             raise MedbenchError(f"--resume found no earlier run in {out}; run without --resume")
-        config = RunConfig.from_dict(store.run_info(run_id)["arguments"])
+        execution = {name: getattr(config, name) for name in EXECUTION_FIELDS}
+        config = RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution})
         echo(f"resuming run {run_id} with its original arguments")
     else:
         run_id = None
@@ -125,7 +151,16 @@ def run(
     if config.repeats < 0:
         raise MedbenchError(f"--repeats must be >= 0, got {config.repeats}")
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
+    # Learned codecs: train the models a requested dataset lacks, or note how to.
+    from medbench.codecs.learned.missing import prepare_learned
+
+    learned_notes = prepare_learned(
+        config.codecs, config.datasets, context=context, data_root=config.data_root,
+        protocol=config.protocol, size=config.size, bit_depth=config.bit_depth,
+        train_missing=config.train_missing, echo=echo, progress=progress is not None,
+    )
     codecs, notes = resolve_codecs(config.codecs, context)
+    notes += learned_notes
     plan = [(codec, setting) for codec in codecs for setting in codec.settings()]
     ranks = {
         (codec.name, setting): rank
@@ -141,40 +176,58 @@ def run(
     skipped_files: dict[str, int] = {}
     for spec in config.datasets:
         dataset = get_dataset(spec, root)
-        records = select_records(dataset, spec, config.split, config.limit)
+        manifest = None
+        if uses_manifest(dataset):  # splits kept in OUT/manifests/, reused by later runs
+            manifest = SplitManifest.in_folder(out, spec, dataset.name)
+        records = select_records(dataset, spec, config.split, config.limit, manifest)
+        if manifest is not None:
+            records = attach_hashes(dataset, records)
+            manifest.collect_hashes(dataset)
+            manifest.save()
         skipped_files[spec] = len(dataset.skipped)
         for item in dataset.skipped:
             notes.append(f"skipped file in {spec}: {item.source}: {item.reason}")
         work.append((spec, dataset, records))
 
-    if run_id is None:
-        run_id = store.new_run(config.to_dict(), environment.describe())
-    done = store.finished_cells(run_id)
-    total = sum(
-        1
+    done = store.finished_cells(run_id) if run_id is not None else set()
+    units = [
+        WorkUnit(spec, record, cells)
         for spec, _, records in work
         for record in records
-        for codec, setting in plan
-        if (spec, record.image_id, codec.name, setting) not in done
-    )
+        if (cells := tuple(
+            (codec.name, setting)
+            for codec, setting in plan
+            if (spec, record.image_id, codec.name, setting) not in done
+        ))
+    ]
+    total = sum(len(unit.cells) for unit in units)
+    # The executor starts before the run is recorded, so a wrong --scheduler leaves no trace.
+    workers = config.workers
+    if config.scheduler is None and units:  # no idle processes for tiny runs
+        workers = min(workers or cpu_count(), len(units))
+    executor = make_executor(config.executor, workers, config.scheduler)
+    cache_dir = None
+    if config.use_cache:
+        cache_dir = str(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+    job = Job(config.data_root, protocol, config.repeats, config.models_dir, config.device,
+              cache_dir)
+    datasets = {spec: dataset for spec, dataset, _ in work}
+    by_name = {codec.name: codec for codec in codecs}
+
+    if run_id is None:
+        run_id = store.new_run(config.to_dict(), environment.describe())
+    if units and not isinstance(executor, InProcessExecutor):
+        echo(f"coding on {executor.describe()}")
     bar = progress(total) if progress else None
     try:
-        for spec, dataset, records in work:
-            for record in records:
-                todo = [
-                    (codec, setting)
-                    for codec, setting in plan
-                    if (spec, record.image_id, codec.name, setting) not in done
-                ]
-                if todo:
-                    for row in _rows_for_record(dataset, record, protocol, todo, config.repeats):
-                        rank = ranks[(row["codec"], row["setting"])]
-                        row.update(run_id=run_id, dataset=spec, setting_rank=rank)
-                        store.write(row)
-                        if bar is not None:
-                            bar.update(1)
-                            if row["status"] == "error":
-                                bar.set_postfix_str(f"last error: {row['codec']} {row['setting']}")
+        with executor:
+            for row in executor.rows(job, units, datasets, by_name):
+                row.update(run_id=run_id, setting_rank=ranks.get((row["codec"], row["setting"])))
+                store.write(row)
+                if bar is not None:
+                    bar.update(1)
+                    if row["status"] == "error":
+                        bar.set_postfix_str(f"last error: {row['codec']} {row['setting']}")
         store.set_run_status(run_id, "finished")
     except BaseException:
         store.set_run_status(run_id, "interrupted")
@@ -183,43 +236,20 @@ def run(
         if bar is not None:
             bar.close()
     rows = store.frame(run_id)
+    _count_unreadable(rows, skipped_files, notes)
     csv_path = store.export_csv(run_id, out / "results.csv")
     store.close()
     return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, notes, skipped_files)
 
 
-def _rows_for_record(
-    dataset: Dataset,
-    record: Record,
-    protocol: Protocol,
-    todo: list[tuple[Codec, str]],
-    repeats: int,
-) -> Iterable[dict[str, Any]]:
-    """Rows for one record; a record that cannot be read becomes one error row per cell."""
-    context = {
-        "split": record.meta.get("split"),
-        "group": record.group,
-        "source": record.source,
-        "body_part": record.meta.get("body_part"),
-    }
-    try:
-        image = dataset.load(record)
-        image = protocol.apply(image.replace(meta={**image.meta, **context}))
-    except Exception as exc:  # one bad image never ends a run
-        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MedbenchError) else str(exc)
-        base = {
-            "image_id": record.image_id,
-            "split": context["split"],
-            "group_id": record.group,
-            "source": record.source,
-            "body_part": context["body_part"],
-            "protocol": protocol.name,
-        }
-        for codec, setting in todo:
-            yield {**base, "codec": codec.name, "setting": setting, "codec_kind": codec.kind,
-                   "status": "error", "error": f"image could not be read: {message}"}
+def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[str]) -> None:
+    """Add images that turned out unreadable while coding to the skipped-file counts."""
+    if rows.empty or "error" not in rows:
         return
-    yield from code_image(image, todo, repeats)
+    bad = rows[rows["error"].fillna("").str.startswith("image could not be read")]
+    for spec, images in bad.groupby("dataset")["image_id"].nunique().items():
+        skipped[spec] = skipped.get(spec, 0) + int(images)
+        notes.append(f"{images} image(s) of {spec} could not be read (their rows are errors)")
 
 
 __all__ = ["RunConfig", "RunResult", "run", "resolve_codecs", "select_records", "image_columns"]

@@ -63,6 +63,14 @@ class Codec(ABC):
         """Extra result columns for a setting (learned codecs: ``train_dataset``)."""
         return {}
 
+    def max_error(self, setting: str) -> int | None:
+        """The largest absolute pixel error ``setting`` guarantees, or ``None`` if none.
+
+        Near-lossless settings (JPEG-LS ``near=N``) promise ``N``; the harness turns a row
+        whose ``max_abs_error`` exceeds the promise into an error row.
+        """
+        return None
+
     def check_setting(self, setting: str) -> None:
         if setting not in self.settings():
             raise ValueError(

@@ -1,4 +1,10 @@
-"""The end-of-run table: one line per dataset × codec × setting."""
+"""The end-of-run table: one line per dataset × codec × setting, with 95 % intervals.
+
+Confidence intervals are Student-t intervals of the mean over images
+(``mean ± t(0.975, n-1) · s / sqrt(n)``): images are the sampling unit, and with the
+handful of images of a smoke run a bootstrap would be unstable. A column ``<metric>_ci``
+holds the half-width; it is NaN for fewer than two images or an infinite mean.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,12 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 GROUP = ["dataset", "codec", "setting"]
+#: Metrics averaged per group; each also gets a ``<name>_ci`` half-width column.
+METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
+CONFIDENCE = 0.95
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
@@ -24,24 +34,44 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for key, group in rows.groupby(GROUP, sort=False):
         ok = group[group["status"] == "ok"]
-        out.append(
-            {
-                **dict(zip(GROUP, key)),
-                "rank": group["setting_rank"].min(),
-                "images": int(len(ok)),
-                "errors": int((group["status"] == "error").sum()),
-                "unsupported": int((group["status"] == "unsupported").sum()),
-                "bpp": _mean(ok["bpp"]),
-                "psnr": _mean(ok["psnr"]),
-                "ssim": _mean(ok["ssim"]),
-                "ms_ssim": _mean(ok["ms_ssim"]),
-                "max_abs_error": ok["max_abs_error"].max() if len(ok) else math.nan,
-                "encode_ms": _mean(ok["encode_ms"]),
-                "decode_ms": _mean(ok["decode_ms"]),
-            }
-        )
+        line = {
+            **dict(zip(GROUP, key)),
+            "rank": group["setting_rank"].min(),
+            "train_dataset": _first(group, "train_dataset"),
+            "codec_kind": _first(group, "codec_kind"),
+            "images": int(len(ok)),
+            "errors": int((group["status"] == "error").sum()),
+            "unsupported": int((group["status"] == "unsupported").sum()),
+            "max_abs_error": ok["max_abs_error"].max() if len(ok) else math.nan,
+        }
+        for name in METRICS:
+            line[name] = _mean(ok[name])
+            line[f"{name}_ci"] = ci_halfwidth(ok[name])
+        out.append(line)
     table = pd.DataFrame(out).sort_values(["dataset", "codec", "rank"], kind="stable")
     return table.drop(columns="rank").reset_index(drop=True)
+
+
+def _first(group: pd.DataFrame, column: str):
+    """The first non-null value of ``column`` (None when absent or all null)."""
+    if column not in group:
+        return None
+    values = group[column].dropna()
+    return values.iloc[0] if len(values) else None
+
+
+def ci_halfwidth(values: pd.Series | np.ndarray, confidence: float = CONFIDENCE) -> float:
+    """Half-width of the Student-t confidence interval of the mean of ``values``.
+
+    NaN values are ignored; NaN when fewer than two finite values remain or when any
+    value is infinite (a lossless image's PSNR makes the mean infinite).
+    """
+    arr = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").dropna()
+    arr = arr.to_numpy(dtype=float)
+    if len(arr) < 2 or not np.isfinite(arr).all():
+        return math.nan
+    sem = float(np.std(arr, ddof=1)) / math.sqrt(len(arr))
+    return float(stats.t.ppf(0.5 + confidence / 2, len(arr) - 1) * sem)
 
 
 def _mean(values: pd.Series) -> float:

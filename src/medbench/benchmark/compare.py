@@ -1,0 +1,215 @@
+"""Regression check: did a codec, a model or the harness get worse between two runs?
+
+``medbench compare BASELINE NEW`` compares, per dataset × codec × setting, the mean bpp,
+PSNR and MS-SSIM over ``ok`` rows of two results (a results folder, a ``results.sqlite``
+or a ``results.csv``). A cell *regresses* when
+
+- its mean PSNR drops by more than ``psnr_tol`` dB (default 0.05),
+- its mean MS-SSIM drops by more than ``ms_ssim_tol`` (default 0.001),
+- its mean bpp grows by more than ``bpp_tol`` percent (default 1 %),
+- it has more error rows, or fewer ``ok`` images, than in BASELINE,
+- or it is in one of the two results only (unless missing cells are allowed).
+
+Improvements never fail. At a fixed setting a codec that spends more bits is worse even
+if its quality rose (the rate is what the setting pins), which is why both directions
+are checked independently. Only means are compared: timing columns never fail a check.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from medbench.benchmark.store import STORE_NAME, ResultsStore
+from medbench.errors import MedbenchError
+from medbench.reports.summary import GROUP, summarize
+
+DEFAULT_PSNR_TOL = 0.05  # dB
+DEFAULT_MS_SSIM_TOL = 0.001
+DEFAULT_BPP_TOL = 1.0  # percent
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How much worse a cell may get before it counts as a regression."""
+
+    psnr: float = DEFAULT_PSNR_TOL
+    ms_ssim: float = DEFAULT_MS_SSIM_TOL
+    bpp_percent: float = DEFAULT_BPP_TOL
+    allow_missing: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("psnr", "ms_ssim", "bpp_percent"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise MedbenchError(f"tolerance {name} must be >= 0, got {value}")
+
+
+@dataclass
+class Comparison:
+    """The per-cell table of changes and the regressions found in it."""
+
+    table: pd.DataFrame
+    regressions: list[str] = field(default_factory=list)
+    baseline: str = ""
+    new: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions
+
+
+def load_results(path: Path) -> tuple[pd.DataFrame, str]:
+    """Rows of a results folder (its store's latest run, else its results.csv), a
+    ``.sqlite`` store (latest run) or a CSV file, and a label saying which."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / STORE_NAME).is_file():
+            return _latest_run(path / STORE_NAME)
+        if (path / "results.csv").is_file():
+            return _read_csv(path / "results.csv"), str(path / "results.csv")
+        raise MedbenchError(
+            f"{path} holds neither {STORE_NAME} nor results.csv; give a results folder "
+            "written by `medbench run --out` or a results CSV file"
+        )
+    if not path.is_file():
+        raise MedbenchError(f"{path} does not exist; give a results folder or a results CSV file")
+    if path.suffix in (".sqlite", ".db"):
+        return _latest_run(path)
+    return _read_csv(path), str(path)
+
+
+def _latest_run(store_path: Path) -> tuple[pd.DataFrame, str]:
+    store = ResultsStore(store_path)
+    try:
+        run_id = store.latest_run()
+        if run_id is None:
+            raise MedbenchError(f"{store_path} holds no run yet; run `medbench run` first")
+        return store.frame(run_id), f"{store_path} (run {run_id})"
+    finally:
+        store.close()
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        rows = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MedbenchError(f"{path} is not a readable results CSV ({exc})") from None
+    needed = set(GROUP) | {"status", "bpp", "psnr", "ms_ssim"}
+    missing = sorted(needed - set(rows.columns))
+    if missing:
+        raise MedbenchError(
+            f"{path} lacks the result columns {', '.join(missing)}; give a results.csv "
+            "written by `medbench run`"
+        )
+    return rows
+
+
+def compare(
+    baseline: pd.DataFrame, new: pd.DataFrame, tolerances: Tolerances | None = None
+) -> Comparison:
+    """Per-cell changes from ``baseline`` to ``new`` rows and the regressions among them."""
+    tol = tolerances or Tolerances()
+    before = _means(baseline)
+    after = _means(new)
+    # Keep BASELINE's order (settings low to high rate), cells new in NEW at the end.
+    before["order"] = range(len(before))
+    after["order"] = range(len(before), len(before) + len(after))
+    table = before.merge(after, on=GROUP, how="outer", suffixes=("_base", "_new"), indicator=True)
+    table["order"] = table["order_base"].fillna(table["order_new"])
+    table = table.sort_values("order", kind="stable").drop(
+        columns=["order", "order_base", "order_new"]
+    ).reset_index(drop=True)
+    table["d_bpp_pct"] = 100.0 * (table["bpp_new"] - table["bpp_base"]) / table["bpp_base"]
+    table["d_psnr"] = _difference(table["psnr_new"], table["psnr_base"])
+    table["d_ms_ssim"] = table["ms_ssim_new"] - table["ms_ssim_base"]
+    verdicts, regressions = [], []
+    for _, row in table.iterrows():
+        problems = _problems(row, tol)
+        verdicts.append("; ".join(problems) if problems else "ok")
+        if problems and not (tol.allow_missing and row["_merge"] != "both"):
+            cell = f"{row['dataset']} {row['codec']} {row['setting']}"
+            regressions.extend(f"{cell}: {p}" for p in problems)
+    table["verdict"] = verdicts
+    return Comparison(table.drop(columns="_merge"), regressions)
+
+
+def _means(rows: pd.DataFrame) -> pd.DataFrame:
+    if rows.empty:
+        return pd.DataFrame(columns=GROUP + ["images", "errors", "bpp", "psnr", "ms_ssim"])
+    table = summarize(rows)
+    return table[GROUP + ["images", "errors", "bpp", "psnr", "ms_ssim"]]
+
+
+def _difference(new: pd.Series, base: pd.Series) -> pd.Series:
+    """``new - base``, with equal infinities (lossless PSNR) counted as no change."""
+    same = (new == base) & new.map(lambda v: isinstance(v, float) and math.isinf(v))
+    return (new - base).where(~same, 0.0)
+
+
+def _problems(row: pd.Series, tol: Tolerances) -> list[str]:
+    if row["_merge"] == "left_only":
+        return ["missing in NEW"]
+    if row["_merge"] == "right_only":
+        return ["missing in BASELINE"]
+    problems = []
+    if row["d_psnr"] < -tol.psnr or _lost(row["psnr_base"], row["psnr_new"]):
+        problems.append(f"PSNR {row['d_psnr']:+.3f} dB (tolerance -{tol.psnr:g})")
+    if row["d_ms_ssim"] < -tol.ms_ssim or _lost(row["ms_ssim_base"], row["ms_ssim_new"]):
+        problems.append(f"MS-SSIM {row['d_ms_ssim']:+.4f} (tolerance -{tol.ms_ssim:g})")
+    if row["d_bpp_pct"] > tol.bpp_percent or _lost(row["bpp_base"], row["bpp_new"]):
+        problems.append(f"bpp {row['d_bpp_pct']:+.2f} % (tolerance +{tol.bpp_percent:g} %)")
+    if row["errors_new"] > row["errors_base"]:
+        problems.append(f"errors {int(row['errors_base'])} -> {int(row['errors_new'])}")
+    if row["images_new"] < row["images_base"]:
+        problems.append(f"ok images {int(row['images_base'])} -> {int(row['images_new'])}")
+    return problems
+
+
+def _lost(base: float, new: float) -> bool:
+    """A value that existed in BASELINE and is NaN in NEW (e.g. every image failed)."""
+    return not pd.isna(base) and pd.isna(new)
+
+
+def format_comparison(result: Comparison) -> str:
+    """A fixed-width text table of the changes, one line per cell, verdict last."""
+    if result.table.empty:
+        return "(no results on either side)"
+    header = ["dataset", "codec", "setting", "n", "bpp", "Δbpp %", "ΔPSNR dB", "ΔMS-SSIM",
+              "verdict"]
+    lines = [header]
+    for _, row in result.table.iterrows():
+        n_base, n_new = _count(row["images_base"]), _count(row["images_new"])
+        lines.append([
+            str(row["dataset"]), str(row["codec"]), str(row["setting"]),
+            n_new if n_base == n_new else f"{n_base}->{n_new}",
+            _fmt(row["bpp_base"], "{:.3f}"),
+            _fmt(row["d_bpp_pct"], "{:+.2f}"),
+            _fmt(row["d_psnr"], "{:+.3f}"),
+            _fmt(row["d_ms_ssim"], "{:+.5f}"),
+            "ok" if row["verdict"] == "ok" else f"FAIL: {row['verdict']}",
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    out = []
+    for line in lines:
+        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        out.append("  ".join(cells + [line[-1]]))
+    out.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(out)
+
+
+def _count(value: float) -> str:
+    return "-" if pd.isna(value) else str(int(value))
+
+
+def _fmt(value: float, pattern: str) -> str:
+    if pd.isna(value):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if abs(value) < 1e-9:  # summation-order noise of the means, not a change
+        value = 0.0
+    return pattern.format(value)

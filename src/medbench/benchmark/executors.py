@@ -1,0 +1,420 @@
+"""Executors: where the work units of a run are coded (in-process, local processes, Dask).
+
+A *work unit* is one image (dataset spec and record) with the (codec, setting) cells still
+to do for it. Whoever executes a unit loads the image itself from the shared data root
+(pixels never travel through a queue or a scheduler), applies the run's protocol, codes
+the cells with :func:`medbench.benchmark.cells.code_image` and returns the rows. Rows
+stream back to the one process that writes the results store, so every executor gives
+the same rows; only the timing columns differ.
+
+- ``local`` with 1 worker codes in the calling process (no pool).
+- ``local`` with N workers uses N ``spawn``-ed processes (torch and ``fork`` do not mix)
+  and caps each one's torch/OpenMP/BLAS threads at ``cores // N`` so they don't
+  oversubscribe the CPU.
+- ``dask`` sends units to a ``distributed`` cluster (``--scheduler tcp://HOST:PORT``), or
+  to a ``LocalCluster`` on the loopback interface; a unit whose worker is lost or which
+  raises is retried, and one that keeps failing becomes error rows.
+
+Workers build codecs by registry name with the run's :class:`CodecContext` (codec objects
+need not be picklable) and datasets by spec, so ``Dataset.load(record)`` must work on a
+fresh instance given only the record. Timings measured by parallel workers share the CPU
+with each other: compare latencies only between runs with the same executor and workers.
+
+This module imports only the standard library at the top: a spawned worker must set its
+thread limits before numpy or torch are first imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medbench.codecs.base import Codec
+    from medbench.datasets.base import Dataset, Record
+    from medbench.datasets.protocols import Protocol
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "dask")
+#: Environment variables that cap the thread pools of OpenMP, MKL, OpenBLAS and friends.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+#: Units kept queued per worker: enough to keep workers busy, few enough to stop quickly.
+QUEUED_PER_WORKER = 2
+#: How often a unit is tried again after its worker died or it raised.
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs to code a unit: plain values, cheap to pickle."""
+
+    data_root: str | None
+    protocol: Protocol
+    repeats: int
+    models_dir: str
+    device: str
+    #: Prepared-image cache folder (:mod:`medbench.datasets.cache`); None = no cache.
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One image and the ``(codec name, setting)`` cells still to do for it."""
+
+    dataset: str
+    record: Record
+    cells: tuple[tuple[str, str], ...]
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# -- coding one unit (runs wherever the executor puts it) ------------------------------
+def unit_rows(
+    job: Job, unit: WorkUnit, dataset: Dataset, codecs: Mapping[str, Codec | Exception]
+) -> Iterator[dict[str, Any]]:
+    """Rows of one unit, one cell at a time; never raises for a bad image or codec.
+
+    ``codecs`` maps a codec name to its instance, or to the exception raised when it
+    could not be created here (its cells become error rows).
+    """
+    from medbench.benchmark.cells import code_image
+    from medbench.errors import MedbenchError
+
+    record = unit.record
+    context = {
+        "split": record.meta.get("split"),
+        "group": record.group,
+        "source": record.source,
+        "body_part": record.meta.get("body_part"),
+    }
+    base = {
+        "dataset": unit.dataset,
+        "image_id": record.image_id,
+        "split": context["split"],
+        "group_id": record.group,
+        "source": record.source,
+        "body_part": context["body_part"],
+        "protocol": job.protocol.name,
+    }
+    try:
+        from medbench.datasets.cache import PreparedCache, prepare_image
+
+        cache = PreparedCache(job.cache_dir) if job.cache_dir else None
+        image = prepare_image(dataset, record, job.protocol, cache)
+        image = image.replace(meta={**image.meta, **context})
+    except Exception as exc:  # one bad image never ends a run
+        message = str(exc) if isinstance(exc, MedbenchError) else f"{type(exc).__name__}: {exc}"
+        for name, setting in unit.cells:
+            kind = getattr(codecs.get(name), "kind", None)
+            yield {**base, "codec": name, "setting": setting, "codec_kind": kind,
+                   "status": "error", "error": f"image could not be read: {message}"}
+        return
+    plan = []
+    for name, setting in unit.cells:
+        codec = codecs[name]
+        if isinstance(codec, Exception):
+            yield {**base, "codec": name, "setting": setting, "status": "error",
+                   "error": f"codec {name} could not be created on this worker: {codec}"}
+        else:
+            plan.append((codec, setting))
+    for row in code_image(image, plan, job.repeats):
+        yield {**row, "dataset": unit.dataset}
+
+
+def error_rows(unit: WorkUnit, message: str) -> list[dict[str, Any]]:
+    """Error rows for every cell of a unit that no worker could finish."""
+    record = unit.record
+    return [
+        {"dataset": unit.dataset, "image_id": record.image_id, "split": record.meta.get("split"),
+         "group_id": record.group, "source": record.source,
+         "body_part": record.meta.get("body_part"), "codec": name, "setting": setting,
+         "status": "error", "error": message}
+        for name, setting in unit.cells
+    ]
+
+
+class _WorkerCache(threading.local):
+    """Datasets and codecs a worker has built, per thread (codecs may hold state)."""
+
+    def __init__(self) -> None:
+        self.datasets: dict[tuple[str, str | None], Dataset] = {}
+        self.codecs: dict[tuple[str, str, str], Codec | Exception] = {}
+
+
+_cache = _WorkerCache()
+
+
+def code_unit(job: Job, unit: WorkUnit) -> list[dict[str, Any]]:
+    """Code one unit in a worker process: build dataset and codecs by name, return rows."""
+    from pathlib import Path
+
+    from medbench.codecs import CodecContext, get_codec
+    from medbench.datasets import get_dataset
+
+    key = (unit.dataset, job.data_root)
+    if key not in _cache.datasets:
+        root = Path(job.data_root) if job.data_root else None
+        _cache.datasets[key] = get_dataset(unit.dataset, root)
+    context = CodecContext(models_dir=Path(job.models_dir), device=job.device)
+    codecs: dict[str, Codec | Exception] = {}
+    for name in {name for name, _ in unit.cells}:
+        ckey = (name, job.models_dir, job.device)
+        if ckey not in _cache.codecs:
+            try:
+                _cache.codecs[ckey] = get_codec(name, context)
+            except Exception as exc:  # reported per cell, the other codecs go on
+                _cache.codecs[ckey] = exc
+        codecs[name] = _cache.codecs[ckey]
+    return list(unit_rows(job, unit, _cache.datasets[key], codecs))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap this process's math-library threads (call before numpy/torch are imported)."""
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or inter-op work already started
+        pass
+
+
+# -- executors ----------------------------------------------------------------------------
+class Executor(ABC):
+    """Codes work units somewhere and streams their rows back, in completion order."""
+
+    name = ""
+
+    @abstractmethod
+    def rows(
+        self,
+        job: Job,
+        units: Iterable[WorkUnit],
+        datasets: Mapping[str, Dataset],
+        codecs: Mapping[str, Codec],
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of every unit. ``datasets``/``codecs`` are the caller's own instances
+        (used in-process; other processes build their own by name)."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:  # noqa: B027 - most executors hold nothing to release
+        """Release workers and connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """``local`` with one worker: codes in the calling process, one cell at a time."""
+
+    name = "local"
+
+    def describe(self) -> str:
+        return "local, 1 worker (in-process)"
+
+    def rows(self, job, units, datasets, codecs):
+        for unit in units:
+            yield from unit_rows(job, unit, datasets[unit.dataset], codecs)
+
+
+class LocalPoolExecutor(Executor):
+    """``local`` with N worker processes (``spawn``) on this machine."""
+
+    name = "local"
+
+    def __init__(self, workers: int, threads: int | None = None):
+        if workers < 1:
+            from medbench.errors import MedbenchError
+
+            raise MedbenchError(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.threads = threads or max(1, cpu_count() // workers)
+
+    def describe(self) -> str:
+        return f"local, {self.workers} worker processes, {self.threads} thread(s) each"
+
+    def _pool(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=limit_threads,
+            initargs=(self.threads,),
+        )
+
+    def rows(self, job, units, datasets, codecs):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        queue = iter(units)
+        retry: list[tuple[WorkUnit, int]] = []
+        pool = self._pool()
+        pending: dict[Any, tuple[WorkUnit, int]] = {}
+
+        def fill() -> None:
+            while len(pending) < self.workers * QUEUED_PER_WORKER:
+                if retry:
+                    unit, attempt = retry.pop()
+                else:
+                    unit = next(queue, None)
+                    attempt = 0
+                    if unit is None:
+                        return
+                pending[pool.submit(code_unit, job, unit)] = (unit, attempt)
+
+        try:
+            fill()
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    unit, attempt = pending.pop(future)
+                    try:
+                        rows = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        rows = self._retry_or_fail(unit, attempt, retry, "its worker process died")
+                    except Exception as exc:  # a bug in the harness itself: keep the run going
+                        rows = self._retry_or_fail(unit, attempt, retry, repr(exc))
+                    yield from rows
+                if broken:  # every queued unit of a broken pool is lost: start a new pool
+                    for unit, attempt in pending.values():
+                        retry.append((unit, attempt))
+                    pending.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self._pool()
+                fill()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _retry_or_fail(unit: WorkUnit, attempt: int, retry: list, reason: str) -> list[dict]:
+        if attempt < RETRIES:
+            log.warning("retrying %s %s: %s", unit.dataset, unit.record.image_id, reason)
+            retry.append((unit, attempt + 1))
+            return []
+        return error_rows(unit, f"no worker could code this image ({reason})")
+
+
+class DaskExecutor(Executor):
+    """``dask``: a ``distributed`` cluster at ``scheduler``, or a loopback ``LocalCluster``."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 retries: int = RETRIES):
+        from medbench.errors import MedbenchError
+
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise MedbenchError(
+                "--executor dask needs dask.distributed; pip install 'medbench[dask]'"
+            ) from None
+        self.retries = retries
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise MedbenchError(
+                    f"could not connect to the Dask scheduler at {scheduler} ({exc}); check "
+                    "--scheduler tcp://HOST:PORT and that `dask scheduler` is running there"
+                ) from None
+        else:
+            n = workers or cpu_count()
+            # Loopback only, no dashboard: nothing is exposed to the network.
+            self.cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None,
+            )
+            self.client = Client(self.cluster)
+        self.scheduler = scheduler or self.cluster.scheduler_address
+
+    def describe(self) -> str:
+        threads = sum(self.client.nthreads().values())
+        return f"dask at {self.scheduler}, {threads} worker thread(s)"
+
+    def rows(self, job, units, datasets, codecs):
+        from distributed import as_completed
+
+        slots = max(1, sum(self.client.nthreads().values())) * QUEUED_PER_WORKER
+        queue = iter(units)
+        live: dict[str, tuple[Any, WorkUnit]] = {}
+
+        def submit():
+            unit = next(queue, None)
+            if unit is None:
+                return None
+            future = self.client.submit(code_unit, job, unit, retries=self.retries, pure=False)
+            live[future.key] = (future, unit)
+            return future
+
+        running = as_completed([f for f in (submit() for _ in range(slots)) if f is not None])
+        try:
+            for future in running:
+                _, unit = live.pop(future.key)
+                try:
+                    rows = future.result()
+                except Exception as exc:  # retries used up (lost workers or a raising unit)
+                    rows = error_rows(unit, f"no worker could code this image ({exc!r})")
+                future.release()
+                nxt = submit()
+                if nxt is not None:
+                    running.add(nxt)
+                yield from rows
+        finally:
+            if live:  # interrupted: drop what is still queued on the cluster
+                running.clear()
+                try:
+                    self.client.cancel([future for future, _ in live.values()], force=True)
+                except RuntimeError:  # the client is already closed
+                    pass
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def make_executor(kind: str, workers: int | None = None, scheduler: str | None = None) -> Executor:
+    """The executor for ``--executor``/``--workers``/``--scheduler``.
+
+    ``workers`` None means the machine's cores; ``local`` with 1 worker runs in-process.
+    """
+    from medbench.errors import MedbenchError
+
+    if kind not in EXECUTORS:
+        raise MedbenchError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise MedbenchError(f"--workers must be at least 1, got {workers}")
+    if scheduler and kind != "dask":
+        raise MedbenchError("--scheduler needs --executor dask")
+    if kind == "dask":
+        return DaskExecutor(scheduler, workers)
+    n = workers or cpu_count()
+    return InProcessExecutor() if n == 1 else LocalPoolExecutor(n)

@@ -1,0 +1,87 @@
+"""The learned codecs' bitstream: a 20-byte header, then the ANS-coded latents.
+
+Layout (big-endian header, then the coder's little-endian 32-bit words)::
+
+    offset size field
+    0      4    magic  b"MBLC"
+    4      1    format version (1)
+    5      8    model id: first 8 bytes of a SHA-256 over the checkpoint's tensors
+    13     1    bit depth of the image (1..16)
+    14     2    height (pixels)
+    16     2    width (pixels)
+    18     1    rows of padding added at the bottom (to a multiple of the stride)
+    19     1    columns of padding added at the right
+    20     ...  ANS words (entropy-coded integer latents)
+
+The latent grid is ``((height + pad_h) / stride, (width + pad_w) / stride)``; the stride
+and the probability tables come from the checkpoint named by the model id. Every byte,
+header included, counts towards the rate.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from medbench.errors import MedbenchError
+
+MAGIC = b"MBLC"
+VERSION = 1
+_HEADER = struct.Struct(">4sB8sBHHBB")
+HEADER_SIZE = _HEADER.size
+MAX_SIDE = 0xFFFF
+
+
+class BitstreamError(MedbenchError):
+    """Bytes that are not a medbench learned-codec stream (or a newer version of one)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    model_id: bytes  # 8 bytes
+    bit_depth: int
+    height: int
+    width: int
+    pad_h: int
+    pad_w: int
+
+    @property
+    def model_hex(self) -> str:
+        return self.model_id.hex()
+
+    def latent_shape(self, stride: int) -> tuple[int, int]:
+        h, w = self.height + self.pad_h, self.width + self.pad_w
+        if h % stride or w % stride:
+            raise BitstreamError(
+                f"stream padding ({self.pad_h}, {self.pad_w}) does not bring "
+                f"{self.height}x{self.width} to a multiple of the model stride {stride}"
+            )
+        return h // stride, w // stride
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    if len(header.model_id) != 8:
+        raise ValueError(f"model id must be 8 bytes, got {len(header.model_id)}")
+    if not (1 <= header.height <= MAX_SIDE and 1 <= header.width <= MAX_SIDE):
+        raise ValueError(f"image size {header.height}x{header.width} exceeds {MAX_SIDE}")
+    return _HEADER.pack(MAGIC, VERSION, header.model_id, header.bit_depth, header.height,
+                        header.width, header.pad_h, header.pad_w) + payload
+
+
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """Header and latent payload of a stream; :class:`BitstreamError` if it is not one."""
+    if len(data) < HEADER_SIZE:
+        raise BitstreamError(
+            f"a learned-codec stream has at least {HEADER_SIZE} bytes, got {len(data)}"
+        )
+    magic, version, model_id, bits, h, w, pad_h, pad_w = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise BitstreamError(f"not a medbench learned-codec stream (magic {magic!r})")
+    if version != VERSION:
+        raise BitstreamError(
+            f"stream format version {version} is not supported (this medbench reads "
+            f"version {VERSION}); decode it with the medbench that wrote it"
+        )
+    if not 1 <= bits <= 16:
+        raise BitstreamError(f"stream declares bit depth {bits}, outside 1..16")
+    return Header(model_id, bits, h, w, pad_h, pad_w), data[HEADER_SIZE:]

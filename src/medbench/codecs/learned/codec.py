@@ -1,0 +1,202 @@
+"""The ``ae``, ``cnn`` and ``dcae`` codecs: each trained model is one setting.
+
+Models are found in two places, in this order: ``<--models>/<arch>/<name>/`` (what
+``medbench train`` writes) and the small models shipped in
+``medbench/codecs/learned/pretrained/<arch>/`` (trained on ``sample`` by the commands
+recorded in its README). A model in ``--models`` shadows a shipped one of the same name.
+Settings are the model folder names, ordered by each model's measured validation rate
+(low to high), so every codec gives an RD curve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medbench.codecs.base import Codec
+from medbench.codecs.learned.bitstream import BitstreamError, unpack
+from medbench.codecs.learned.checkpoint import Checkpoint, CompressionModel, find_checkpoints
+from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
+from medbench.errors import MedbenchError, UnsupportedInput
+from medbench.image import Image
+
+log = logging.getLogger(__name__)
+
+#: Models shipped with the package (see pretrained/README.md for how they were made).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def model_roots(models_dir: Path) -> list[Path]:
+    """Where models are looked up, first match wins."""
+    return [Path(models_dir), PRETRAINED_DIR]
+
+
+class LearnedCodec(Codec):
+    """A codec bound to the trained models of one architecture."""
+
+    kind = "learned"
+    arch = ""
+    bit_depths = tuple(range(1, 17))
+    rate_knob = ("trained model <train dataset>-<size>; ordered by validation bpp, "
+                 "low to high rate")
+
+    def __init__(self, context=None):
+        super().__init__(context)
+        self._checkpoints: dict[str, Checkpoint] | None = None
+        self._loaded: dict[str, CompressionModel] = {}
+        self._device = None
+
+    # -- models ----------------------------------------------------------------------
+    def checkpoints(self) -> dict[str, Checkpoint]:
+        """Setting name → finished model, ordered from low to high validation rate."""
+        if self._checkpoints is None:
+            found: dict[str, Checkpoint] = {}
+            for root in model_roots(self.context.models_dir):
+                for ckpt in find_checkpoints(root, self.arch):
+                    if ckpt.name in found:
+                        log.info("%s model %s in %s shadows the one in %s", self.arch,
+                                 ckpt.name, found[ckpt.name].folder.parent, root)
+                        continue
+                    found[ckpt.name] = ckpt
+            order = sorted(found.values(), key=lambda c: (_val_bpp(c), c.name))
+            self._checkpoints = {c.name: c for c in order}
+        return self._checkpoints
+
+    def forget_models(self) -> None:
+        """Look the models up again on next use (after training added some)."""
+        self._checkpoints = None
+        self._loaded.clear()
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            self.device  # noqa: B018 (--device cuda on a machine without a GPU)
+        except MedbenchError as exc:
+            return str(exc)
+        if self.checkpoints():
+            return None
+        return (
+            f"no trained {self.arch} model in {self.context.models_dir}; train one with "
+            f"`medbench train --model {self.arch} --dataset sample --models "
+            f"{self.context.models_dir}` (or pass --train-missing to medbench run)"
+        )
+
+    def settings(self) -> list[str]:
+        return list(self.checkpoints())
+
+    def checkpoint(self, setting: str) -> Checkpoint:
+        self.check_setting(setting)
+        return self.checkpoints()[setting]
+
+    @property
+    def device(self):
+        if self._device is None:
+            self._device = resolve_device(self.context.device)
+        return self._device
+
+    def model(self, setting: str) -> CompressionModel:
+        """The loaded model of ``setting`` (cached)."""
+        if setting not in self._loaded:
+            self._loaded[setting] = self.checkpoint(setting).load(self.device)
+        return self._loaded[setting]
+
+    def setting_info(self, setting: str) -> dict[str, Any]:
+        """``train_dataset`` and ``model_info`` (JSON: model, objective, training budget).
+
+        The harness asks for this before timing a cell, so the model is loaded here:
+        latency columns never include reading a checkpoint.
+        """
+        ckpt = self.checkpoint(setting)
+        self.model(setting)
+        cfg = ckpt.config
+        train = cfg.get("train", {})
+        info = {
+            "model_id": ckpt.model_id,
+            "arch": cfg["arch"],
+            "latent": cfg["latent"],
+            "width": cfg["width"],
+            "objective": cfg.get("objective"),
+            "lmbda": cfg.get("lmbda"),
+            "protocol": train.get("protocol"),
+            "epochs": train.get("epochs_run"),
+            "budget": cfg.get("budget"),
+            "validation": cfg.get("validation"),
+            "folder": str(ckpt.folder),
+        }
+        return {"train_dataset": train.get("dataset"),
+                "model_info": json.dumps(info, sort_keys=True)}
+
+    # -- coding ----------------------------------------------------------------------
+    def check(self, image: Image) -> None:
+        super().check(image)
+        if max(image.height, image.width) > 0xFFFF:
+            raise UnsupportedInput(
+                f"{self.name} codes images up to 65535 px a side, not "
+                f"{image.height}x{image.width} ({image.image_id}); use --size"
+            )
+
+    def encode(self, image: Image, setting: str) -> bytes:
+        return self.encode_batch([image], setting)[0]
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return self.decode_batch([data])[0]
+
+    def encode_batch(self, images: Sequence[Image], setting: str) -> list[bytes]:
+        """Bitstreams of several images; same-size images share one forward pass."""
+        for image in images:
+            self.check(image)
+        ckpt = self.checkpoint(setting)
+        return encode_images(self.model(setting), ckpt.model_id, images, self.device)
+
+    def decode_batch(self, streams: Sequence[bytes]) -> list[np.ndarray]:
+        """Pixels of several streams (any mix of this codec's models)."""
+        by_setting: dict[str, list[int]] = {}
+        for i, data in enumerate(streams):
+            header, _ = unpack(bytes(data))
+            by_setting.setdefault(self._setting_of(header.model_hex), []).append(i)
+        out: list[np.ndarray | None] = [None] * len(streams)
+        for setting, idx in by_setting.items():
+            pixels = decode_streams(self.model(setting), [streams[i] for i in idx], self.device)
+            for i, p in zip(idx, pixels):
+                out[i] = p
+        return out  # type: ignore[return-value]
+
+    def _setting_of(self, model_hex: str) -> str:
+        for name, ckpt in self.checkpoints().items():
+            if ckpt.model_id == model_hex:
+                return name
+        roots = ", ".join(str(r / self.arch) for r in model_roots(self.context.models_dir))
+        raise BitstreamError(
+            f"this stream was written by {self.arch} model {model_hex}, which is not among "
+            f"the models in {roots}; pass --models with the folder that holds it"
+        )
+
+
+def _val_bpp(ckpt: Checkpoint) -> float:
+    value = ckpt.config.get("validation", {}).get("bpp")
+    return float(value) if isinstance(value, (int, float)) else float("inf")
+
+
+class AeCodec(LearnedCodec):
+    """The seed paper's fully connected autoencoder (on 16×16 blocks), as a codec."""
+
+    name = "ae"
+    arch = "ae"
+
+
+class CnnCodec(LearnedCodec):
+    """The seed paper's shallow convolutional autoencoder, as a codec."""
+
+    name = "cnn"
+    arch = "cnn"
+
+
+class DcaeCodec(LearnedCodec):
+    """The seed paper's deep convolutional autoencoder (PReLU), as a codec."""
+
+    name = "dcae"
+    arch = "dcae"

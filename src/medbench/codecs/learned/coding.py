@@ -1,0 +1,104 @@
+"""Images ⇄ bitstreams with a loaded :class:`CompressionModel`, in batches.
+
+Encoding: pixels / ``2**bit_depth - 1`` → pad to the stride → analysis transform →
+round to integers (clamped to int16) → ANS-code under the model's integer tables.
+Decoding: header → ANS-decode the integers (CPU, exact) → synthesis transform → crop →
+scale by the peak, round and clip at the image's bit depth. Images of one shape and bit
+depth go through the network together; entropy coding runs per image.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from medbench.codecs.learned.bitstream import Header, pack, unpack
+from medbench.codecs.learned.checkpoint import CompressionModel
+from medbench.codecs.learned.entropy import (
+    LATENT_MAX,
+    LATENT_MIN,
+    decode_latents,
+    encode_latents,
+)
+from medbench.codecs.learned.models import pad_to_stride
+from medbench.image import Image, dtype_for, peak_value
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    from medbench.errors import MedbenchError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MedbenchError(
+            f"--device {device} was asked for but torch sees no CUDA GPU here; "
+            f"use --device cpu or auto"
+        )
+    return torch.device(device)
+
+
+def _groups(items: Sequence, key) -> dict:
+    groups: dict = defaultdict(list)
+    for index, item in enumerate(items):
+        groups[key(item)].append(index)
+    return groups
+
+
+@torch.no_grad()
+def image_latents(model: CompressionModel, images: Sequence[Image],
+                  device: torch.device) -> list[np.ndarray]:
+    """Integer latents ``(L, h, w)`` (int32) of each image; same-shape images batched."""
+    out: list[np.ndarray | None] = [None] * len(images)
+    shape_key = lambda im: (*im.pixels.shape, im.bit_depth)  # noqa: E731
+    for (_, _, bits), idx in _groups(images, shape_key).items():
+        stack = np.stack([images[i].pixels for i in idx]).astype(np.float32)
+        x = torch.from_numpy(stack).to(device).unsqueeze(1) / float(peak_value(bits))
+        x, _, _ = pad_to_stride(x, model.stride)
+        y = torch.round(model.net.encode(x)).clamp_(LATENT_MIN, LATENT_MAX)
+        y = y.to(torch.int32).cpu().numpy()
+        for j, i in enumerate(idx):
+            out[i] = y[j]
+    return out  # type: ignore[return-value]
+
+
+def encode_images(model: CompressionModel, model_id: str, images: Sequence[Image],
+                  device: torch.device) -> list[bytes]:
+    """The complete bitstream of each image."""
+    if model.tables is None:
+        raise ValueError("the model has no coding tables; load a finished checkpoint")
+    streams = []
+    for image, latents in zip(images, image_latents(model, images, device)):
+        pad_h, pad_w = (-image.height) % model.stride, (-image.width) % model.stride
+        header = Header(bytes.fromhex(model_id), image.bit_depth, image.height, image.width,
+                        pad_h, pad_w)
+        streams.append(pack(header, encode_latents(latents, model.tables)))
+    return streams
+
+
+def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.ndarray]:
+    """The header and integer latents of one stream (exactly as the encoder coded them)."""
+    header, payload = unpack(data)
+    if model.tables is None:
+        raise ValueError("the model has no coding tables; load a finished checkpoint")
+    shape = header.latent_shape(model.stride)
+    return header, decode_latents(payload, model.tables, shape)
+
+
+@torch.no_grad()
+def decode_streams(model: CompressionModel, streams: Sequence[bytes],
+                   device: torch.device) -> list[np.ndarray]:
+    """Pixels of each stream (uint8 up to 8 bits, else uint16); same shapes batched."""
+    decoded = [stream_latents(model, data) for data in streams]
+    out: list[np.ndarray | None] = [None] * len(streams)
+    key = lambda item: (item[0].height, item[0].width, item[0].bit_depth)  # noqa: E731
+    for (h, w, bits), idx in _groups(decoded, key).items():
+        y = torch.from_numpy(np.stack([decoded[i][1] for i in idx])).to(device).float()
+        x = model.net.decode(y)[:, 0, :h, :w].clamp_(0.0, 1.0) * float(peak_value(bits))
+        pixels = torch.round(x).cpu().numpy().astype(dtype_for(bits))
+        for j, i in enumerate(idx):
+            out[i] = np.ascontiguousarray(pixels[j])
+    return out  # type: ignore[return-value]

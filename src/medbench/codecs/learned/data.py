@@ -1,0 +1,138 @@
+"""Training data: a dataset's train and validation splits, prepared by a protocol.
+
+Images are read once, passed through the protocol (``paper``: 256×256, 8-bit) and kept in
+memory in their storage dtype. Batches are random square crops (the whole image when it
+is no larger than the crop), flipped up-down and left-right at random (radiographs have
+no preferred side, and the splits are small). When every image has the crop's size, the
+whole split is moved to the GPU once, so a batch costs an index operation and the GPU
+never waits on a loader; otherwise crops are cut on the CPU and sent through pinned
+memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medbench.datasets import get_dataset
+from medbench.datasets.protocols import Protocol
+from medbench.datasets.splits import split_of
+from medbench.errors import DatasetError, MedbenchError
+from medbench.image import Image, peak_value
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitImages:
+    """The images of one split, as the codecs will see them."""
+
+    images: list[Image]
+    dataset: str
+    split: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
+                splits: tuple[str, ...] = ("train", "val"), limit: int | None = None,
+                progress: bool = False) -> dict[str, SplitImages]:
+    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split)."""
+    dataset = get_dataset(spec, data_root)
+    records = dataset.records()
+    chosen: dict[str, list] = {s: [] for s in splits}
+    for record in records:
+        s = split_of(dataset.name, record.group)
+        if s in chosen and (limit is None or len(chosen[s]) < limit):
+            chosen[s].append(record)
+    for s in splits:
+        if not chosen[s]:
+            raise DatasetError(
+                f"dataset {spec} has no images in its {s} split ({len(records)} images in "
+                f"all); training needs train and val images, use a larger dataset"
+            )
+
+    def read(record) -> Image | None:
+        try:
+            return protocol.apply(dataset.load(record))
+        except MedbenchError as exc:  # one bad image never ends training
+            log.warning("skipping %s: %s", record.source, exc)
+            return None
+
+    out = {}
+    total = sum(len(v) for v in chosen.values())
+    bar = _bar(total, f"reading {spec}", progress)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for s in splits:
+            images = []
+            for image in pool.map(read, chosen[s]):
+                bar.update(1)
+                if image is not None:
+                    images.append(image)
+            out[s] = SplitImages(images, spec, s)
+    bar.close()
+    for s in splits:
+        if not out[s].images:
+            raise DatasetError(f"no image of the {s} split of {spec} could be read")
+    return out
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
+
+
+class CropBatches:
+    """Random square crops of a split, as float batches ``(B, 1, c, c)`` in ``[0, 1]``."""
+
+    def __init__(self, split: SplitImages, crop: int, stride: int, device: torch.device):
+        sides = [min(im.height, im.width) for im in split.images]
+        side = min(crop, min(sides))
+        side -= side % stride
+        if side < stride:
+            raise DatasetError(
+                f"images of {split.dataset} are smaller than one model block ({stride} px)"
+            )
+        self.crop, self.device, self.split = side, device, split
+        self.peaks = np.array([peak_value(im.bit_depth) for im in split.images], np.float32)
+        same = all(im.pixels.shape == (side, side) for im in split.images)
+        self.on_device: torch.Tensor | None = None
+        if same:  # the whole split lives on the device; a batch is an index
+            stack = np.stack([im.pixels for im in split.images]).astype(np.float32)
+            stack /= self.peaks[:, None, None]
+            self.on_device = torch.from_numpy(stack).unsqueeze(1).to(device)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def batches(self, batch_size: int, rng: np.random.Generator,
+                repeat: int = 1) -> Iterator[torch.Tensor]:
+        """One epoch: every image ``repeat`` times (a fresh crop each time), shuffled."""
+        order = np.concatenate([rng.permutation(len(self.split)) for _ in range(repeat)])
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            flips = [d for d, f in ((2, rng.random() < 0.5), (3, rng.random() < 0.5)) if f]
+            if self.on_device is not None:
+                batch = self.on_device[torch.from_numpy(idx).to(self.device)]
+                yield batch.flip(flips) if flips else batch
+                continue
+            crops = []
+            for i in idx:
+                pixels = self.split.images[i].pixels
+                top = int(rng.integers(0, pixels.shape[0] - self.crop + 1))
+                left = int(rng.integers(0, pixels.shape[1] - self.crop + 1))
+                tile = pixels[top : top + self.crop, left : left + self.crop]
+                crops.append(tile.astype(np.float32) / self.peaks[i])
+            batch = torch.from_numpy(np.stack(crops)).unsqueeze(1)
+            batch = batch.flip(flips) if flips else batch
+            if self.device.type == "cuda":
+                batch = batch.pin_memory()
+            yield batch.to(self.device, non_blocking=True)

@@ -1,0 +1,433 @@
+"""``medbench train``: fit one model on a dataset's train split, stop early on its val split.
+
+Objectives (``D`` is the MSE on the ``[0, 1]`` scale, ``R`` the estimated bits per pixel):
+
+``mse``  minimise ``D`` (the seed paper's loss). The density of the latents is fitted
+         alongside on detached latents, so it shapes the coding tables but never the
+         autoencoder: the rate is whatever entropy coding the latents costs.
+``rd``   minimise ``D + λ·R``; a larger λ gives a lower rate.
+
+The rate estimate uses additive uniform noise on the latents (Ballé et al. 2017); the
+decoder sees the rounded latents through a straight-through gradient, as at test time
+("mixed" quantization, Minnen & Singh 2020). After each epoch the model is scored on the
+validation split with rounded latents; the learning rate halves after every 3 epochs
+without a better validation loss, training stops after ``patience`` such epochs and keeps
+the best epoch. The last epoch's weights and
+optimizer state are saved each epoch, so an interrupted run resumes where it stopped.
+At the end the density is frozen into integer coding tables and the real validation
+rate (bytes of actual bitstreams) is measured and written to ``config.json``.
+
+References
+----------
+D. Minnen, S. Singh, "Channel-wise autoregressive entropy models for learned image
+compression", ICIP 2020, arXiv:2007.08739 (mixed quantization).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from medbench import __version__
+from medbench.codecs.learned.checkpoint import (
+    CONFIG,
+    Checkpoint,
+    CompressionModel,
+    read_checkpoint,
+    save_checkpoint,
+)
+from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
+from medbench.codecs.learned.data import CropBatches, SplitImages, load_splits
+from medbench.codecs.learned.entropy import build_tables
+from medbench.codecs.learned.models import ARCHITECTURES, DEFAULT_LATENT, pad_to_stride
+from medbench.datasets.protocols import parse_protocol
+from medbench.errors import MedbenchError
+
+log = logging.getLogger(__name__)
+
+STATE_JSON, LAST, BEST = "train_state.json", "last.safetensors", "best.safetensors"
+#: Epochs without a better validation loss after which the learning rate halves.
+LR_PATIENCE = 3
+#: Largest gradient norm of the autoencoder's parameters per step.
+GRAD_CLIP = 1.0
+OBJECTIVES = ("mse", "rd")
+#: Keys that must match for a run to resume an unfinished one in the same folder.
+RESUME_KEYS = ("arch", "latent", "width", "objective", "lmbda", "dataset", "protocol",
+               "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (written to the model's config.json)."""
+
+    arch: str
+    dataset: str
+    data_root: str | None = None
+    protocol: str = "paper"
+    size: str | None = None
+    bit_depth: str | None = None
+    epochs: int = 30
+    batch_size: int = 4
+    lr: float = 1e-3
+    objective: str = "mse"
+    lmbda: float | None = None
+    latent: int | None = None
+    width: int | None = None
+    patience: int = 5
+    crop: int = 256
+    repeat: int = 1
+    seed: int = 0
+    limit: int | None = None
+    device: str = "auto"
+    models_dir: str = "medbench-models"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise MedbenchError(
+                f"unknown model {self.arch!r}; known models: {', '.join(ARCHITECTURES)}"
+            )
+        if self.objective not in OBJECTIVES:
+            raise MedbenchError(f"--objective must be mse or rd, not {self.objective!r}")
+        if self.objective == "rd" and (self.lmbda is None or self.lmbda <= 0):
+            raise MedbenchError("--objective rd needs a positive --lmbda, e.g. --lmbda 0.001")
+        if self.objective == "mse" and self.lmbda is not None:
+            raise MedbenchError("--lmbda only applies to --objective rd; drop it or add "
+                                "--objective rd")
+        for key in ("epochs", "batch_size", "patience", "crop", "repeat"):
+            if getattr(self, key) < 1:
+                raise MedbenchError(f"--{key.replace('_', '-')} must be >= 1")
+        if self.latent is None:
+            self.latent = DEFAULT_LATENT[self.arch]
+
+    @property
+    def model_name(self) -> str:
+        """Folder and setting name: ``<dataset>-l<latent>[-lam<λ>]`` unless ``--name``."""
+        if self.name:
+            return self.name
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.dataset.rsplit("/", 1)[-1]).strip("-")
+        name = f"{slug or 'data'}-l{self.latent}"
+        if self.objective == "rd":
+            name += f"-lam{self.lmbda:g}"
+        return name
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.models_dir) / self.arch / self.model_name
+
+    def resume_key(self) -> dict[str, Any]:
+        values = asdict(self)
+        return {k: values[k] for k in RESUME_KEYS}
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Checkpoint
+    already_trained: bool = False
+    resumed_from_epoch: int = 0
+
+
+@dataclass
+class _State:
+    """What an interrupted run needs to go on (saved as train_state.json)."""
+
+    key: dict[str, Any]
+    epoch: int = 0
+    best_epoch: int = 0
+    best_loss: float = math.inf
+    stale: int = 0
+    steps: int = 0
+    images_seen: int = 0
+    wall_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any] = log.info,
+          command: str | None = None) -> TrainResult:
+    """Train (or resume) the model ``cfg`` describes; returns its finished checkpoint."""
+    folder = cfg.folder
+    if (folder / CONFIG).is_file():
+        ckpt = read_checkpoint(folder)
+        echo(f"{cfg.arch} model {cfg.model_name} is already trained in {folder}; delete "
+             f"that folder or choose another --name to train again")
+        return TrainResult(ckpt, already_trained=True)
+    device = resolve_device(cfg.device)
+    protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
+    root = Path(cfg.data_root) if cfg.data_root else None
+    splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress)
+
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
+        torch.manual_seed(cfg.seed)
+        model = CompressionModel(cfg.arch, cfg.latent, cfg.width).to(device)
+    optimizer = torch.optim.Adam([
+        {"params": model.net.parameters(), "lr": cfg.lr},
+        # The density tracks the latents' scale, which moves fast early on.
+        {"params": model.density.parameters(), "lr": cfg.lr * 10},
+    ])
+    train_data = CropBatches(splits["train"], cfg.crop, model.stride, device)
+    state = _State(key=cfg.resume_key())
+    resumed = _resume(folder, cfg, state, model, optimizer, device)
+    start_epoch = state.epoch
+    if resumed:
+        echo(f"resuming {cfg.arch} {cfg.model_name} after epoch {state.epoch}")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        first = next(train_data.batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
+        with torch.no_grad():
+            model.density.init_from(model.net.encode(first))
+
+    lmbda = float(cfg.lmbda or 0.0)
+    while state.epoch < cfg.epochs and state.stale < cfg.patience:
+        state.epoch += 1
+        started = time.perf_counter()
+        train_loss, bar = _train_epoch(model, optimizer, train_data, cfg, state, lmbda,
+                                       progress, device)
+        val = evaluate(model, splits["val"], device, lmbda)
+        bar.set_postfix({"loss": f"{train_loss:.3g}", "val_psnr": f"{val['psnr']:.2f}",
+                         "est_bpp": f"{val['est_bpp']:.3f}"})
+        bar.close()
+        state.wall_s += time.perf_counter() - started
+        record = {"epoch": state.epoch, "train_loss": train_loss, **val}
+        state.history.append(record)
+        if val["loss"] < state.best_loss:
+            state.best_loss, state.best_epoch, state.stale = val["loss"], state.epoch, 0
+            save_file(_tensors(model), str(folder / BEST))
+        else:
+            state.stale += 1
+            if state.stale % LR_PATIENCE == 0:  # plateau: halve the step size
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.5
+        _save_state(folder, state, model, optimizer)
+        line = (f"{cfg.arch} {cfg.model_name} epoch {state.epoch}/{cfg.epochs}: "
+                f"loss {train_loss:.3g}, val PSNR {val['psnr']:.2f} dB, "
+                f"est. {val['est_bpp']:.3f} bpp")
+        (log.info if progress else echo)(line)
+
+    best = load_file(str(folder / BEST))
+    model.load_state_dict(best)
+    model.tables = build_tables(model.density)
+    model.eval()
+    measured = measure_split(model, splits["val"], device)
+    best_record = state.history[state.best_epoch - 1]
+    config = _config_json(cfg, state, splits, device, measured, best_record, command)
+    ckpt = save_checkpoint(model, folder, config)
+    for name in (LAST, BEST, STATE_JSON):  # the history is in config.json now
+        (folder / name).unlink(missing_ok=True)
+    echo(f"saved {cfg.arch} model {cfg.model_name} to {folder}: validation "
+         f"{measured['bpp']:.3f} bpp, {measured['psnr']:.2f} dB PSNR (best epoch "
+         f"{state.best_epoch} of {state.epoch}, {state.wall_s:.0f} s on {device.type})")
+    return TrainResult(ckpt, resumed_from_epoch=start_epoch)
+
+
+def train_command(cfg: TrainConfig) -> str:
+    """The ``medbench train`` command line that trains ``cfg`` (recorded with the model)."""
+    import shlex
+
+    defaults = TrainConfig(arch=cfg.arch, dataset=cfg.dataset)
+    parts = ["medbench", "train", "--model", cfg.arch, "--dataset", cfg.dataset]
+    flags = {"data_root": "--data-root", "protocol": "--protocol", "size": "--size",
+             "bit_depth": "--bit-depth", "epochs": "--epochs", "batch_size": "--batch-size",
+             "lr": "--lr", "objective": "--objective", "lmbda": "--lmbda",
+             "latent": "--latent", "width": "--width", "patience": "--patience",
+             "crop": "--crop", "repeat": "--repeat", "limit": "--limit", "seed": "--seed",
+             "name": "--name", "device": "--device", "models_dir": "--models"}
+    for key, flag in flags.items():
+        value = getattr(cfg, key)
+        if value is not None and value != getattr(defaults, key):
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: bool,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(optimised loss, distortion, estimated bpp) of one batch."""
+    y = model.net.encode(x)
+    noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
+    y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding for the decoder
+    x_hat = model.net.decode(y_hat)
+    distortion = F.mse_loss(x_hat, x)
+    pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+    # mse objective: the rate term reaches only the density (latents detached).
+    bpp = model.density.bits(y + noise if rd else (y + noise).detach()).sum() / pixels
+    loss = distortion + lmbda * bpp if rd else distortion + bpp
+    return loss, distortion, bpp
+
+
+def _train_epoch(model, optimizer, data: CropBatches, cfg: TrainConfig, state: _State,
+                 lmbda: float, progress: bool, device: torch.device) -> tuple[float, Any]:
+    from tqdm import tqdm
+
+    model.train()
+    rng = np.random.default_rng([cfg.seed, state.epoch])
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + state.epoch)
+    n_batches = math.ceil(len(data) * cfg.repeat / cfg.batch_size)
+    bar = tqdm(total=n_batches, desc=f"{cfg.arch} {cfg.model_name} {state.epoch}/{cfg.epochs}",
+               unit="batch", disable=not progress, leave=True, dynamic_ncols=True)
+    total, count = 0.0, 0
+    rd = cfg.objective == "rd"
+    for x in data.batches(cfg.batch_size, rng, cfg.repeat):
+        loss, distortion, bpp = _step_losses(model, x, lmbda, rd, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Clipping keeps one bad batch of a tiny dataset from blowing the weights up.
+        torch.nn.utils.clip_grad_norm_(model.net.parameters(), GRAD_CLIP)
+        optimizer.step()
+        shown = (loss if rd else distortion).item()
+        total, count = total + shown * x.shape[0], count + x.shape[0]
+        state.steps += 1
+        state.images_seen += int(x.shape[0])
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / count:.3g}")
+    return total / max(count, 1), bar  # the caller adds the val metrics and closes it
+
+
+@torch.no_grad()
+def evaluate(model: CompressionModel, split: SplitImages, device: torch.device,
+             lmbda: float, chunk: int = 8) -> dict[str, float]:
+    """Validation with rounded latents: mean PSNR, estimated bpp and the loss."""
+    model.eval()
+    psnrs, mses, bpps = [], [], []
+    groups: dict[tuple, list] = {}
+    for image in split.images:  # same size and depth go through the net together
+        groups.setdefault((*image.pixels.shape, image.bit_depth), []).append(image)
+    for (h, w, bits), images in groups.items():
+        peak = float((1 << bits) - 1)
+        for start in range(0, len(images), chunk):
+            stack = np.stack([im.pixels for im in images[start : start + chunk]])
+            x = torch.from_numpy(stack.astype(np.float32) / peak).to(device).unsqueeze(1)
+            y = torch.round(model.net.encode(pad_to_stride(x, model.stride)[0]))
+            x_hat = model.net.decode(y)[..., :h, :w].clamp(0, 1)
+            x_hat = torch.round(x_hat * peak) / peak  # as decoded at the image's bit depth
+            err = ((x_hat - x) ** 2).flatten(1).mean(dim=1).double().cpu().numpy()
+            mses.extend(err.tolist())
+            psnrs.extend((10 * np.log10(1.0 / np.maximum(err, 1e-10))).tolist())
+            bpps.extend((model.density.bits(y).cpu().numpy() / (h * w)).tolist())
+    model.train()
+    mse, est_bpp = float(np.mean(mses)), float(np.mean(bpps))
+    loss = mse + lmbda * est_bpp if lmbda else mse
+    return {"loss": loss, "mse": mse, "psnr": float(np.mean(psnrs)), "est_bpp": est_bpp}
+
+
+def measure_split(model: CompressionModel, split: SplitImages,
+                  device: torch.device) -> dict[str, float]:
+    """Real bitstreams of a split: mean bpp from bytes and mean PSNR of the decoded."""
+    model_id = "00" * 8  # the id is not known before saving; it does not change the size
+    bpps, psnrs = [], []
+    for image in split.images:
+        data = encode_images(model, model_id, [image], device)[0]
+        decoded = decode_streams(model, [data], device)[0]
+        peak = float((1 << image.bit_depth) - 1)
+        err = float(np.mean((decoded.astype(np.float64) - image.pixels) ** 2))
+        psnrs.append(10 * math.log10(peak * peak / err) if err > 0 else 99.0)
+        bpps.append(8.0 * len(data) / (image.height * image.width))
+    return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
+
+
+def _tensors(model: CompressionModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _save_state(folder: Path, state: _State, model, optimizer) -> None:
+    """Weights and Adam moments of the last epoch (safetensors) plus the counters (JSON)."""
+    tensors = {f"model.{k}": v for k, v in _tensors(model).items()}
+    opt = optimizer.state_dict()
+    for index, values in opt["state"].items():
+        for key, value in values.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    save_file(tensors, str(folder / LAST))
+    data = {**asdict(state), "param_groups": opt["param_groups"]}
+    tmp = folder / (STATE_JSON + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(folder / STATE_JSON)
+
+
+def _resume(folder: Path, cfg: TrainConfig, state: _State, model, optimizer,
+            device: torch.device) -> bool:
+    path = folder / STATE_JSON
+    if not path.is_file() or not (folder / LAST).is_file():
+        return False
+    saved = json.loads(path.read_text())
+    if saved["key"] != state.key:
+        diff = {k: (saved["key"].get(k), v) for k, v in state.key.items()
+                if saved["key"].get(k) != v}
+        raise MedbenchError(
+            f"{folder} holds an unfinished run with other settings {diff}; resume it with "
+            f"the same arguments, or choose another --name"
+        )
+    tensors = load_file(str(folder / LAST), device=str(device))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": saved["param_groups"]})
+    for k in ("epoch", "best_epoch", "best_loss", "stale", "steps", "images_seen", "wall_s",
+              "history"):
+        setattr(state, k, saved[k])
+    return True
+
+
+def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages],
+                 device: torch.device, measured: dict[str, float], best: dict[str, Any],
+                 command: str | None) -> dict[str, Any]:
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "name": cfg.model_name,
+        "objective": cfg.objective,
+        "lmbda": cfg.lmbda,
+        "medbench_version": __version__,
+        "command": command,
+        "train": {
+            "dataset": cfg.dataset,
+            "protocol": parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth).name,
+            "images": {"train": len(splits["train"]), "val": len(splits["val"])},
+            "epochs": cfg.epochs,
+            "epochs_run": state.epoch,
+            "best_epoch": state.best_epoch,
+            "stopped_early": state.epoch < cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "lr": cfg.lr,
+            "crop": cfg.crop,
+            "repeat": cfg.repeat,
+            "patience": cfg.patience,
+            "seed": cfg.seed,
+            "limit": cfg.limit,
+        },
+        "budget": {
+            "device": device.type,
+            "device_name": device_name,
+            "torch_threads": torch.get_num_threads(),
+            "wall_s": round(state.wall_s, 2),
+            "steps": state.steps,
+            "images_seen": state.images_seen,
+        },
+        "validation": {
+            "bpp": measured["bpp"],  # from real bitstreams (header included)
+            "psnr": measured["psnr"],
+            "est_bpp": best["est_bpp"],
+            "loss": best["loss"],
+        },
+        "history": state.history,
+    }
+
+
+def remove_unfinished(folder: Path) -> None:
+    """Delete an unfinished run's files (used by tests and --restart)."""
+    for name in (STATE_JSON, LAST, BEST):
+        (Path(folder) / name).unlink(missing_ok=True)
+    if Path(folder).is_dir() and not any(Path(folder).iterdir()):
+        shutil.rmtree(folder)

@@ -1,0 +1,353 @@
+"""``medbench report``: every table, figure and the HTML page of one run, from the store.
+
+Writes into ``OUT`` (default ``RESULTS_DIR/report``)::
+
+    index.html            the self-contained page (figures embedded)
+    report.md             all sections as Markdown (figures linked from figures/)
+    summary.csv/.md       dataset × codec × setting, means with 95 % CI
+    rd_points.csv         the points of every RD curve
+    bd_rate.csv/.md       BD-rate / BD-PSNR against JPEG 2000
+    generalization.csv/.md  learned codecs, train × test at a matched rate
+    table1.csv/.md        the seed paper's Table 1 beside our measurement
+    body_parts.csv/.md, body_part_settings.csv
+    errors.csv            every row that is not ``ok``
+    figures/              rd_<dataset>.png/.svg, generalization_<codec>.png/.svg,
+                          visual_<dataset>.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from medbench import __version__
+from medbench.benchmark.store import ResultsStore
+from medbench.errors import MedbenchError
+from medbench.reports import html as H
+from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
+from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
+from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
+from medbench.reports.figures import heatmap_figure, rd_figure, visual_figure
+from medbench.reports.format import fmt, html_table, markdown, text_frame
+from medbench.reports.generalization import generalization_table, learned_curves, matrix
+from medbench.reports.summary import summarize
+from medbench.reports.table1 import table1_comparison
+from medbench.reports.visual import visual_comparisons
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = [
+    ("dataset", "dataset", "{}"), ("codec", "codec", "{}"), ("train_dataset", "train", "{}"),
+    ("setting", "setting", "{}"), ("images", "n", "{}"), ("errors", "err", "{}"),
+    ("unsupported", "unsup.", "{}"), ("bpp", "bpp", "pm{:.3f}"),
+    ("psnr", "PSNR dB", "pm{:.2f}"), ("ssim", "SSIM", "pm{:.4f}"),
+    ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
+    ("decode_ms", "dec ms", "pm{:.2f}"),
+]
+BD_COLUMNS = [
+    ("dataset", "dataset", "{}"), ("codec", "codec", "{}"), ("train_dataset", "train", "{}"),
+    ("points", "points", "{}"), ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}"),
+    ("bd_psnr", "BD-PSNR dB", "{:+.2f}"), ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}"),
+    ("quality_overlap", "PSNR overlap", "{:.0%}"), ("rate_overlap", "rate overlap", "{:.0%}"),
+    ("psnr_range", "BD-rate over PSNR dB", "{}"), ("bpp_range", "BD-PSNR over bpp", "{}"),
+    ("note", "note", "{}"),
+]
+GEN_COLUMNS = [
+    ("codec", "codec", "{}"), ("train_dataset", "train", "{}"), ("test_dataset", "test", "{}"),
+    ("common_bpp", "at bpp", "{:.3f}"), ("psnr_at_bpp", "PSNR dB", "{:.2f}"),
+    ("ms_ssim_db_at_bpp", "MS-SSIM dB", "{:.2f}"),
+    ("anchor_psnr_at_bpp", "JPEG 2000 PSNR", "{:.2f}"),
+    ("bd_rate_psnr", "BD-rate vs JPEG 2000 %", "{:+.1f}"), ("bd_reliable", "BD reliable", "{}"),
+    ("points", "points", "{}"), ("note", "note", "{}"),
+]
+TABLE1_COLUMNS = [
+    ("method", "method", "{}"), ("dataset", "dataset", "{}"),
+    ("paper_epochs", "paper epochs", "{}"), ("paper_mse", "paper MSE", "{:g}"),
+    ("paper_psnr", "paper PSNR", "{:.2f}"),
+    ("paper_psnr_from_mse", "PSNR from paper MSE", "{:.2f}"),
+    ("paper_ms_ssim", "paper MS-SSIM", "{:.2f}"), ("setting", "our setting", "{}"),
+    ("protocol", "protocol", "{}"), ("images", "n", "{}"), ("epochs", "our epochs", "{:g}"),
+    ("bpp", "bpp", "{:.3f}"), ("mse_01", "MSE [0,1]", "{:.2g}"), ("psnr", "PSNR", "{:.2f}"),
+    ("ms_ssim", "MS-SSIM", "{:.4f}"), ("jpeg2000_psnr_at_bpp", "JPEG 2000 PSNR at bpp", "{:.2f}"),
+    ("training", "training budget", "{}"), ("note", "note", "{}"),
+]
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote."""
+
+    out: Path
+    run_id: str
+    index: Path
+    markdown: dict[str, str] = field(default_factory=dict)  # section id -> Markdown
+    notes: list[str] = field(default_factory=list)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a dataset or codec name (``folder:/a/b`` -> ``folder_a_b``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
+
+
+def load_run(results: Path, run_id: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """The rows and run information of ``run_id`` (default: the latest run in ``results``)."""
+    store = ResultsStore.open_existing(Path(results))
+    try:
+        run_id = run_id or store.latest_run()
+        if run_id is None:
+            raise MedbenchError(f"the results store in {results} holds no run; "
+                                f"run `medbench run --out {results}` first")
+        info = store.run_info(run_id)
+        rows = store.frame(run_id)
+    finally:
+        store.close()
+    return rows, info
+
+
+def build_report(results: Path, out: Path | None = None, run_id: str | None = None,
+                 visual: bool = True) -> Report:
+    """Write every report file for one run and return where they are."""
+    rows, info = load_run(results, run_id)
+    out = Path(out) if out is not None else Path(results) / "report"
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    report = Report(out, info["run_id"], out / "index.html")
+    md, sections = report.markdown, []
+    learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
+
+    # -- metadata ------------------------------------------------------------------------------
+    meta_frame = _metadata_frame(info, rows)
+    md["metadata"] = markdown(meta_frame)
+    sections.append(H.Section("metadata", _html(meta_frame)))
+
+    # -- summary -------------------------------------------------------------------------------
+    summary = summarize(rows)
+    summary.to_csv(out / "summary.csv", index=False)
+    cols = [c for c in SUMMARY_COLUMNS if learned or c[0] != "train_dataset"]
+    summary_text = text_frame(summary, cols) if len(summary) else pd.DataFrame()
+    md["summary"] = markdown(summary_text)
+    (out / "summary.md").write_text(md["summary"])
+    about = ("Means over images, ± the half-width of the 95 % Student-t confidence interval of "
+             "the mean. n: images coded, err: error rows, unsup.: images the codec refused. "
+             "PSNR of lossless settings is inf.")
+    sections.append(H.Section("summary",
+                              H.paragraph(about, "note") + _html(summary_text)))
+
+    # -- RD curves -----------------------------------------------------------------------------
+    all_curves = curves(rows)
+    curve_points_frame(all_curves).to_csv(out / "rd_points.csv", index=False)
+    ratio_text = "; ".join(CLINICAL_RATIOS.values())
+    rd_body, rd_md = [], []
+    for dataset in sorted({c.dataset for c in all_curves}):
+        group = [c for c in all_curves if c.dataset == dataset]
+        paths = rd_figure(dataset, group, figures / f"rd_{slug(dataset)}")
+        caption = (f"{dataset}: PSNR and MS-SSIM (dB) against bpp, one line per codec (per "
+                   f"train dataset for learned codecs); lossless settings are left out. "
+                   f"Dotted lines: {ratio_text}, at bpp = bit depth / ratio.")
+        rd_body.append(H.figure(paths[0], caption, f"RD curves on {dataset}"))
+        rd_md.append(f"![RD curves on {dataset}](figures/{paths[0].name})\n\n{caption}\n")
+        for c in group:
+            report.notes += [f"{c.dataset}/{c.label}: {n}" for n in c.notes]
+    md["rd-curves"] = "\n".join(rd_md) or "(no successful rows)\n"
+    sections.append(H.Section("rd-curves", "".join(rd_body) or H.paragraph("(no successful rows)",
+                                                                             "empty")))
+
+    # -- BD-rate -------------------------------------------------------------------------------
+    bd = bd_table(all_curves)
+    bd.to_csv(out / "bd_rate.csv", index=False)
+    bd_cols = [c for c in BD_COLUMNS if learned or c[0] != "train_dataset"]
+    bd_text = text_frame(_with_ranges(bd), bd_cols)
+    bd_about = (f"Bjøntegaard deltas against {ANCHOR} on each dataset (bjontegaard package, "
+                f"{METHOD} interpolation of each curve's upper envelope, lossless points "
+                f"excluded). Negative BD-rate = fewer bits for the same quality. Values whose "
+                f"curves overlap less than {MIN_OVERLAP:.0%} of their joint range are marked "
+                f"unreliable; without overlap they are not computed.")
+    md["bd-rate"] = bd_about + "\n\n" + markdown(bd_text)
+    (out / "bd_rate.md").write_text(md["bd-rate"])
+    sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note") + _html(bd_text)))
+
+    # -- generalization ------------------------------------------------------------------------
+    gen = generalization_table(all_curves, bd)
+    gen.to_csv(out / "generalization.csv", index=False)
+    md["generalization"], body = _generalization(gen, all_curves, figures)
+    (out / "generalization.md").write_text(md["generalization"])
+    sections.append(H.Section("generalization", body))
+
+    # -- Table 1 -------------------------------------------------------------------------------
+    t1 = table1_comparison(rows, all_curves)
+    t1.to_csv(out / "table1.csv", index=False)
+    t1_text = text_frame(t1, TABLE1_COLUMNS)
+    t1_about = ("The seed paper's Table 1 (Fettah et al., TACC 2024) gives no rate. Beside each "
+                "of its rows: our rows for the same codec trained and tested on that dataset, "
+                "their bpp, and JPEG 2000's PSNR at that bpp on the same images. MSE [0,1] is "
+                "our MSE on the paper's [0, 1] scale; 'PSNR from paper MSE' = 10·log10(1/MSE), "
+                "which disagrees with the paper's own PSNR column.")
+    md["table1"] = t1_about + "\n\n" + markdown(t1_text)
+    (out / "table1.md").write_text(md["table1"])
+    sections.append(H.Section("table1", H.paragraph(t1_about, "note") + _html(t1_text)))
+
+    # -- visual --------------------------------------------------------------------------------
+    md["visual"], body = _visual(rows, info, figures, visual, report.notes)
+    sections.append(H.Section("visual", body))
+
+    # -- body parts ----------------------------------------------------------------------------
+    md["body-parts"], body = _body_parts(rows, out, learned)
+    sections.append(H.Section("body-parts", body))
+
+    # -- errors --------------------------------------------------------------------------------
+    md["errors"], body = _errors(rows, out, report.notes)
+    sections.append(H.Section("errors", body))
+
+    title = f"medbench report — run {info['run_id']}"
+    report.index.write_text(H.page(title, sections), encoding="utf-8")
+    doc = [f"# {title}\n"]
+    for s in sections:
+        doc.append(f"## {s.title}\n\n{md[s.id]}")
+    (out / "report.md").write_text("\n".join(doc), encoding="utf-8")
+    return report
+
+
+def _with_ranges(bd: pd.DataFrame) -> pd.DataFrame:
+    """The BD table with its integration intervals as text (``39.2–49.9``)."""
+    bd = bd.copy()
+    for name, lo, hi, spec in (("psnr_range", "psnr_from", "psnr_to", "{:.1f}"),
+                               ("bpp_range", "bpp_from", "bpp_to", "{:.3g}")):
+        bd[name] = [None if pd.isna(a) else f"{spec.format(a)}–{spec.format(b)}"
+                    for a, b in zip(bd[lo], bd[hi])]
+    return bd
+
+
+def _html(frame: pd.DataFrame) -> str:
+    return html_table(frame)
+
+
+def _metadata_frame(info: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    items = [("run", info["run_id"]), ("status", info.get("status")),
+             ("started", info.get("started_at")), ("finished", info.get("finished_at")),
+             ("rows", len(rows)),
+             ("datasets", ", ".join(sorted({str(d) for d in rows.get("dataset", [])}))),
+             ("codecs", ", ".join(sorted({str(c) for c in rows.get("codec", [])})))]
+    for key, value in sorted(info.get("arguments", {}).items()):
+        items.append((f"argument {key}", value))
+    for key, value in sorted(info.get("environment", {}).items()):
+        items.append((f"environment {key}", value))
+    items.append(("report written", datetime.now(timezone.utc).isoformat(timespec="seconds")
+                  + f" by medbench {__version__}"))
+    text = [(k, v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in items]
+    return pd.DataFrame(text, columns=["field", "value"])
+
+
+def _generalization(gen: pd.DataFrame, all_curves, figures: Path) -> tuple[str, str]:
+    about = ("For each learned codec: the model trained on one dataset (rows) measured on "
+             "each test dataset (columns), at a matched rate: PSNR read off its RD curve at one "
+             "bpp common to all of that codec's curves, and BD-rate against JPEG 2000 on the "
+             "test dataset.")
+    if gen.empty:
+        text = "No learned-codec rows (with a train dataset) in this run."
+        return text + "\n", H.paragraph(about, "note") + H.paragraph(text, "empty")
+    parts_md, parts_html = [about + "\n"], [H.paragraph(about, "note")]
+    table = text_frame(gen, GEN_COLUMNS)
+    for codec in sorted(learned_curves(all_curves)):
+        bpp = gen.loc[gen["codec"] == codec, "common_bpp"].iloc[0]
+        for value, label, spec in (("psnr_at_bpp", f"PSNR (dB) at {bpp:.3f} bpp", "{:.2f}"),
+                                   ("bd_rate_psnr", "BD-rate vs JPEG 2000 (%)", "{:+.1f}")):
+            grid = matrix(gen, codec, value)
+            cell_map = grid.map if hasattr(grid, "map") else grid.applymap  # pandas < 2.1
+            shown = cell_map(lambda v, s=spec: fmt(v, s)).reset_index()
+            parts_md.append(f"**{codec}: {label}** (rows: train, columns: test)\n\n"
+                            + markdown(shown))
+            parts_html.append(f"<h3>{H.esc(codec)}: {H.esc(label)}</h3>" + _html(shown))
+        grid = matrix(gen, codec, "psnr_at_bpp")
+        paths = heatmap_figure(codec, grid, figures / f"generalization_{slug(codec)}",
+                               f"{codec}: PSNR (dB) at {bpp:.3f} bpp")
+        parts_html.append(H.figure(paths[0], f"{codec}: train × test, PSNR at {bpp:.3f} bpp"))
+        parts_md.append(f"![{codec} generalization](figures/{paths[0].name})\n")
+    parts_md.append(markdown(table))
+    parts_html.append("<h3>All cells</h3>" + _html(table))
+    return "\n".join(parts_md), "".join(parts_html)
+
+
+def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
+            notes: list[str]) -> tuple[str, str]:
+    if not enabled:
+        text = "Visual comparison not requested (--no-visual)."
+        return text + "\n", H.paragraph(text, "empty")
+    if rows.empty:
+        return "(no rows)\n", H.paragraph("(no rows)", "empty")
+    md, body = [], []
+    for v in visual_comparisons(rows, info.get("arguments", {})):
+        notes += v.notes
+        if not v.images:
+            text = f"{v.dataset}: no images to show. " + " ".join(v.notes)
+            md.append(text + "\n")
+            body.append(H.paragraph(text, "empty"))
+            continue
+        path = visual_figure(v.images, figures / f"visual_{slug(v.dataset)}")[0]
+        caption = (f"{v.dataset}: original, each codec's reconstruction at the setting whose "
+                   f"recorded bpp on that image is nearest the {v.target} clinical ratio, and "
+                   f"the absolute error (one scale per image, in grey levels). Titles give "
+                   f"the rate and PSNR of this reconstruction.")
+        md.append(f"![visual comparison on {v.dataset}](figures/{path.name})\n\n{caption}\n")
+        body.append(H.figure(path, caption, f"visual comparison on {v.dataset}")
+                    + H.notes(v.notes))
+    return "\n".join(md), "".join(body)
+
+
+def _body_parts(rows: pd.DataFrame, out: Path, learned: bool) -> tuple[str, str]:
+    if not has_body_parts(rows):
+        text = "No rows carry a body part."
+        return text + "\n", H.paragraph(text, "empty")
+    table = body_part_table(rows)
+    table.to_csv(out / "body_parts.csv", index=False)
+    body_part_settings(rows).to_csv(out / "body_part_settings.csv", index=False)
+    cols = [("dataset", "dataset", "{}"), ("body_part", "body part", "{}"),
+            ("codec", "codec", "{}")]
+    if learned:
+        cols.append(("train_dataset", "train", "{}"))
+    cols += [("images", "n", "{}"), ("bit_depth", "bits", "{}")]
+    for r in CLINICAL_RATIOS:
+        cols += [(f"psnr_at_{r}to1", f"PSNR at {r}:1", "{:.2f}"),
+                 (f"ms_ssim_db_at_{r}to1", f"MS-SSIM dB at {r}:1", "{:.2f}")]
+    cols += [("bd_rate_psnr", "BD-rate vs JPEG 2000 %", "{:+.1f}"),
+             ("bd_reliable", "BD reliable", "{}")]
+    text = text_frame(table, cols)
+    about = ("Each body part's own RD curves, read at the clinical ratios' bpp for the images' "
+             "bit depth (– where a curve does not reach that rate), and BD-rate against "
+             "JPEG 2000 on the same images. Per-setting means: body_part_settings.csv.")
+    md = about + "\n\n" + markdown(text)
+    (out / "body_parts.md").write_text(md)
+    return md, H.paragraph(about, "note") + _html(text)
+
+
+def _errors(rows: pd.DataFrame, out: Path, notes: list[str]) -> tuple[str, str]:
+    bad = rows[rows["status"] != "ok"] if len(rows) else rows
+    bad.to_csv(out / "errors.csv", index=False)
+    parts_md, parts_html = [], []
+    if bad.empty:
+        text = "No errors and no refused images."
+        parts_md.append(text + "\n")
+        parts_html.append(H.paragraph(text, "empty"))
+    else:
+        grouped = (bad.groupby(["status", "dataset", "codec", "setting", "error"], dropna=False)
+                   .agg(images=("image_id", "nunique"), example=("image_id", "first"))
+                   .reset_index().sort_values(["status", "dataset", "codec"]))
+        cols = [("status", "status", "{}"), ("dataset", "dataset", "{}"),
+                ("codec", "codec", "{}"), ("setting", "setting", "{}"),
+                ("images", "images", "{}"), ("example", "e.g. image", "{}"),
+                ("error", "message", "{}")]
+        text = text_frame(grouped, cols)
+        about = (f"{len(bad)} rows are not ok ({int((bad['status'] == 'error').sum())} errors, "
+                 f"{int((bad['status'] == 'unsupported').sum())} refused as unsupported); "
+                 "every row is in errors.csv.")
+        parts_md.append(about + "\n\n" + markdown(text))
+        parts_html.append(H.paragraph(about) + _html(text))
+    if notes:
+        parts_md.append("Report notes:\n\n" + "".join(f"- {n}\n" for n in notes))
+        parts_html.append("<h3>Report notes</h3>" + H.notes(notes))
+    return "\n".join(parts_md), "".join(parts_html)

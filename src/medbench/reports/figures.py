@@ -1,0 +1,142 @@
+"""Report figures with matplotlib (object API and the Agg canvas: no pyplot state).
+
+RD curves are written as PNG and SVG; the heatmaps and visual comparisons as PNG. Figures
+are kept small (a few hundred kB at most) because the HTML page embeds them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from medbench.reports.curves import CLINICAL_RATIOS, Curve, clinical_bpp
+
+DPI = 100
+_STYLES = ["-", "--", "-.", ":"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def _save(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
+    FigureCanvasAgg(fig)
+    paths = []
+    for ext in formats:
+        path = stem.with_suffix(f".{ext}")
+        meta = {"Date": None} if ext == "svg" else {"Software": None}
+        fig.savefig(path, dpi=DPI, format=ext, metadata=meta, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def rd_figure(dataset: str, dataset_curves: list[Curve], stem: Path,
+              formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """PSNR and MS-SSIM (dB) against bpp for one dataset, with clinical-ratio lines."""
+    fig = Figure(figsize=(10, 4.2))
+    axes = fig.subplots(1, 2)
+    codecs = sorted({c.codec for c in dataset_curves})
+    palette = colormaps["tab10" if len(codecs) <= 10 else "tab20"].colors
+    colors = {name: palette[i % len(palette)] for i, name in enumerate(codecs)}
+    trains = sorted({c.train_dataset for c in dataset_curves if c.train_dataset})
+    for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"),
+                              (axes[1], "ms_ssim_db", "MS-SSIM (dB) = -10·log10(1 - MS-SSIM)")):
+        for c in dataset_curves:
+            pts = c.points[np.isfinite(c.points[metric].to_numpy(float))]
+            if pts.empty:
+                continue
+            style = _STYLES[trains.index(c.train_dataset) % len(_STYLES)] if c.train_dataset \
+                else "-"
+            marker = _MARKERS[codecs.index(c.codec) % len(_MARKERS)]
+            ax.plot(pts["bpp"], pts[metric], linestyle=style, marker=marker, markersize=4,
+                    color=colors[c.codec], label=c.label, linewidth=1.3)
+        depths = sorted({d for c in dataset_curves for d in c.bit_depths})
+        for ratio in CLINICAL_RATIOS:
+            for depth in depths:
+                bpp = clinical_bpp(depth, ratio)
+                ax.axvline(bpp, color="0.45", linestyle=":", linewidth=1)
+                text = f"{ratio}:1" + (f" @{depth}-bit" if len(depths) > 1 else "")
+                ax.annotate(text, (bpp, 0.02), xycoords=("data", "axes fraction"),
+                            rotation=90, fontsize=7, color="0.3", ha="right", va="bottom")
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (bpp, from real bytes)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", linewidth=0.3, alpha=0.6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Rate–distortion on {dataset} (dotted: clinical compression ratios)",
+                 fontsize=10)
+    fig.subplots_adjust(bottom=0.22 + 0.04 * max(0, math.ceil(len(labels) / 5) - 1),
+                        wspace=0.25)
+    return _save(fig, stem, formats)
+
+
+def heatmap_figure(codec: str, grid: pd.DataFrame, stem: Path, title: str,
+                   formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Train × test heatmap with the value written in each cell."""
+    values = grid.to_numpy(dtype=float)
+    fig = Figure(figsize=(1.6 + 1.2 * max(1, values.shape[1]), 1.2 + 0.7 * max(1, values.shape[0])))
+    ax = fig.subplots()
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=vmin,
+                      vmax=vmax if vmax > vmin else vmin + 1, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in grid.columns], fontsize=8)
+    ax.set_yticks(range(values.shape[0]), [str(i) for i in grid.index], fontsize=8)
+    ax.set_xlabel("test dataset")
+    ax.set_ylabel("train dataset")
+    for (i, j), v in np.ndenumerate(values):
+        text = "–" if not np.isfinite(v) else f"{v:.2f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="white" if np.isfinite(v) and v < (vmin + vmax) / 2 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.05)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, stem, formats)
+
+
+@dataclass
+class Panel:
+    """One reconstruction (or the original) of one image for the visual comparison."""
+
+    title: str
+    pixels: np.ndarray
+    bit_depth: int
+    error: np.ndarray | None = None  # absolute error, None for the original
+
+
+def visual_figure(images: list[tuple[str, list[Panel]]], stem: Path) -> list[Path]:
+    """Originals, reconstructions and absolute-error maps, one pair of rows per image.
+
+    Pixels are shown over the full nominal range ``0..2**bit_depth - 1`` (no per-image
+    windowing). The error maps of one image share one scale, stated above each map: the
+    median over codecs of their 99.5th-percentile error, so that a few very poor
+    reconstructions saturate instead of turning every good one black.
+    """
+    ncols = max(len(panels) for _, panels in images)
+    fig = Figure(figsize=(1.75 * ncols, 4.3 * len(images)))
+    axes = np.atleast_2d(fig.subplots(2 * len(images), ncols, squeeze=False))
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for k, (label, panels) in enumerate(images):
+        errors = [p.error for p in panels if p.error is not None]
+        emax = float(np.median([np.percentile(e, 99.5) for e in errors])) if errors else 1.0
+        emax = max(emax, 1.0)
+        for j, p in enumerate(panels):
+            top, bottom = axes[2 * k, j], axes[2 * k + 1, j]
+            top.imshow(p.pixels, cmap="gray", vmin=0, vmax=2**p.bit_depth - 1,
+                       interpolation="nearest")
+            top.set_title(p.title, fontsize=6.5)
+            if p.error is not None:
+                bottom.imshow(p.error, cmap="magma", vmin=0, vmax=emax, interpolation="nearest")
+                bottom.set_title(f"|error|, 0–{emax:.3g}", fontsize=6.5)
+        # The original has no error map: its slot carries the image's caption.
+        axes[2 * k + 1, 0].text(0.5, 0.5, label, transform=axes[2 * k + 1, 0].transAxes,
+                                fontsize=7, ha="center", va="center", wrap=True)
+    fig.subplots_adjust(wspace=0.05, hspace=0.5)
+    return _save(fig, stem, ("png",))

@@ -1,0 +1,170 @@
+"""Training of the learned codecs: loss goes down, λ trades rate, runs resume, JSON budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from medbench.cli import main
+from medbench.codecs.learned import training
+from medbench.codecs.learned.checkpoint import read_checkpoint
+from medbench.codecs.learned.training import TrainConfig, train, train_command
+from medbench.errors import MedbenchError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and share the CPU politely)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(tmp_path, **changes) -> TrainConfig:
+    values = dict(arch="cnn", dataset="sample", size="32", crop=32, limit=4, width=8,
+                  latent=2, epochs=3, batch_size=2, lr=3e-3, models_dir=str(tmp_path),
+                  device="cpu")
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_a_tiny_training_run_lowers_the_loss(tmp_path):
+    result = train(tiny(tmp_path, epochs=4), progress=False)
+    history = result.checkpoint.config["history"]
+    assert len(history) == 4
+    assert min(h["loss"] for h in history[1:]) < history[0]["loss"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_a_larger_lambda_gives_a_lower_rate(tmp_path):
+    low = train(tiny(tmp_path, objective="rd", lmbda=1e-5, size="64", crop=64),
+                progress=False).checkpoint.config["validation"]
+    high = train(tiny(tmp_path, objective="rd", lmbda=1.0, size="64", crop=64),
+                 progress=False).checkpoint.config["validation"]
+    assert high["est_bpp"] < low["est_bpp"]
+    assert high["bpp"] < low["bpp"]  # measured from real bitstreams
+
+
+def test_config_json_records_the_training_budget(tmp_path):
+    cfg = tiny(tmp_path, epochs=2)
+    ckpt = train(cfg, progress=False, command=train_command(cfg)).checkpoint
+    saved = json.loads((ckpt.folder / "config.json").read_text())
+    assert saved["arch"] == "cnn" and saved["latent"] == 2 and saved["width"] == 8
+    assert saved["train"]["dataset"] == "sample"
+    assert saved["train"]["protocol"] == "size=32,bits=8"
+    assert saved["train"]["images"] == {"train": 4, "val": 4}
+    budget = saved["budget"]
+    assert budget["device"] == "cpu" and budget["steps"] == 2 * 2  # 4 images, batch 2
+    assert budget["images_seen"] == 2 * 4 and budget["wall_s"] > 0
+    assert set(saved["validation"]) >= {"bpp", "psnr", "est_bpp", "loss"}
+    assert saved["command"].startswith("medbench train --model cnn --dataset sample")
+    assert "--size 32" in saved["command"]
+    assert saved["model_id"] == ckpt.model_id
+    # Only the finished model stays: weights and config.
+    assert sorted(p.name for p in ckpt.folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_training_resumes_from_the_last_epoch(tmp_path, monkeypatch):
+    reference = train(tiny(tmp_path / "a"), progress=False).checkpoint
+
+    calls = {"n": 0}
+    original = training.evaluate
+
+    def interrupt_in_epoch_2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", interrupt_in_epoch_2)
+    cfg = tiny(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    assert not (cfg.folder / "config.json").exists()
+    assert json.loads((cfg.folder / "train_state.json").read_text())["epoch"] == 1
+    monkeypatch.setattr(training, "evaluate", original)
+
+    result = train(cfg, progress=False)
+    assert result.resumed_from_epoch == 1
+    resumed = result.checkpoint
+    assert [h["epoch"] for h in resumed.config["history"]] == [1, 2, 3]
+    assert resumed.config["budget"]["steps"] == reference.config["budget"]["steps"]
+    # Same batches, noise and optimizer state: the same weights as without the break.
+    assert resumed.model_id == reference.model_id
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch):
+    cfg = tiny(tmp_path)
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    # epoch 1 never finished: nothing to resume, so this starts afresh
+    other = tiny(tmp_path, lr=1e-4)
+    (other.folder / "train_state.json").write_text(json.dumps(
+        {"key": {**cfg.resume_key()}, "epoch": 1}))
+    (other.folder / "last.safetensors").write_bytes(b"")
+    with pytest.raises(MedbenchError, match="other settings"):
+        train(other, progress=False)
+
+
+def test_a_finished_model_is_not_trained_again(tmp_path):
+    first = train(tiny(tmp_path, epochs=1), progress=False)
+    messages = []
+    again = train(tiny(tmp_path, epochs=1), progress=False, echo=messages.append)
+    assert again.already_trained and again.checkpoint.model_id == first.checkpoint.model_id
+    assert "already trained" in messages[0] and "--name" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"objective": "rd"}, "needs a positive --lmbda"),
+        ({"lmbda": 0.1}, "only applies to --objective rd"),
+        ({"arch": "vae"}, "unknown model 'vae'"),
+        ({"objective": "l1"}, "--objective must be mse or rd"),
+    ],
+)
+def test_bad_training_options_are_refused(tmp_path, changes, message):
+    with pytest.raises(MedbenchError, match=message):
+        tiny(tmp_path, **changes)
+
+
+def test_model_names_are_short_and_stable(tmp_path):
+    assert tiny(tmp_path).model_name == "sample-l2"
+    assert tiny(tmp_path, objective="rd", lmbda=1e-4).model_name == "sample-l2-lam0.0001"
+    assert tiny(tmp_path, dataset="folder:/data/My Scans").model_name == "My-Scans-l2"
+    assert tiny(tmp_path, name="mine").model_name == "mine"
+
+
+def test_train_command_reproduces_the_config(tmp_path):
+    cfg = tiny(tmp_path, objective="rd", lmbda=0.001)
+    command = train_command(cfg)
+    assert "--objective rd --lmbda 0.001" in command and "--latent 2" in command
+    assert "--batch-size 2" in command and "--epochs 3" in command
+
+
+def test_cli_train_writes_a_model_and_resumable_message(tmp_path):
+    result = CliRunner().invoke(main, [
+        "train", "--model", "ae", "--dataset", "sample", "--size", "32", "--crop", "32",
+        "--limit", "3", "--epochs", "1", "--latent", "4", "--width", "8",
+        "--models", str(tmp_path), "--device", "cpu", "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    ckpt = read_checkpoint(tmp_path / "ae" / "sample-l4")
+    assert ckpt.config["command"].startswith("medbench train --model ae")
+    assert "setting sample-l4 of codec ae" in result.output
+
+
+def test_cli_train_errors_are_one_line(tmp_path):
+    result = CliRunner().invoke(main, [
+        "train", "--model", "dcae", "--dataset", "sample", "--objective", "rd",
+        "--models", str(tmp_path),
+    ])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: --objective rd needs")

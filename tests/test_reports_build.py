@@ -1,0 +1,283 @@
+"""``medbench report`` end to end: a store of known rows, and a real run of ``sample``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from medbench.benchmark.store import STORE_NAME, ResultsStore
+from medbench.cli import main
+from medbench.errors import MedbenchError
+from medbench.reports.build import build_report
+from medbench.reports.html import SECTIONS
+
+RATES = [0.1, 0.2, 0.4, 0.8, 1.6]
+
+
+def _known_rows():
+    """Classical and learned curves on two datasets, a lossless point, errors, body parts."""
+    rows = []
+
+    def add(dataset, codec, setting, rank, bpp, psnr, image, **extra):
+        h = w = 64
+        rows.append({
+            "dataset": dataset, "split": "test", "image_id": image, "protocol": "paper",
+            "bit_depth": 8, "height": h, "width": w, "codec": codec, "setting": setting,
+            "setting_rank": rank, "bytes": int(round(bpp * h * w / 8)), "bpp": bpp,
+            "ratio": 8 / bpp, "mse": 255.0**2 / 10 ** (psnr / 10) if math.isfinite(psnr)
+            else 0.0, "psnr": psnr, "ssim": 0.95, "ms_ssim": 1 - 10 ** (-psnr / 20),
+            "max_abs_error": 3, "encode_ms": 1.0, "decode_ms": 1.0, "status": "ok",
+            "codec_kind": "classical", "body_part": "CHEST" if image.endswith("0") else "HAND",
+            **extra,
+        })
+
+    for dataset in ("jsrt", "mxid"):
+        for image in ("img0", "img1"):
+            for k, r in enumerate(RATES):
+                psnr = 30 + 10 * math.log10(r / 0.1)
+                add(dataset, "jpeg2000", f"ratio={k}", k, r, psnr, image)
+                add(dataset, "jpeg", f"q={k}", k, 0.9 * r, psnr - 0.5, image)
+            add(dataset, "jpeg2000", "lossless", 9, 4.0, math.inf, image)
+            for train in ("jsrt", "mxid"):
+                for k, r in enumerate(RATES[1:4]):
+                    gain = 1.0 if train == dataset else -1.0
+                    add(dataset, "dcae", f"dcae-{train}-{k}", k, r,
+                        30 + 10 * math.log10(r / 0.1) + gain, image, codec_kind="learned",
+                        train_dataset=train, model_info=json.dumps({"epochs": 3}))
+    rows.append({**rows[0], "setting": "ratio=99", "status": "error", "bpp": None,
+                 "psnr": None, "error": "RuntimeError: planted failure"})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def known_report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("known")
+    store = ResultsStore(folder / STORE_NAME)
+    args = {"datasets": ["jsrt", "mxid"], "data_root": str(folder / "gone"),
+            "protocol": "paper"}
+    run_id = store.new_run(args, {"python": "3.x"})
+    for row in _known_rows():
+        store.write({**row, "run_id": run_id})
+    store.set_run_status(run_id, "finished")
+    store.close()
+    return folder, build_report(folder)
+
+
+def test_every_file_and_section_is_written(known_report):
+    folder, report = known_report
+    out = folder / "report"
+    for name in ("index.html", "report.md", "summary.csv", "summary.md", "bd_rate.csv",
+                 "bd_rate.md", "generalization.csv", "table1.csv", "body_parts.csv",
+                 "errors.csv", "rd_points.csv", "figures/rd_jsrt.png", "figures/rd_jsrt.svg",
+                 "figures/rd_mxid.png", "figures/generalization_dcae.png"):
+        assert (out / name).is_file(), name
+    page = (out / "index.html").read_text()
+    for section_id, title in SECTIONS.items():
+        assert f'<section id="{section_id}">' in page
+        assert f"## {title}" in (out / "report.md").read_text()
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from a network
+    assert page.count("data:image/png;base64,") == 3 + 0  # rd jsrt, rd mxid, heatmap
+
+
+def test_tables_from_known_rows(known_report):
+    folder, report = known_report
+    out = folder / "report"
+    bd = pd.read_csv(out / "bd_rate.csv")
+    jpeg = bd[(bd["codec"] == "jpeg") & (bd["dataset"] == "jsrt")].iloc[0]
+    assert jpeg["bd_psnr"] == pytest.approx(-0.5 + 10 * math.log10(1 / 0.9), abs=1e-6)
+    gen = pd.read_csv(out / "generalization.csv")
+    assert len(gen) == 4 and set(gen["train_dataset"]) == {"jsrt", "mxid"}
+    diag = gen[gen["in_domain"]]
+    assert (diag["psnr_at_bpp"] - diag["anchor_psnr_at_bpp"]).round(6).tolist() == [1.0, 1.0]
+    summary = pd.read_csv(out / "summary.csv")
+    lossless = summary[summary["setting"] == "lossless"].iloc[0]
+    assert math.isinf(lossless["psnr"]) and lossless["images"] == 2
+    assert summary["errors"].sum() == 1
+    errors = pd.read_csv(out / "errors.csv")
+    assert list(errors["error"]) == ["RuntimeError: planted failure"]
+    parts = pd.read_csv(out / "body_parts.csv")
+    assert set(parts["body_part"]) == {"CHEST", "HAND"}
+    assert "10:1" in report.markdown["body-parts"]
+
+
+def test_visual_comparison_degrades_when_the_data_are_gone(known_report):
+    _, report = known_report
+    assert "could not be read again" in report.markdown["visual"]
+    assert any("could not be read again" in n for n in report.notes)
+
+
+def test_missing_store_or_run_is_one_clear_error(tmp_path):
+    with pytest.raises(MedbenchError, match="no results store"):
+        build_report(tmp_path)
+    ResultsStore(tmp_path / STORE_NAME).close()
+    with pytest.raises(MedbenchError, match="holds no run"):
+        build_report(tmp_path)
+
+
+def test_a_run_without_rows_still_gives_every_section(tmp_path):
+    store = ResultsStore(tmp_path / STORE_NAME)
+    store.new_run({"datasets": ["sample"]}, {})
+    store.close()
+    report = build_report(tmp_path)
+    page = report.index.read_text()
+    assert all(f'<section id="{sid}">' in page for sid in SECTIONS)
+    assert report.markdown["errors"].startswith("No errors")
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(main, ["run", "--codecs", "jpeg,jpeg2000", "--limit", "2",
+                                       "--repeats", "1", "--out", str(out), "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_run_writes_the_report_with_a_visual_comparison(sample_run):
+    out, output = sample_run
+    assert f"report:  {out / 'report' / 'index.html'}" in output
+    assert (out / "report" / "figures" / "visual_sample.png").is_file()
+    md = (out / "report" / "report.md").read_text()
+    assert "![visual comparison on sample](figures/visual_sample.png)" in md
+    assert "bytes now" not in md  # re-coding for the figure gave the recorded rates
+    page = (out / "report" / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # RD curves + visual comparison
+
+
+def test_report_command_rebuilds_into_another_folder(sample_run, tmp_path):
+    out, _ = sample_run
+    result = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "r"),
+                                       "--no-visual"])
+    assert result.exit_code == 0, result.output
+    assert "| sample | jpeg |" in result.output and "BD-rate PSNR %" in result.output
+    assert (tmp_path / "r" / "index.html").is_file()
+    bad = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert bad.exit_code == 1 and bad.output.startswith("Error: no results store")
+
+
+def test_no_report_flag_skips_it(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--codecs", "jpeg", "--limit", "1", "--repeats",
+                                       "1", "--out", str(tmp_path), "--no-progress",
+                                       "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "report").exists() and "report:" not in result.output
+
+
+# -- the page in a real browser ------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="headless Chromium not installed (Debian: apt-get install chromium chromium-driver)",
+)
+
+
+class Browser:
+    """Headless Chromium through chromedriver's W3C WebDriver HTTP API (no selenium)."""
+
+    def __init__(self, profile: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.driver = subprocess.Popen([CHROMEDRIVER, f"--port={port}"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._call("GET", "/status")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                "--window-size=1280,1000"]
+        caps = {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"},
+                "goog:chromeOptions": {"binary": CHROMIUM, "args": args}}
+        self.session = self._call("POST", "/session",
+                                  {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+
+    def _call(self, method: str, path: str, body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())["value"]
+
+    def open(self, path: Path) -> None:
+        self._call("POST", f"/session/{self.session}/url", {"url": path.resolve().as_uri()})
+
+    def run(self, script: str):
+        return self._call("POST", f"/session/{self.session}/execute/sync",
+                          {"script": script, "args": []})
+
+    def console_problems(self) -> list[str]:
+        logs = self._call("POST", f"/session/{self.session}/se/log", {"type": "browser"})
+        return [e["message"] for e in logs if e["level"] in ("SEVERE", "WARNING")]
+
+    def close(self) -> None:
+        try:
+            self._call("DELETE", f"/session/{self.session}")
+        finally:
+            self.driver.terminate()
+            self.driver.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    b = Browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+PAGE_STATE = """
+return {
+  ready: document.readyState,
+  sections: Array.from(document.querySelectorAll('section')).map(s => [
+      s.id, s.querySelector('h2').textContent, s.getBoundingClientRect().height]),
+  images: Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]),
+  requests: performance.getEntriesByType('resource').map(r => r.name),
+};
+"""
+
+
+@needs_chromium
+def test_the_browser_check_catches_a_broken_page(browser, tmp_path):
+    broken = tmp_path / "broken.html"
+    broken.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head>'
+                      '<body><img src="missing.png" alt="x"></body></html>')
+    browser.open(broken)
+    state = browser.run(PAGE_STATE)
+    assert state["images"] == [["x", True, 0]]
+    assert any("missing.png" in m for m in browser.console_problems())
+
+
+@needs_chromium
+@pytest.mark.parametrize("which", ["known", "sample"])
+def test_the_page_loads_in_chromium_with_every_section(which, browser, request):
+    folder = (request.getfixturevalue("known_report")[0] if which == "known"
+              else request.getfixturevalue("sample_run")[0])
+    browser.open(folder / "report" / "index.html")
+    state = browser.run(PAGE_STATE)
+    assert state["ready"] == "complete"
+    assert [(s[0], s[1]) for s in state["sections"]] == list(SECTIONS.items())
+    assert all(height > 0 for _, _, height in state["sections"])
+    assert state["images"] and all(done and width > 100 for _, done, width in state["images"])
+    assert state["requests"] == []  # no fetch of any kind: everything is in the file
+    assert browser.console_problems() == []
