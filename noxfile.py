@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint (and more as the project grows).
+"""nox sessions: tests, lint, bench, regression.
 
 Sessions reuse the interpreter's installed CPU torch when there is one (``venv_params``
 with system site packages), because a plain ``torch`` requirement in a fresh virtualenv
@@ -18,17 +18,24 @@ nox.options.reuse_existing_virtualenvs = True
 VENV = {"venv_params": ["--system-site-packages"]}
 
 
+def install(session: nox.Session, *args: str) -> None:
+    """``session.install``, skipped under ``nox --no-venv`` (CI runs the sessions inside the
+    environment it has just built, which already holds medbench and its CPU torch)."""
+    if session.venv_backend != "none":
+        session.install(*args)
+
+
 @nox.session(**VENV)
 def tests(session: nox.Session) -> None:
     """The test suite (CPU, a few minutes)."""
-    session.install("-e", ".[test]")
+    install(session, "-e", ".[test]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(**VENV)
 def lint(session: nox.Session) -> None:
     """ruff on sources, tests and benchmarks."""
-    session.install("ruff>=0.4")
+    install(session, "ruff>=0.4")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
 
 
@@ -49,7 +56,7 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- save`` records a new baseline (replacing the old one); other
     arguments go to pytest (e.g. ``-- benchmarks/bench_core.py -k 256``).
     """
-    session.install("-e", ".[test]")
+    install(session, "-e", ".[test]")
     args = list(session.posargs)
     save = args[:1] == ["save"]
     if save:
@@ -76,7 +83,7 @@ def regression(session: nox.Session) -> None:
     Extra arguments go to ``medbench compare`` (e.g. ``-- --psnr-tol 0.1``);
     ``nox -s regression -- save`` rewrites the reference from this machine (review the diff).
     """
-    session.install("-e", ".")
+    install(session, "-e", ".")
     out = Path(session.create_tmp()) / "regression-run"
     shutil.rmtree(out, ignore_errors=True)
     session.run("medbench", "run", *REGRESSION_RUN, "--out", str(out), "--no-progress",
