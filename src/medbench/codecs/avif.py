@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medbench.codecs._imagecodecs import ImagecodecsCodec
-from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.image import Image
 
 QUALITIES = (10, 30, 50, 70, 80, 90, 95, 99)
@@ -45,11 +45,8 @@ class AvifCodec(ImagecodecsCodec):
         return [f"q={q}" for q in QUALITIES] + [LOSSLESS]
 
     def _quality(self, setting: str) -> int:
-        q = parse_setting(setting, "q")
         # q=100 is lossless, which is the separate ``lossless`` setting.
-        if not (0 <= q <= 99 and q == int(q)):
-            raise ValueError(f"AVIF quality must be an integer 0..99, got {setting!r}")
-        return int(q)
+        return parse_int_setting(setting, "q", 0, 99, "AVIF quality")
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)

@@ -126,3 +126,11 @@ def parse_setting(setting: str, key: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"setting {setting!r}: {text!r} is not a number") from None
+
+
+def parse_int_setting(setting: str, key: str, low: int, high: int, what: str) -> int:
+    """The integer in a ``key=value`` setting, refused (never clamped) outside low..high."""
+    value = parse_setting(setting, key)
+    if not (low <= value <= high and value == int(value)):
+        raise ValueError(f"{what} must be an integer {low}..{high}, got {setting!r}")
+    return int(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from medbench.codecs._imagecodecs import REQUIREMENT, ImagecodecsCodec
-from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.image import Image
 
 QUALITIES = (5, 10, 20, 30, 50, 70, 80, 90, 95)
@@ -55,10 +55,7 @@ class Jpeg12Codec(ImagecodecsCodec):
         return [f"q={q}" for q in QUALITIES] + [LOSSLESS]
 
     def _quality(self, setting: str) -> int:
-        q = parse_setting(setting, "q")
-        if not (1 <= q <= 100 and q == int(q)):
-            raise ValueError(f"JPEG quality must be an integer 1..100, got {setting!r}")
-        return int(q)
+        return parse_int_setting(setting, "q", 1, 100, "JPEG quality")
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)

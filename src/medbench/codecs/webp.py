@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medbench.codecs._imagecodecs import ImagecodecsCodec
-from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -46,10 +46,7 @@ class WebpCodec(ImagecodecsCodec):
             )
 
     def _quality(self, setting: str) -> int:
-        q = parse_setting(setting, "q")
-        if not (0 <= q <= 100 and q == int(q)):
-            raise ValueError(f"WebP quality must be an integer 0..100, got {setting!r}")
-        return int(q)
+        return parse_int_setting(setting, "q", 0, 100, "WebP quality")
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)
