@@ -17,9 +17,10 @@ from medbench.benchmark.executors import (
     cpu_count,
     make_executor,
 )
-from medbench.benchmark.runner import RunConfig, run, select_records
+from medbench.benchmark.runner import RunConfig, run
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.datasets import get_dataset
+from medbench.datasets.manifest import choose_records
 from medbench.datasets.protocols import PAPER
 from medbench.errors import MedbenchError
 
@@ -88,7 +89,7 @@ def test_dask_scheduler_resume_codes_only_the_missing_cells(tmp_path, reference,
 
 def test_a_lost_dask_worker_s_units_are_retried(cluster):
     dataset = get_dataset("sample")
-    records = select_records(dataset, "sample", "all", 8)
+    records = choose_records(dataset, "all", 8)
     cells = (("jpeg2000", "ratio=10"), ("jpeg2000", "lossless"), ("jpeg", "q=50"))
     units = [WorkUnit("sample", record, cells) for record in records]
     job = Job(None, PAPER, 3, "medbench-models", "cpu")

@@ -110,21 +110,6 @@ def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list
     return codecs, notes
 
 
-def select_records(
-    dataset: Dataset,
-    spec: str,
-    split: str,
-    limit: int | None,
-    manifest: SplitManifest | None = None,
-) -> list[Record]:
-    """The dataset's records in ``split`` (or all), sorted by id, at most ``limit``.
-
-    With a ``manifest`` (see :mod:`medbench.datasets.manifest`) images keep the split an
-    earlier run into the same results folder gave them.
-    """
-    return choose_records(dataset, split, limit, manifest)
-
-
 def run(
     config: RunConfig,
     out: Path,
@@ -179,7 +164,7 @@ def run(
         manifest = None
         if uses_manifest(dataset):  # splits kept in OUT/manifests/, reused by later runs
             manifest = SplitManifest.in_folder(out, spec, dataset.name)
-        records = select_records(dataset, spec, config.split, config.limit, manifest)
+        records = choose_records(dataset, config.split, config.limit, manifest)
         if manifest is not None:
             records = attach_hashes(dataset, records)
             manifest.collect_hashes(dataset)
@@ -252,4 +237,4 @@ def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[s
         notes.append(f"{images} image(s) of {spec} could not be read (their rows are errors)")
 
 
-__all__ = ["RunConfig", "RunResult", "run", "resolve_codecs", "select_records", "image_columns"]
+__all__ = ["RunConfig", "RunResult", "run", "resolve_codecs", "image_columns"]
