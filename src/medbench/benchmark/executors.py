@@ -272,10 +272,19 @@ class LocalPoolExecutor(Executor):
 
         queue = iter(units)
         retry: list[tuple[WorkUnit, int]] = []
+        # Units that were in flight when a worker process died. Any of them may have killed
+        # it, so each is run again *alone*: only a unit that kills a pool by itself is
+        # charged an attempt, and innocent neighbours never become error rows.
+        suspects: list[tuple[WorkUnit, int]] = []
         pool = self._pool()
-        pending: dict[Any, tuple[WorkUnit, int]] = {}
+        pending: dict[Any, tuple[WorkUnit, int, bool]] = {}
 
         def fill() -> None:
+            if suspects:
+                if not pending:
+                    unit, attempt = suspects.pop()
+                    pending[pool.submit(code_unit, job, unit)] = (unit, attempt, True)
+                return
             while len(pending) < self.workers * QUEUED_PER_WORKER:
                 if retry:
                     unit, attempt = retry.pop()
@@ -284,7 +293,7 @@ class LocalPoolExecutor(Executor):
                     attempt = 0
                     if unit is None:
                         return
-                pending[pool.submit(code_unit, job, unit)] = (unit, attempt)
+                pending[pool.submit(code_unit, job, unit)] = (unit, attempt, False)
 
         try:
             fill()
@@ -292,18 +301,23 @@ class LocalPoolExecutor(Executor):
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
-                    unit, attempt = pending.pop(future)
+                    unit, attempt, alone = pending.pop(future)
                     try:
                         rows = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        rows = self._retry_or_fail(unit, attempt, retry, "its worker process died")
+                        if alone:
+                            rows = self._retry_or_fail(
+                                unit, attempt, suspects, "its worker process died"
+                            )
+                        else:
+                            suspects.append((unit, attempt))
+                            rows = []
                     except Exception as exc:  # a bug in the harness itself: keep the run going
                         rows = self._retry_or_fail(unit, attempt, retry, repr(exc))
                     yield from rows
                 if broken:  # every queued unit of a broken pool is lost: start a new pool
-                    for unit, attempt in pending.values():
-                        retry.append((unit, attempt))
+                    suspects.extend((unit, attempt) for unit, attempt, _ in pending.values())
                     pending.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = self._pool()
