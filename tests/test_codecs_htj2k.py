@@ -69,3 +69,14 @@ def test_set_precision_refuses_foreign_streams():
     rgb = imagecodecs.htj2k_encode(np.zeros((16, 16, 3), np.uint16))
     with pytest.raises(ValueError, match="Csiz=3"):
         set_precision(bytes(rgb), 16, 12)
+
+
+def test_lossy_overshoot_is_clamped_not_wrapped():
+    """A saturated edge rings past 255; the decoder must clamp, not wrap to 0."""
+    pixels = np.zeros((64, 64), np.uint8)
+    pixels[:, 32:] = 255
+    image = Image(pixels, 8, "edge")
+    codec = get_codec("htj2k")
+    for setting in ("qstep=0.064", "qstep=0.008"):
+        decoded = codec.decode(codec.encode(image, setting))
+        assert np.abs(decoded.astype(int) - pixels).max() < 64, setting
