@@ -163,3 +163,27 @@ def test_measure_agrees_with_the_single_metrics():
     assert row["ssim"] == metrics.ssim(ref, test, data_range=peak)
     assert row["ms_ssim"] == metrics.ms_ssim(ref, test, data_range=peak)
     assert row["psnr"] == metrics.psnr(ref, test, data_range=peak)
+
+
+def test_metrics_device_follows_the_environment(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", "cpu")
+    assert metrics.metrics_device().type == "cpu"
+    monkeypatch.delenv("MEDBENCH_METRICS_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert metrics.metrics_device().type == expected
+
+
+def test_gpu_and_cpu_structural_metrics_agree(monkeypatch):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    ref, test, peak = _pair((300, 280), 12, 0.01)
+    monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", "cuda")
+    gpu = metrics.measure(ref, test, 100, 12)
+    monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", "cpu")
+    cpu = metrics.measure(ref, test, 100, 12)
+    assert gpu["ms_ssim"] == pytest.approx(cpu["ms_ssim"], abs=1e-10)
+    assert gpu["ssim"] == pytest.approx(cpu["ssim"], abs=1e-10)
