@@ -124,11 +124,12 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     def progress(total: int):
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="cell", desc="coding", disable=no_progress,
-                    file=sys.stderr, dynamic_ncols=True)
+        return tqdm(total=total, unit="cell", desc="coding", file=sys.stderr,
+                    dynamic_ncols=True)
 
     try:
-        result = run_benchmark(config, out, resume=resume, progress=progress,
+        result = run_benchmark(config, out, resume=resume,
+                               progress=None if no_progress else progress,
                                echo=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
