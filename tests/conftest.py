@@ -34,3 +34,14 @@ def _isolated(tmp_path_factory, monkeypatch):
     """Keep caches and model folders of tests away from the user's home."""
     monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("MEDBENCH_DATA", raising=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and share the CPU politely)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

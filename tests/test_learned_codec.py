@@ -24,13 +24,7 @@ from medbench.codecs.learned.training import TrainConfig, train
 from medbench.errors import MedbenchError
 from medbench.image import Image
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

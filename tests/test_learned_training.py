@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from medbench.cli import main
@@ -14,14 +13,7 @@ from medbench.codecs.learned.checkpoint import read_checkpoint
 from medbench.codecs.learned.training import TrainConfig, train, train_command
 from medbench.errors import MedbenchError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and share the CPU politely)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(tmp_path, **changes) -> TrainConfig:

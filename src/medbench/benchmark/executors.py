@@ -102,15 +102,7 @@ def unit_rows(
         "source": record.source,
         "body_part": record.meta.get("body_part"),
     }
-    base = {
-        "dataset": unit.dataset,
-        "image_id": record.image_id,
-        "split": context["split"],
-        "group_id": record.group,
-        "source": record.source,
-        "body_part": context["body_part"],
-        "protocol": job.protocol.name,
-    }
+    base = {**record_columns(unit), "protocol": job.protocol.name}
     try:
         from medbench.datasets.cache import PreparedCache, prepare_image
 
@@ -136,14 +128,24 @@ def unit_rows(
         yield {**row, "dataset": unit.dataset}
 
 
+def record_columns(unit: WorkUnit) -> dict[str, Any]:
+    """Result columns known from the unit's record alone, before its pixels are read."""
+    record = unit.record
+    return {
+        "dataset": unit.dataset,
+        "image_id": record.image_id,
+        "split": record.meta.get("split"),
+        "group_id": record.group,
+        "source": record.source,
+        "body_part": record.meta.get("body_part"),
+    }
+
+
 def error_rows(unit: WorkUnit, message: str) -> list[dict[str, Any]]:
     """Error rows for every cell of a unit that no worker could finish."""
-    record = unit.record
+    base = record_columns(unit)
     return [
-        {"dataset": unit.dataset, "image_id": record.image_id, "split": record.meta.get("split"),
-         "group_id": record.group, "source": record.source,
-         "body_part": record.meta.get("body_part"), "codec": name, "setting": setting,
-         "status": "error", "error": message}
+        {**base, "codec": name, "setting": setting, "status": "error", "error": message}
         for name, setting in unit.cells
     ]
 
