@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from medbench.benchmark.rows import ResultRow
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.reports.bd import bd_table
 from medbench.reports.build import build_report, load_run
@@ -35,7 +36,7 @@ def store_folder(request, tmp_path_factory):
             for i in range(n):
                 bpp = rate * math.exp(rng.normal(0, 0.1))
                 psnr = 30 + 10 * math.log10(bpp / 0.05) + 0.3 * c + rng.normal(0, 0.5)
-                store.write({
+                store.write(ResultRow(**{
                     "run_id": run_id, "dataset": "synthetic", "image_id": f"i{i:05d}",
                     "bit_depth": 12, "height": 256, "width": 256, "codec": codec,
                     "setting": f"s{k}", "setting_rank": k, "codec_kind": "classical",
@@ -43,7 +44,7 @@ def store_folder(request, tmp_path_factory):
                     "ssim": 0.95, "ms_ssim": 1 - 10 ** (-psnr / 20), "mse": 1.0,
                     "encode_ms": 1.0, "decode_ms": 1.0, "status": "ok",
                     "body_part": "CHEST" if i % 2 else "HAND",
-                })
+                }))
     store.close()
     return folder
 

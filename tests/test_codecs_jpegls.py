@@ -106,11 +106,11 @@ class _BrokenNearCodec(Codec):
 def test_a_violated_bound_becomes_an_error_row(make_image):
     image = make_image(24, 12)
     row = code_cell(_BrokenNearCodec(), "near=1", image, repeats=0)
-    assert row["status"] == "error"
-    assert "max_abs_error <= 1" in row["error"] and "max_abs_error=3" in row["error"]
-    assert row["max_abs_error"] == 3  # the damage stays visible
+    assert row.status == "error"
+    assert "max_abs_error <= 1" in row.error and "max_abs_error=3" in row.error
+    assert row.max_abs_error == 3  # the damage stays visible
 
 
 def test_a_kept_bound_stays_ok(make_image):
     row = code_cell(get_codec("jpegls"), "near=4", make_image(32, 12), repeats=0)
-    assert row["status"] == "ok" and row["max_abs_error"] <= 4
+    assert row.status == "ok" and row.max_abs_error <= 4

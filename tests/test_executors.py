@@ -9,14 +9,14 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from medbench.benchmark.cells import Job, code_unit_by_name
 from medbench.benchmark.executors import (
     InProcessExecutor,
-    Job,
     LocalPoolExecutor,
-    WorkUnit,
     cpu_count,
     make_executor,
 )
+from medbench.benchmark.rows import WorkUnit
 from medbench.benchmark.runner import RunConfig, run
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.datasets import get_dataset
@@ -106,10 +106,10 @@ def test_a_lost_dask_worker_s_units_are_retried(cluster):
     finally:
         executor.close()
     assert len(rows) == len(units) * len(cells)
-    assert {(r["image_id"], r["codec"], r["setting"]) for r in rows} == {
+    assert {(r.image_id, r.codec, r.setting) for r in rows} == {
         (u.record.image_id, c, s) for u in units for c, s in cells
     }
-    assert [r["error"] for r in rows if r["status"] != "ok"] == []
+    assert [r.error for r in rows if r.status != "ok"] == []
 
 
 def test_worker_processes_cap_their_threads():
@@ -135,13 +135,13 @@ def test_make_executor_choices_and_errors():
 
 
 def test_an_unreadable_image_becomes_error_rows_in_a_worker(tmp_path):
-    from medbench.benchmark.executors import code_unit
     from medbench.datasets.base import Record
 
     bad = Record("nope", "nope", "RG1_UNCR.dcm#r99c99", {"file": "missing.dcm", "row": 0,
                                                          "col": 0, "body_part": "CHEST"})
     job = Job(None, PAPER, 0, str(tmp_path), "cpu")
-    rows = code_unit(job, WorkUnit("sample", bad, (("jpeg", "q=50"), ("no-such-codec", "x"))))
-    assert [r["status"] for r in rows] == ["error", "error"]
-    assert all("image could not be read" in r["error"] for r in rows)
-    assert rows[0]["codec_kind"] == "classical"
+    rows = code_unit_by_name(
+        job, WorkUnit("sample", bad, (("jpeg", "q=50"), ("no-such-codec", "x"))))
+    assert [r.status for r in rows] == ["error", "error"]
+    assert all("image could not be read" in r.error for r in rows)
+    assert rows[0].codec_kind == "classical"

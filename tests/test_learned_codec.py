@@ -83,12 +83,12 @@ def test_bpp_counts_every_byte_of_the_stream(models, make_image):
     cnn = codec_of("cnn", models)
     image = make_image(size=48, bit_depth=8)
     row = code_cell(cnn, "sample-l2-lam0.001", image, repeats=0)
-    assert row["status"] == "ok", row["error"]
+    assert row.status == "ok", row.error
     data = cnn.encode(image, "sample-l2-lam0.001")
-    assert row["bytes"] == len(data) > HEADER_SIZE
-    assert row["bpp"] == pytest.approx(8 * len(data) / (48 * 48))
-    assert row["train_dataset"] == "sample"
-    assert json.loads(row["model_info"])["model_id"] == cnn.checkpoint(row["setting"]).model_id
+    assert row.bytes == len(data) > HEADER_SIZE
+    assert row.bpp == pytest.approx(8 * len(data) / (48 * 48))
+    assert row.train_dataset == "sample"
+    assert json.loads(row.model_info)["model_id"] == cnn.checkpoint(row.setting).model_id
 
 
 def test_deeper_images_decode_to_uint16_within_their_peak(models, make_image):

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from medbench.benchmark.rows import ResultRow
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.cli import main
 from medbench.errors import MedbenchError
@@ -68,7 +69,7 @@ def known_report(tmp_path_factory):
             "protocol": "paper"}
     run_id = store.new_run(args, {"python": "3.x"})
     for row in _known_rows():
-        store.write({**row, "run_id": run_id})
+        store.write(ResultRow(**{**row, "run_id": run_id}))
     store.set_run_status(run_id, "finished")
     store.close()
     return folder, build_report(folder)

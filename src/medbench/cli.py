@@ -98,6 +98,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
+    from medbench.codecs.learned.missing import prepare_learned
     from medbench.reports.summary import format_table, summarize
 
     codec_list = None if codecs.strip().lower() == "all" else _split_names(codecs)
@@ -130,7 +131,8 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     try:
         result = run_benchmark(config, out, resume=resume,
                                progress=None if no_progress else progress,
-                               echo=lambda m: click.echo(m, err=True))
+                               echo=lambda m: click.echo(m, err=True),
+                               prepare_learned=prepare_learned)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
                    f"`medbench run --out {out} --resume`.", err=True)

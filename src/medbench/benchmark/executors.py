@@ -1,9 +1,9 @@
 """Executors: where the work units of a run are coded (in-process, local processes, Dask).
 
-A *work unit* is one image (dataset spec and record) with the (codec, setting) cells still
-to do for it. Whoever executes a unit loads the image itself from the shared data root
-(pixels never travel through a queue or a scheduler), applies the run's protocol, codes
-the cells with :func:`medbench.benchmark.cells.code_image` and returns the rows. Rows
+A *work unit* (:class:`~medbench.benchmark.rows.WorkUnit`) is one image with the
+(codec, setting) cells still to do for it. Executors only schedule: whoever executes a
+unit runs :func:`medbench.benchmark.cells.code_unit` (which loads the image itself from
+the shared data root: pixels never travel through a queue or a scheduler) and the rows
 stream back to the one process that writes the results store, so every executor gives
 the same rows; only the timing columns differ.
 
@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from medbench.benchmark.cells import Job
+    from medbench.benchmark.rows import ResultRow, WorkUnit
     from medbench.codecs.base import Codec
-    from medbench.datasets.base import Dataset, Record
-    from medbench.datasets.protocols import Protocol
+    from medbench.datasets.base import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +52,6 @@ QUEUED_PER_WORKER = 2
 RETRIES = 2
 
 
-@dataclass(frozen=True)
-class Job:
-    """What every worker needs to code a unit: plain values, cheap to pickle."""
-
-    data_root: str | None
-    protocol: Protocol
-    repeats: int
-    models_dir: str
-    device: str
-    #: Prepared-image cache folder (:mod:`medbench.datasets.cache`); None = no cache.
-    cache_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One image and the ``(codec name, setting)`` cells still to do for it."""
-
-    dataset: str
-    record: Record
-    cells: tuple[tuple[str, str], ...]
-
-
 def cpu_count() -> int:
     """Cores this process may use (the affinity mask where the OS has one)."""
     try:
@@ -83,106 +60,11 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-# -- coding one unit (runs wherever the executor puts it) ------------------------------
-def unit_rows(
-    job: Job, unit: WorkUnit, dataset: Dataset, codecs: Mapping[str, Codec | Exception]
-) -> Iterator[dict[str, Any]]:
-    """Rows of one unit, one cell at a time; never raises for a bad image or codec.
-
-    ``codecs`` maps a codec name to its instance, or to the exception raised when it
-    could not be created here (its cells become error rows).
-    """
-    from medbench.benchmark.cells import code_image
-    from medbench.errors import MedbenchError
-
-    record = unit.record
-    context = {
-        "split": record.meta.get("split"),
-        "group": record.group,
-        "source": record.source,
-        "body_part": record.meta.get("body_part"),
-    }
-    base = {**record_columns(unit), "protocol": job.protocol.name}
-    try:
-        from medbench.datasets.cache import PreparedCache, prepare_image
-
-        cache = PreparedCache(job.cache_dir) if job.cache_dir else None
-        image = prepare_image(dataset, record, job.protocol, cache)
-        image = image.replace(meta={**image.meta, **context})
-    except Exception as exc:  # one bad image never ends a run
-        message = str(exc) if isinstance(exc, MedbenchError) else f"{type(exc).__name__}: {exc}"
-        for name, setting in unit.cells:
-            kind = getattr(codecs.get(name), "kind", None)
-            yield {**base, "codec": name, "setting": setting, "codec_kind": kind,
-                   "status": "error", "error": f"image could not be read: {message}"}
-        return
-    plan = []
-    for name, setting in unit.cells:
-        codec = codecs[name]
-        if isinstance(codec, Exception):
-            yield {**base, "codec": name, "setting": setting, "status": "error",
-                   "error": f"codec {name} could not be created on this worker: {codec}"}
-        else:
-            plan.append((codec, setting))
-    for row in code_image(image, plan, job.repeats):
-        yield {**row, "dataset": unit.dataset}
-
-
-def record_columns(unit: WorkUnit) -> dict[str, Any]:
-    """Result columns known from the unit's record alone, before its pixels are read."""
-    record = unit.record
-    return {
-        "dataset": unit.dataset,
-        "image_id": record.image_id,
-        "split": record.meta.get("split"),
-        "group_id": record.group,
-        "source": record.source,
-        "body_part": record.meta.get("body_part"),
-    }
-
-
-def error_rows(unit: WorkUnit, message: str) -> list[dict[str, Any]]:
+def unit_failed(job: Job, unit: WorkUnit, message: str) -> list[ResultRow]:
     """Error rows for every cell of a unit that no worker could finish."""
-    base = record_columns(unit)
-    return [
-        {**base, "codec": name, "setting": setting, "status": "error", "error": message}
-        for name, setting in unit.cells
-    ]
+    from medbench.benchmark.rows import error_rows
 
-
-class _WorkerCache(threading.local):
-    """Datasets and codecs a worker has built, per thread (codecs may hold state)."""
-
-    def __init__(self) -> None:
-        self.datasets: dict[tuple[str, str | None], Dataset] = {}
-        self.codecs: dict[tuple[str, str, str], Codec | Exception] = {}
-
-
-_cache = _WorkerCache()
-
-
-def code_unit(job: Job, unit: WorkUnit) -> list[dict[str, Any]]:
-    """Code one unit in a worker process: build dataset and codecs by name, return rows."""
-    from pathlib import Path
-
-    from medbench.codecs import CodecContext, get_codec
-    from medbench.datasets import get_dataset
-
-    key = (unit.dataset, job.data_root)
-    if key not in _cache.datasets:
-        root = Path(job.data_root) if job.data_root else None
-        _cache.datasets[key] = get_dataset(unit.dataset, root)
-    context = CodecContext(models_dir=Path(job.models_dir), device=job.device)
-    codecs: dict[str, Codec | Exception] = {}
-    for name in {name for name, _ in unit.cells}:
-        ckey = (name, job.models_dir, job.device)
-        if ckey not in _cache.codecs:
-            try:
-                _cache.codecs[ckey] = get_codec(name, context)
-            except Exception as exc:  # reported per cell, the other codecs go on
-                _cache.codecs[ckey] = exc
-        codecs[name] = _cache.codecs[ckey]
-    return list(unit_rows(job, unit, _cache.datasets[key], codecs))
+    return error_rows(unit, job.run_id, job.ranks, message, protocol=job.protocol)
 
 
 def limit_threads(threads: int) -> None:
@@ -211,7 +93,7 @@ class Executor(ABC):
         units: Iterable[WorkUnit],
         datasets: Mapping[str, Dataset],
         codecs: Mapping[str, Codec],
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[ResultRow]:
         """Rows of every unit. ``datasets``/``codecs`` are the caller's own instances
         (used in-process; other processes build their own by name)."""
 
@@ -237,8 +119,10 @@ class InProcessExecutor(Executor):
         return "local, 1 worker (in-process)"
 
     def rows(self, job, units, datasets, codecs):
+        from medbench.benchmark.cells import code_unit
+
         for unit in units:
-            yield from unit_rows(job, unit, datasets[unit.dataset], codecs)
+            yield from code_unit(job, unit, datasets[unit.dataset], codecs)
 
 
 class LocalPoolExecutor(Executor):
@@ -271,6 +155,8 @@ class LocalPoolExecutor(Executor):
     def rows(self, job, units, datasets, codecs):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
+
+        from medbench.benchmark.cells import code_unit_by_name as code_unit
 
         queue = iter(units)
         retry: list[tuple[WorkUnit, int]] = []
@@ -310,13 +196,13 @@ class LocalPoolExecutor(Executor):
                         broken = True
                         if alone:
                             rows = self._retry_or_fail(
-                                unit, attempt, suspects, "its worker process died"
+                                job, unit, attempt, suspects, "its worker process died"
                             )
                         else:
                             suspects.append((unit, attempt))
                             rows = []
                     except Exception as exc:  # a bug in the harness itself: keep the run going
-                        rows = self._retry_or_fail(unit, attempt, retry, repr(exc))
+                        rows = self._retry_or_fail(job, unit, attempt, retry, repr(exc))
                     yield from rows
                 if broken:  # every queued unit of a broken pool is lost: start a new pool
                     suspects.extend((unit, attempt) for unit, attempt, _ in pending.values())
@@ -328,12 +214,13 @@ class LocalPoolExecutor(Executor):
             pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
-    def _retry_or_fail(unit: WorkUnit, attempt: int, retry: list, reason: str) -> list[dict]:
+    def _retry_or_fail(job: Job, unit: WorkUnit, attempt: int, retry: list,
+                       reason: str) -> list[ResultRow]:
         if attempt < RETRIES:
             log.warning("retrying %s %s: %s", unit.dataset, unit.record.image_id, reason)
             retry.append((unit, attempt + 1))
             return []
-        return error_rows(unit, f"no worker could code this image ({reason})")
+        return unit_failed(job, unit, f"no worker could code this image ({reason})")
 
 
 class DaskExecutor(Executor):
@@ -378,6 +265,8 @@ class DaskExecutor(Executor):
     def rows(self, job, units, datasets, codecs):
         from distributed import as_completed
 
+        from medbench.benchmark.cells import code_unit_by_name as code_unit
+
         slots = max(1, sum(self.client.nthreads().values())) * QUEUED_PER_WORKER
         queue = iter(units)
         live: dict[str, tuple[Any, WorkUnit]] = {}
@@ -397,7 +286,7 @@ class DaskExecutor(Executor):
                 try:
                     rows = future.result()
                 except Exception as exc:  # retries used up (lost workers or a raising unit)
-                    rows = error_rows(unit, f"no worker could code this image ({exc!r})")
+                    rows = unit_failed(job, unit, f"no worker could code this image ({exc!r})")
                 future.release()
                 nxt = submit()
                 if nxt is not None:

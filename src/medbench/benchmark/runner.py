@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from medbench.benchmark import environment
-from medbench.benchmark.cells import image_columns
-from medbench.benchmark.executors import (
-    InProcessExecutor,
-    Job,
-    WorkUnit,
-    cpu_count,
-    make_executor,
-)
+from medbench.benchmark.cells import Job
+from medbench.benchmark.executors import InProcessExecutor, cpu_count, make_executor
+from medbench.benchmark.rows import WorkUnit
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.codecs import CodecContext, codec_names, get_codec
 from medbench.codecs.base import Codec
@@ -110,109 +105,203 @@ def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list
     return codecs, notes
 
 
+@dataclass
+class RunPlan:
+    """What a run will code, decided before anything is coded or recorded."""
+
+    config: RunConfig
+    codecs: list[Codec]
+    datasets: dict[str, Dataset]
+    units: list[WorkUnit]
+    #: ``(codec, setting)`` → rank of the setting in its codec (low to high rate).
+    ranks: dict[tuple[str, str], int]
+    #: ``(dataset, image_id)`` of the images the visual comparison shows.
+    visual_images: frozenset[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+    skipped_files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cells(self) -> int:
+        return sum(len(unit.cells) for unit in self.units)
+
+
+#: Images per dataset whose reconstructions the report's visual comparison shows.
+VISUAL_IMAGES = 2
+
+
 def run(
     config: RunConfig,
     out: Path,
     resume: bool = False,
     progress: Callable[[int], Any] | None = None,
     echo: Callable[[str], Any] = log.info,
+    prepare_learned: Callable[..., list[str]] | None = None,
 ) -> RunResult:
-    """Run (or resume) a benchmark and return its rows.
+    """Run (or resume) a benchmark into the results folder ``out`` and return its rows.
 
-    ``progress(total)`` may return a tqdm-like object; it is updated once per cell.
+    Parameters
+    ----------
+    config
+        What to run (codecs, datasets, protocol, split...) and where to code it.
+    out
+        Results folder: ``results.sqlite``, ``results.csv``, ``manifests/``.
+    resume
+        Continue the latest run in ``out`` with its original arguments (the execution
+        fields of ``config``, such as ``workers``, still apply).
+    progress
+        ``progress(total)`` may return a tqdm-like object, updated once per cell.
+    echo
+        Where one-line messages for the user go.
+    prepare_learned
+        Called before planning as ``prepare_learned(codecs, datasets, context=...,
+        data_root=..., protocol=..., size=..., bit_depth=..., train_missing=..., echo=...,
+        progress=...)``; returns notes on learned models a dataset lacks, or trains them
+        (the CLI passes :func:`medbench.training.missing.prepare_learned`).
+
+    Returns
+    -------
+    RunResult
+        The run id, its rows (a DataFrame of the store's columns), the CSV path, notes
+        and the skipped-file counts per dataset.
     """
     out = Path(out)
     store = ResultsStore(out / STORE_NAME)
-    if resume:
-        run_id = store.latest_run()
-        if run_id is None:
-            raise MedbenchError(f"--resume found no earlier run in {out}; run without --resume")
-        execution = {name: getattr(config, name) for name in EXECUTION_FIELDS}
-        config = RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution})
-        echo(f"resuming run {run_id} with its original arguments")
-    else:
-        run_id = None
-    protocol = config.protocol_obj()
+    try:
+        config, run_id = _resolve_resume(store, config, resume, echo)
+        plan = plan_run(config, out, echo=echo, prepare_learned=prepare_learned,
+                        progress=progress is not None)
+        run_id = execute(plan, store, run_id, progress=progress, echo=echo)
+        rows = store.frame(run_id)
+        _count_unreadable(rows, plan.skipped_files, plan.notes)
+        csv_path = store.export_csv(run_id, out / "results.csv")
+    finally:
+        store.close()
+    return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, plan.notes,
+                     plan.skipped_files)
+
+
+def _resolve_resume(store: ResultsStore, config: RunConfig, resume: bool,
+                    echo: Callable[[str], Any]) -> tuple[RunConfig, str | None]:
+    """The config to run and the run id to continue (None for a new run)."""
+    if not resume:
+        return config, None
+    run_id = store.latest_run()
+    if run_id is None:
+        raise MedbenchError(f"--resume found no earlier run in {store.path.parent}; "
+                            "run without --resume")
+    execution = {name: getattr(config, name) for name in EXECUTION_FIELDS}
+    config = RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution})
+    echo(f"resuming run {run_id} with its original arguments")
+    return config, run_id
+
+
+def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.info,
+             prepare_learned: Callable[..., list[str]] | None = None,
+             progress: bool = False) -> RunPlan:
+    """Codecs, datasets, records and work units of a run; opens every dataset first, so a
+    wrong ``--data-root`` fails before anything is coded."""
+    config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
     if config.repeats < 0:
         raise MedbenchError(f"--repeats must be >= 0, got {config.repeats}")
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
-    # Learned codecs: train the models a requested dataset lacks, or note how to.
-    from medbench.codecs.learned.missing import prepare_learned
-
-    learned_notes = prepare_learned(
-        config.codecs, config.datasets, context=context, data_root=config.data_root,
-        protocol=config.protocol, size=config.size, bit_depth=config.bit_depth,
-        train_missing=config.train_missing, echo=echo, progress=progress is not None,
-    )
-    codecs, notes = resolve_codecs(config.codecs, context)
-    notes += learned_notes
-    plan = [(codec, setting) for codec in codecs for setting in codec.settings()]
-    ranks = {
-        (codec.name, setting): rank
-        for codec in codecs
-        for rank, setting in enumerate(codec.settings())
-    }
-    if not plan:
+    notes: list[str] = []
+    if prepare_learned is not None:  # learned codecs: train missing models, or say how
+        notes += prepare_learned(
+            config.codecs, config.datasets, context=context, data_root=config.data_root,
+            protocol=config.protocol, size=config.size, bit_depth=config.bit_depth,
+            train_missing=config.train_missing, echo=echo, progress=progress,
+        )
+    codecs, codec_notes = resolve_codecs(config.codecs, context)
+    notes = codec_notes + notes
+    ranks = {(codec.name, setting): rank
+             for codec in codecs for rank, setting in enumerate(codec.settings())}
+    if not ranks:
         raise MedbenchError("no codec can run; see `medbench codecs` for what is missing")
-
-    # Open every dataset before the run starts, so a wrong --data-root fails at once.
-    root = Path(config.data_root) if config.data_root else None
-    work: list[tuple[str, Dataset, list[Record]]] = []
-    skipped_files: dict[str, int] = {}
+    plan = RunPlan(config, codecs, {}, [], ranks, frozenset(), notes)
+    visual: set[tuple[str, str]] = set()
     for spec in config.datasets:
-        dataset = get_dataset(spec, root)
-        manifest = None
-        if uses_manifest(dataset):  # splits kept in OUT/manifests/, reused by later runs
-            manifest = SplitManifest.in_folder(out, spec, dataset.name)
-        records = choose_records(dataset, config.split, config.limit, manifest)
-        if manifest is not None:
-            records = attach_hashes(dataset, records)
-            manifest.collect_hashes(dataset)
-            manifest.save()
-        skipped_files[spec] = len(dataset.skipped)
-        for item in dataset.skipped:
-            notes.append(f"skipped file in {spec}: {item.source}: {item.reason}")
-        work.append((spec, dataset, records))
+        dataset, records = _dataset_records(config, spec, out, plan)
+        plan.datasets[spec] = dataset
+        cells = tuple(ranks)
+        plan.units += [WorkUnit(spec, record, cells) for record in records]
+        visual |= {(spec, image_id) for image_id in visual_choice(records)}
+    plan.visual_images = frozenset(visual)
+    return plan
 
+
+def _dataset_records(config: RunConfig, spec: str, out: Path,
+                     plan: RunPlan) -> tuple[Dataset, list[Record]]:
+    """Open one dataset and choose its records through the split manifest kept in ``out``."""
+    root = Path(config.data_root) if config.data_root else None
+    dataset = get_dataset(spec, root)
+    manifest = None
+    if uses_manifest(dataset):  # splits kept in OUT/manifests/, reused by later runs
+        manifest = SplitManifest.in_folder(out, spec, dataset.name)
+    records = choose_records(dataset, config.split, config.limit, manifest)
+    if manifest is not None:
+        records = attach_hashes(dataset, records)
+        manifest.collect_hashes(dataset)
+        manifest.save()
+    plan.skipped_files[spec] = len(dataset.skipped)
+    plan.notes += [f"skipped file in {spec}: {item.source}: {item.reason}"
+                   for item in dataset.skipped]
+    return dataset, records
+
+
+def visual_choice(records: list[Record], n: int = VISUAL_IMAGES) -> list[str]:
+    """Image ids the visual comparison shows: different body parts first, then by id."""
+    ordered = sorted(records, key=lambda r: r.image_id)
+    chosen: list[str] = []
+    parts: set[Any] = set()
+    for record in ordered:
+        part = record.meta.get("body_part")
+        if part not in parts:
+            chosen.append(record.image_id)
+            parts.add(part)
+    chosen += [r.image_id for r in ordered if r.image_id not in chosen]
+    return chosen[:n]
+
+
+def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
+            progress: Callable[[int], Any] | None = None,
+            echo: Callable[[str], Any] = log.info) -> str:
+    """Code the plan's cells not yet in the store and write each row as it arrives.
+
+    Returns the run id (a new one unless ``run_id`` continues an earlier run). The run is
+    marked ``finished``, or ``interrupted`` when anything (Ctrl-C included) stops it.
+    """
+    config = plan.config
     done = store.finished_cells(run_id) if run_id is not None else set()
     units = [
-        WorkUnit(spec, record, cells)
-        for spec, _, records in work
-        for record in records
-        if (cells := tuple(
-            (codec.name, setting)
-            for codec, setting in plan
-            if (spec, record.image_id, codec.name, setting) not in done
-        ))
+        replace(unit, cells=cells)
+        for unit in plan.units
+        if (cells := tuple(cell for cell in unit.cells
+                           if (unit.dataset, unit.record.image_id, *cell) not in done))
     ]
-    total = sum(len(unit.cells) for unit in units)
     # The executor starts before the run is recorded, so a wrong --scheduler leaves no trace.
     workers = config.workers
     if config.scheduler is None and units:  # no idle processes for tiny runs
         workers = min(workers or cpu_count(), len(units))
     executor = make_executor(config.executor, workers, config.scheduler)
+    if run_id is None:
+        run_id = store.new_run(config.to_dict(), environment.describe())
     cache_dir = None
     if config.use_cache:
         cache_dir = str(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
-    job = Job(config.data_root, protocol, config.repeats, config.models_dir, config.device,
-              cache_dir)
-    datasets = {spec: dataset for spec, dataset, _ in work}
-    by_name = {codec.name: codec for codec in codecs}
-
-    if run_id is None:
-        run_id = store.new_run(config.to_dict(), environment.describe())
+    job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
+              config.device, cache_dir, run_id, plan.ranks, plan.visual_images)
     if units and not isinstance(executor, InProcessExecutor):
         echo(f"coding on {executor.describe()}")
-    bar = progress(total) if progress else None
+    by_name = {codec.name: codec for codec in plan.codecs}
+    bar = progress(sum(len(unit.cells) for unit in units)) if progress else None
     try:
         with executor:
-            for row in executor.rows(job, units, datasets, by_name):
-                row.update(run_id=run_id, setting_rank=ranks.get((row["codec"], row["setting"])))
+            for row in executor.rows(job, units, plan.datasets, by_name):
                 store.write(row)
                 if bar is not None:
                     bar.update(1)
-                    if row["status"] == "error":
-                        bar.set_postfix_str(f"last error: {row['codec']} {row['setting']}")
+                    if row.status == "error":
+                        bar.set_postfix_str(f"last error: {row.codec} {row.setting}")
         store.set_run_status(run_id, "finished")
     except BaseException:
         store.set_run_status(run_id, "interrupted")
@@ -220,11 +309,7 @@ def run(
     finally:
         if bar is not None:
             bar.close()
-    rows = store.frame(run_id)
-    _count_unreadable(rows, skipped_files, notes)
-    csv_path = store.export_csv(run_id, out / "results.csv")
-    store.close()
-    return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, notes, skipped_files)
+    return run_id
 
 
 def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[str]) -> None:
@@ -237,4 +322,4 @@ def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[s
         notes.append(f"{images} image(s) of {spec} could not be read (their rows are errors)")
 
 
-__all__ = ["RunConfig", "RunResult", "run", "resolve_codecs", "image_columns"]
+__all__ = ["RunConfig", "RunPlan", "RunResult", "execute", "plan_run", "resolve_codecs", "run"]

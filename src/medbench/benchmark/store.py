@@ -16,47 +16,13 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.benchmark.rows import COLUMNS, STATUSES, ResultRow, VisualCrop
+from medbench.benchmark.visuals import pack, unpack
 from medbench.errors import MedbenchError
 
 STORE_NAME = "results.sqlite"
 
-#: Result columns in export order (the contract of ``results.csv``) and their SQL types.
-COLUMNS: dict[str, str] = {
-    "run_id": "TEXT NOT NULL",
-    "dataset": "TEXT NOT NULL",
-    "split": "TEXT",
-    "image_id": "TEXT NOT NULL",
-    "protocol": "TEXT",
-    "bit_depth": "INTEGER",
-    "height": "INTEGER",
-    "width": "INTEGER",
-    "codec": "TEXT NOT NULL",
-    "setting": "TEXT NOT NULL",
-    "train_dataset": "TEXT",
-    "bytes": "INTEGER",
-    "bpp": "REAL",
-    "ratio": "REAL",
-    "mse": "REAL",
-    "psnr": "REAL",
-    "ssim": "REAL",
-    "ms_ssim": "REAL",
-    "max_abs_error": "INTEGER",
-    "lossless_exact": "INTEGER",
-    "encode_ms": "REAL",
-    "decode_ms": "REAL",
-    "status": "TEXT NOT NULL",
-    "error": "TEXT",
-    # Beyond the contract: context that reports group by.
-    "codec_kind": "TEXT",
-    "setting_rank": "INTEGER",
-    "body_part": "TEXT",
-    "group_id": "TEXT",
-    "source": "TEXT",
-    "model_info": "TEXT",
-    "finished_at": "TEXT",
-}
 KEY = ("run_id", "dataset", "image_id", "codec", "setting")
-STATUSES = ("ok", "error", "unsupported")
 
 
 def _now() -> str:
@@ -66,21 +32,31 @@ def _now() -> str:
 class ResultsStore:
     """SQLite results of all runs written into one output folder."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:  # reports and compare only read: a read-only folder or copy must do
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       timeout=30)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._create()
 
     @classmethod
-    def open_existing(cls, folder: Path) -> ResultsStore:
+    def open_existing(cls, folder: Path, readonly: bool = True) -> ResultsStore:
+        """The store in results folder ``folder`` (or the store file itself), read-only by
+        default; a clear error when there is none."""
         path = Path(folder) / STORE_NAME if Path(folder).is_dir() else Path(folder)
         if not path.is_file():
             raise MedbenchError(
                 f"no results store at {path}; run `medbench run --out {folder}` first"
             )
-        return cls(path)
+        try:
+            return cls(path, readonly=readonly)
+        except sqlite3.DatabaseError as exc:
+            raise MedbenchError(f"{path} is not a readable results store ({exc})") from None
 
     def _create(self) -> None:
         cols = ",\n".join(f"{name} {sqltype}" for name, sqltype in COLUMNS.items())
@@ -91,6 +67,13 @@ class ResultsStore:
             )
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS results ({cols}, PRIMARY KEY ({', '.join(KEY)}))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS visuals (run_id TEXT NOT NULL, dataset TEXT NOT NULL, "
+                "image_id TEXT NOT NULL, codec TEXT NOT NULL, setting TEXT NOT NULL, "
+                "role TEXT NOT NULL, bit_depth INTEGER, top INTEGER, left_ INTEGER, "
+                "dtype TEXT, height INTEGER, width INTEGER, pixels BLOB, "
+                "PRIMARY KEY (run_id, dataset, image_id, codec, setting, role))"
             )
             existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
             for name, sqltype in COLUMNS.items():  # stores written by older versions
@@ -149,12 +132,11 @@ class ResultsStore:
         )
         return {tuple(r) for r in rows}  # type: ignore[misc]
 
-    def write(self, row: dict[str, Any]) -> None:
-        """Insert (or replace) one finished cell and commit at once."""
-        unknown = set(row) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown result columns: {sorted(unknown)}")
-        values = {name: _sql_value(row.get(name)) for name in COLUMNS}
+    def write(self, row: ResultRow) -> None:
+        """Insert (or replace) one finished cell, with its visual crops, and commit at once."""
+        if row.status not in STATUSES:
+            raise ValueError(f"row status {row.status!r} is not one of {', '.join(STATUSES)}")
+        values = {name: _sql_value(value) for name, value in row.columns().items()}
         if values["finished_at"] is None:
             values["finished_at"] = _now()
         names = ", ".join(COLUMNS)
@@ -164,6 +146,34 @@ class ResultsStore:
                 f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
                 [values[name] for name in COLUMNS],
             )
+            for view in row.visuals:
+                self._write_visual(row, view)
+
+    def _write_visual(self, row: ResultRow, view: VisualCrop) -> None:
+        blob, dtype, height, width = pack(view.pixels)
+        codec, setting = (row.codec, row.setting) if view.decoded else ("", "")
+        self._db.execute(
+            "INSERT OR REPLACE INTO visuals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.run_id, row.dataset, row.image_id, codec, setting, view.role,
+             view.bit_depth, view.top, view.left, dtype, height, width, blob),
+        )
+
+    def visuals(self, run_id: str) -> list[dict[str, Any]]:
+        """Stored visual-comparison pixels of a run: one dict per view (``codec`` "" is the
+        original), with the ``pixels`` array unpacked."""
+        try:
+            cursor = self._db.execute(
+                "SELECT dataset, image_id, codec, setting, role, bit_depth, top, left_, dtype, "
+                "height, width, pixels FROM visuals WHERE run_id = ? ORDER BY rowid", (run_id,))
+        except sqlite3.OperationalError:  # a store written before visuals were kept
+            return []
+        out = []
+        for (dataset, image_id, codec, setting, role, depth, top, left, dtype, h, w,
+             blob) in cursor:
+            out.append({"dataset": dataset, "image_id": image_id, "codec": codec,
+                        "setting": setting, "role": role, "bit_depth": depth, "top": top,
+                        "left": left, "pixels": unpack(blob, dtype, h, w)})
+        return out
 
     def frame(self, run_id: str | None = None) -> pd.DataFrame:
         """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""

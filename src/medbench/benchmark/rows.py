@@ -1,0 +1,155 @@
+"""The result row: one (run, dataset, image, codec, setting) cell, as the store keeps it.
+
+:class:`ResultRow` is the only shape a result has between the cell that measures it and
+the SQLite store; its fields *are* the store's columns, in ``results.csv`` order (the
+first 24 are the documented contract; the rest are context reports group by). Rows are
+made only by the constructors here, from a :class:`WorkUnit` (what is known before the
+pixels are read) and, once the image is prepared, from the :class:`~medbench.image.Image`.
+
+A row may carry :class:`VisualCrop` pixels (``row.visuals``) for the report's visual
+comparison; they travel with the row from the worker to the store and are not a column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from medbench.datasets.protocols import Protocol
+    from medbench.image import Image
+
+STATUSES = ("ok", "error", "unsupported")
+
+
+def _col(sql: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"sql": sql})
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One image (dataset spec and record) and the ``(codec, setting)`` cells still to do."""
+
+    dataset: str
+    record: Any  # medbench.datasets.Record (kept untyped: this module imports no datasets)
+    cells: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class VisualCrop:
+    """Pixels the visual comparison shows for one cell (or the original, ``setting=""``).
+
+    ``role`` is ``"whole"`` (the image, downscaled for display when large) or ``"crop"``
+    (a region at 1:1, native resolution).
+    """
+
+    role: str
+    pixels: np.ndarray
+    bit_depth: int
+    top: int = 0  # where a crop starts in the coded image
+    left: int = 0
+    decoded: bool = True  # False: the original image
+
+
+@dataclass
+class ResultRow:
+    """One result cell; fields are the store's columns in export order."""
+
+    run_id: str = _col("TEXT NOT NULL", "")
+    dataset: str = _col("TEXT NOT NULL", "")
+    split: str | None = _col("TEXT")
+    image_id: str = _col("TEXT NOT NULL", "")
+    protocol: str | None = _col("TEXT")
+    bit_depth: int | None = _col("INTEGER")
+    height: int | None = _col("INTEGER")
+    width: int | None = _col("INTEGER")
+    codec: str = _col("TEXT NOT NULL", "")
+    setting: str = _col("TEXT NOT NULL", "")
+    train_dataset: str | None = _col("TEXT")
+    bytes: int | None = _col("INTEGER")
+    bpp: float | None = _col("REAL")
+    ratio: float | None = _col("REAL")
+    mse: float | None = _col("REAL")
+    psnr: float | None = _col("REAL")
+    ssim: float | None = _col("REAL")
+    ms_ssim: float | None = _col("REAL")
+    max_abs_error: int | None = _col("INTEGER")
+    lossless_exact: bool | None = _col("INTEGER")
+    encode_ms: float | None = _col("REAL")
+    decode_ms: float | None = _col("REAL")
+    status: str = _col("TEXT NOT NULL", "ok")
+    error: str | None = _col("TEXT")
+    # Beyond the contract: context that reports group by.
+    codec_kind: str | None = _col("TEXT")
+    setting_rank: int | None = _col("INTEGER")
+    body_part: str | None = _col("TEXT")
+    group_id: str | None = _col("TEXT")
+    source: str | None = _col("TEXT")
+    model_info: str | None = _col("TEXT")
+    finished_at: str | None = _col("TEXT")
+    #: SHA-256 (hex) of the bitstream whose length is ``bytes``.
+    stream_sha256: str | None = _col("TEXT")
+    #: Pixels for the report's visual comparison; not a column.
+    visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
+                                            metadata={"sql": None})
+
+    # -- constructors ---------------------------------------------------------------
+    @classmethod
+    def for_unit(cls, unit: WorkUnit, run_id: str, protocol: Protocol | None = None
+                 ) -> ResultRow:
+        """The columns known from a work unit alone, before its pixels are read."""
+        record = unit.record
+        return cls(
+            run_id=run_id,
+            dataset=unit.dataset,
+            image_id=record.image_id,
+            split=record.meta.get("split"),
+            group_id=record.group,
+            source=record.source,
+            body_part=record.meta.get("body_part"),
+            protocol=protocol.name if protocol is not None else None,
+        )
+
+    def with_image(self, image: Image) -> ResultRow:
+        """This row with the columns that describe the image as the codecs received it."""
+        return replace(self, bit_depth=image.bit_depth, height=image.height,
+                       width=image.width)
+
+    def for_cell(self, codec: str, setting: str, rank: int | None,
+                 kind: str | None = None, **columns: Any) -> ResultRow:
+        """This (image) row made into the row of one ``(codec, setting)`` cell."""
+        return replace(self, codec=codec, setting=setting, setting_rank=rank,
+                       codec_kind=kind, **columns)
+
+    def failed(self, message: str) -> ResultRow:
+        """This cell as an error row with ``message``; measured columns are kept."""
+        return replace(self, status="error", error=message)
+
+    def refused(self, reason: str) -> ResultRow:
+        """This cell as an ``unsupported`` row: the codec cannot code the image as it is."""
+        return replace(self, status="unsupported", error=reason)
+
+    # -- conversion ---------------------------------------------------------------------
+    def columns(self) -> dict[str, Any]:
+        """The row as ``{column: value}`` in export order (without the visuals)."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
+
+#: Column name → SQL type, in export order (the contract of ``results.csv``).
+COLUMNS: dict[str, str] = {
+    f.name: f.metadata["sql"] for f in fields(ResultRow) if f.metadata.get("sql")
+}
+
+
+def error_rows(unit: WorkUnit, run_id: str, ranks: dict[tuple[str, str], int],
+               message: str, kinds: dict[str, str] | None = None,
+               protocol: Protocol | None = None) -> list[ResultRow]:
+    """Error rows for every cell of ``unit`` (an image that could not be read or coded)."""
+    base = ResultRow.for_unit(unit, run_id, protocol)
+    kinds = kinds or {}
+    return [
+        base.for_cell(name, setting, ranks.get((name, setting)), kinds.get(name)).failed(message)
+        for name, setting in unit.cells
+    ]
