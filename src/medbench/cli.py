@@ -178,7 +178,7 @@ def _write_report(results: Path, out: Path, run_id: str) -> None:
               help="Report folder [default: RESULTS_DIR/report].")
 @click.option("--run", "run_id", default=None, help="Run id [default: the latest run].")
 @click.option("--no-visual", is_flag=True,
-              help="Skip the visual comparison (which reads and codes images again).")
+              help="Skip the visual comparison (drawn from the pixels the run stored).")
 def report_cmd(results_dir: Path, out: Path | None, run_id: str | None, no_visual: bool) -> None:
     """Write tables, RD curves, BD-rates and one HTML page for a run in RESULTS_DIR."""
     from medbench.reports.build import build_report

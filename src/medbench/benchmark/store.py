@@ -36,7 +36,11 @@ class ResultsStore:
         self.path = Path(path)
         self.readonly = readonly
         if readonly:  # reports and compare only read: a read-only folder or copy must do
-            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+            # Without a -wal file no writer is active, and `immutable` reads without
+            # creating the shared-memory file a WAL reader otherwise needs.
+            wal = self.path.with_name(self.path.name + "-wal").exists()
+            mode = "mode=ro" if wal else "mode=ro&immutable=1"
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True,
                                        timeout=30)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

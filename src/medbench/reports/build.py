@@ -95,8 +95,13 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
 
 
-def load_run(results: Path, run_id: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """The rows and run information of ``run_id`` (default: the latest run in ``results``)."""
+def load_run(results: Path, run_id: str | None = None,
+             visuals: bool = False) -> tuple[pd.DataFrame, dict]:
+    """The rows and run information of ``run_id`` (default: the latest run in ``results``).
+
+    With ``visuals``, ``info["visuals"]`` holds the pixels stored for the visual comparison.
+    The store is opened read-only: a report never writes to it.
+    """
     store = ResultsStore.open_existing(Path(results))
     try:
         run_id = run_id or store.latest_run()
@@ -105,6 +110,8 @@ def load_run(results: Path, run_id: str | None = None) -> tuple[pd.DataFrame, di
                                 f"run `medbench run --out {results}` first")
         info = store.run_info(run_id)
         rows = store.frame(run_id)
+        if visuals:
+            info["visuals"] = store.visuals(run_id)
     finally:
         store.close()
     return rows, info
@@ -113,7 +120,7 @@ def load_run(results: Path, run_id: str | None = None) -> tuple[pd.DataFrame, di
 def build_report(results: Path, out: Path | None = None, run_id: str | None = None,
                  visual: bool = True) -> Report:
     """Write every report file for one run and return where they are."""
-    rows, info = load_run(results, run_id)
+    rows, info = load_run(results, run_id, visuals=visual)
     out = Path(out) if out is not None else Path(results) / "report"
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -281,7 +288,7 @@ def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
     if rows.empty:
         return "(no rows)\n", H.paragraph("(no rows)", "empty")
     md, body = [], []
-    for v in visual_comparisons(rows, info.get("arguments", {})):
+    for v in visual_comparisons(rows, info.get("visuals", [])):
         notes += v.notes
         if not v.images:
             text = f"{v.dataset}: no images to show. " + " ".join(v.notes)
@@ -290,9 +297,10 @@ def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
             continue
         path = visual_figure(v.images, figures / f"visual_{slug(v.dataset)}")[0]
         caption = (f"{v.dataset}: original, each codec's reconstruction at the setting whose "
-                   f"recorded bpp on that image is nearest the {v.target} clinical ratio, and "
-                   f"the absolute error (one scale per image, in grey levels). Titles give "
-                   f"the rate and PSNR of this reconstruction.")
+                   f"bpp on that image is nearest the {v.target} clinical ratio, and the "
+                   f"absolute error (one scale per image, in grey levels), as the run stored "
+                   f"them (a 1:1 crop of the most detailed region of large images). Titles "
+                   f"give the rate and whole-image PSNR of the cell's result row.")
         md.append(f"![visual comparison on {v.dataset}](figures/{path.name})\n\n{caption}\n")
         body.append(H.figure(path, caption, f"visual comparison on {v.dataset}")
                     + H.notes(v.notes))
