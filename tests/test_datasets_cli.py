@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from medbench.cli import main
 from medbench.codecs import registry
 from medbench.codecs.jpeg import JpegCodec
-from medbench.datasets.files import read_image
+from medbench.datasets.formats import read_image
 from tests.fixture_formats import jsrt_picture, make_data_root
 
 

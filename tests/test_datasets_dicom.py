@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medbench.datasets.dicom import probe_dicom, read_dicom
-from medbench.datasets.files import read_image
+from medbench.datasets.formats import read_image
 from medbench.errors import ImageReadError
 from tests.fixture_formats import picture, write_dicom
 

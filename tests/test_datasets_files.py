@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from medbench.datasets.files import FileHasher, file_sha256, probe_image, read_image, sniff
+from medbench.datasets.files import FileHasher, file_sha256
+from medbench.datasets.formats import probe_image, read_image, sniff
 from medbench.datasets.raster import write_png as medbench_write_png
 from medbench.errors import ImageReadError
 from tests.fixture_formats import picture, write_jpeg, write_png, write_tiff

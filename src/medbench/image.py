@@ -17,12 +17,41 @@ MAX_BIT_DEPTH = 16
 
 
 def peak_value(bit_depth: int) -> int:
-    """Largest value a pixel of ``bit_depth`` bits can hold: ``2**bit_depth - 1``."""
+    """Largest value a pixel of ``bit_depth`` bits can hold: ``2**bit_depth - 1``.
+
+    Parameters
+    ----------
+    bit_depth
+        Number of significant bits, 1..16.
+
+    Returns
+    -------
+    int
+        ``2**bit_depth - 1`` (4095 for 12 bits): the PSNR peak and the protocols' scale.
+
+    Raises
+    ------
+    ValueError
+        ``bit_depth`` is outside 1..16.
+    """
     check_bit_depth(bit_depth)
     return (1 << bit_depth) - 1
 
 
 def check_bit_depth(bit_depth: int) -> None:
+    """Refuse a bit depth medbench cannot store.
+
+    Parameters
+    ----------
+    bit_depth
+        Number of significant bits.
+
+    Raises
+    ------
+    ValueError
+        ``bit_depth`` is outside ``MIN_BIT_DEPTH..MAX_BIT_DEPTH`` (1..16); the message
+        names the value and the range.
+    """
     if not MIN_BIT_DEPTH <= int(bit_depth) <= MAX_BIT_DEPTH:
         raise ValueError(
             f"bit depth {bit_depth} is outside the supported range "
@@ -31,7 +60,23 @@ def check_bit_depth(bit_depth: int) -> None:
 
 
 def dtype_for(bit_depth: int) -> np.dtype:
-    """The storage dtype for a bit depth: uint8 up to 8 bits, uint16 above."""
+    """The storage dtype for a bit depth: uint8 up to 8 bits, uint16 above.
+
+    Parameters
+    ----------
+    bit_depth
+        Number of significant bits, 1..16.
+
+    Returns
+    -------
+    numpy.dtype
+        ``uint8`` for 1..8 bits, ``uint16`` for 9..16 bits.
+
+    Raises
+    ------
+    ValueError
+        ``bit_depth`` is outside 1..16.
+    """
     check_bit_depth(bit_depth)
     return np.dtype(np.uint8) if bit_depth <= 8 else np.dtype(np.uint16)
 
@@ -50,6 +95,12 @@ class Image:
         Identifier unique within its dataset; used in results and file names.
     meta
         Free-form metadata: ``dataset``, ``split``, ``group``, ``body_part``, ``source``...
+
+    Raises
+    ------
+    ValueError
+        The bit depth is outside 1..16, the array is not 2-D, or its dtype is not the one
+        :func:`dtype_for` gives for the bit depth.
     """
 
     pixels: np.ndarray
@@ -72,18 +123,32 @@ class Image:
 
     @property
     def height(self) -> int:
+        """Number of rows."""
         return int(self.pixels.shape[0])
 
     @property
     def width(self) -> int:
+        """Number of columns."""
         return int(self.pixels.shape[1])
 
     @property
     def peak(self) -> int:
+        """Largest storable value, :func:`peak_value` of the bit depth."""
         return peak_value(self.bit_depth)
 
     def replace(self, **changes: Any) -> Image:
-        """A copy with some fields changed (metadata is copied, never shared)."""
+        """A copy with some fields changed (metadata is copied, never shared).
+
+        Parameters
+        ----------
+        **changes
+            New values for ``pixels``, ``bit_depth``, ``image_id`` or ``meta``.
+
+        Returns
+        -------
+        Image
+            The new image, checked like any other.
+        """
         values = {
             "pixels": self.pixels,
             "bit_depth": self.bit_depth,

@@ -18,12 +18,25 @@ log = logging.getLogger(__name__)
 
 
 class DuplicateNameError(MedbenchError):
-    pass
+    """Two installed packages register the same name in one entry-point group."""
 
 
 @dataclass
 class Registry:
-    """Name → loaded object for one entry-point group, loaded once on first use."""
+    """Name → loaded object for one entry-point group, loaded once on first use.
+
+    Parameters
+    ----------
+    group
+        The entry-point group (``medbench.codecs``, ``medbench.datasets``).
+    kind
+        What the group holds, for messages (``codec``, ``dataset``).
+
+    Attributes
+    ----------
+    broken
+        Name → ``"ExceptionType: message"`` of each plugin that failed to load.
+    """
 
     group: str
     kind: str
@@ -34,6 +47,19 @@ class Registry:
         return list(entry_points(group=self.group))
 
     def load(self) -> dict[str, object]:
+        """Load every entry point of the group (once; later calls reuse the result).
+
+        Returns
+        -------
+        dict
+            Name → loaded object, sorted by name; plugins that failed to import are left
+            out (logged, and kept in :attr:`broken`).
+
+        Raises
+        ------
+        DuplicateNameError
+            Two different entry points claim one name.
+        """
         if self._items is not None:
             return self._items
         items: dict[str, object] = {}
@@ -58,9 +84,33 @@ class Registry:
         return self._items
 
     def names(self) -> list[str]:
+        """The loaded names, sorted.
+
+        Returns
+        -------
+        list of str
+            Every name that loaded, as typed on the command line.
+        """
         return list(self.load())
 
     def get(self, name: str) -> object:
+        """The object registered under ``name``.
+
+        Parameters
+        ----------
+        name
+            A registered name, as typed on the command line.
+
+        Returns
+        -------
+        object
+            The loaded entry point (a codec or dataset class, for the built-in groups).
+
+        Raises
+        ------
+        UnknownNameError
+            No plugin registers ``name``; the message lists the known names.
+        """
         items = self.load()
         if name not in items:
             raise UnknownNameError(self.kind, name, list(items))

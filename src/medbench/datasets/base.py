@@ -1,4 +1,19 @@
-"""The dataset interface: list records cheaply, load one record's pixels on demand."""
+"""The dataset interface: list records cheaply, load one record's pixels on demand.
+
+Besides :meth:`Dataset.records` and :meth:`Dataset.load`, a dataset declares what else it
+can do. The base class gives each ability a default that works for any dataset; readers
+of a folder of files (:class:`~medbench.datasets.tree.FileTreeDataset`) override them:
+
+- :meth:`~Dataset.root`: the folder read (default None; file trees: their folder);
+- :meth:`~Dataset.probe`: size and bit depth (default: load the image; file trees: read
+  the file's header);
+- :meth:`~Dataset.fingerprint` and ``content_fingerprint``: what identifies a record
+  (default: its source, not content; file trees: the SHA-256 of its file, content);
+- ``hasher``: the file hashes computed so far (default None; file trees: a
+  :class:`~medbench.datasets.files.FileHasher`);
+- ``splits_manifest``: whether runs keep a split manifest (default False; file trees:
+  True).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medbench.datasets.files import FileHasher
 from medbench.image import Image
 
 
@@ -32,17 +48,46 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a file's header says, without decoding its pixels."""
+
+    height: int
+    width: int
+    bit_depth: int
+
+
 class Dataset(ABC):
     """Base class of dataset readers.
 
     A reader only reads: it returns MONOCHROME2 :class:`Image` objects with their true
     bit depth; resizing and bit-depth changes belong to protocols.
+
+    Parameters
+    ----------
+    data_root
+        The folder holding one sub-folder per dataset (``--data-root``); None when the
+        user gave none (datasets that need one say so when their records are listed).
+    argument
+        The text after the colon of the dataset's spec (``PATH`` of ``folder:PATH``),
+        None when there is none.
     """
 
     name: str = ""
     description: str = ""
     #: Folder under ``--data-root`` holding this dataset (None: needs no data root).
     folder: str | None = None
+    #: True when :meth:`fingerprint` is a hash of the record's content (the bytes of its
+    #: file), so an edited file gets a new one and a renamed file keeps its own; the
+    #: prepared-image cache keys on it and takes part only for such datasets.
+    content_fingerprint: bool = False
+    #: Whether runs keep a split manifest for this dataset (``OUT/manifests/``, see
+    #: :mod:`~medbench.datasets.manifest`): True for datasets read from user files, whose
+    #: content may grow; generated datasets need none.
+    splits_manifest: bool = False
+    #: The file hashes this dataset computed, shared with the split manifest so a later
+    #: run does not hash unchanged files again (None: the dataset hashes no files).
+    hasher: FileHasher | None = None
 
     def __init__(self, data_root: Path | None = None, argument: str | None = None):
         self.data_root = Path(data_root) if data_root is not None else None
@@ -51,12 +96,86 @@ class Dataset(ABC):
 
     @abstractmethod
     def records(self) -> list[Record]:
-        """Every usable image, sorted by ``image_id``; unusable files go to ``skipped``."""
+        """Every usable image, sorted by ``image_id``; unusable files go to ``skipped``.
+
+        Returns
+        -------
+        list of Record
+            One record per usable image, sorted by ``image_id``; no pixels are read.
+
+        Raises
+        ------
+        DatasetError
+            The dataset's folder is missing or holds no usable image.
+        """
 
     @abstractmethod
     def load(self, record: Record) -> Image:
-        """The pixels of one record (raises :class:`~medbench.errors.ImageReadError`)."""
+        """The pixels of one record.
+
+        Parameters
+        ----------
+        record
+            One of the records :meth:`records` returned.
+
+        Returns
+        -------
+        Image
+            MONOCHROME2 pixels with their true bit depth; ``meta`` holds the record's
+            metadata merged over what the file says.
+
+        Raises
+        ------
+        ImageReadError
+            The record's file cannot be read (one bad image: a run makes it an error row).
+        """
+
+    def root(self) -> Path | None:
+        """The folder this dataset reads, shown by ``medbench datasets show``.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The folder; None (the default) for datasets that read no folder.
+        """
+        return None
+
+    def probe(self, record: Record) -> Probe:
+        """Size and bit depth of a record, for summaries.
+
+        The default loads the image; datasets that can read a file's header without
+        decoding its pixels override it.
+
+        Parameters
+        ----------
+        record
+            One of the records :meth:`records` returned.
+
+        Returns
+        -------
+        Probe
+            Height, width and bit depth, as :meth:`load` would give them.
+
+        Raises
+        ------
+        ImageReadError
+            As :meth:`load`.
+        """
+        image = self.load(record)
+        return Probe(image.height, image.width, image.bit_depth)
 
     def fingerprint(self, record: Record) -> str:
-        """Identifies the record's content for caches and manifests (default: source path)."""
+        """Identifies the record for caches and manifests.
+
+        Parameters
+        ----------
+        record
+            One of the records :meth:`records` returned.
+
+        Returns
+        -------
+        str
+            The default is the record's ``source``; it is a content hash only where
+            :attr:`content_fingerprint` says so.
+        """
         return record.source

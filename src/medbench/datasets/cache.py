@@ -10,7 +10,8 @@ reads the prepared pixels back instead. Location: ``--cache-dir``, else
 
 The key is the SHA-256 of the file's bytes, so an edited or replaced file is never served
 stale, and a renamed one is still found. Only datasets whose ``fingerprint`` is a content
-hash take part (those of :class:`~medbench.datasets.tree.FileTreeDataset`, and ``sample``).
+hash take part (``content_fingerprint``: those of
+:class:`~medbench.datasets.tree.FileTreeDataset`).
 Entries are written to a temporary name and renamed into place, so concurrent workers and
 interrupted runs never leave a half-written entry; an unreadable entry is recomputed.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 from medbench.datasets.base import Dataset, Record
 from medbench.datasets.protocols import Protocol
 from medbench.image import Image
+from medbench.text import slug
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,6 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "medbench"
 
 
-def content_addressed(dataset: Dataset) -> bool:
-    """True when ``dataset.fingerprint`` identifies content (it overrides the path default)."""
-    return getattr(dataset, "content_fingerprint", False) or (
-        type(dataset).fingerprint is not Dataset.fingerprint
-    )
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
 class PreparedCache:
@@ -64,7 +56,7 @@ class PreparedCache:
 
     def _paths(self, dataset: str, file_hash: str, protocol: Protocol) -> tuple[Path, Path]:
         folder = (
-            self.root / CACHE_VERSION / _safe(dataset) / _safe(protocol.name) / file_hash[:2]
+            self.root / CACHE_VERSION / slug(dataset) / slug(protocol.name) / file_hash[:2]
         )
         return folder / f"{file_hash}.npy", folder / f"{file_hash}.json"
 
@@ -109,7 +101,7 @@ def prepare_image(
     cache: PreparedCache | None = None,
 ) -> Image:
     """``protocol.apply(dataset.load(record))``, served from ``cache`` when it holds it."""
-    if cache is None or not content_addressed(dataset):
+    if cache is None or not dataset.content_fingerprint:
         return protocol.apply(dataset.load(record))
     file_hash = dataset.fingerprint(record)
     hit = cache.get(dataset.name, file_hash, protocol, record.image_id)

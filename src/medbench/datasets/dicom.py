@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.datasets.files import Probe
+from medbench.datasets.base import Probe
 from medbench.errors import ImageReadError
 from medbench.image import dtype_for
 

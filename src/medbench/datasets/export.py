@@ -19,7 +19,7 @@ from medbench.datasets.base import Dataset, Skipped
 from medbench.datasets.cache import PreparedCache, prepare_image
 from medbench.datasets.files import safe_id
 from medbench.datasets.manifest import choose_records
-from medbench.datasets.protocols import Protocol
+from medbench.datasets.protocols import PAPER, Protocol
 from medbench.datasets.raster import write_png
 from medbench.errors import MedbenchError
 
@@ -46,8 +46,6 @@ def export_images(
     cache: PreparedCache | None = None,
 ) -> ExportResult:
     """Write the chosen images of ``dataset`` into ``out``; a bad image is listed, not fatal."""
-    from medbench.datasets.protocols import PAPER
-
     protocol = protocol or PAPER
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from medbench.datasets.base import Record
-from medbench.datasets.files import FORMAT_NAMES, safe_id
+from medbench.datasets.files import safe_id
+from medbench.datasets.formats import FORMAT_NAMES
 from medbench.datasets.tree import FileTreeDataset
 from medbench.errors import DatasetError
 

@@ -11,8 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medbench.datasets.base import Dataset, Record, Skipped
-from medbench.datasets.files import Probe
+from medbench.datasets.base import Dataset, Skipped
 from medbench.datasets.manifest import SplitManifest, assign_splits
 from medbench.datasets.splits import SPLITS
 from medbench.errors import MedbenchError
@@ -32,28 +31,19 @@ class DatasetSummary:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def probe_record(dataset: Dataset, record: Record) -> Probe:
-    """Size and bit depth of a record: from its header when the dataset can, else by loading."""
-    probe = getattr(dataset, "probe", None)
-    if probe is not None:
-        return probe(record)
-    image = dataset.load(record)
-    return Probe(image.height, image.width, image.bit_depth)
-
-
 def summarize_dataset(
     dataset: Dataset, spec: str, manifest: SplitManifest | None = None
 ) -> DatasetSummary:
     """Counts over the usable images of ``dataset`` (raises DatasetError when it has none)."""
     records = dataset.records()
-    root = getattr(dataset, "root", None)
-    summary = DatasetSummary(spec, str(root()) if root is not None else None)
+    root = dataset.root()
+    summary = DatasetSummary(spec, str(root) if root is not None else None)
     splits = assign_splits(dataset, records, manifest)
     unreadable: list[Skipped] = []
     groups = set()
     for record in records:
         try:
-            probe = probe_record(dataset, record)
+            probe = dataset.probe(record)
         except MedbenchError as exc:
             unreadable.append(Skipped(record.source, _reason(record.source, str(exc))))
             continue

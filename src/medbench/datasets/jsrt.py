@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from medbench.datasets.base import Record
-from medbench.datasets.files import Probe, kind_by_name
+from medbench.datasets.base import Probe, Record
+from medbench.datasets.formats import kind_by_name
 from medbench.datasets.tree import FileTreeDataset
 from medbench.errors import ImageReadError
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from medbench.datasets.base import Dataset, Record
 from medbench.datasets.splits import SPLITS, split_of
+from medbench.errors import MedbenchError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def manifest_name(spec: str) -> str:
 
 def uses_manifest(dataset: Dataset) -> bool:
     """Datasets read from user files keep a manifest; generated ones need none."""
-    return bool(getattr(dataset, "splits_manifest", False))
+    return dataset.splits_manifest
 
 
 class SplitManifest:
@@ -114,7 +115,7 @@ class SplitManifest:
         return splits
 
     def _seed_hashes(self, dataset: Dataset) -> None:
-        hasher = getattr(dataset, "hasher", None)
+        hasher = dataset.hasher
         if hasher is None:
             return
         for entry in self.entries.values():
@@ -123,7 +124,7 @@ class SplitManifest:
 
     def collect_hashes(self, dataset: Dataset) -> None:
         """Copy the hashes the dataset computed while reading into the manifest."""
-        hasher = getattr(dataset, "hasher", None)
+        hasher = dataset.hasher
         if hasher is None:
             return
         for entry in self.entries.values():
@@ -163,8 +164,6 @@ def choose_records(
 
     Each returned record carries its split in ``meta["split"]``.
     """
-    from medbench.errors import MedbenchError
-
     if split != "all" and split not in SPLITS:
         raise MedbenchError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}, all")
     records = dataset.records()
@@ -181,7 +180,7 @@ def choose_records(
 def attach_hashes(dataset: Dataset, records: list[Record]) -> list[Record]:
     """Records with their file's hash in ``meta`` (``file_hash``, ``file_size``,
     ``file_mtime_ns``), so worker processes need not hash the file again."""
-    hasher = getattr(dataset, "hasher", None)
+    hasher = dataset.hasher
     if hasher is None:
         return records
     out = []

@@ -27,13 +27,16 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from medbench.datasets.files import PNG_MAGIC, Probe
+from medbench.datasets.base import Probe
 from medbench.errors import ImageReadError
 from medbench.image import dtype_for
 
 #: A JPEG's chroma may stray this far from neutral (128) and still count as grey:
 #: lossy coding of a grey image leaves its chroma at 128 give or take rounding.
 JPEG_CHROMA_TOLERANCE = 4
+
+#: The eight bytes every PNG file starts with (ISO/IEC 15948, 5.2).
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 _PIL_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, zlib.error, PILImage.DecompressionBombError

@@ -3,7 +3,7 @@
 A subclass says where its folder is and how one file becomes a :class:`Record` (its id,
 its split group, its metadata); this base walks the tree, refuses what is not an image,
 keeps the reasons in ``skipped``, reads pixels with the shared readers of
-:mod:`medbench.datasets.files`, and identifies each record by the SHA-256 of its file so
+:mod:`medbench.datasets.formats`, and identifies each record by the SHA-256 of its file so
 caches and split manifests follow content, not paths.
 """
 
@@ -13,15 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from medbench.datasets.base import Dataset, Record, Skipped
-from medbench.datasets.files import (
-    FileHasher,
-    Probe,
-    kind_by_name,
-    probe_image,
-    read_image,
-    walk_files,
-)
+from medbench.datasets.base import Dataset, Probe, Record, Skipped
+from medbench.datasets.files import FileHasher, walk_files
+from medbench.datasets.formats import kind_by_name, probe_image, read_image
 from medbench.errors import DatasetError
 from medbench.image import Image
 
@@ -35,12 +29,14 @@ class FileTreeDataset(Dataset):
     expected: str = "image files"
     #: Body part of every image, when the collection has only one.
     body_part: str | None = None
-    #: Whether runs keep a split manifest for this dataset (see :mod:`manifest`).
+    # Abilities declared on Dataset: files are hashed, hashes identify content, and the
+    # collection can grow, so runs keep its splits in a manifest.
+    content_fingerprint = True
     splits_manifest = True
 
     def __init__(self, data_root: Path | None = None, argument: str | None = None):
         super().__init__(data_root=data_root, argument=argument)
-        self.hasher = FileHasher()
+        self.hasher: FileHasher = FileHasher()
         self._records: list[Record] | None = None
 
     # -- where the files are ---------------------------------------------------------------
