@@ -116,10 +116,14 @@ def run(
     resume: bool = False,
     progress: Callable[[int], Any] | None = None,
     echo: Callable[[str], Any] = log.info,
+    prepare_learned: Callable[..., list[str]] | None = None,
 ) -> RunResult:
     """Run (or resume) a benchmark and return its rows.
 
     ``progress(total)`` may return a tqdm-like object; it is updated once per cell.
+    ``prepare_learned`` (:func:`medbench.training.missing.prepare_learned`, passed in
+    because training sits above the benchmark) notes or trains the learned models a
+    requested dataset lacks; None skips that, and then ``train_missing`` is refused.
     """
     out = Path(out)
     store = ResultsStore(out / STORE_NAME)
@@ -137,9 +141,10 @@ def run(
         raise MedbenchError(f"--repeats must be >= 0, got {config.repeats}")
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
     # Learned codecs: train the models a requested dataset lacks, or note how to.
-    from medbench.codecs.learned.missing import prepare_learned
-
-    learned_notes = prepare_learned(
+    if config.train_missing and prepare_learned is None:
+        raise MedbenchError("train_missing needs run(prepare_learned=...), see "
+                            "medbench.training.missing.prepare_learned")
+    learned_notes = [] if prepare_learned is None else prepare_learned(
         config.codecs, config.datasets, context=context, data_root=config.data_root,
         protocol=config.protocol, size=config.size, bit_depth=config.bit_depth,
         train_missing=config.train_missing, echo=echo, progress=progress is not None,
