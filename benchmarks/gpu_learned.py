@@ -41,9 +41,10 @@ import torch
 
 from medbench.codecs.learned import coding, entropy
 from medbench.codecs.learned.checkpoint import read_checkpoint
-from medbench.codecs.learned.data import load_splits
-from medbench.codecs.learned.training import TrainConfig, _step_losses, train
 from medbench.datasets.protocols import parse_protocol
+from medbench.training.config import TrainConfig
+from medbench.training.data import load_splits
+from medbench.training.loop import _step_losses, train
 
 
 def _sync(device: torch.device) -> None:
@@ -198,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
 
         protocol = parse_protocol("paper", str(args.size), None)
         root = Path(args.data_root) if args.data_root else None
-        images = load_splits(args.dataset, root, protocol, ("val",), limit=8)["val"].images
+        images = load_splits(args.dataset, root, protocol, ("val",), limit=8,
+                             manifest_dir=models)["val"].images
         model.eval()
         report["coding"] = []
         for b in (int(v) for v in args.code_batches.split(",")):

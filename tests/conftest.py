@@ -45,3 +45,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_pretrained(tmp_path_factory, monkeypatch):
+    """Only the models a test trains are visible to the learned codecs (not the shipped)."""
+    from medbench.codecs.learned import codec
+
+    monkeypatch.setattr(codec, "PRETRAINED_DIR", tmp_path_factory.mktemp("none"))

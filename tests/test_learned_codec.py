@@ -15,22 +15,15 @@ import torch
 from medbench.benchmark.cells import code_cell
 from medbench.benchmark.runner import RunConfig, resolve_codecs, run
 from medbench.codecs import CodecContext, get_codec
-from medbench.codecs.learned import codec as codec_module
-from medbench.codecs.learned import missing
 from medbench.codecs.learned.bitstream import HEADER_SIZE, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import read_checkpoint
 from medbench.codecs.learned.coding import image_latents, stream_latents
-from medbench.codecs.learned.training import TrainConfig, train
 from medbench.errors import MedbenchError
 from medbench.image import Image
+from medbench.training.config import TrainConfig
+from medbench.training.loop import train
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(autouse=True)
-def no_pretrained(tmp_path_factory, monkeypatch):
-    """Only the models a test trains are visible (not the shipped ones)."""
-    monkeypatch.setattr(codec_module, "PRETRAINED_DIR", tmp_path_factory.mktemp("none"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_pretrained")
 
 
 @pytest.fixture(scope="module")
@@ -194,29 +187,6 @@ def test_run_measures_every_model_on_every_dataset(models, tmp_path):
     assert set(rows["codec"]) == {"cnn", "dcae"} and len(rows) == 4
     assert set(rows["train_dataset"]) == {"sample"}
     assert rows["model_info"].map(lambda s: json.loads(s)["budget"]["images_seen"] > 0).all()
-
-
-def test_train_missing_trains_then_runs(tmp_path, monkeypatch):
-    monkeypatch.setitem(missing.LADDERS, "cnn", [
-        {"objective": "rd", "lmbda": 1e-3, "latent": 2, "width": 4, "epochs": 1,
-         "crop": 32, "limit": 2},
-    ])
-    models = tmp_path / "models"
-    config = RunConfig(codecs=["cnn"], datasets=["sample"], size="32", limit=1, repeats=0,
-                       models_dir=str(models), device="cpu", train_missing=True)
-    result = run(config, tmp_path / "out")
-    assert (models / "cnn" / "sample-l2-lam0.001" / "config.json").is_file()
-    assert list(result.rows["setting"]) == ["sample-l2-lam0.001"]
-    assert any("--train-missing" in note for note in result.notes)
-
-
-def test_models_trained_elsewhere_get_a_note(models, monkeypatch):
-    notes = missing.prepare_learned(
-        ["cnn"], ["sample", "synthetic"], context=CodecContext(models_dir=models),
-        data_root=None, protocol="paper", size=None, bit_depth=None, train_missing=False,
-    )
-    assert len(notes) == 1 and "no cnn model was trained on synthetic" in notes[0]
-    assert "medbench train --model cnn --dataset synthetic" in notes[0]
 
 
 def test_settings_are_ordered_by_validation_rate(models, tmp_path):

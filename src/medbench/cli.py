@@ -98,8 +98,8 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
-    from medbench.codecs.learned.missing import prepare_learned
     from medbench.reports.summary import format_table, summarize
+    from medbench.training.missing import prepare_learned
 
     codec_list = None if codecs.strip().lower() == "all" else _split_names(codecs)
     config = RunConfig(
@@ -278,8 +278,8 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, batch
               objective, lmbda, latent, width, patience, crop, repeat, limit, seed, name,
               device, models_dir, no_progress) -> None:
     """Train one model of a learned codec; re-running the same command resumes it."""
-    from medbench.codecs.learned.training import TrainConfig, train_command
-    from medbench.codecs.learned.training import train as train_model
+    from medbench.training.config import TrainConfig, train_command
+    from medbench.training.loop import train as train_model
 
     config = TrainConfig(
         arch=arch, dataset=dataset, data_root=str(data_root) if data_root else None,

@@ -204,6 +204,9 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     if config.repeats < 0:
         raise MedbenchError(f"--repeats must be >= 0, got {config.repeats}")
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
+    if config.train_missing and prepare_learned is None:
+        raise MedbenchError("train_missing needs run(prepare_learned=...), see "
+                            "medbench.training.missing.prepare_learned")
     notes: list[str] = []
     if prepare_learned is not None:  # learned codecs: train missing models, or say how
         notes += prepare_learned(

@@ -1,4 +1,4 @@
-"""Training of the learned codecs: loss goes down, λ trades rate, runs resume, JSON budget."""
+"""The training loop: loss goes down, λ trades rate, runs resume, JSON budget, the CLI."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from medbench.cli import main
-from medbench.codecs.learned import training
 from medbench.codecs.learned.checkpoint import read_checkpoint
-from medbench.codecs.learned.training import TrainConfig, train, train_command
 from medbench.errors import MedbenchError
+from medbench.training import loop
+from medbench.training.config import TrainConfig, train_command
+from medbench.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,7 +65,7 @@ def test_training_resumes_from_the_last_epoch(tmp_path, monkeypatch):
     reference = train(tiny(tmp_path / "a"), progress=False).checkpoint
 
     calls = {"n": 0}
-    original = training.evaluate
+    original = loop.evaluate
 
     def interrupt_in_epoch_2(*args, **kwargs):
         calls["n"] += 1
@@ -72,13 +73,13 @@ def test_training_resumes_from_the_last_epoch(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "evaluate", interrupt_in_epoch_2)
+    monkeypatch.setattr(loop, "evaluate", interrupt_in_epoch_2)
     cfg = tiny(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
     assert not (cfg.folder / "config.json").exists()
     assert json.loads((cfg.folder / "train_state.json").read_text())["epoch"] == 1
-    monkeypatch.setattr(training, "evaluate", original)
+    monkeypatch.setattr(loop, "evaluate", original)
 
     result = train(cfg, progress=False)
     assert result.resumed_from_epoch == 1
@@ -91,7 +92,7 @@ def test_training_resumes_from_the_last_epoch(tmp_path, monkeypatch):
 
 def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch):
     cfg = tiny(tmp_path)
-    monkeypatch.setattr(training, "evaluate", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: (_ for _ in ()).throw(
         KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
@@ -111,34 +112,6 @@ def test_a_finished_model_is_not_trained_again(tmp_path):
     again = train(tiny(tmp_path, epochs=1), progress=False, echo=messages.append)
     assert again.already_trained and again.checkpoint.model_id == first.checkpoint.model_id
     assert "already trained" in messages[0] and "--name" in messages[0]
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"objective": "rd"}, "needs a positive --lmbda"),
-        ({"lmbda": 0.1}, "only applies to --objective rd"),
-        ({"arch": "vae"}, "unknown model 'vae'"),
-        ({"objective": "l1"}, "--objective must be mse or rd"),
-    ],
-)
-def test_bad_training_options_are_refused(tmp_path, changes, message):
-    with pytest.raises(MedbenchError, match=message):
-        tiny(tmp_path, **changes)
-
-
-def test_model_names_are_short_and_stable(tmp_path):
-    assert tiny(tmp_path).model_name == "sample-l2"
-    assert tiny(tmp_path, objective="rd", lmbda=1e-4).model_name == "sample-l2-lam0.0001"
-    assert tiny(tmp_path, dataset="folder:/data/My Scans").model_name == "My-Scans-l2"
-    assert tiny(tmp_path, name="mine").model_name == "mine"
-
-
-def test_train_command_reproduces_the_config(tmp_path):
-    cfg = tiny(tmp_path, objective="rd", lmbda=0.001)
-    command = train_command(cfg)
-    assert "--objective rd --lmbda 0.001" in command and "--latent 2" in command
-    assert "--batch-size 2" in command and "--epochs 3" in command
 
 
 def test_cli_train_writes_a_model_and_resumable_message(tmp_path):

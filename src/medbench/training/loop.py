@@ -1,4 +1,5 @@
-"""``medbench train``: fit one model on a dataset's train split, stop early on its val split.
+"""The training loop of ``medbench train``: fit one model on a dataset's train split, stop
+early on its val split (splits chosen as in ``medbench run``, see :mod:`.data`).
 
 Objectives (``D`` is the MSE on the ``[0, 1]`` scale, ``R`` the estimated bits per pixel):
 
@@ -12,8 +13,8 @@ decoder sees the rounded latents through a straight-through gradient, as at test
 ("mixed" quantization, Minnen & Singh 2020). After each epoch the model is scored on the
 validation split with rounded latents; the learning rate halves after every 3 epochs
 without a better validation loss, training stops after ``patience`` such epochs and keeps
-the best epoch. The last epoch's weights and
-optimizer state are saved each epoch, so an interrupted run resumes where it stopped.
+the best epoch. The last epoch's weights and optimizer state are saved each epoch, so an
+interrupted run resumes where it stopped.
 At the end the density is frozen into integer coding tables and the real validation
 rate (bytes of actual bitstreams) is measured and written to ``config.json``.
 
@@ -28,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -49,12 +48,13 @@ from medbench.codecs.learned.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
-from medbench.codecs.learned.data import CropBatches, SplitImages, load_splits
+from medbench.codecs.learned.coding import resolve_device
 from medbench.codecs.learned.entropy import build_tables
-from medbench.codecs.learned.models import ARCHITECTURES, DEFAULT_LATENT, pad_to_stride
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
+from medbench.training.config import TrainConfig
+from medbench.training.data import CropBatches, SplitImages, load_splits
+from medbench.training.validation import evaluate, measure_split
 
 log = logging.getLogger(__name__)
 
@@ -63,78 +63,12 @@ STATE_JSON, LAST, BEST = "train_state.json", "last.safetensors", "best.safetenso
 LR_PATIENCE = 3
 #: Largest gradient norm of the autoencoder's parameters per step.
 GRAD_CLIP = 1.0
-OBJECTIVES = ("mse", "rd")
-#: Keys that must match for a run to resume an unfinished one in the same folder.
-RESUME_KEYS = ("arch", "latent", "width", "objective", "lmbda", "dataset", "protocol",
-               "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (written to the model's config.json)."""
-
-    arch: str
-    dataset: str
-    data_root: str | None = None
-    protocol: str = "paper"
-    size: str | None = None
-    bit_depth: str | None = None
-    epochs: int = 30
-    batch_size: int = 4
-    lr: float = 1e-3
-    objective: str = "mse"
-    lmbda: float | None = None
-    latent: int | None = None
-    width: int | None = None
-    patience: int = 5
-    crop: int = 256
-    repeat: int = 1
-    seed: int = 0
-    limit: int | None = None
-    device: str = "auto"
-    models_dir: str = "medbench-models"
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise MedbenchError(
-                f"unknown model {self.arch!r}; known models: {', '.join(ARCHITECTURES)}"
-            )
-        if self.objective not in OBJECTIVES:
-            raise MedbenchError(f"--objective must be mse or rd, not {self.objective!r}")
-        if self.objective == "rd" and (self.lmbda is None or self.lmbda <= 0):
-            raise MedbenchError("--objective rd needs a positive --lmbda, e.g. --lmbda 0.001")
-        if self.objective == "mse" and self.lmbda is not None:
-            raise MedbenchError("--lmbda only applies to --objective rd; drop it or add "
-                                "--objective rd")
-        for key in ("epochs", "batch_size", "patience", "crop", "repeat"):
-            if getattr(self, key) < 1:
-                raise MedbenchError(f"--{key.replace('_', '-')} must be >= 1")
-        if self.latent is None:
-            self.latent = DEFAULT_LATENT[self.arch]
-
-    @property
-    def model_name(self) -> str:
-        """Folder and setting name: ``<dataset>-l<latent>[-lam<λ>]`` unless ``--name``."""
-        if self.name:
-            return self.name
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.dataset.rsplit("/", 1)[-1]).strip("-")
-        name = f"{slug or 'data'}-l{self.latent}"
-        if self.objective == "rd":
-            name += f"-lam{self.lmbda:g}"
-        return name
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.models_dir) / self.arch / self.model_name
-
-    def resume_key(self) -> dict[str, Any]:
-        values = asdict(self)
-        return {k: values[k] for k in RESUME_KEYS}
 
 
 @dataclass
 class TrainResult:
+    """What :func:`train` gives back: the finished model, and whether it was made now."""
+
     checkpoint: Checkpoint
     already_trained: bool = False
     resumed_from_epoch: int = 0
@@ -157,7 +91,36 @@ class _State:
 
 def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any] = log.info,
           command: str | None = None) -> TrainResult:
-    """Train (or resume) the model ``cfg`` describes; returns its finished checkpoint."""
+    """Train (or resume) the model ``cfg`` describes; returns its finished checkpoint.
+
+    A folder that already holds the finished model is left as it is; one holding an
+    unfinished run with the same settings (:meth:`TrainConfig.resume_key`) is resumed
+    after its last finished epoch.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The model, the data and the schedule; the model goes to ``cfg.folder``.
+    progress : bool
+        Show tqdm bars (reading, each epoch); without them each epoch's line is echoed.
+    echo : callable
+        Receives one line per event a user should see (resumed, saved, already trained).
+    command : str, optional
+        The command line recorded in the model's config.json (see
+        :func:`~medbench.training.config.train_command`).
+
+    Returns
+    -------
+    TrainResult
+        The checkpoint, ``already_trained`` when nothing was trained, and the epoch a
+        resumed run started after (``resumed_from_epoch``, 0 for a fresh run).
+
+    Raises
+    ------
+    MedbenchError
+        When the dataset cannot be read, a split is empty, or the folder holds an
+        unfinished run with other settings.
+    """
     folder = cfg.folder
     if (folder / CONFIG).is_file():
         ckpt = read_checkpoint(folder)
@@ -167,7 +130,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     device = resolve_device(cfg.device)
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
-    splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress)
+    splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
+                         manifest_dir=Path(cfg.models_dir))
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
         torch.manual_seed(cfg.seed)
@@ -232,25 +196,6 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     return TrainResult(ckpt, resumed_from_epoch=start_epoch)
 
 
-def train_command(cfg: TrainConfig) -> str:
-    """The ``medbench train`` command line that trains ``cfg`` (recorded with the model)."""
-    import shlex
-
-    defaults = TrainConfig(arch=cfg.arch, dataset=cfg.dataset)
-    parts = ["medbench", "train", "--model", cfg.arch, "--dataset", cfg.dataset]
-    flags = {"data_root": "--data-root", "protocol": "--protocol", "size": "--size",
-             "bit_depth": "--bit-depth", "epochs": "--epochs", "batch_size": "--batch-size",
-             "lr": "--lr", "objective": "--objective", "lmbda": "--lmbda",
-             "latent": "--latent", "width": "--width", "patience": "--patience",
-             "crop": "--crop", "repeat": "--repeat", "limit": "--limit", "seed": "--seed",
-             "name": "--name", "device": "--device", "models_dir": "--models"}
-    for key, flag in flags.items():
-        value = getattr(cfg, key)
-        if value is not None and value != getattr(defaults, key):
-            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
 def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: bool,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(optimised loss, distortion, estimated bpp) of one batch."""
@@ -292,48 +237,6 @@ def _train_epoch(model, optimizer, data: CropBatches, cfg: TrainConfig, state: _
         bar.update(1)
         bar.set_postfix(loss=f"{total / count:.3g}")
     return total / max(count, 1), bar  # the caller adds the val metrics and closes it
-
-
-@torch.no_grad()
-def evaluate(model: CompressionModel, split: SplitImages, device: torch.device,
-             lmbda: float, chunk: int = 8) -> dict[str, float]:
-    """Validation with rounded latents: mean PSNR, estimated bpp and the loss."""
-    model.eval()
-    psnrs, mses, bpps = [], [], []
-    groups: dict[tuple, list] = {}
-    for image in split.images:  # same size and depth go through the net together
-        groups.setdefault((*image.pixels.shape, image.bit_depth), []).append(image)
-    for (h, w, bits), images in groups.items():
-        peak = float((1 << bits) - 1)
-        for start in range(0, len(images), chunk):
-            stack = np.stack([im.pixels for im in images[start : start + chunk]])
-            x = torch.from_numpy(stack.astype(np.float32) / peak).to(device).unsqueeze(1)
-            y = torch.round(model.net.encode(pad_to_stride(x, model.stride)[0]))
-            x_hat = model.net.decode(y)[..., :h, :w].clamp(0, 1)
-            x_hat = torch.round(x_hat * peak) / peak  # as decoded at the image's bit depth
-            err = ((x_hat - x) ** 2).flatten(1).mean(dim=1).double().cpu().numpy()
-            mses.extend(err.tolist())
-            psnrs.extend((10 * np.log10(1.0 / np.maximum(err, 1e-10))).tolist())
-            bpps.extend((model.density.bits(y).cpu().numpy() / (h * w)).tolist())
-    model.train()
-    mse, est_bpp = float(np.mean(mses)), float(np.mean(bpps))
-    loss = mse + lmbda * est_bpp if lmbda else mse
-    return {"loss": loss, "mse": mse, "psnr": float(np.mean(psnrs)), "est_bpp": est_bpp}
-
-
-def measure_split(model: CompressionModel, split: SplitImages,
-                  device: torch.device) -> dict[str, float]:
-    """Real bitstreams of a split: mean bpp from bytes and mean PSNR of the decoded."""
-    model_id = "00" * 8  # the id is not known before saving; it does not change the size
-    bpps, psnrs = [], []
-    for image in split.images:
-        data = encode_images(model, model_id, [image], device)[0]
-        decoded = decode_streams(model, [data], device)[0]
-        peak = float((1 << image.bit_depth) - 1)
-        err = float(np.mean((decoded.astype(np.float64) - image.pixels) ** 2))
-        psnrs.append(10 * math.log10(peak * peak / err) if err > 0 else 99.0)
-        bpps.append(8.0 * len(data) / (image.height * image.width))
-    return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
 
 
 def _tensors(model: CompressionModel) -> dict[str, torch.Tensor]:
@@ -423,11 +326,3 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
         },
         "history": state.history,
     }
-
-
-def remove_unfinished(folder: Path) -> None:
-    """Delete an unfinished run's files (used by tests and --restart)."""
-    for name in (STATE_JSON, LAST, BEST):
-        (Path(folder) / name).unlink(missing_ok=True)
-    if Path(folder).is_dir() and not any(Path(folder).iterdir()):
-        shutil.rmtree(folder)

@@ -1,5 +1,13 @@
 """Training data: a dataset's train and validation splits, prepared by a protocol.
 
+Records are chosen by :func:`~medbench.datasets.manifest.choose_records`, the code
+``medbench run`` uses, so training and a run agree on which images are "train". Datasets
+read from user files keep their split manifest in ``<models_dir>/manifests/<dataset>.csv``
+(:meth:`SplitManifest.in_folder <medbench.datasets.manifest.SplitManifest.in_folder>`),
+beside the models trained on them, the way a run keeps one in ``<out>/manifests/``: every
+model trained into the same ``--models`` sees the same split even as files are added.
+Built-in generated datasets (``sample``, ``synthetic``) need no manifest.
+
 Images are read once, passed through the protocol (``paper``: 256×256, 8-bit) and kept in
 memory in their storage dtype. Batches are random square crops (the whole image when it
 is no larger than the crop), flipped up-down and left-right at random (radiographs have
@@ -20,9 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medbench.datasets import get_dataset
+from medbench.datasets import Dataset, Record, get_dataset
+from medbench.datasets.manifest import (
+    SplitManifest,
+    attach_hashes,
+    choose_records,
+    uses_manifest,
+)
 from medbench.datasets.protocols import Protocol
-from medbench.datasets.splits import split_of
 from medbench.errors import DatasetError, MedbenchError
 from medbench.image import Image, peak_value
 
@@ -41,22 +54,59 @@ class SplitImages:
         return len(self.images)
 
 
+def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
+                  limit: int | None = None,
+                  manifest_dir: Path | None = None) -> dict[str, list[Record]]:
+    """The records of each of ``splits``, chosen as ``medbench run`` chooses them.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The opened dataset.
+    spec : str
+        Its spec as on the command line (names the manifest file).
+    splits : tuple of str
+        Splits wanted, e.g. ``("train", "val")``.
+    limit : int, optional
+        At most this many records per split (the first by image id).
+    manifest_dir : Path, optional
+        Folder whose ``manifests/`` holds the dataset's split manifest (read, updated and
+        saved); None, or a dataset without a manifest: the group hash alone.
+
+    Returns
+    -------
+    dict of str to list of Record
+        Per split, what :func:`~medbench.datasets.manifest.choose_records` gives a run of
+        that split with the same limit and manifest.
+    """
+    manifest = None
+    if manifest_dir is not None and uses_manifest(dataset):
+        manifest = SplitManifest.in_folder(manifest_dir, spec, dataset.name)
+    chosen = {split: choose_records(dataset, split, limit, manifest) for split in splits}
+    if manifest is not None:  # as a run does: hashes of the chosen files, then save
+        attach_hashes(dataset, [r for s in splits for r in chosen[s]])
+        manifest.collect_hashes(dataset)
+        manifest.save()
+    return chosen
+
+
 def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
                 splits: tuple[str, ...] = ("train", "val"), limit: int | None = None,
-                progress: bool = False) -> dict[str, SplitImages]:
-    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split)."""
+                progress: bool = False,
+                manifest_dir: Path | None = None) -> dict[str, SplitImages]:
+    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split).
+
+    Records come from :func:`choose_splits` (``manifest_dir`` as there); each image is
+    prepared by ``protocol``. An unreadable image is logged and left out.
+    """
     dataset = get_dataset(spec, data_root)
-    records = dataset.records()
-    chosen: dict[str, list] = {s: [] for s in splits}
-    for record in records:
-        s = split_of(dataset.name, record.group)
-        if s in chosen and (limit is None or len(chosen[s]) < limit):
-            chosen[s].append(record)
+    chosen = choose_splits(dataset, spec, splits, limit, manifest_dir)
     for s in splits:
         if not chosen[s]:
             raise DatasetError(
-                f"dataset {spec} has no images in its {s} split ({len(records)} images in "
-                f"all); training needs train and val images, use a larger dataset"
+                f"dataset {spec} has no images in its {s} split "
+                f"({len(dataset.records())} images in all); training needs train and val "
+                f"images, use a larger dataset"
             )
 
     def read(record) -> Image | None:

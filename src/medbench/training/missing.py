@@ -4,6 +4,9 @@ A run measures every trained model of a learned codec on every requested dataset
 generalization matrix). When none of a codec's models was trained on a requested
 dataset, the run says how to train one, or, with ``--train-missing``, trains the codec's
 default ladder (:data:`LADDERS`) on that dataset's train split before coding starts.
+
+Training sits above the benchmark (``benchmark`` never imports ``training``), so the CLI
+hands :func:`prepare_learned` to :func:`medbench.benchmark.runner.run`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 
 from medbench.codecs import CodecContext, codec_names, get_codec, registry
 from medbench.codecs.learned.codec import LearnedCodec
-from medbench.codecs.learned.training import TrainConfig, train, train_command
+from medbench.training.config import TrainConfig, train_command
+from medbench.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,31 @@ def prepare_learned(
     echo: Callable[[str], Any] = log.info,
     progress: bool = True,
 ) -> list[str]:
-    """Train what is missing (``train_missing``) or return notes on what is missing."""
+    """Train what is missing (``train_missing``) or return notes on what is missing.
+
+    Parameters
+    ----------
+    codecs : list of str or None
+        Codec names of the run (None: every registered codec); only learned ones count.
+    datasets : list of str
+        Dataset specs of the run.
+    context : CodecContext
+        Where models live (``models_dir``) and the device to train on.
+    data_root, protocol, size, bit_depth
+        As for the run; the models are trained on images prepared the same way.
+    train_missing : bool
+        Train :data:`LADDERS` for each (codec, dataset) without a model; otherwise only
+        note how to.
+    echo : callable
+        Receives a line before each model is trained (and the training's own lines).
+    progress : bool
+        Show the training's progress bars.
+
+    Returns
+    -------
+    list of str
+        Notes for the run's output: models missing, or models trained.
+    """
     notes = []
     for codec in learned_codecs(codecs, context):
         for spec in datasets:

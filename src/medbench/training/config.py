@@ -1,0 +1,164 @@
+"""What defines one training run: :class:`TrainConfig`, and the command line that makes it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from medbench.codecs.learned.models import ARCHITECTURES, DEFAULT_LATENT
+from medbench.errors import MedbenchError
+
+OBJECTIVES = ("mse", "rd")
+#: Keys that must match for a run to resume an unfinished one in the same folder.
+RESUME_KEYS = ("arch", "latent", "width", "objective", "lmbda", "dataset", "protocol",
+               "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit")
+#: ``medbench train`` flag of each field (what :func:`train_command` writes).
+FLAGS = {"data_root": "--data-root", "protocol": "--protocol", "size": "--size",
+         "bit_depth": "--bit-depth", "epochs": "--epochs", "batch_size": "--batch-size",
+         "lr": "--lr", "objective": "--objective", "lmbda": "--lmbda",
+         "latent": "--latent", "width": "--width", "patience": "--patience",
+         "crop": "--crop", "repeat": "--repeat", "limit": "--limit", "seed": "--seed",
+         "name": "--name", "device": "--device", "models_dir": "--models"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (written to the model's config.json).
+
+    Each field is the ``medbench train`` option of the same name (see ``FLAGS``).
+
+    Parameters
+    ----------
+    arch : str
+        Architecture: ``ae``, ``cnn`` or ``dcae``.
+    dataset : str
+        Dataset spec as on the command line (``jsrt``, ``folder:PATH``...); the model
+        trains on its train split and stops early on its val split.
+    data_root : str, optional
+        Folder holding one sub-folder per dataset.
+    protocol, size, bit_depth : str, optional
+        How images are prepared (``paper``: 256×256, 8-bit), as for ``medbench run``.
+    epochs : int
+        Most epochs to run.
+    batch_size : int
+        Crops per optimisation step.
+    lr : float
+        Adam step size of the autoencoder (the latent density learns 10× faster).
+    objective : str
+        ``mse`` (distortion only, the seed paper's loss) or ``rd`` (``D + λ·R``).
+    lmbda : float, optional
+        λ of the ``rd`` objective (larger: lower rate); must be None for ``mse``.
+    latent : int, optional
+        Latent channels; None takes the architecture's default.
+    width : int, optional
+        Hidden channels; None takes the architecture's default.
+    patience : int
+        Epochs without a better validation loss before training stops.
+    crop : int
+        Side of the random square training crops, in pixels.
+    repeat : int
+        Crops per training image per epoch (for small datasets).
+    seed : int
+        Seed of the initial weights, crops, flips and rate noise.
+    limit : int, optional
+        At most this many images per split.
+    device : str
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    models_dir : str
+        Folder of trained models; the model goes to ``<models_dir>/<arch>/<name>`` and
+        the dataset's split manifest to ``<models_dir>/manifests/``.
+    name : str, optional
+        Model (setting) name; None gives ``<dataset>-l<latent>[-lam<λ>]``.
+
+    Raises
+    ------
+    MedbenchError
+        For an unknown architecture or objective, a λ that does not fit the objective,
+        or a count below one.
+    """
+
+    arch: str
+    dataset: str
+    data_root: str | None = None
+    protocol: str = "paper"
+    size: str | None = None
+    bit_depth: str | None = None
+    epochs: int = 30
+    batch_size: int = 4
+    lr: float = 1e-3
+    objective: str = "mse"
+    lmbda: float | None = None
+    latent: int | None = None
+    width: int | None = None
+    patience: int = 5
+    crop: int = 256
+    repeat: int = 1
+    seed: int = 0
+    limit: int | None = None
+    device: str = "auto"
+    models_dir: str = "medbench-models"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise MedbenchError(
+                f"unknown model {self.arch!r}; known models: {', '.join(ARCHITECTURES)}"
+            )
+        if self.objective not in OBJECTIVES:
+            raise MedbenchError(f"--objective must be mse or rd, not {self.objective!r}")
+        if self.objective == "rd" and (self.lmbda is None or self.lmbda <= 0):
+            raise MedbenchError("--objective rd needs a positive --lmbda, e.g. --lmbda 0.001")
+        if self.objective == "mse" and self.lmbda is not None:
+            raise MedbenchError("--lmbda only applies to --objective rd; drop it or add "
+                                "--objective rd")
+        for key in ("epochs", "batch_size", "patience", "crop", "repeat"):
+            if getattr(self, key) < 1:
+                raise MedbenchError(f"--{key.replace('_', '-')} must be >= 1")
+        if self.latent is None:
+            self.latent = DEFAULT_LATENT[self.arch]
+
+    @property
+    def model_name(self) -> str:
+        """Folder and setting name: ``<dataset>-l<latent>[-lam<λ>]`` unless ``--name``."""
+        if self.name:
+            return self.name
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.dataset.rsplit("/", 1)[-1]).strip("-")
+        name = f"{slug or 'data'}-l{self.latent}"
+        if self.objective == "rd":
+            name += f"-lam{self.lmbda:g}"
+        return name
+
+    @property
+    def folder(self) -> Path:
+        """Where the model is written: ``<models_dir>/<arch>/<model_name>``."""
+        return Path(self.models_dir) / self.arch / self.model_name
+
+    def resume_key(self) -> dict[str, Any]:
+        """The values an unfinished run in :attr:`folder` must share to be resumed."""
+        values = asdict(self)
+        return {k: values[k] for k in RESUME_KEYS}
+
+
+def train_command(cfg: TrainConfig) -> str:
+    """The ``medbench train`` command line that trains ``cfg`` (recorded with the model).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run to describe.
+
+    Returns
+    -------
+    str
+        A shell-quoted command line naming only the options that differ from the defaults.
+    """
+    defaults = TrainConfig(arch=cfg.arch, dataset=cfg.dataset)
+    parts = ["medbench", "train", "--model", cfg.arch, "--dataset", cfg.dataset]
+    for key, flag in FLAGS.items():
+        value = getattr(cfg, key)
+        if value is not None and value != getattr(defaults, key):
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
