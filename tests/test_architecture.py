@@ -221,13 +221,11 @@ def forbidden(edges: list[Edge], importers: str, imported: tuple[str, ...]) -> l
             and any(_within(e.imported, unit) for unit in imported)]
 
 
-@pytest.mark.xfail(strict=False, reason=OTHER_PARTS)
 def test_reports_import_neither_codecs_nor_datasets(source: Source) -> None:
     bad = forbidden(source.edges, "medbench.reports", ("medbench.codecs", "medbench.datasets"))
     assert not bad, "reports read only the results store, but:\n" + "\n".join(map(str, bad))
 
 
-@pytest.mark.xfail(strict=False, reason=OTHER_PARTS)
 def test_codecs_import_neither_datasets_nor_training(source: Source) -> None:
     bad = forbidden(source.edges, "medbench.codecs", ("medbench.datasets", "medbench.training"))
     assert not bad, "a codec sees one image, but:\n" + "\n".join(map(str, bad))
@@ -260,7 +258,6 @@ def test_every_module_is_in_a_layer(source: Source) -> None:
     assert not unplaced, f"add these modules' package to LAYERS: {unplaced}"
 
 
-@pytest.mark.xfail(strict=False, reason=OTHER_PARTS)
 def test_imports_point_down_the_layers(source: Source) -> None:
     bad = upward(source.edges)
     lines = [f"{e} [{unit_of(e.importer)} is layer {LAYERS[unit_of(e.importer)]}, "
@@ -321,7 +318,6 @@ def test_psnr_pattern(code: str, found: bool) -> None:
     assert bool(psnr_formulas(ast.parse(code))) is found
 
 
-@pytest.mark.xfail(strict=False, reason=OTHER_PARTS)
 def test_psnr_is_computed_once(source: Source) -> None:
     where = [f"{name} line {line}" for name, tree in source.trees.items()
              for line in psnr_formulas(tree)]

@@ -45,33 +45,66 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+# -- options shared by several commands ----------------------------------------------------
+def data_root_option(from_env: bool = True):
+    """``--data-root``; ``from_env`` defaults it to ``$MEDBENCH_DATA`` (the ``datasets``
+    subcommands fall back to their group's option instead)."""
+    return click.option(
+        "--data-root", type=click.Path(file_okay=False, path_type=Path),
+        default=(lambda: os.environ.get("MEDBENCH_DATA")) if from_env else None,
+        help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
+
+
+def protocol_options(command):
+    """``--protocol``, ``--size`` and ``--bit-depth``: how images are prepared."""
+    for option in reversed([
+        click.option("--protocol", default="paper", show_default=True,
+                     help="paper (256x256, 8-bit) or native (native size and bit depth)."),
+        click.option("--size", default=None, help="Override the protocol's size: N or native."),
+        click.option("--bit-depth", "bit_depth", default=None,
+                     help="Override the protocol's bit depth: N or native."),
+    ]):
+        command = option(command)
+    return command
+
+
+def models_option(help_text: str):
+    """``--models``: the folder of trained learned-codec models."""
+    return click.option("--models", "models_dir",
+                        type=click.Path(file_okay=False, path_type=Path),
+                        default=Path("medbench-models"), show_default=True, help=help_text)
+
+
+def device_option(help_text: str):
+    """``--device``: where learned codecs run."""
+    return click.option("--device", default="auto", show_default=True,
+                        type=click.Choice(["auto", "cpu", "cuda"]), help=help_text)
+
+
+def split_option(command):
+    """``--split``: which split of each dataset."""
+    return click.option("--split", default="test", show_default=True,
+                        type=click.Choice(["test", "train", "val", "all"]),
+                        help="Which split to use.")(command)
+
+
 # -- run -------------------------------------------------------------------------------
 @main.command()
 @click.option("--codecs", "codecs", default="all", show_default=True,
               help="Comma-separated codec names, or 'all' (every available codec).")
 @click.option("--datasets", "datasets", default="sample", show_default=True,
               help="Comma-separated dataset names (e.g. sample, folder:PATH).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
-              default=lambda: os.environ.get("MEDBENCH_DATA"),
-              help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
+@data_root_option()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("medbench-results"), show_default=True, help="Results folder.")
-@click.option("--protocol", default="paper", show_default=True,
-              help="paper (256x256, 8-bit) or native (native size and bit depth).")
-@click.option("--size", default=None, help="Override the protocol's size: N or native.")
-@click.option("--bit-depth", "bit_depth", default=None,
-              help="Override the protocol's bit depth: N or native.")
-@click.option("--split", default="test", show_default=True,
-              type=click.Choice(["test", "train", "val", "all"]), help="Which split to code.")
+@protocol_options
+@split_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per dataset.")
 @click.option("--repeats", type=click.IntRange(min=0), default=3, show_default=True,
               help="Timed repeats per encode/decode (median reported, after one warm-up).")
-@click.option("--models", "models_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("medbench-models"), show_default=True,
-              help="Folder of trained learned-codec models.")
-@click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]), help="Device for learned codecs.")
+@models_option("Folder of trained learned-codec models.")
+@device_option("Device for learned codecs.")
 @click.option("--train-missing", is_flag=True,
               help="First train learned-codec models on each requested dataset that has "
                    "none (its train split; see `medbench train`).")
@@ -236,14 +269,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 @click.option("--dataset", required=True,
               help="Dataset to train on: its train split, with early stopping on its val "
                    "split (e.g. sample, jsrt, folder:PATH).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
-              default=lambda: os.environ.get("MEDBENCH_DATA"),
-              help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
-@click.option("--protocol", default="paper", show_default=True,
-              help="paper (256x256, 8-bit) or native (native size and bit depth).")
-@click.option("--size", default=None, help="Override the protocol's size: N or native.")
-@click.option("--bit-depth", "bit_depth", default=None,
-              help="Override the protocol's bit depth: N or native.")
+@data_root_option()
+@protocol_options
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True,
               help="Most epochs (training stops earlier when val loss stalls).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
@@ -268,11 +295,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--name", default=None,
               help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
-@click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]), help="auto: CUDA when present.")
-@click.option("--models", "models_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("medbench-models"), show_default=True,
-              help="Folder of trained models (the model goes to MODELS/<model>/<name>).")
+@device_option("auto: CUDA when present.")
+@models_option("Folder of trained models (the model goes to MODELS/<model>/<name>).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, batch_size, lr,
               objective, lmbda, latent, width, patience, crop, repeat, limit, seed, name,
@@ -320,9 +344,7 @@ def codecs_cmd() -> None:
 
 # -- datasets ------------------------------------------------------------------------------
 @main.group("datasets", invoke_without_command=True, cls=MedbenchGroup)
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
-              default=lambda: os.environ.get("MEDBENCH_DATA"),
-              help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
+@data_root_option()
 @click.pass_context
 def datasets_cmd(ctx: click.Context, data_root: Path | None) -> None:
     """List the registered datasets and whether each is found under --data-root."""
@@ -333,7 +355,7 @@ def datasets_cmd(ctx: click.Context, data_root: Path | None) -> None:
 
     for name in dataset_names():
         cls = registry.get(name)
-        folder = getattr(cls, "folder", None)
+        folder = cls.folder
         if name == "folder":
             status = "use as folder:PATH"
         elif folder is None:
@@ -351,7 +373,7 @@ def datasets_cmd(ctx: click.Context, data_root: Path | None) -> None:
                     status += f" ({len(dataset.skipped)} skipped)"
             except MedbenchError as exc:
                 status = f"not found ({exc})"
-        click.echo(f"{name:10s} {status:40s} {getattr(cls, 'description', '')}")
+        click.echo(f"{name:10s} {status:40s} {cls.description}")
     for name, reason in registry.broken.items():
         click.echo(f"{name:10s} failed to load: {reason}")
 
@@ -364,9 +386,7 @@ def _dataset_root(ctx: click.Context, data_root: Path | None) -> Path | None:
     return Path(group_root) if group_root else None
 
 
-_DATA_ROOT = click.option(
-    "--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
+_DATA_ROOT = data_root_option(from_env=False)
 
 
 @datasets_cmd.command("show")
@@ -386,13 +406,8 @@ def datasets_show(ctx: click.Context, name: str, data_root: Path | None) -> None
 @click.argument("name")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write <image_id>.png files (and index.csv) into.")
-@click.option("--split", default="test", show_default=True,
-              type=click.Choice(["test", "train", "val", "all"]), help="Which split to export.")
-@click.option("--protocol", default="paper", show_default=True,
-              help="paper (256x256, 8-bit) or native (native size and bit depth).")
-@click.option("--size", default=None, help="Override the protocol's size: N or native.")
-@click.option("--bit-depth", "bit_depth", default=None,
-              help="Override the protocol's bit depth: N or native.")
+@split_option
+@protocol_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
 @_DATA_ROOT
 @click.pass_context
