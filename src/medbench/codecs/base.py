@@ -48,13 +48,26 @@ class Codec(ABC):
 
     # -- availability -------------------------------------------------------------
     def unavailable_reason(self) -> str | None:
-        """``None`` when the codec can run here, else why not and how to fix it."""
+        """Why this codec cannot run here, or None when it can.
+
+        Returns
+        -------
+        str or None
+            One sentence naming what is missing and the fix (e.g. the pip requirement).
+        """
         return None
 
     # -- operating points -----------------------------------------------------------
     @abstractmethod
     def settings(self) -> list[str]:
-        """Operating points ordered from low to high rate."""
+        """Operating points, ordered from low to high rate.
+
+        Returns
+        -------
+        list of str
+            Short setting strings (``q=75``, ``ratio=20``, ``lossless``); the names in
+            result rows and on the command line.
+        """
 
     def is_lossless(self, setting: str) -> bool:
         return setting == LOSSLESS
@@ -80,7 +93,19 @@ class Codec(ABC):
 
     # -- input checks -----------------------------------------------------------------
     def check(self, image: Image) -> None:
-        """Raise :class:`UnsupportedInput` if this codec cannot code ``image`` as it is."""
+        """Refuse an image this codec cannot code faithfully as it is.
+
+        Parameters
+        ----------
+        image
+            The prepared image.
+
+        Raises
+        ------
+        UnsupportedInput
+            With the reason and the fix (e.g. another protocol); the harness records an
+            ``unsupported`` row.
+        """
         if self.bit_depths and image.bit_depth not in self.bit_depths:
             raise UnsupportedInput(
                 f"{self.name} codes {_depths(self.bit_depths)}-bit images, not "
@@ -91,11 +116,36 @@ class Codec(ABC):
     # -- coding ---------------------------------------------------------------------
     @abstractmethod
     def encode(self, image: Image, setting: str) -> bytes:
-        """The complete bitstream for ``image`` at ``setting``."""
+        """Code one image.
+
+        Parameters
+        ----------
+        image
+            The prepared image (pixels, bit depth).
+        setting
+            One of :meth:`settings`.
+
+        Returns
+        -------
+        bytes
+            The complete bitstream: :meth:`decode` gets nothing else, so its length is
+            the rate.
+        """
 
     @abstractmethod
     def decode(self, data: bytes) -> np.ndarray:
-        """Pixels from the bitstream alone (uint8 up to 8 bits, else uint16)."""
+        """Pixels from the bitstream alone.
+
+        Parameters
+        ----------
+        data
+            Bytes from :meth:`encode`.
+
+        Returns
+        -------
+        numpy.ndarray
+            2-D, ``uint8`` up to 8 bits, else ``uint16``, the shape of the coded image.
+        """
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -119,7 +119,25 @@ def load_run(results: Path, run_id: str | None = None,
 
 def build_report(results: Path, out: Path | None = None, run_id: str | None = None,
                  visual: bool = True) -> Report:
-    """Write every report file for one run and return where they are."""
+    """Write every report file for one run, from the results store alone.
+
+    Parameters
+    ----------
+    results
+        A results folder (or its ``results.sqlite``); opened read-only.
+    out
+        Report folder; default ``results/report``.
+    run_id
+        The run to report; default the latest in the store.
+    visual
+        Draw the visual comparison from the pixels the run stored.
+
+    Returns
+    -------
+    Report
+        Where ``index.html`` and the other files are, the Markdown of each section and
+        notes on what could not be shown.
+    """
     rows, info = load_run(results, run_id, visuals=visual)
     out = Path(out) if out is not None else Path(results) / "report"
     figures = out / "figures"
