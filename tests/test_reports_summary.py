@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from medbench.reports.format import fmt_pm, markdown, text_frame
-from medbench.reports.summary import ci_halfwidth, format_table, summarize
+from medbench.reports.means import ci_halfwidth
+from medbench.reports.summary import format_table, summarize
 
 
 def _rows(values, status=None):
