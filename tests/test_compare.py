@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from medbench.benchmark.compare import Tolerances, compare, format_comparison, load_results
 from medbench.benchmark.runner import RunConfig, run
 from medbench.cli import main
 from medbench.errors import MedbenchError
+from medbench.reports.compare import Tolerances, compare, format_comparison, load_results
 
 
 @pytest.fixture(scope="module")

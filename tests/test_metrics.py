@@ -94,6 +94,16 @@ def test_psnr_identical_is_inf_and_peak_is_explicit():
     assert gap == pytest.approx(20 * math.log10(65535 / 4095))
 
 
+def test_psnr_from_mse_is_the_formula_psnr_uses():
+    # 10·log10(255² / 65.025) = 30 dB exactly; MSE 0 is inf, NaN stays NaN.
+    assert metrics.psnr_from_mse(65.025, 255) == pytest.approx(30.0, abs=1e-12)
+    assert metrics.psnr_from_mse(1e-3, 1.0) == pytest.approx(30.0, abs=1e-12)
+    assert metrics.psnr_from_mse(0.0, 4095) == math.inf
+    assert math.isnan(metrics.psnr_from_mse(math.nan, 255))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        metrics.psnr_from_mse(-1.0, 255)
+
+
 def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(4, 4\).*\(4, 5\)"):
         metrics.mse(np.zeros((4, 4)), np.zeros((4, 5)))

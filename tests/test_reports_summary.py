@@ -1,16 +1,17 @@
-"""The summary table: means with Student-t 95 % intervals, image and error counts."""
+"""The summary table: means with Student-t 95 % intervals, image and error counts.
+
+The intervals themselves are tested with ``setting_means`` (tests/test_reports_means.py).
+"""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from medbench.reports.format import fmt_pm, markdown, text_frame
-from medbench.reports.summary import ci_halfwidth, format_table, summarize
+from medbench.reports.summary import format_table, summarize
 
 
 def _rows(values, status=None):
@@ -22,25 +23,6 @@ def _rows(values, status=None):
         "ms_ssim": values, "max_abs_error": [1] * n, "encode_ms": values,
         "decode_ms": values, "train_dataset": [None] * n, "codec_kind": ["classical"] * n,
     })
-
-
-def test_ci_halfwidth_matches_the_t_interval():
-    # mean 3, s = sqrt(2.5), n = 5: half-width = t(0.975, 4) * s / sqrt(5) = 1.9632
-    assert ci_halfwidth(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(1.963243, abs=1e-6)
-    low, high = stats.t.interval(0.95, 4, loc=3, scale=stats.sem([1, 2, 3, 4, 5]))
-    assert ci_halfwidth([1.0, 2, 3, 4, 5]) == pytest.approx((high - low) / 2)
-
-
-def test_ci_is_undefined_for_one_image_or_an_infinite_mean():
-    assert math.isnan(ci_halfwidth([4.0]))
-    assert math.isnan(ci_halfwidth([40.0, math.inf]))
-    assert ci_halfwidth([2.0, 2.0, 2.0]) == 0.0
-
-
-def test_ci_narrows_with_more_images():
-    rng = np.random.default_rng(1)
-    few, many = rng.normal(40, 2, 5), rng.normal(40, 2, 500)
-    assert ci_halfwidth(many) < ci_halfwidth(few) / 5
 
 
 def test_summarize_counts_errors_and_adds_ci_columns():

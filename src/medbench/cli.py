@@ -242,7 +242,7 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
     BASELINE and NEW are results folders (their store's latest run) or results CSV files.
     Prints, per dataset x codec x setting, the change in mean bpp, PSNR and MS-SSIM.
     """
-    from medbench.benchmark.compare import Tolerances, compare, format_comparison, load_results
+    from medbench.reports.compare import Tolerances, compare, format_comparison, load_results
 
     base_rows, base_label = load_results(baseline)
     new_rows, new_label = load_results(new)

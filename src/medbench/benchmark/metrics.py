@@ -51,11 +51,34 @@ def mse(reference: np.ndarray, test: np.ndarray) -> float:
 
 def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
     """Peak signal-to-noise ratio in dB with peak ``data_range``; ``inf`` when identical."""
-    peak = _check_range(data_range)
-    err = mse(reference, test)
-    if err == 0:
+    return psnr_from_mse(mse(reference, test), data_range)
+
+
+def psnr_from_mse(mse: float, peak: float) -> float:
+    """PSNR in dB of a mean squared error: ``10·log10(peak² / mse)``.
+
+    Parameters
+    ----------
+    mse : float
+        Mean squared error on the scale of ``peak`` (0 for identical images).
+    peak : float
+        The peak value, ``2**bit_depth - 1`` for native pixels, 1 for an MSE already
+        divided by ``peak²``.
+
+    Returns
+    -------
+    float
+        ``inf`` when ``mse`` is 0, NaN when it is NaN.
+    """
+    peak = _check_range(peak)
+    mse = float(mse)
+    if math.isnan(mse):
+        return math.nan
+    if mse < 0:
+        raise ValueError(f"mse must be >= 0, got {mse}")
+    if mse == 0:
         return math.inf
-    return float(10.0 * math.log10(peak * peak / err))
+    return float(10.0 * math.log10(peak * peak / mse))
 
 
 def max_abs_error(reference: np.ndarray, test: np.ndarray) -> int:

@@ -13,8 +13,12 @@ import pandas as pd
 
 from medbench.reports.bd import bd_against
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, clinical_bpp, curves
+from medbench.reports.means import setting_means
 
 COLUMNS = ["dataset", "body_part", "codec", "train_dataset", "images", "bit_depth"]
+#: The columns of ``body_part_settings.csv``.
+SETTING_COLUMNS = ["dataset", "body_part", "codec", "train_dataset", "setting", "images", "bpp",
+                   "psnr", "exact_images", "psnr_pooled", "ms_ssim"]
 
 
 def has_body_parts(rows: pd.DataFrame) -> bool:
@@ -55,12 +59,17 @@ def body_part_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def body_part_settings(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per-setting means for each dataset × body part × codec (the CSV behind the table)."""
+    """Per-setting means for each dataset × body part × codec (the CSV behind the table).
+
+    The means are :func:`~medbench.reports.means.setting_means` over each body part's
+    rows, so PSNR leaves out exactly decoded images as everywhere else.
+    """
     if not has_body_parts(rows):
         return pd.DataFrame()
-    ok = rows[(rows["status"] == "ok") & rows["body_part"].notna()].copy()
-    ok["psnr"] = pd.to_numeric(ok["psnr"], errors="coerce")
-    keys = ["dataset", "body_part", "codec", "train_dataset", "setting"]
-    grouped = ok.groupby(keys, dropna=False, sort=True)
-    return grouped.agg(images=("image_id", "nunique"), bpp=("bpp", "mean"),
-                       psnr=("psnr", "mean"), ms_ssim=("ms_ssim", "mean")).reset_index()
+    parts = rows[rows["body_part"].notna()]
+    frames = []
+    for (dataset, part), group in parts.groupby(["dataset", "body_part"], sort=True):
+        means = setting_means(group)
+        means = means[means["images"] > 0]
+        frames.append(means[SETTING_COLUMNS[2:]].assign(dataset=dataset, body_part=part))
+    return pd.concat(frames, ignore_index=True)[SETTING_COLUMNS]

@@ -46,7 +46,8 @@ SUMMARY_COLUMNS = [
     ("dataset", "dataset", "{}"), ("codec", "codec", "{}"), ("train_dataset", "train", "{}"),
     ("setting", "setting", "{}"), ("images", "n", "{}"), ("errors", "err", "{}"),
     ("unsupported", "unsup.", "{}"), ("bpp", "bpp", "pm{:.3f}"),
-    ("psnr", "PSNR dB", "pm{:.2f}"), ("ssim", "SSIM", "pm{:.4f}"),
+    ("psnr", "PSNR dB", "pm{:.2f}"), ("exact_images", "exact", "{}"),
+    ("psnr_pooled", "PSNR pooled dB", "{:.2f}"), ("ssim", "SSIM", "pm{:.4f}"),
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
     ("decode_ms", "dec ms", "pm{:.2f}"),
 ]
@@ -74,6 +75,7 @@ TABLE1_COLUMNS = [
     ("paper_ms_ssim", "paper MS-SSIM", "{:.2f}"), ("setting", "our setting", "{}"),
     ("protocol", "protocol", "{}"), ("images", "n", "{}"), ("epochs", "our epochs", "{:g}"),
     ("bpp", "bpp", "{:.3f}"), ("mse_01", "MSE [0,1]", "{:.2g}"), ("psnr", "PSNR", "{:.2f}"),
+    ("exact_images", "exact", "{:.0f}"), ("psnr_pooled", "PSNR of MSE [0,1]", "{:.2f}"),
     ("ms_ssim", "MS-SSIM", "{:.4f}"), ("jpeg2000_psnr_at_bpp", "JPEG 2000 PSNR at bpp", "{:.2f}"),
     ("training", "training budget", "{}"), ("note", "note", "{}"),
 ]
@@ -154,13 +156,17 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     # -- summary -------------------------------------------------------------------------------
     summary = summarize(rows)
     summary.to_csv(out / "summary.csv", index=False)
-    cols = [c for c in SUMMARY_COLUMNS if learned or c[0] != "train_dataset"]
+    exact = bool((summary["exact_images"] > 0).any())
+    cols = [c for c in SUMMARY_COLUMNS if (learned or c[0] != "train_dataset")
+            and (exact or c[0] != "exact_images")]
     summary_text = text_frame(summary, cols) if len(summary) else pd.DataFrame()
     md["summary"] = markdown(summary_text)
     (out / "summary.md").write_text(md["summary"])
     about = ("Means over images, ± the half-width of the 95 % Student-t confidence interval of "
              "the mean. n: images coded, err: error rows, unsup.: images the codec refused. "
-             "PSNR of lossless settings is inf.")
+             "PSNR dB: mean over the images that did not decode exactly (exact: how many "
+             "did, shown when any did; inf when all did). PSNR pooled dB: the PSNR of the "
+             "mean MSE over all images, each divided by its peak² (2^bits - 1)².")
     sections.append(H.Section("summary",
                               H.paragraph(about, "note") + _html(summary_text)))
 
@@ -210,9 +216,11 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     t1_text = text_frame(t1, TABLE1_COLUMNS)
     t1_about = ("The seed paper's Table 1 (Fettah et al., TACC 2024) gives no rate. Beside each "
                 "of its rows: our rows for the same codec trained and tested on that dataset, "
-                "their bpp, and JPEG 2000's PSNR at that bpp on the same images. MSE [0,1] is "
-                "our MSE on the paper's [0, 1] scale; 'PSNR from paper MSE' = 10·log10(1/MSE), "
-                "which disagrees with the paper's own PSNR column.")
+                "their bpp, and JPEG 2000's PSNR at that bpp on the same images. PSNR is our mean "
+                "over images that did not decode exactly (exact: how many did). MSE [0,1] is "
+                "our MSE on the paper's [0, 1] scale, averaged over images; 'PSNR of MSE [0,1]' "
+                "and 'PSNR from paper MSE' are 10·log10(1/MSE) of ours and the paper's; the latter "
+                "disagrees with the paper's own PSNR column.")
     md["table1"] = t1_about + "\n\n" + markdown(t1_text)
     (out / "table1.md").write_text(md["table1"])
     sections.append(H.Section("table1", H.paragraph(t1_about, "note") + _html(t1_text)))

@@ -1,8 +1,9 @@
 """Rate–distortion curves from result rows, and reading values off them.
 
 A curve is one codec on one dataset (for learned codecs: one codec *per train dataset*),
-one point per setting: the mean bpp and the mean PSNR (dB) / MS-SSIM over the images that
-setting coded. Lossless points (PSNR = inf) are kept aside as ``lossless_bpp``: they show in
+one point per setting: its line of :func:`~medbench.reports.means.setting_means` (mean bpp
+and MS-SSIM over the images that setting coded, mean PSNR over those that did not decode
+exactly). Lossless points (PSNR = inf) are kept aside as ``lossless_bpp``: they show in
 tables but have no place on a PSNR axis, in curve fitting or in BD computations.
 
 Values between points are read with monotone piecewise-cubic (PCHIP) interpolation of the
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
+
+from medbench.reports.means import setting_means
 
 #: Clinically accepted lossy compression ratios for radiographs, with their source.
 CLINICAL_RATIOS: dict[int, str] = {
@@ -48,7 +51,7 @@ class Curve:
     codec: str
     train_dataset: str | None
     kind: str
-    points: pd.DataFrame  # setting, bpp, psnr, ms_ssim, ms_ssim_db, images
+    points: pd.DataFrame  # POINT_COLUMNS
     bit_depths: tuple[int, ...] = ()
     lossless_bpp: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -107,55 +110,66 @@ def interpolate_at(rate: np.ndarray, metric: np.ndarray, bpp: float) -> float:
 
 
 def curves(rows: pd.DataFrame) -> list[Curve]:
-    """RD curves of every dataset × codec × train dataset in ``rows`` (``ok`` rows only)."""
-    ok = rows[rows["status"] == "ok"].copy()
-    if ok.empty:
+    """RD curves of every dataset × codec × train dataset in ``rows``.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Result rows; only ``ok`` rows count.
+
+    Returns
+    -------
+    list of Curve
+        Sorted by dataset, codec and train dataset. Each point is one line of
+        :func:`~medbench.reports.means.setting_means` (mean bpp over all images, PSNR
+        over the images that did not decode exactly, ``psnr_pooled`` beside it); a
+        setting whose every image decoded exactly is the curve's ``lossless_bpp``
+        instead of a point.
+    """
+    means = setting_means(rows)
+    means = means[means["images"] > 0]
+    if means.empty:
         return []
-    ok["train_key"] = ok["train_dataset"].where(ok["train_dataset"].notna(), "")
-    if "setting_rank" not in ok:
-        ok["setting_rank"] = 0
+    ok = rows[rows["status"] == "ok"]
+    ok_train = ok["train_dataset"].fillna("") if "train_dataset" in ok else ""
+    means = means.assign(train_key=means["train_dataset"].fillna(""))
     out = []
-    for (dataset, codec, train), group in ok.groupby(
+    for (dataset, codec, train), lines in means.groupby(
         ["dataset", "codec", "train_key"], sort=True
     ):
-        out.append(_curve(dataset, codec, train or None, group))
+        images = ok[(ok["dataset"] == dataset) & (ok["codec"] == codec) & (ok_train == train)]
+        out.append(_curve(dataset, codec, train or None, lines, images))
     return out
 
 
-def _curve(dataset: str, codec: str, train: str | None, group: pd.DataFrame) -> Curve:
-    points = []
-    lossless_bpp = None
-    notes = []
-    for setting, rows in group.groupby("setting", sort=False):
-        psnr = pd.to_numeric(rows["psnr"], errors="coerce")
-        finite = rows[np.isfinite(psnr.to_numpy(float))]
-        if finite.empty:  # every image exact: a lossless point
-            lossless_bpp = float(rows["bpp"].mean())
-            continue
-        if len(finite) < len(rows):
-            notes.append(
-                f"{setting}: {len(rows) - len(finite)} of {len(rows)} images decoded exactly "
-                "and are left out of its mean"
-            )
-        ms = float(pd.to_numeric(finite["ms_ssim"], errors="coerce").mean())
-        points.append(
-            {
-                "setting": setting,
-                "rank": int(rows["setting_rank"].min()) if rows["setting_rank"].notna().any()
-                else 0,
-                "bpp": float(finite["bpp"].mean()),
-                "psnr": float(psnr[finite.index].mean()),
-                "ms_ssim": ms,
-                "ms_ssim_db": msssim_db(ms),
-                "images": int(len(finite)),
-            }
-        )
-    frame = pd.DataFrame(
-        points, columns=["setting", "rank", "bpp", "psnr", "ms_ssim", "ms_ssim_db", "images"]
-    ).sort_values("bpp", kind="stable").reset_index(drop=True)
-    depths = tuple(sorted({int(b) for b in group["bit_depth"].dropna()}))
-    kind = str(group["codec_kind"].dropna().iloc[0]) if group["codec_kind"].notna().any() else ""
-    return Curve(dataset, codec, train, kind, frame, depths, lossless_bpp, notes)
+POINT_COLUMNS = ["setting", "rank", "bpp", "psnr", "psnr_pooled", "exact_images", "ms_ssim",
+                 "ms_ssim_db", "images"]
+
+
+def _curve(dataset: str, codec: str, train: str | None, lines: pd.DataFrame,
+           images: pd.DataFrame) -> Curve:
+    lossless = lines[lines["psnr"] == math.inf]
+    lossy = lines[lines["psnr"] != math.inf]
+    notes = [
+        f"{line.setting}: {line.exact_images} of {line.images} images decoded exactly "
+        "and are left out of its mean PSNR"
+        for line in lossy.itertuples() if line.exact_images
+    ]
+    points = pd.DataFrame({
+        "setting": lossy["setting"], "rank": lossy["setting_rank"].astype(int),
+        "bpp": lossy["bpp"].astype(float), "psnr": lossy["psnr"].astype(float),
+        "psnr_pooled": lossy["psnr_pooled"].astype(float),
+        "exact_images": lossy["exact_images"].astype(int),
+        "ms_ssim": lossy["ms_ssim"].astype(float),
+        "ms_ssim_db": msssim_db(lossy["ms_ssim"].to_numpy(float)),
+        "images": lossy["images"].astype(int),
+    }, columns=POINT_COLUMNS)
+    points = points.sort_values("bpp", kind="stable").reset_index(drop=True)
+    lossless_bpp = float(lossless["bpp"].iloc[-1]) if len(lossless) else None
+    depths = tuple(sorted({int(b) for b in images["bit_depth"].dropna()}))
+    kinds = lines["codec_kind"].dropna()
+    kind = str(kinds.iloc[0]) if len(kinds) else ""
+    return Curve(dataset, codec, train, kind, points, depths, lossless_bpp, notes)
 
 
 def curve_points_frame(all_curves: list[Curve]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from medbench.reports.curves import CLINICAL_RATIOS, Curve, clinical_bpp
+from medbench.reports.format import fmt
 
 DPI = 100
 _STYLES = ["-", "--", "-.", ":"]
@@ -92,7 +93,7 @@ def heatmap_figure(codec: str, grid: pd.DataFrame, stem: Path, title: str,
     ax.set_xlabel("test dataset")
     ax.set_ylabel("train dataset")
     for (i, j), v in np.ndenumerate(values):
-        text = "–" if not np.isfinite(v) else f"{v:.2f}"
+        text = fmt(float(v), "{:.2f}")
         ax.text(j, i, text, ha="center", va="center", fontsize=8,
                 color="white" if np.isfinite(v) and v < (vmin + vmax) / 2 else "black")
     fig.colorbar(image, ax=ax, fraction=0.05)

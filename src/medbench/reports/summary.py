@@ -1,113 +1,72 @@
 """The end-of-run table: one line per dataset × codec × setting, with 95 % intervals.
 
-Confidence intervals are Student-t intervals of the mean over images
-(``mean ± t(0.975, n-1) · s / sqrt(n)``): images are the sampling unit, and with the
-handful of images of a smoke run a bootstrap would be unstable. A column ``<metric>_ci``
-holds the half-width; it is NaN for fewer than two images or an infinite mean.
+The numbers are :func:`medbench.reports.means.setting_means`'s (which says how exact
+images and intervals are treated); this module picks the summary's columns and prints
+them for the terminal.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from medbench.reports.format import fmt
+from medbench.reports.means import METRICS, setting_means
 
 GROUP = ["dataset", "codec", "setting"]
-#: Metrics averaged per group; each also gets a ``<name>_ci`` half-width column.
-METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
-CONFIDENCE = 0.95
+#: The columns of ``summary.csv``, in order (those of earlier versions first).
+COLUMNS = [
+    *GROUP, "train_dataset", "codec_kind", "images", "errors", "unsupported",
+    "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "exact_images",
+    "psnr_pooled",
+]
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """Means over ``ok`` rows per dataset × codec × setting, with image and error counts.
+    """Means over ``ok`` rows per dataset × codec × (train dataset ×) setting.
 
-    Settings keep their codec's order (low to high rate). PSNR is averaged in dB; a
-    setting whose every image decoded exactly has PSNR ``inf``.
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Result rows, as written to ``results.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COLUMNS`, settings in their codec's order (low to high rate).
+        ``psnr`` is the mean over images that did not decode exactly, ``exact_images``
+        counts those that did, ``psnr_pooled`` is the PSNR of the mean normalised MSE
+        over all images (see :func:`~medbench.reports.means.setting_means`).
     """
-    if rows.empty:
-        return pd.DataFrame(columns=GROUP + ["images", "errors", "unsupported"])
-    rows = rows.copy()
-    if "setting_rank" not in rows:
-        rows["setting_rank"] = 0
-    out = []
-    for key, group in rows.groupby(GROUP, sort=False):
-        ok = group[group["status"] == "ok"]
-        line = {
-            **dict(zip(GROUP, key)),
-            "rank": group["setting_rank"].min(),
-            "train_dataset": _first(group, "train_dataset"),
-            "codec_kind": _first(group, "codec_kind"),
-            "images": int(len(ok)),
-            "errors": int((group["status"] == "error").sum()),
-            "unsupported": int((group["status"] == "unsupported").sum()),
-            "max_abs_error": ok["max_abs_error"].max() if len(ok) else math.nan,
-        }
-        for name in METRICS:
-            line[name] = _mean(ok[name])
-            line[f"{name}_ci"] = ci_halfwidth(ok[name])
-        out.append(line)
-    table = pd.DataFrame(out).sort_values(["dataset", "codec", "rank"], kind="stable")
-    return table.drop(columns="rank").reset_index(drop=True)
-
-
-def _first(group: pd.DataFrame, column: str):
-    """The first non-null value of ``column`` (None when absent or all null)."""
-    if column not in group:
-        return None
-    values = group[column].dropna()
-    return values.iloc[0] if len(values) else None
-
-
-def ci_halfwidth(values: pd.Series | np.ndarray, confidence: float = CONFIDENCE) -> float:
-    """Half-width of the Student-t confidence interval of the mean of ``values``.
-
-    NaN values are ignored; NaN when fewer than two finite values remain or when any
-    value is infinite (a lossless image's PSNR makes the mean infinite).
-    """
-    arr = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").dropna()
-    arr = arr.to_numpy(dtype=float)
-    if len(arr) < 2 or not np.isfinite(arr).all():
-        return math.nan
-    sem = float(np.std(arr, ddof=1)) / math.sqrt(len(arr))
-    return float(stats.t.ppf(0.5 + confidence / 2, len(arr) - 1) * sem)
-
-
-def _mean(values: pd.Series) -> float:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return math.nan
-    return float(np.mean(values.to_numpy(dtype=float)))
+    return setting_means(rows)[COLUMNS]
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """A fixed-width text table for the terminal."""
+    """A fixed-width text table for the terminal.
+
+    The ``exact`` column (images that decoded exactly, left out of ``PSNR dB``) shows
+    only when some setting has such images.
+    """
     if table.empty:
         return "(no results)"
     cols = [
         ("dataset", "dataset", "{}"),
         ("codec", "codec", "{}"),
         ("setting", "setting", "{}"),
-        ("images", "n", "{:d}"),
-        ("errors", "err", "{:d}"),
+        ("images", "n", "{:.0f}"),
+        ("errors", "err", "{:.0f}"),
         ("bpp", "bpp", "{:.3f}"),
         ("psnr", "PSNR dB", "{:.2f}"),
+        ("exact_images", "exact", "{:.0f}"),
+        ("psnr_pooled", "pooled dB", "{:.2f}"),
         ("ms_ssim", "MS-SSIM", "{:.4f}"),
         ("encode_ms", "enc ms", "{:.1f}"),
         ("decode_ms", "dec ms", "{:.1f}"),
     ]
+    if not (table["exact_images"] > 0).any():
+        cols = [c for c in cols if c[0] != "exact_images"]
     cells = [[head for _, head, _ in cols]]
     for _, row in table.iterrows():
-        line = []
-        for key, _, fmt in cols:
-            value = row[key]
-            if isinstance(value, float) and math.isnan(value):
-                line.append("-")
-            elif isinstance(value, float) and math.isinf(value):
-                line.append("inf")
-            else:
-                line.append(fmt.format(int(value) if fmt == "{:d}" else value))
+        line = [fmt(row[key], spec) for key, _, spec in cols]
         if row.get("unsupported", 0) and not row["images"]:
             line[3] = "unsup."
         cells.append(line)

@@ -9,9 +9,12 @@ with the columns the paper lacks: bpp, and JPEG 2000's PSNR at that bpp on the s
 Notes
 -----
 The paper's images are scaled to [0, 1], so its MSE is on that scale; ours is divided by
-``(2**bit_depth - 1)**2`` to match. ``paper_psnr_from_mse`` is ``10·log10(1 / MSE)``, the
-PSNR the paper's own MSE implies; it does not agree with its PSNR column (e.g. DCAE on MXID:
-MSE 0.0002 means 37.0 dB, not 46.78), so which of the two it measured is unknown.
+``(2**bit_depth - 1)**2`` to match (the pooled ``nmse`` of
+:func:`~medbench.reports.means.setting_means`); our PSNR is the mean over images that did
+not decode exactly (their count beside it), and ``psnr_pooled`` the PSNR of ``mse_01``.
+``paper_psnr_from_mse`` is ``10·log10(1 / MSE)``, the PSNR the paper's own MSE implies;
+it does not agree with its PSNR column (e.g. DCAE on MXID: MSE 0.0002 means 37.0 dB, not
+46.78), so which of the two it measured is unknown.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import json
 import math
 from importlib import resources
 
-import numpy as np
 import pandas as pd
 
+from medbench.benchmark.metrics import psnr_from_mse
 from medbench.reports.curves import ANCHOR, Curve
+from medbench.reports.means import setting_means
 
 #: The paper's dataset names and the medbench dataset each corresponds to.
 DATASETS = {"MXID": "mxid", "OPENI": "openi", "JSRT": "jsrt"}
@@ -31,7 +35,7 @@ PAPER_COLUMNS = ["method", "dataset", "epochs", "mse", "psnr", "ms_ssim"]
 COLUMNS = [
     "method", "dataset", "paper_epochs", "paper_mse", "paper_psnr", "paper_psnr_from_mse",
     "paper_ms_ssim", "codec", "setting", "protocol", "images", "epochs", "bpp", "mse_01",
-    "psnr", "ms_ssim", "jpeg2000_psnr_at_bpp", "training", "note",
+    "psnr", "exact_images", "psnr_pooled", "ms_ssim", "jpeg2000_psnr_at_bpp", "training", "note",
 ]
 
 
@@ -111,7 +115,7 @@ def table1_comparison(rows: pd.DataFrame, all_curves: list[Curve]) -> pd.DataFra
         base = {
             "method": p.method, "dataset": p.dataset, "paper_epochs": p.epochs,
             "paper_mse": p.mse, "paper_psnr": p.psnr,
-            "paper_psnr_from_mse": 10 * math.log10(1.0 / p.mse),
+            "paper_psnr_from_mse": psnr_from_mse(p.mse, 1.0),
             "paper_ms_ssim": p.ms_ssim, "codec": p.method.lower(),
         }
         name = DATASETS.get(p.dataset, p.dataset.lower())
@@ -135,14 +139,14 @@ def table1_comparison(rows: pd.DataFrame, all_curves: list[Curve]) -> pd.DataFra
 
 def _our_rows(base: dict, same: pd.DataFrame, anchors: dict[str, Curve]) -> list[dict]:
     out = []
-    for (dataset, setting), g in same.groupby(["dataset", "setting"], sort=False):
-        psnr = pd.to_numeric(g["psnr"], errors="coerce")
-        peak2 = (2.0 ** g["bit_depth"].astype(float) - 1) ** 2
-        bpp = float(g["bpp"].mean())
-        anchor = anchors.get(dataset)
-        anchor_psnr = anchor.at(bpp, "psnr") if anchor else math.nan
+    for line in setting_means(same).itertuples(index=False):
+        if not line.images:
+            continue
+        g = same[(same["dataset"] == line.dataset) & (same["setting"] == line.setting)]
+        anchor = anchors.get(line.dataset)
+        anchor_psnr = anchor.at(line.bpp, "psnr") if anchor else math.nan
         if anchor is None:
-            note = f"no {ANCHOR} rows on {dataset}"
+            note = f"no {ANCHOR} rows on {line.dataset}"
         elif math.isnan(anchor_psnr):
             rate = anchor.envelope("psnr")[0]
             note = (f"bpp outside {ANCHOR}'s measured range "
@@ -153,14 +157,16 @@ def _our_rows(base: dict, same: pd.DataFrame, anchors: dict[str, Curve]) -> list
         out.append(
             {
                 **base,
-                "setting": setting,
+                "setting": line.setting,
                 "protocol": ",".join(sorted({str(x) for x in g["protocol"].dropna()})),
-                "images": len(g),
+                "images": line.images,
                 "epochs": _epochs(info.iloc[0]) if len(info) else math.nan,
-                "bpp": bpp,
-                "mse_01": float(np.mean(g["mse"].astype(float) / peak2)),
-                "psnr": float(psnr.mean()),
-                "ms_ssim": float(pd.to_numeric(g["ms_ssim"], errors="coerce").mean()),
+                "bpp": line.bpp,
+                "mse_01": line.nmse,
+                "psnr": line.psnr,
+                "exact_images": line.exact_images,
+                "psnr_pooled": line.psnr_pooled,
+                "ms_ssim": line.ms_ssim,
                 "jpeg2000_psnr_at_bpp": anchor_psnr,
                 "training": model_summary(info.iloc[0]) if len(info) else "",
                 "note": note,

@@ -1,10 +1,13 @@
 """Regression check: did a codec, a model or the harness get worse between two runs?
 
-``medbench compare BASELINE NEW`` compares, per dataset × codec × setting, the mean bpp,
-PSNR and MS-SSIM over ``ok`` rows of two results (a results folder, a ``results.sqlite``
-or a ``results.csv``). A cell *regresses* when
+``medbench compare BASELINE NEW`` compares, per dataset × codec × setting, the setting
+means (:func:`~medbench.reports.means.setting_means`) of two results (a results folder, a
+``results.sqlite`` or a ``results.csv``). A cell *regresses* when
 
-- its mean PSNR drops by more than ``psnr_tol`` dB (default 0.05),
+- its mean PSNR over the images that did not decode exactly drops by more than
+  ``psnr_tol`` dB (default 0.05), or so does the PSNR of its pooled MSE (over all
+  images, exact ones with MSE 0): an exactly decoded image makes neither ``inf``, so a
+  drop on every other image is never hidden,
 - its mean MS-SSIM drops by more than ``ms_ssim_tol`` (default 0.001),
 - its mean bpp grows by more than ``bpp_tol`` percent (default 1 %),
 - it has more error rows, or fewer ``ok`` images, than in BASELINE,
@@ -25,7 +28,14 @@ import pandas as pd
 
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.errors import MedbenchError
-from medbench.reports.summary import GROUP, summarize
+from medbench.reports.format import fmt
+from medbench.reports.means import setting_means
+
+#: A cell of the comparison; ``train_dataset`` is "" for classical codecs.
+CELL = ["dataset", "codec", "train_dataset", "setting"]
+#: Columns a results CSV must have.
+REQUIRED = ["dataset", "codec", "setting", "status", "bpp", "psnr", "ms_ssim"]
+COMPARED = ["images", "errors", "exact_images", "bpp", "psnr", "psnr_pooled", "ms_ssim"]
 
 DEFAULT_PSNR_TOL = 0.05  # dB
 DEFAULT_MS_SSIM_TOL = 0.001
@@ -98,8 +108,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         rows = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise MedbenchError(f"{path} is not a readable results CSV ({exc})") from None
-    needed = set(GROUP) | {"status", "bpp", "psnr", "ms_ssim"}
-    missing = sorted(needed - set(rows.columns))
+    missing = [c for c in REQUIRED if c not in rows.columns]
     if missing:
         raise MedbenchError(
             f"{path} lacks the result columns {', '.join(missing)}; give a results.csv "
@@ -111,20 +120,38 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def compare(
     baseline: pd.DataFrame, new: pd.DataFrame, tolerances: Tolerances | None = None
 ) -> Comparison:
-    """Per-cell changes from ``baseline`` to ``new`` rows and the regressions among them."""
+    """Per-cell changes from ``baseline`` to ``new`` rows and the regressions among them.
+
+    Parameters
+    ----------
+    baseline, new : pandas.DataFrame
+        Result rows of the two runs (e.g. from :func:`load_results`).
+    tolerances : Tolerances, optional
+        How much worse a cell may get; the defaults when omitted.
+
+    Returns
+    -------
+    Comparison
+        ``table`` has one line per cell in either result (BASELINE's order, cells only
+        in NEW last): the :data:`COMPARED` columns of both sides (suffixes ``_base`` and
+        ``_new``), the changes ``d_bpp_pct``, ``d_psnr`` (finite per-image mean),
+        ``d_psnr_pooled`` and ``d_ms_ssim``, and a ``verdict``; ``regressions`` lists
+        every failed check as ``"<dataset> <codec> <setting>: <problem>"``.
+    """
     tol = tolerances or Tolerances()
     before = _means(baseline)
     after = _means(new)
     # Keep BASELINE's order (settings low to high rate), cells new in NEW at the end.
     before["order"] = range(len(before))
     after["order"] = range(len(before), len(before) + len(after))
-    table = before.merge(after, on=GROUP, how="outer", suffixes=("_base", "_new"), indicator=True)
+    table = before.merge(after, on=CELL, how="outer", suffixes=("_base", "_new"), indicator=True)
     table["order"] = table["order_base"].fillna(table["order_new"])
     table = table.sort_values("order", kind="stable").drop(
         columns=["order", "order_base", "order_new"]
     ).reset_index(drop=True)
     table["d_bpp_pct"] = 100.0 * (table["bpp_new"] - table["bpp_base"]) / table["bpp_base"]
     table["d_psnr"] = _difference(table["psnr_new"], table["psnr_base"])
+    table["d_psnr_pooled"] = _difference(table["psnr_pooled_new"], table["psnr_pooled_base"])
     table["d_ms_ssim"] = table["ms_ssim_new"] - table["ms_ssim_base"]
     verdicts, regressions = [], []
     for _, row in table.iterrows():
@@ -138,10 +165,12 @@ def compare(
 
 
 def _means(rows: pd.DataFrame) -> pd.DataFrame:
-    if rows.empty:
-        return pd.DataFrame(columns=GROUP + ["images", "errors", "bpp", "psnr", "ms_ssim"])
-    table = summarize(rows)
-    return table[GROUP + ["images", "errors", "bpp", "psnr", "ms_ssim"]]
+    """The compared setting means, with "" for a missing train dataset (merge keys)."""
+    table = setting_means(rows)[CELL + COMPARED].copy()
+    table["train_dataset"] = table["train_dataset"].fillna("").astype(str)
+    for column in COMPARED:
+        table[column] = table[column].astype(float)
+    return table
 
 
 def _difference(new: pd.Series, base: pd.Series) -> pd.Series:
@@ -158,6 +187,10 @@ def _problems(row: pd.Series, tol: Tolerances) -> list[str]:
     problems = []
     if row["d_psnr"] < -tol.psnr or _lost(row["psnr_base"], row["psnr_new"]):
         problems.append(f"PSNR {row['d_psnr']:+.3f} dB (tolerance -{tol.psnr:g})")
+    if row["d_psnr_pooled"] < -tol.psnr or _lost(row["psnr_pooled_base"],
+                                                  row["psnr_pooled_new"]):
+        problems.append(f"PSNR of pooled MSE {row['d_psnr_pooled']:+.3f} dB "
+                        f"(tolerance -{tol.psnr:g})")
     if row["d_ms_ssim"] < -tol.ms_ssim or _lost(row["ms_ssim_base"], row["ms_ssim_new"]):
         problems.append(f"MS-SSIM {row['d_ms_ssim']:+.4f} (tolerance -{tol.ms_ssim:g})")
     if row["d_bpp_pct"] > tol.bpp_percent or _lost(row["bpp_base"], row["bpp_new"]):
@@ -202,14 +235,10 @@ def format_comparison(result: Comparison) -> str:
 
 
 def _count(value: float) -> str:
-    return "-" if pd.isna(value) else str(int(value))
+    return fmt(value, "{:.0f}")
 
 
 def _fmt(value: float, pattern: str) -> str:
-    if pd.isna(value):
-        return "-"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
     if abs(value) < 1e-9:  # summation-order noise of the means, not a change
         value = 0.0
-    return pattern.format(value)
+    return fmt(value, pattern)
