@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from medbench import __version__
+from medbench import __version__, text
 from medbench.benchmark.store import ResultsStore
 from medbench.errors import MedbenchError
 from medbench.reports import html as H
@@ -94,7 +93,7 @@ class Report:
 
 def slug(name: str) -> str:
     """A file-name-safe form of a dataset or codec name (``folder:/a/b`` -> ``folder_a_b``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
+    return text.slug(name, fill="_", default="unnamed")
 
 
 def load_run(results: Path, run_id: str | None = None,
