@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from medbench import __version__
+from medbench.benchmark.timing import MAX_REPEATS
 from medbench.errors import MedbenchError, UnknownNameError
 
 USAGE_EXIT = 2
@@ -101,8 +102,10 @@ def split_option(command):
 @split_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per dataset.")
-@click.option("--repeats", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Timed repeats per encode/decode (median reported, after one warm-up).")
+@click.option("--repeats", type=click.IntRange(min=0, max=MAX_REPEATS), default=None,
+              help="Timed encode+decode pairs per cell after one warm-up (median reported) "
+                   "[default: automatic: the measured calls are timed, and repeated only "
+                   "while a cell's calls stay under 0.2 s; column timed_calls].")
 @models_option("Folder of trained learned-codec models.")
 @device_option("Device for learned codecs.")
 @click.option("--train-missing", is_flag=True,

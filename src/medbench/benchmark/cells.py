@@ -28,7 +28,7 @@ import numpy as np
 
 from medbench.benchmark.metrics import measure
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
-from medbench.benchmark.timing import timed
+from medbench.benchmark.timing import timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
 from medbench.datasets.cache import PreparedCache, prepare_image
@@ -48,7 +48,7 @@ class Job:
 
     data_root: str | None
     protocol: Protocol
-    repeats: int
+    repeats: int | None  # None: automatic (benchmark.timing)
     models_dir: str
     device: str
     #: Prepared-image cache folder (:mod:`medbench.datasets.cache`); None = no cache.
@@ -60,7 +60,7 @@ class Job:
     visual_images: frozenset[tuple[str, str]] = frozenset()
 
 
-def code_cell(codec: Codec, setting: str, image: Image, repeats: int = 3,
+def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = None,
               base: ResultRow | None = None) -> ResultRow:
     """Encode, decode and measure one cell; never raises for a codec's failure.
 
@@ -71,7 +71,8 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int = 3,
     image
         The prepared image, as the codec receives it.
     repeats
-        Timed repeats per encode and decode (median reported after one warm-up).
+        Timed encode+decode pairs after one warm-up; None: automatic, the measured calls
+        and more only while cheap (:func:`~medbench.benchmark.timing.timed_pair`).
     base
         The image's row (:meth:`ResultRow.for_unit`); default: one made from ``image``.
 
@@ -86,7 +87,7 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int = 3,
     return _code_cell(codec, setting, image, repeats, base)[0]
 
 
-def _code_cell(codec: Codec, setting: str, image: Image, repeats: int,
+def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
                base: ResultRow | None) -> tuple[ResultRow, np.ndarray | None]:
     """:func:`code_cell` and the decoded pixels (None when nothing decoded)."""
     base = (base or ResultRow(image_id=image.image_id)).with_image(image)
@@ -95,14 +96,11 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int,
     try:
         row = replace(row, **codec.setting_info(setting))
         codec.check(image)
-        data, encode_ms = timed(lambda: codec.encode(image, setting), repeats=repeats)
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"{codec.name}.encode returned {type(data).__name__}, not bytes")
-        data = bytes(data)
-        decoded, decode_ms = timed(lambda: codec.decode(data), repeats=repeats)
+        timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
+        data, decoded = timing.encoded, timing.decoded
         row = replace(row, **measure(image.pixels, decoded, len(data), image.bit_depth),
-                      encode_ms=encode_ms, decode_ms=decode_ms,
-                      stream_sha256=hashlib.sha256(data).hexdigest())
+                      encode_ms=timing.encode_ms, decode_ms=timing.decode_ms,
+                      timed_calls=timing.calls, stream_sha256=hashlib.sha256(data).hexdigest())
         if codec.is_lossless(setting) and not row.lossless_exact:
             row = row.failed(f"lossless setting did not decode bit-exact "
                              f"(max_abs_error={row.max_abs_error})")
@@ -116,6 +114,13 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int,
         log.debug("cell failed", exc_info=True)
         row = row.failed(f"{type(exc).__name__}: {exc}")
     return row, decoded
+
+
+def _encoded(codec: Codec, image: Image, setting: str) -> bytes:
+    data = codec.encode(image, setting)
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"{codec.name}.encode returned {type(data).__name__}, not bytes")
+    return bytes(data)
 
 
 def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,

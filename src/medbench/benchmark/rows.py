@@ -91,6 +91,8 @@ class ResultRow:
     finished_at: str | None = _col("TEXT")
     #: SHA-256 (hex) of the bitstream whose length is ``bytes``.
     stream_sha256: str | None = _col("TEXT")
+    #: Timed encode (and decode) calls behind ``encode_ms``/``decode_ms`` medians.
+    timed_calls: int | None = _col("INTEGER")
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})

@@ -15,6 +15,7 @@ from medbench.benchmark.cells import Job
 from medbench.benchmark.executors import InProcessExecutor, cpu_count, make_executor
 from medbench.benchmark.rows import WorkUnit
 from medbench.benchmark.store import STORE_NAME, ResultsStore
+from medbench.benchmark.timing import MAX_REPEATS
 from medbench.codecs import CodecContext, codec_names, get_codec
 from medbench.codecs.base import Codec
 from medbench.datasets import Dataset, Record, get_dataset
@@ -43,7 +44,7 @@ class RunConfig:
     bit_depth: str | None = None
     split: str = "test"
     limit: int | None = None
-    repeats: int = 3
+    repeats: int | None = None  # timed encode+decode pairs; None = automatic
     models_dir: str = "medbench-models"
     device: str = "auto"
     train_missing: bool = False  # train learned models missing for a requested dataset
@@ -201,8 +202,8 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     """Codecs, datasets, records and work units of a run; opens every dataset first, so a
     wrong ``--data-root`` fails before anything is coded."""
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
-    if config.repeats < 0:
-        raise MedbenchError(f"--repeats must be >= 0, got {config.repeats}")
+    if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
+        raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
     if config.train_missing and prepare_learned is None:
         raise MedbenchError("train_missing needs run(prepare_learned=...), see "
