@@ -197,3 +197,94 @@ def test_gpu_and_cpu_structural_metrics_agree(monkeypatch):
     cpu = metrics.measure(ref, test, 100, 12)
     assert gpu["ms_ssim"] == pytest.approx(cpu["ms_ssim"], abs=1e-10)
     assert gpu["ssim"] == pytest.approx(cpu["ssim"], abs=1e-10)
+
+
+# -- the CPU path against pytorch-msssim (float64 torch on the CPU) ---------------------
+def _torch_reference(ref, test, peak, levels):
+    """(SSIM, MS-SSIM) of the torch path, run on the CPU: pytorch-msssim's ``_ssim`` per
+    scale, with medbench's renormalized weights under 161 px."""
+    import torch
+
+    return metrics._structural_torch(ref.astype(np.float64), test.astype(np.float64), peak,
+                                     levels, torch.device("cpu"))
+
+
+@pytest.fixture
+def cpu_metrics(monkeypatch):
+    """Select the CPU path even where there is a GPU."""
+    monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", "cpu")
+
+
+@pytest.mark.parametrize("shape,bits", [
+    ((171, 203), 8), ((333, 257), 12), ((257, 333), 16), ((161, 161), 12), ((161, 190), 16),
+    ((300, 280), 16),
+])
+def test_cpu_path_equals_pytorch_msssim(cpu_metrics, shape, bits):
+    import torch
+    from pytorch_msssim import ms_ssim as pt_ms_ssim
+    from pytorch_msssim import ssim as pt_ssim
+
+    ref, test, peak = _pair(shape, bits, 0.01)
+    x = torch.from_numpy(ref.astype(np.float64))[None, None]
+    y = torch.from_numpy(test.astype(np.float64))[None, None]
+    assert metrics.ssim(ref, test, data_range=peak) == pytest.approx(
+        float(pt_ssim(x, y, data_range=peak)), abs=1e-9)
+    assert metrics.ms_ssim(ref, test, data_range=peak) == pytest.approx(
+        float(pt_ms_ssim(x, y, data_range=peak)), abs=1e-9)
+
+
+@pytest.mark.parametrize("shape,bits", [
+    ((160, 167), 16), ((100, 90), 12), ((81, 95), 8), ((40, 47), 16), ((21, 30), 12),
+    ((11, 12), 8),
+])
+def test_cpu_path_equals_torch_path_under_161_px(cpu_metrics, shape, bits):
+    ref, test, peak = _pair(shape, bits, 0.01)
+    levels = metrics.ms_ssim_levels(*shape)
+    single, multi = _torch_reference(ref, test, peak, levels)
+    assert metrics.ssim(ref, test, data_range=peak) == pytest.approx(single, abs=1e-9)
+    assert metrics.ms_ssim(ref, test, data_range=peak) == pytest.approx(multi, abs=1e-9)
+
+
+PINNED_SSIM, PINNED_MS_SSIM = 0.9430918525375063, 0.9945699985358505
+
+
+def test_cpu_path_pinned_value(cpu_metrics):
+    # pytorch-msssim float64 on this pair; pins the definition, not just agreement.
+    ref, test, peak = _pair((200, 171), 12, 0.01)
+    row = metrics.measure(ref, test, 100, 12)
+    assert row["ssim"] == pytest.approx(PINNED_SSIM, abs=1e-12)
+    assert row["ms_ssim"] == pytest.approx(PINNED_MS_SSIM, abs=1e-12)
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_identical_images_score_one(cpu_metrics, bits):
+    ref = radiograph_like((190, 173), bits)
+    assert metrics.ssim(ref, ref, data_range=2**bits - 1) == pytest.approx(1.0, abs=1e-15)
+    assert metrics.ms_ssim(ref, ref, data_range=2**bits - 1) == pytest.approx(1.0, abs=1e-15)
+
+
+def test_bands_on_threads_give_the_same_result(cpu_metrics, monkeypatch):
+    ref, test, peak = _pair((333, 257), 16, 0.01)
+    monkeypatch.setattr(metrics, "_threads", lambda: 3)
+    threaded = metrics.measure(ref, test, 100, 16)
+    monkeypatch.setattr(metrics, "_threads", lambda: 1)
+    serial = metrics.measure(ref, test, 100, 16)
+    assert (threaded["ssim"], threaded["ms_ssim"]) == (serial["ssim"], serial["ms_ssim"])
+
+
+def test_threads_follow_the_omp_cap(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert metrics._threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert metrics._threads() >= 1
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (7, 8), (6, 9), (7, 9), (1, 1)])
+def test_pooling_equals_torch_avg_pool2d(shape):
+    import torch
+    import torch.nn.functional as F
+
+    a = np.random.default_rng(0).random(shape) * 4095
+    padding = [s % 2 for s in shape]
+    expected = F.avg_pool2d(torch.from_numpy(a)[None, None], 2, padding=padding)[0, 0]
+    np.testing.assert_allclose(metrics._pool2(a), expected.numpy(), rtol=0, atol=1e-12)

@@ -1,0 +1,98 @@
+"""SSIM/MS-SSIM on the CPU: medbench's filtering against pytorch-msssim at 2048², 12 bits.
+
+Run with ``python -m pytest benchmarks/bench_metrics.py --benchmark-only``. The pair is
+synthetic radiograph 0 and its JPEG 2000 ``ratio=10`` decoding, as in ``bench_core``.
+pytorch-msssim (float64, CPU) is timed on the same pair in the same process; each test
+prints both times, the speedup and the largest difference of the values. Rounds are few
+(3 for medbench, 2 for pytorch-msssim, after a warm-up each); ``MEDBENCH_BENCH_ROUNDS``
+raises them. Speed is reported here, never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from medbench.benchmark import metrics
+from medbench.codecs import get_codec
+
+SIZE = 2048
+
+
+def _rounds(default: int) -> int:
+    return int(os.environ.get("MEDBENCH_BENCH_ROUNDS", "0")) or default
+
+
+@pytest.fixture(scope="module")
+def pair(synthetic_image):
+    """(reference, decoded, n_bytes, bit_depth) at 2048², 12 bits."""
+    image = synthetic_image(SIZE)
+    codec = get_codec("jpeg2000")
+    reason = codec.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    data = codec.encode(image, "ratio=10")
+    return image.pixels, codec.decode(data), len(data), image.bit_depth
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """The CPU path even where there is a GPU: that is what is compared."""
+    monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", "cpu")
+
+
+def _best_time(fn, rounds: int):
+    fn()  # warm-up
+    best, value = float("inf"), None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def _report(benchmark, capsys, name, ref_s, ref_value, ours_value):
+    ours_s = benchmark.stats.stats.min
+    diff = float(np.max(np.abs(np.subtract(ours_value, ref_value))))
+    benchmark.extra_info.update(pytorch_msssim_s=ref_s, speedup=ref_s / ours_s, max_diff=diff,
+                                threads=metrics._threads())
+    with capsys.disabled():
+        print(f"\n{name} {SIZE}² 12-bit: medbench {ours_s:.3f} s, pytorch-msssim float64 "
+              f"{ref_s:.3f} s, speedup {ref_s / ours_s:.1f}×, max |diff| {diff:.2e} "
+              f"({metrics._threads()} thread(s))")
+
+
+def test_ms_ssim_vs_pytorch_msssim(benchmark, capsys, pair):
+    import torch
+    from pytorch_msssim import ms_ssim as pt_ms_ssim
+
+    ref, dec, _, bits = pair
+    peak = float(2**bits - 1)
+    x = torch.from_numpy(ref.astype(np.float64))[None, None]
+    y = torch.from_numpy(dec.astype(np.float64))[None, None]
+    ref_s, ref_value = _best_time(lambda: float(pt_ms_ssim(x, y, data_range=peak)), _rounds(2))
+    benchmark.group = f"ms_ssim {SIZE}"
+    ours = benchmark.pedantic(metrics.ms_ssim, args=(ref, dec), kwargs={"data_range": peak},
+                              rounds=_rounds(3), warmup_rounds=1)
+    _report(benchmark, capsys, "ms_ssim", ref_s, ref_value, ours)
+
+
+def test_measure_vs_torch_path(benchmark, capsys, pair, monkeypatch):
+    """``measure`` (every result column) with the CPU path against the same call with the
+    structural metrics on pytorch-msssim's float64 CPU convolutions, as before."""
+    import torch
+
+    def torch_measure():
+        with monkeypatch.context() as patch:
+            patch.setattr(metrics, "_structural_numpy", lambda r, t, peak, levels:
+                          metrics._structural_torch(r, t, peak, levels, torch.device("cpu")))
+            row = metrics.measure(*pair)
+        return row["ssim"], row["ms_ssim"]
+
+    ref_s, ref_value = _best_time(torch_measure, _rounds(2))
+    benchmark.group = f"measure {SIZE}"
+    row = benchmark.pedantic(metrics.measure, args=pair, rounds=_rounds(3), warmup_rounds=1)
+    _report(benchmark, capsys, "measure", ref_s, ref_value, (row["ssim"], row["ms_ssim"]))
