@@ -288,3 +288,27 @@ def test_pooling_equals_torch_avg_pool2d(shape):
     padding = [s % 2 for s in shape]
     expected = F.avg_pool2d(torch.from_numpy(a)[None, None], 2, padding=padding)[0, 0]
     np.testing.assert_allclose(metrics._pool2(a), expected.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,bits", [((300, 280), 12), ((171, 203), 8), ((97, 120), 16)])
+def test_a_shared_reference_gives_bit_identical_metrics(shape, bits):
+    """Reusing the original's statistics across cells changes no bit of any metric."""
+    from medbench.benchmark.metrics import Reference, measure
+
+    rng = np.random.default_rng(3)
+    peak = 2**bits - 1
+    ref = rng.integers(0, peak + 1, shape).astype(np.uint16 if bits > 8 else np.uint8)
+    shared = Reference(ref)
+    for seed in range(3):
+        noise = np.random.default_rng(seed).integers(-40, 41, shape)
+        dec = np.clip(ref.astype(np.int64) + noise, 0, peak).astype(ref.dtype)
+        assert measure(shared, dec, 1000, bits) == measure(ref, dec, 1000, bits)
+
+
+def test_an_exact_decode_scores_one_without_filtering():
+    from medbench.benchmark.metrics import measure
+
+    ref = np.random.default_rng(0).integers(0, 4096, (64, 80)).astype(np.uint16)
+    row = measure(ref, ref.copy(), 100, 12)
+    assert row["ssim"] == row["ms_ssim"] == 1.0 and row["lossless_exact"]
+    assert row["ssim"] == metrics.ssim(ref, ref, data_range=4095)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medbench.benchmark.metrics import measure
+from medbench.benchmark.metrics import Reference, measure
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
 from medbench.benchmark.timing import timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
@@ -88,8 +88,12 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = No
 
 
 def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
-               base: ResultRow | None) -> tuple[ResultRow, np.ndarray | None]:
-    """:func:`code_cell` and the decoded pixels (None when nothing decoded)."""
+               base: ResultRow | None, reference: Reference | None = None
+               ) -> tuple[ResultRow, np.ndarray | None]:
+    """:func:`code_cell` and the decoded pixels (None when nothing decoded).
+
+    ``reference``: the image's :class:`~medbench.benchmark.metrics.Reference`, shared by
+    its cells so the original's SSIM statistics are computed once per image."""
     base = (base or ResultRow(image_id=image.image_id)).with_image(image)
     row = base.for_cell(codec.name, setting, None, codec.kind)
     decoded = None
@@ -98,7 +102,8 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
         codec.check(image)
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
         data, decoded = timing.encoded, timing.decoded
-        row = replace(row, **measure(image.pixels, decoded, len(data), image.bit_depth),
+        row = replace(row, **measure(reference or image.pixels, decoded, len(data),
+                                     image.bit_depth),
                       encode_ms=timing.encode_ms, decode_ms=timing.decode_ms,
                       timed_calls=timing.calls, stream_sha256=hashlib.sha256(data).hexdigest())
         if codec.is_lossless(setting) and not row.lossless_exact:
@@ -157,6 +162,7 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
     base = base.with_image(image)
     visual = (unit.dataset, unit.record.image_id) in job.visual_images
     keeper = _VisualKeeper(image) if visual else None
+    reference = Reference(image.pixels)
     for name, setting in unit.cells:
         rank = job.ranks.get((name, setting))
         codec = codecs[name]
@@ -164,7 +170,7 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
             yield base.for_cell(name, setting, rank).failed(
                 f"codec {name} could not be created on this worker: {codec}")
             continue
-        row, decoded = _code_cell(codec, setting, image, job.repeats, base)
+        row, decoded = _code_cell(codec, setting, image, job.repeats, base, reference)
         row = replace(row, setting_rank=rank)
         if keeper is None:
             yield row

@@ -41,16 +41,42 @@ def _pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return reference.astype(np.float64), test.astype(np.float64)
 
 
+def _as_float(a: np.ndarray) -> np.ndarray:
+    return a if a.dtype == np.float64 else a.astype(np.float64)
+
+
 def _check_range(data_range: float) -> float:
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
     return float(data_range)
 
 
+def _errors(reference: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    """(sum of squared differences, largest absolute difference) in one pass.
+
+    Integer images are differenced in int32 and squared-summed in int64, which is exact
+    (16-bit differences squared over 2**31 pixels still fit), and cheaper than two float64
+    copies of each image; other dtypes go through float64.
+    """
+    if reference.shape != test.shape:
+        raise ValueError(
+            f"reference shape {reference.shape} and test shape {test.shape} differ"
+        )
+    if reference.size == 0:
+        return 0.0, 0.0
+    both_int = reference.dtype.kind in "ui" and test.dtype.kind in "ui"
+    if both_int and max(reference.itemsize, test.itemsize) <= 2:
+        diff = np.subtract(reference, test, dtype=np.int32).ravel()
+        squares = int(np.einsum("i,i->", diff, diff, dtype=np.int64))
+        return float(squares), float(np.abs(diff).max())
+    diff = np.subtract(reference, test, dtype=np.float64).ravel()
+    return float(np.dot(diff, diff)), float(np.abs(diff).max())
+
+
 def mse(reference: np.ndarray, test: np.ndarray) -> float:
     """Mean squared error on the native pixel scale."""
-    ref, tst = _pair(reference, test)
-    return float(np.mean((ref - tst) ** 2))
+    squares, _ = _errors(reference, test)
+    return squares / reference.size if reference.size else 0.0
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
@@ -87,8 +113,7 @@ def psnr_from_mse(mse: float, peak: float) -> float:
 
 def max_abs_error(reference: np.ndarray, test: np.ndarray) -> int:
     """Largest absolute pixel difference (the near-lossless bound)."""
-    ref, tst = _pair(reference, test)
-    return int(np.max(np.abs(ref - tst))) if ref.size else 0
+    return int(_errors(reference, test)[1])
 
 
 def metrics_device() -> torch.device:
@@ -150,14 +175,15 @@ def ms_ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> fl
     return _structural(ref, tst, peak, levels=ms_ssim_levels(*ref.shape))[1]
 
 
-def _structural(ref: np.ndarray, tst: np.ndarray, peak: float, levels: int) -> tuple[float, float]:
+def _structural(ref: np.ndarray, tst: np.ndarray, peak: float, levels: int,
+                reference: Reference | None = None) -> tuple[float, float]:
     """(SSIM, MS-SSIM over ``levels`` scales) in one pass: scale 1 gives both SSIM and the
     first contrast term, so the full-resolution filtering (most of the cost) runs once."""
     if min(ref.shape) < WIN_SIZE or levels == 0:
         return math.nan, math.nan
     device = metrics_device()
     if device.type == "cpu":
-        return _structural_numpy(ref, tst, peak, levels)
+        return _structural_numpy(ref, tst, peak, levels, reference)
     return _structural_torch(ref, tst, peak, levels, device)
 
 
@@ -243,16 +269,23 @@ def _filter_valid(a: np.ndarray, rows: int) -> np.ndarray:
 
 
 def _band_sums(
-    x: np.ndarray, y: np.ndarray, r0: int, r1: int, c1: float, c2: float
+    x: np.ndarray, y: np.ndarray, r0: int, r1: int, c1: float, c2: float,
+    ref_maps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, float]:
     """Sums of the SSIM and contrast-structure maps over output rows ``r0:r1``.
 
     The statistics and their order of operations are pytorch-msssim's ``_ssim``.
+    ``ref_maps``: the reference's filtered E[x] and E[x²] over all output rows of this
+    scale (:class:`Reference`), read instead of filtered again.
     """
     xs, ys, rows = x[r0 : r1 + WIN_SIZE - 1], y[r0 : r1 + WIN_SIZE - 1], r1 - r0
-    mu1, mu2 = _filter_valid(xs, rows), _filter_valid(ys, rows)
+    if ref_maps is None:
+        mu1, ex2 = _filter_valid(xs, rows), _filter_valid(xs * xs, rows)
+    else:
+        mu1, ex2 = ref_maps[0][r0:r1], ref_maps[1][r0:r1]
+    mu2 = _filter_valid(ys, rows)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    sigma1_sq = _filter_valid(xs * xs, rows) - mu1_sq
+    sigma1_sq = ex2 - mu1_sq
     sigma2_sq = _filter_valid(ys * ys, rows) - mu2_sq
     sigma12 = _filter_valid(xs * ys, rows) - mu1_mu2
     # cs = (2 σxy + C2) / (σx² + σy² + C2) and ssim = (2 μxμy + C1) / (μx² + μy² + C1) · cs,
@@ -273,17 +306,75 @@ def _band_sums(
     return float(ssim_map.sum()), float(cs_map.sum())
 
 
-def _ssim_cs(x: np.ndarray, y: np.ndarray, peak: float, pool) -> tuple[float, float]:
+def _bands(x: np.ndarray) -> list[tuple[int, int]]:
+    height = x.shape[0] - WIN_SIZE + 1
+    return [(r, min(r + BAND_ROWS, height)) for r in range(0, height, BAND_ROWS)]
+
+
+def _ssim_cs(x: np.ndarray, y: np.ndarray, peak: float, pool,
+             ref_maps: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float]:
     """Mean SSIM and mean contrast-structure of one scale (``_ssim`` of pytorch-msssim)."""
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    height, width = x.shape[0] - WIN_SIZE + 1, x.shape[1] - WIN_SIZE + 1
-    bands = [(r, min(r + BAND_ROWS, height)) for r in range(0, height, BAND_ROWS)]
+    bands = _bands(x)
     if pool is None or len(bands) == 1:
-        sums = [_band_sums(x, y, r0, r1, c1, c2) for r0, r1 in bands]
+        sums = [_band_sums(x, y, r0, r1, c1, c2, ref_maps) for r0, r1 in bands]
     else:
-        sums = list(pool.map(lambda band: _band_sums(x, y, *band, c1, c2), bands))
-    count = height * width
+        sums = list(pool.map(lambda band: _band_sums(x, y, *band, c1, c2, ref_maps), bands))
+    count = (x.shape[0] - WIN_SIZE + 1) * (x.shape[1] - WIN_SIZE + 1)
     return sum(s for s, _ in sums) / count, sum(c for _, c in sums) / count
+
+
+def _filtered_maps(x: np.ndarray, pool) -> tuple[np.ndarray, np.ndarray]:
+    """E[x] and E[x²] of one scale over every output row, filtered band by band exactly
+    as :func:`_band_sums` does (so reading them gives bit-identical results)."""
+    bands = _bands(x)
+    width = x.shape[1] - WIN_SIZE + 1
+    mu = np.empty((bands[-1][1], width))
+    ex2 = np.empty_like(mu)
+
+    def fill(band: tuple[int, int]) -> None:
+        r0, r1 = band
+        xs = x[r0 : r1 + WIN_SIZE - 1]
+        mu[r0:r1] = _filter_valid(xs, r1 - r0)
+        ex2[r0:r1] = _filter_valid(xs * xs, r1 - r0)
+
+    if pool is None or len(bands) == 1:
+        for band in bands:
+            fill(band)
+    else:
+        list(pool.map(fill, bands))
+    return mu, ex2
+
+
+class Reference:
+    """A reference image and, once computed, its per-scale SSIM statistics.
+
+    Every cell of an image compares a different reconstruction with the *same* original,
+    so the original's pooled scales and their filtered E[x] and E[x²] (two of the five
+    filtered maps per scale) are computed once and reused: pass the same ``Reference`` to
+    :func:`measure` for every cell. Results are bit-identical to computing them afresh.
+
+    Parameters
+    ----------
+    pixels
+        The reference image (2-D, integer or float).
+    """
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
+        self._scales: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] | None = None
+
+    def scales(self, levels: int, pool) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+        """(pixels in float64, (E[x], E[x²])) for each of the first ``levels`` scales."""
+        if self._scales is None or len(self._scales) < levels:
+            out = []
+            x = self.pixels.astype(np.float64)
+            for level in range(levels):
+                out.append((x, _filtered_maps(x, pool)))
+                if level < levels - 1:
+                    x = _pool2(x)
+            self._scales = out
+        return self._scales[:levels]
 
 
 def _pool2(a: np.ndarray) -> np.ndarray:
@@ -297,24 +388,28 @@ def _pool2(a: np.ndarray) -> np.ndarray:
 
 
 def _structural_numpy(
-    ref: np.ndarray, tst: np.ndarray, peak: float, levels: int
+    ref: np.ndarray, tst: np.ndarray, peak: float, levels: int,
+    reference: Reference | None = None,
 ) -> tuple[float, float]:
     """:func:`_structural` on the CPU: the same definition as :func:`_structural_torch`
     (agreement ~1e-13), several times faster, its bands spread over threads
-    (SciPy and NumPy release the GIL)."""
+    (SciPy and NumPy release the GIL). ``reference``: reuse the original's statistics."""
     threads = _threads()
     big = threads > 1 and ref.shape[0] > 2 * BAND_ROWS
     pool = ThreadPoolExecutor(threads) if big else None
     try:
+        scales = reference.scales(levels, pool) if reference is not None else None
         terms, single, ssim_val = [], math.nan, math.nan
         x, y = ref, tst
         for level in range(levels):
-            ssim_val, cs = _ssim_cs(x, y, peak, pool)
+            if scales is not None:
+                x = scales[level][0]
+            ssim_val, cs = _ssim_cs(x, y, peak, pool, scales[level][1] if scales else None)
             if level == 0:
                 single = ssim_val
             if level < levels - 1:
                 terms.append(max(cs, 0.0))
-                x, y = _pool2(x), _pool2(y)
+                x, y = (x if scales else _pool2(x)), _pool2(y)
         terms.append(max(ssim_val, 0.0))
     finally:
         if pool is not None:
@@ -335,20 +430,48 @@ def compression_ratio(n_bytes: int, height: int, width: int, bit_depth: int) -> 
     return bit_depth * height * width / (8.0 * n_bytes)
 
 
-def measure(reference: np.ndarray, decoded: np.ndarray, n_bytes: int, bit_depth: int) -> dict:
-    """Every per-image metric of one coded image, as result-row columns."""
+def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int,
+            bit_depth: int) -> dict:
+    """Every per-image metric of one coded image, as result-row columns.
+
+    Parameters
+    ----------
+    reference
+        The image as the codec received it, or a :class:`Reference` wrapping it (reused
+        across the cells of one image, it computes the original's statistics once).
+    decoded
+        The decoded pixels, same shape.
+    n_bytes
+        Length of the whole bitstream.
+    bit_depth
+        Bit depth of the image as coded: the peak is ``2**bit_depth - 1``.
+
+    Returns
+    -------
+    dict
+        ``bytes, bpp, ratio, mse, psnr, ssim, ms_ssim, max_abs_error, lossless_exact``.
+        An exact decode has PSNR ``inf`` and SSIM = MS-SSIM = 1 (computed as such: for
+        identical images every SSIM term is exactly 1).
+    """
+    wrapped = reference if isinstance(reference, Reference) else None
+    reference = wrapped.pixels if wrapped is not None else reference
     peak = float((1 << bit_depth) - 1)
     h, w = reference.shape
-    ref, dec = _pair(reference, decoded)
-    structural = _structural(ref, dec, peak, ms_ssim_levels(h, w))
+    squares, largest = _errors(reference, decoded)
+    error = squares / reference.size
+    if largest == 0 and min(h, w) >= WIN_SIZE:
+        structural = (1.0, 1.0)
+    else:
+        structural = _structural(_as_float(reference), _as_float(decoded), peak,
+                                 ms_ssim_levels(h, w), wrapped)
     return {
         "bytes": int(n_bytes),
         "bpp": bits_per_pixel(n_bytes, h, w),
         "ratio": compression_ratio(n_bytes, h, w, bit_depth),
-        "mse": mse(reference, decoded),
-        "psnr": psnr(reference, decoded, data_range=peak),
+        "mse": error,
+        "psnr": psnr_from_mse(error, peak),
         "ssim": structural[0],
         "ms_ssim": structural[1],
-        "max_abs_error": max_abs_error(reference, decoded),
-        "lossless_exact": bool(np.array_equal(reference, decoded)),
+        "max_abs_error": int(largest),
+        "lossless_exact": largest == 0,
     }
