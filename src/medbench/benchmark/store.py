@@ -46,6 +46,10 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL keeps every committed row through a crash or kill of the
+        # process (only a power cut may lose the last ones) and skips an fsync per row,
+        # which cost ~6 ms a cell here: the writer of a 2-worker run was its bottleneck.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._create()
 
     @classmethod
