@@ -151,3 +151,34 @@ def test_ci_narrows_with_more_images():
     rng = np.random.default_rng(1)
     few, many = rng.normal(40, 2, 5), rng.normal(40, 2, 500)
     assert ci_halfwidth(many) < ci_halfwidth(few) / 5
+
+
+def _grouped_rows(seed: int = 0, groups: int = 12, per_group: int = 5) -> pd.DataFrame:
+    """PSNRs where the patient matters: a large per-group effect, little within."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(groups):
+        effect = rng.normal(0, 3.0)
+        for i in range(per_group):
+            rows.append({"dataset": "nih", "codec": "jpeg", "setting": "q=50", "status": "ok",
+                         "image_id": f"p{g}_{i}", "group_id": f"p{g}",
+                         "psnr": 40 + effect + rng.normal(0, 0.2), "bpp": 0.5,
+                         "mse": 1.0, "bit_depth": 8})
+    return pd.DataFrame(rows)
+
+
+def test_shared_groups_get_a_cluster_bootstrap_wider_than_the_iid_interval():
+    rows = _grouped_rows()
+    line = setting_means(rows).iloc[0]
+    iid = ci_halfwidth(rows["psnr"])
+    assert line["ci_method"] == "cluster bootstrap (2000 resamples of 12 groups)"
+    assert line["groups"] == 12
+    assert line["psnr_ci"] > 1.5 * iid  # 5 near-copies per patient are not 5 samples
+    assert setting_means(rows).iloc[0]["psnr_ci"] == line["psnr_ci"]  # seeded
+
+
+def test_one_image_per_group_keeps_the_student_t_interval():
+    rows = _grouped_rows(per_group=1)
+    line = setting_means(rows).iloc[0]
+    assert line["ci_method"] == "student-t"
+    assert line["psnr_ci"] == pytest.approx(ci_halfwidth(rows["psnr"]))

@@ -4,9 +4,20 @@ The summary, the RD curves, Table 1, the body-part breakdown and ``medbench comp
 read their per-setting numbers from :func:`setting_means`, so they agree on what "the
 PSNR of a setting" is, in particular when some images decode exactly (PSNR ``inf``).
 
-Confidence intervals are Student-t intervals of the mean over images
-(``mean ± t(0.975, n-1) · s / sqrt(n)``): images are the sampling unit, and with the
-handful of images of a smoke run a bootstrap would be unstable.
+Confidence intervals (95 %, as half-widths) respect how images were sampled. Where every
+image is its own group (patient, report), images are independent and the interval is
+Student-t (``t(0.975, n-1) · s / sqrt(n)``). Where images share a group (200 NIH images
+of 128 patients), images of one patient are not independent and an i.i.d. interval is too
+narrow; the interval is then a *cluster bootstrap*: groups are resampled with replacement
+(:data:`BOOTSTRAP_RESAMPLES` times, seeded, so a report is reproducible), the mean over
+the images of the drawn groups is taken each time, and the half-width is half the
+distance between the 2.5th and 97.5th percentiles of those means. ``ci_method`` says
+which was used.
+
+References
+----------
+A. C. Davison, D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge
+University Press, 1997, section 3.8 (resampling clusters), doi:10.1017/CBO9780511802843.
 """
 
 from __future__ import annotations
@@ -24,9 +35,13 @@ KEYS = ["dataset", "codec", "train_dataset", "setting"]
 #: Metrics averaged per setting; each also gets a ``<name>_ci`` half-width column.
 METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
 CONFIDENCE = 0.95
+#: Resamples of the cluster bootstrap, and its seed.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20031
 COLUMNS = [
     *KEYS, "codec_kind", "setting_rank", "images", "errors", "unsupported", "exact_images",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "psnr_pooled", "nmse",
+    "groups", "ci_method",
 ]
 
 
@@ -61,8 +76,12 @@ def setting_means(rows: pd.DataFrame) -> pd.DataFrame:
           ``bit_depth``.
         - ``psnr_pooled``: the PSNR of ``nmse`` with peak 1. Exact images count with MSE
           0, so it is finite unless every image decoded exactly (then ``inf``).
-        - ``<metric>_ci``: the Student-t half-width (:func:`ci_halfwidth`) over the same
-          values the mean used (for ``psnr``: the finite ones).
+        - ``<metric>_ci``: the 95 % half-width (:func:`ci_halfwidth`) over the same
+          values the mean used (for ``psnr``: the finite ones): Student-t when every
+          image is its own group, else a cluster bootstrap over groups.
+        - ``groups``: distinct ``group_id`` values among the ``ok`` images (images when
+          the rows carry none); ``ci_method``: ``student-t`` or
+          ``cluster bootstrap (2000 resamples of N groups)``.
     """
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -96,10 +115,15 @@ def _line(group: pd.DataFrame) -> dict:
     psnr = _numbers(ok, "psnr")
     exact = psnr == math.inf
     line["exact_images"] = int(exact.sum())
+    groups = _groups(ok)
+    clustered = groups.nunique() < len(groups)
+    line["groups"] = int(groups.nunique())
+    line["ci_method"] = (f"cluster bootstrap ({BOOTSTRAP_RESAMPLES} resamples of "
+                         f"{groups.nunique()} groups)" if clustered else "student-t")
     for name in METRICS:
         values = psnr[~exact] if name == "psnr" else _numbers(ok, name)
         line[name] = _mean(values)
-        line[f"{name}_ci"] = ci_halfwidth(values)
+        line[f"{name}_ci"] = ci_halfwidth(values, groups[values.index] if clustered else None)
     if len(psnr) and exact.all():  # every image exact: no finite value to average
         line["psnr"] = math.inf
     line["nmse"] = _nmse(ok)
@@ -128,15 +152,59 @@ def _nmse(ok: pd.DataFrame) -> float:
     return float(normalised.mean()) if normalised.notna().all() else math.nan
 
 
-def ci_halfwidth(values: pd.Series | np.ndarray, confidence: float = CONFIDENCE) -> float:
-    """Half-width of the Student-t confidence interval of the mean of ``values``.
+def _groups(ok: pd.DataFrame) -> pd.Series:
+    """Each ``ok`` row's group (patient, report...), its image id where there is none."""
+    images = ok["image_id"].astype(str) if "image_id" in ok else pd.Series(
+        [str(i) for i in ok.index], index=ok.index)
+    if "group_id" not in ok:
+        return images
+    return ok["group_id"].where(ok["group_id"].notna(), images).astype(str)
 
-    NaN values are ignored; NaN when fewer than two values remain or when any value is
-    infinite (the mean is then infinite too).
+
+def ci_halfwidth(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
+                 confidence: float = CONFIDENCE) -> float:
+    """Half-width of a confidence interval of the mean of ``values``.
+
+    Parameters
+    ----------
+    values
+        Per-image values; NaN values are ignored.
+    groups
+        The group of each value (same length). None, or all distinct: the Student-t
+        interval. Shared groups: the cluster bootstrap of the module docstring.
+    confidence
+        Coverage of the interval.
+
+    Returns
+    -------
+    float
+        NaN when fewer than two values (or groups) remain, or when any value is infinite
+        (the mean is then infinite too).
     """
-    arr = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").dropna()
-    arr = arr.to_numpy(dtype=float)
+    series = pd.to_numeric(pd.Series(np.asarray(values, dtype=object).ravel()),
+                           errors="coerce").astype(float)
+    keep = series.notna().to_numpy()
+    arr = series.to_numpy()[keep]
     if len(arr) < 2 or not np.isfinite(arr).all():
         return math.nan
+    if groups is not None:
+        labels = np.asarray(groups, dtype=object).ravel()[keep]
+        if len(set(labels)) < len(labels):
+            return _cluster_bootstrap(arr, labels, confidence)
     sem = float(np.std(arr, ddof=1)) / math.sqrt(len(arr))
     return float(stats.t.ppf(0.5 + confidence / 2, len(arr) - 1) * sem)
+
+
+def _cluster_bootstrap(values: np.ndarray, labels: np.ndarray, confidence: float) -> float:
+    """Half the central ``confidence`` percentile range of means over resampled groups."""
+    _, index = np.unique(labels.astype(str), return_inverse=True)
+    sums = np.bincount(index, weights=values)
+    counts = np.bincount(index).astype(float)
+    if len(sums) < 2:
+        return math.nan
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.integers(0, len(sums), size=(BOOTSTRAP_RESAMPLES, len(sums)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(high - low) / 2
