@@ -125,3 +125,18 @@ def test_a_file_that_vanished_is_not_hashed_and_does_not_stop_the_listing(tmp_pa
     (tmp_path / "nih" / "images" / "00000000_000.png").unlink()
     hashed = attach_hashes(dataset, records)
     assert "file_hash" not in hashed[0].meta and len(hashed[1].meta["file_hash"]) == 64
+
+
+def test_limit_samples_whole_groups_stable_for_a_seed_and_different_across_seeds():
+    from medbench.datasets.base import Record
+    from medbench.datasets.manifest import sample_records
+
+    records = [Record(f"p{g:02d}_{i}", f"p{g:02d}", f"f{g}_{i}") for g in range(30)
+               for i in range(3)]
+    first = sample_records(records, 9, seed=1)
+    assert len(first) == 9 and first == sorted(first, key=lambda r: r.image_id)
+    assert first == sample_records(records, 9, seed=1)
+    assert {r.group for r in first} != {r.group for r in sample_records(records, 9, seed=2)}
+    assert len({r.group for r in first}) == 3  # three whole patients, not nine strangers
+    assert first != records[:9]  # not the lowest ids
+    assert sample_records(records, 500, seed=1) == records

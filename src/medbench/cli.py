@@ -101,7 +101,10 @@ def split_option(command):
 @protocol_options
 @split_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="At most N images per dataset.")
+              help="At most N images per dataset: a random sample of whole patients/groups "
+                   "(then images), the same for one --seed.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit sample.")
 @click.option("--repeats", type=click.IntRange(min=0, max=MAX_REPEATS), default=None,
               help="Timed encode+decode pairs per cell after one warm-up (median reported) "
                    "[default: automatic: the measured calls are timed, and repeated only "
@@ -128,7 +131,7 @@ def split_option(command):
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of prepared images [default: $MEDBENCH_CACHE or ~/.cache/medbench].")
 @click.option("--no-cache", is_flag=True, help="Read and prepare every image afresh.")
-def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, repeats,
+def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, resume, no_progress, executor, workers, scheduler,
         no_report, cache_dir, no_cache) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
@@ -147,6 +150,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         bit_depth=bit_depth,
         split=split,
         limit=limit,
+        seed=seed,
         repeats=repeats,
         models_dir=str(models_dir),
         device=device,

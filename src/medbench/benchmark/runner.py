@@ -44,6 +44,7 @@ class RunConfig:
     bit_depth: str | None = None
     split: str = "test"
     limit: int | None = None
+    seed: int = 0  # of the --limit sample
     repeats: int | None = None  # timed encode+decode pairs; None = automatic
     models_dir: str = "medbench-models"
     device: str = "auto"
@@ -241,7 +242,7 @@ def _dataset_records(config: RunConfig, spec: str, out: Path,
     manifest = None
     if uses_manifest(dataset):  # splits kept in OUT/manifests/, reused by later runs
         manifest = SplitManifest.in_folder(out, spec, dataset.name)
-    records = choose_records(dataset, config.split, config.limit, manifest)
+    records = choose_records(dataset, config.split, config.limit, manifest, config.seed)
     if manifest is not None:
         records = attach_hashes(dataset, records)
         manifest.collect_hashes(dataset)

@@ -27,6 +27,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from medbench.datasets.base import Dataset, Record
 from medbench.datasets.splits import SPLITS, split_of
 from medbench.errors import MedbenchError
@@ -159,10 +161,28 @@ def choose_records(
     split: str,
     limit: int | None = None,
     manifest: SplitManifest | None = None,
+    seed: int = 0,
 ) -> list[Record]:
-    """The dataset's records in ``split`` (or ``all``), sorted by id, at most ``limit``.
+    """The dataset's records in ``split`` (or ``all``), sorted by id.
 
-    Each returned record carries its split in ``meta["split"]``.
+    Parameters
+    ----------
+    dataset
+        The dataset to choose from.
+    split
+        ``train``, ``val``, ``test`` or ``all``.
+    limit
+        At most this many records: a seeded random sample (:func:`sample_records`), not
+        the lowest ids. None: every record of the split.
+    manifest
+        The split manifest that keeps earlier split decisions (None: decide afresh).
+    seed
+        Seed of the ``limit`` sample; one seed always gives the same sample.
+
+    Returns
+    -------
+    list of Record
+        Sorted by image id, each carrying its split in ``meta["split"]``.
     """
     if split != "all" and split not in SPLITS:
         raise MedbenchError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}, all")
@@ -172,9 +192,31 @@ def choose_records(
         (r for r in records if split in ("all", splits[r.image_id])), key=lambda r: r.image_id
     )
     if limit is not None:
-        chosen = chosen[:limit]
+        chosen = sample_records(chosen, limit, seed)
     return [Record(r.image_id, r.group, r.source, {**r.meta, "split": splits[r.image_id]})
             for r in chosen]
+
+
+def sample_records(records: list[Record], limit: int, seed: int = 0) -> list[Record]:
+    """At most ``limit`` records: whole groups (patients) in a seeded random order, then,
+    to hit ``limit`` exactly, the first images (by id) of one more group; sorted by id.
+
+    Sampling groups rather than images keeps a patient's images together, as the
+    clustered confidence intervals of the reports assume.
+    """
+    if limit >= len(records):
+        return list(records)
+    by_group: dict[str, list[Record]] = {}
+    for record in sorted(records, key=lambda r: r.image_id):
+        by_group.setdefault(record.group, []).append(record)
+    names = sorted(by_group)
+    order = np.random.default_rng(seed).permutation(len(names))
+    chosen: list[Record] = []
+    for index in order:
+        chosen += by_group[names[index]][: limit - len(chosen)]
+        if len(chosen) >= limit:
+            break
+    return sorted(chosen, key=lambda r: r.image_id)
 
 
 def attach_hashes(dataset: Dataset, records: list[Record]) -> list[Record]:
