@@ -53,7 +53,7 @@ IMAGECODECS_SYNTAXES = {
     "1.2.840.10008.1.2.4.81": "jpegls_decode",  # JPEG-LS near-lossless
 }
 #: Bytes allowed beside the pixels when a deflated file is inflated (other elements).
-DEFLATE_SLACK = 64 << 20
+DEFLATE_SLACK = 16 << 20
 
 
 def _open(path: Path, defer: bool = False) -> Any:
@@ -231,9 +231,9 @@ class _Header:
         lo, hi = sorted((lo_in * self.slope + self.intercept, hi_in * self.slope + self.intercept))
         if max(abs(lo), abs(hi)) > 2**52:
             raise ImageReadError(
-                f"(0028,1052) Rescale Intercept of {self.intercept:g} with (0028,1053) Rescale "
-                f"Slope of {self.slope:g} in {path} is invalid: it maps the {bits}-bit stored "
-                f"range to [{lo:g}, {hi:g}], where distinct pixel values become equal"
+                f"(0028,1052) Rescale Intercept of {self.intercept:g} in {path} is invalid "
+                f"(with (0028,1053) Rescale Slope {self.slope:g}): it maps the {bits}-bit "
+                f"stored range to [{lo:g}, {hi:g}], where distinct pixel values become equal"
             )
         if abs(self.slope) < 1:
             levels = round(hi - lo) + 1

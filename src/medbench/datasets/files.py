@@ -64,7 +64,8 @@ def walk_files(root: Path, skipped: list[tuple[Path, str]] | None = None) -> lis
 
     Symbolic links to folders are followed (a data folder is often a link to a larger
     disk) but each folder is entered once, by its device and inode: a link back up the
-    tree (a loop) or a second link to the same folder (an alias) adds nothing.
+    tree (a loop) or a second link to the same folder (an alias) adds nothing. Links are
+    followed only after every real folder was walked, so a folder keeps its own path.
 
     Parameters
     ----------
@@ -83,8 +84,9 @@ def walk_files(root: Path, skipped: list[tuple[Path, str]] | None = None) -> lis
     notes: list[tuple[Path, str]] = [] if skipped is None else skipped
     seen: dict[tuple[int, int], Path] = {}
     pending = [Path(root)]
-    while pending:
-        folder = pending.pop()
+    links: list[Path] = []
+    while pending or links:
+        folder = pending.pop() if pending else links.pop(0)
         try:
             st = os.stat(folder)
             key = (st.st_dev, st.st_ino)
@@ -105,8 +107,9 @@ def walk_files(root: Path, skipped: list[tuple[Path, str]] | None = None) -> lis
         for entry in entries:
             try:
                 if entry.is_dir():  # follows links
-                    if not entry.name.startswith("."):
-                        folders.append(Path(entry.path))
+                    if entry.name.startswith("."):
+                        continue
+                    (links if entry.is_symlink() else folders).append(Path(entry.path))
                 elif entry.is_file():
                     found.append(Path(entry.path))
             except OSError as exc:
