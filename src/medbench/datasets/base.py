@@ -164,13 +164,17 @@ class Dataset(ABC):
         image = self.load(record)
         return Probe(image.height, image.width, image.bit_depth)
 
-    def fingerprint(self, record: Record) -> str:
+    def fingerprint(self, record: Record, fresh: bool = False) -> str:
         """Identifies the record for caches and manifests.
 
         Parameters
         ----------
         record
             One of the records :meth:`records` returned.
+        fresh
+            For content fingerprints: compute it from the content now, trusting no hash
+            remembered by file size and modification time (what the prepared-image cache
+            asks, so a replaced file is never served stale).
 
         Returns
         -------

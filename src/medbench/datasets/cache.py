@@ -8,9 +8,11 @@ reads the prepared pixels back instead. Location: ``--cache-dir``, else
     <cache>/v1/<dataset>/<protocol>/<hash[:2]>/<hash>.npy    pixels (numpy .npy, no pickle)
     <cache>/v1/<dataset>/<protocol>/<hash[:2]>/<hash>.json   bit depth and reader metadata
 
-The key is the SHA-256 of the file's bytes, so an edited or replaced file is never served
-stale, and a renamed one is still found. Only datasets whose ``fingerprint`` is a content
-hash take part (``content_fingerprint``: those of
+The key is the SHA-256 of the file's bytes, computed from the bytes each time an image is
+prepared (never trusted from the file's size and modification time, which a replacement
+can keep), so an edited or replaced file is never served stale, and a renamed one is
+still found. Hashing a file costs far less than decoding and resizing it. Only datasets
+whose ``fingerprint`` is a content hash take part (``content_fingerprint``: those of
 :class:`~medbench.datasets.tree.FileTreeDataset`).
 Entries are written to a temporary name and renamed into place, so concurrent workers and
 interrupted runs never leave a half-written entry; an unreadable entry is recomputed.
@@ -28,6 +30,7 @@ import numpy as np
 
 from medbench.datasets.base import Dataset, Record
 from medbench.datasets.protocols import Protocol
+from medbench.errors import ImageReadError
 from medbench.image import Image
 from medbench.text import slug
 
@@ -42,8 +45,6 @@ def default_cache_dir() -> Path:
     """``$MEDBENCH_CACHE``, else ``~/.cache/medbench``."""
     env = os.environ.get(ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "medbench"
-
-
 
 
 class PreparedCache:
@@ -103,7 +104,14 @@ def prepare_image(
     """``protocol.apply(dataset.load(record))``, served from ``cache`` when it holds it."""
     if cache is None or not dataset.content_fingerprint:
         return protocol.apply(dataset.load(record))
-    file_hash = dataset.fingerprint(record)
+    try:
+        file_hash = dataset.fingerprint(record, fresh=True)
+    except PermissionError as exc:
+        raise ImageReadError(f"{record.source}: permission denied; make the file readable") from exc
+    except OSError as exc:
+        raise ImageReadError(
+            f"{record.source}: cannot be read ({exc.strerror or exc})"
+        ) from exc
     hit = cache.get(dataset.name, file_hash, protocol, record.image_id)
     if hit is not None:
         cache.hits += 1

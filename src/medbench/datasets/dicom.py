@@ -13,126 +13,322 @@ Bit depth: Bits Stored, unless a rescale or signed storage moves the values; the
 output range ``[lo, hi]`` of the Modality LUT over all storable values is shifted to start
 at zero and the bit depth is the number of bits that range needs. It depends only on the
 header, never on the pixel values.
+
+Hostile headers are refused before anything is allocated: Rows × Columns is checked
+against the pixel budget (:mod:`~medbench.datasets.limits`), uncompressed Pixel Data must
+hold exactly the bytes the header declares, a deflated file is inflated in a stream with a
+cap, and a Modality LUT that is zero, not finite, or that would merge stored values or push
+them beyond exact arithmetic is refused, naming the tag and its value. A file without the
+128-byte preamble is read when it holds a valid image dataset. JPEG (8-bit, 12-bit and
+lossless) and JPEG-LS pixel data are decoded by imagecodecs.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medbench.datasets.base import Probe
+from medbench.datasets.limits import budget_note, check_image_size, max_pixels, memory_message
 from medbench.errors import ImageReadError
 from medbench.image import dtype_for
 
+DEFLATED = "1.2.840.10008.1.2.1.99"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+#: Uncompressed transfer syntaxes: implicit LE, explicit LE, explicit BE.
+NATIVE = {"1.2.840.10008.1.2", EXPLICIT_LE, "1.2.840.10008.1.2.2"}
+#: Compressed pixel data decoded by imagecodecs (pydicom needs plugins absent here, and
+#: Pillow decodes no 12-bit JPEG): transfer syntax -> imagecodecs function.
+IMAGECODECS_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50": "jpeg8_decode",  # JPEG baseline, 8-bit
+    "1.2.840.10008.1.2.4.51": "jpeg8_decode",  # JPEG extended, 12-bit
+    "1.2.840.10008.1.2.4.57": "jpeg8_decode",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70": "jpeg8_decode",  # JPEG lossless, first-order prediction
+    "1.2.840.10008.1.2.4.80": "jpegls_decode",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81": "jpegls_decode",  # JPEG-LS near-lossless
+}
+#: Bytes allowed beside the pixels when a deflated file is inflated (other elements).
+DEFLATE_SLACK = 16 << 20
 
-def _open(path: Path, **kwargs: Any):
+
+def _open(path: Path, defer: bool = False) -> Any:
+    """The dataset of a DICOM file, with or without its preamble; deflated files capped."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import _read_file_meta_info, read_preamble
 
     try:
-        return pydicom.dcmread(str(path), **kwargs)
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError) as exc:
+        with open(path, "rb") as fp:
+            preamble = read_preamble(fp, True)
+            meta = _read_file_meta_info(fp)
+            if str(meta.get("TransferSyntaxUID", "")) == DEFLATED:
+                return _open_deflated(path, fp, preamble, meta, defer)
+        return pydicom.dcmread(str(path), force=True, defer_size="4 KB" if defer else None)
+    except ImageReadError:
+        raise
+    except PermissionError as exc:
+        raise ImageReadError(f"{path}: permission denied; make the file readable") from exc
+    except MemoryError as exc:
+        raise ImageReadError(memory_message(path)) from exc
+    except Exception as exc:  # pydicom raises many types for malformed files
         raise ImageReadError(
-            f"{path}: not a readable DICOM file ({exc}); remove or replace it"
+            f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc}); "
+            "remove or replace it"
         ) from exc
 
 
-def _check_header(path: Path, ds: Any) -> str:
-    """The photometric interpretation, after refusing what medbench cannot measure."""
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
-        raise ImageReadError(f"{path}: DICOM file has no pixel data; remove it from the folder")
-    if "FloatPixelData" in ds and "PixelData" not in ds:
-        raise ImageReadError(f"{path}: DICOM float pixel data has no integer bit depth")
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise ImageReadError(
-            f"{path}: colour DICOM (Photometric Interpretation {photometric!r}); "
-            "medbench reads MONOCHROME1/MONOCHROME2 radiographs only"
-        )
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames != 1:
-        raise ImageReadError(
-            f"{path}: multi-frame DICOM ({frames} frames); split it into single frames first"
-        )
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if samples != 1:
-        raise ImageReadError(f"{path}: DICOM with {samples} samples per pixel is not greyscale")
-    return photometric
+def _open_deflated(path: Path, fp: Any, preamble: Any, meta: Any, defer: bool) -> Any:
+    """Inflate the dataset after the file meta in a stream, refusing a decompression bomb."""
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import read_dataset
+
+    cap = 2 * max_pixels() + DEFLATE_SLACK
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    while chunk := fp.read(1 << 20):
+        out += inflater.decompress(chunk, cap + 1 - len(out))
+        if len(out) > cap or inflater.unconsumed_tail:
+            raise ImageReadError(
+                f"{path}: deflated DICOM inflates to more than {cap:,} bytes, beyond "
+                f"{budget_note()}; it was not read"
+            )
+    out += inflater.flush()
+    dataset = read_dataset(
+        io.BytesIO(bytes(out)), False, True, defer_size="4 KB" if defer else None
+    )
+    meta.TransferSyntaxUID = EXPLICIT_LE  # what the inflated bytes now are
+    return FileDataset(
+        str(path), dataset, preamble=preamble, file_meta=meta,
+        is_implicit_VR=False, is_little_endian=True,
+    )
 
 
-def _value_range(path: Path, ds: Any) -> tuple[float, float, int]:
-    """``(lo, hi, bit_depth)`` of the Modality LUT output over all storable values."""
-    allocated = int(ds.get("BitsAllocated", 16) or 16)
-    bits_stored = int(ds.get("BitsStored", allocated) or allocated)
-    if not 1 <= bits_stored <= allocated:
+def _int_tag(path: Path, ds: Any, keyword: str, tag: str, name: str, default: int | None) -> int:
+    """An integer header value, or an ImageReadError naming the tag and its value."""
+    try:
+        value = ds.get(keyword, None)
+    except Exception as exc:  # pydicom converts values lazily, on access
+        raise ImageReadError(f"{tag} {name} in {path} cannot be read ({exc})") from exc
+    if value is None or value == "":
+        if default is None:
+            raise ImageReadError(
+                f"{tag} {name} is missing in {path}; the file is not a complete image"
+            )
+        return default
+    try:
+        return int(str(value).strip())
+    except ValueError:
         raise ImageReadError(
-            f"{path}: a (0028,0101) Bits Stored value of {bits_stored} is invalid "
-            f"with Bits Allocated {allocated}"
-        )
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    if not signed and slope == 1 and intercept == 0:
-        return 0.0, float(2**bits_stored - 1), bits_stored
-    lo_in = -(2 ** (bits_stored - 1)) if signed else 0
-    hi_in = 2 ** (bits_stored - 1) - 1 if signed else 2**bits_stored - 1
-    lo, hi = sorted((lo_in * slope + intercept, hi_in * slope + intercept))
-    bit_depth = max(1, math.ceil(math.log2(round(hi - lo) + 1)))
-    if bit_depth > 16:
+            f"{tag} {name} of {str(value)!r} in {path} is invalid: it must be a whole number"
+        ) from None
+
+
+def _float_tag(path: Path, ds: Any, keyword: str, tag: str, name: str, default: float) -> float:
+    """A finite decimal header value, or an ImageReadError naming the tag and its value."""
+    try:
+        value = ds.get(keyword, None)
+    except Exception as exc:
+        raise ImageReadError(f"{tag} {name} in {path} cannot be read ({exc})") from exc
+    if value is None or value == "":
+        return default
+    try:
+        number = float(str(value).strip())
+    except ValueError:
         raise ImageReadError(
-            f"{path}: pixel range needs {bit_depth} bits after rescale; medbench handles <= 16"
+            f"{tag} {name} of {str(value)!r} in {path} is invalid: it must be a number"
+        ) from None
+    if not math.isfinite(number):
+        raise ImageReadError(
+            f"{tag} {name} of {number:g} in {path} is invalid: it must be a finite number; "
+            "fix the header or remove the file"
         )
-    return lo, hi, bit_depth
+    return number
+
+
+class _Header:
+    """What medbench reads from a DICOM header, checked before any pixel is decoded."""
+
+    def __init__(self, path: Path, ds: Any):
+        self.path = path
+        if "PixelData" not in ds and "FloatPixelData" not in ds:
+            raise ImageReadError(
+                f"{path}: DICOM file has no pixel data; remove it from the folder"
+            )
+        if "FloatPixelData" in ds and "PixelData" not in ds:
+            raise ImageReadError(f"{path}: DICOM float pixel data has no integer bit depth")
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+        if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise ImageReadError(
+                f"{path}: colour DICOM (Photometric Interpretation {photometric!r}); "
+                "medbench reads MONOCHROME1/MONOCHROME2 radiographs only"
+            )
+        self.photometric = photometric
+        frames = _int_tag(path, ds, "NumberOfFrames", "(0028,0008)", "Number of Frames", 1)
+        if frames != 1:
+            raise ImageReadError(
+                f"{path}: multi-frame DICOM ({frames} frames); split it into single frames first"
+            )
+        samples = _int_tag(path, ds, "SamplesPerPixel", "(0028,0002)", "Samples per Pixel", 1)
+        if samples != 1:
+            raise ImageReadError(
+                f"{path}: DICOM with {samples} samples per pixel is not greyscale"
+            )
+        self.rows = _int_tag(path, ds, "Rows", "(0028,0010)", "Rows", None)
+        self.columns = _int_tag(path, ds, "Columns", "(0028,0011)", "Columns", None)
+        check_image_size(path, self.rows, self.columns)
+        self.allocated = _int_tag(path, ds, "BitsAllocated", "(0028,0100)", "Bits Allocated", 16)
+        if self.allocated not in (1, 8, 16, 32):
+            raise ImageReadError(
+                f"(0028,0100) Bits Allocated of {self.allocated} in {path} is invalid: "
+                "it must be 1, 8, 16 or 32"
+            )
+        self.bits_stored = _int_tag(
+            path, ds, "BitsStored", "(0028,0101)", "Bits Stored", self.allocated
+        )
+        if not 1 <= self.bits_stored <= self.allocated:
+            raise ImageReadError(
+                f"{path}: a (0028,0101) Bits Stored value of {self.bits_stored} is invalid "
+                f"with Bits Allocated {self.allocated}"
+            )
+        if self.bits_stored > 16:
+            raise ImageReadError(
+                f"(0028,0101) Bits Stored of {self.bits_stored} in {path}: medbench handles "
+                "up to 16 bits; convert the image to 16-bit"
+            )
+        representation = _int_tag(
+            path, ds, "PixelRepresentation", "(0028,0103)", "Pixel Representation", 0
+        )
+        self.signed = representation == 1
+        self.slope = _float_tag(path, ds, "RescaleSlope", "(0028,1053)", "Rescale Slope", 1.0)
+        self.intercept = _float_tag(
+            path, ds, "RescaleIntercept", "(0028,1052)", "Rescale Intercept", 0.0
+        )
+        self.lo, self.hi, self.bit_depth = self._value_range()
+        meta = getattr(ds, "file_meta", None)
+        self.syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        self._check_pixel_bytes(ds)
+
+    @property
+    def identity(self) -> bool:
+        return not self.signed and self.slope == 1 and self.intercept == 0
+
+    def _value_range(self) -> tuple[float, float, int]:
+        """``(lo, hi, bit_depth)`` of the Modality LUT output over all storable values."""
+        path, bits = self.path, self.bits_stored
+        if self.identity:
+            return 0.0, float(2**bits - 1), bits
+        if self.slope == 0:
+            raise ImageReadError(
+                f"(0028,1053) Rescale Slope of 0 in {path} is invalid: it maps every pixel "
+                "to one value; fix the header (1 when there is no rescale) or remove the file"
+            )
+        lo_in = -(2 ** (bits - 1)) if self.signed else 0
+        hi_in = 2 ** (bits - 1) - 1 if self.signed else 2**bits - 1
+        lo, hi = sorted((lo_in * self.slope + self.intercept, hi_in * self.slope + self.intercept))
+        if max(abs(lo), abs(hi)) > 2**52:
+            raise ImageReadError(
+                f"(0028,1052) Rescale Intercept of {self.intercept:g} in {path} is invalid "
+                f"(with (0028,1053) Rescale Slope {self.slope:g}): it maps the {bits}-bit "
+                f"stored range to [{lo:g}, {hi:g}], where distinct pixel values become equal"
+            )
+        if abs(self.slope) < 1:
+            levels = round(hi - lo) + 1
+            raise ImageReadError(
+                f"(0028,1053) Rescale Slope of {self.slope:g} in {path} is invalid for "
+                f"medbench: it maps the {2**bits:,} stored values of {bits} bits onto "
+                f"{levels:,} integer grey levels, destroying the image; store the rescaled "
+                "values instead"
+            )
+        bit_depth = max(1, math.ceil(math.log2(round(hi - lo) + 1)))
+        if bit_depth > 16:
+            raise ImageReadError(
+                f"{path}: pixel range needs {bit_depth} bits after rescale "
+                f"((0028,1053) Rescale Slope {self.slope:g}, (0028,1052) Rescale Intercept "
+                f"{self.intercept:g}); medbench handles <= 16"
+            )
+        return lo, hi, bit_depth
+
+    def _check_pixel_bytes(self, ds: Any) -> None:
+        """Uncompressed pixel data must hold exactly the bytes Rows × Columns declare."""
+        if self.syntax and self.syntax not in NATIVE:
+            return  # compressed: the decoder checks its stream; the budget bounds its output
+        pixels = self.rows * self.columns
+        expected = (pixels + 7) // 8 if self.allocated == 1 else pixels * self.allocated // 8
+        element = ds.get_item("PixelData")
+        length = getattr(element, "length", None)
+        if length is None:
+            length = len(element.value or b"")
+        if length == 0xFFFFFFFF:
+            raise ImageReadError(
+                f"{self.path}: (7FE0,0010) Pixel Data is encapsulated but the transfer syntax "
+                f"{self.syntax or '(none)'} says uncompressed; the file is damaged"
+            )
+        if length not in (expected, expected + 1):  # one pad byte keeps the length even
+            raise ImageReadError(
+                f"{self.path}: (7FE0,0010) Pixel Data holds {length:,} bytes where "
+                f"{self.rows}x{self.columns} pixels of {self.allocated} bits need "
+                f"{expected:,}; the file is truncated or damaged"
+            )
 
 
 def probe_dicom(path: Path) -> Probe:
     """Size and bit depth from the header (pixel data is skipped, not decoded)."""
-    ds = _open(path, defer_size="4 KB")
-    _check_header(path, ds)
-    _, _, bit_depth = _value_range(path, ds)
-    return Probe(int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), bit_depth)
+    header = _Header(path, _open(path, defer=True))
+    return Probe(header.rows, header.columns, header.bit_depth)
+
+
+def _stored_pixels(path: Path, ds: Any, header: _Header) -> np.ndarray:
+    decoder = IMAGECODECS_SYNTAXES.get(header.syntax)
+    try:
+        if decoder is None:
+            return ds.pixel_array
+        import imagecodecs
+        from pydicom.encaps import generate_frames
+
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        return np.asarray(getattr(imagecodecs, decoder)(frame))
+    except MemoryError as exc:
+        raise ImageReadError(memory_message(path)) from exc
+    except Exception as exc:  # pydicom and imagecodecs raise many types for broken data
+        raise ImageReadError(
+            f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
+            "the file is damaged, or re-export it uncompressed"
+        ) from exc
 
 
 def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
     """Pixels (MONOCHROME2, uint8/uint16), bit depth, and metadata of a DICOM file."""
     ds = _open(path)
-    photometric = _check_header(path, ds)
-    lo, hi, bit_depth = _value_range(path, ds)
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for broken pixel data
+    header = _Header(path, ds)
+    stored = _stored_pixels(path, ds, header)
+    if stored.shape != (header.rows, header.columns):
         raise ImageReadError(
-            f"{path}: pixel data cannot be decoded ({exc}); re-export the file"
-        ) from exc
-    if stored.ndim != 2:
-        raise ImageReadError(f"{path}: pixel array has shape {stored.shape}, expected 2-D")
-
-    allocated = int(ds.get("BitsAllocated", 16) or 16)
-    bits_stored = int(ds.get("BitsStored", allocated) or allocated)
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+            f"{path}: pixel data decodes to shape {stored.shape}, where (0028,0010) Rows and "
+            f"(0028,0011) Columns say {header.rows}x{header.columns}"
+        )
+    bits_stored, lo, bit_depth = header.bits_stored, header.lo, header.bit_depth
 
     # Only the Bits Stored low bits are pixel value (pydicom >= 3 does this already).
     mask = (1 << bits_stored) - 1
     raw = stored.astype(np.int64) & mask
-    if signed:
+    if header.signed:
         raw = np.where(raw >= 1 << (bits_stored - 1), raw - (1 << bits_stored), raw)
-    if slope != 1 or intercept != 0 or signed:
-        values = raw * slope + intercept - lo
+    if not header.identity:
+        values = raw * header.slope + header.intercept - lo
     else:
         values = raw.astype(np.float64)
     peak = 2**bit_depth - 1
     values = np.clip(np.rint(values), 0, peak)
 
     lut_shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
-    if photometric == "MONOCHROME1" or lut_shape == "INVERSE":
+    if header.photometric == "MONOCHROME1" or lut_shape == "INVERSE":
         values = peak - values
     meta = {
-        "photometric": photometric,
+        "photometric": header.photometric,
         "bits_stored": bits_stored,
         "presentation_lut": lut_shape or None,
         "body_part": str(ds.get("BodyPartExamined", "")).strip() or None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from medbench.datasets.base import Dataset, Skipped
 from medbench.datasets.cache import PreparedCache, prepare_image
 from medbench.datasets.files import safe_id
+from medbench.datasets.inspect import failure
 from medbench.datasets.manifest import choose_records
 from medbench.datasets.protocols import PAPER, Protocol
 from medbench.datasets.raster import write_png
@@ -54,9 +55,12 @@ def export_images(
     for record in choose_records(dataset, split, limit):
         try:
             image = prepare_image(dataset, record, protocol, cache)
-        except MedbenchError as exc:
+        except Exception as exc:  # one bad image is listed, as a run makes it an error row
             log.info("export: %s could not be read: %s", record.source, exc)
-            result.failed.append(Skipped(record.source, str(exc)))
+            reason = failure(exc)
+            if not isinstance(exc, MedbenchError):
+                reason = f"{record.source}: {reason}"
+            result.failed.append(Skipped(record.source, reason))
             continue
         path = out / f"{safe_id(record.image_id)}.png"
         write_png(path, image.pixels, image.bit_depth)

@@ -43,10 +43,15 @@ class FileHasher:
     def known(self, path: str) -> tuple[int, int, str] | None:
         return self._known.get(str(path))
 
-    def hash(self, path: Path) -> str:
+    def hash(self, path: Path, fresh: bool = False) -> str:
+        """SHA-256 of ``path``: remembered while its size and mtime hold, unless ``fresh``.
+
+        ``fresh`` reads the bytes whatever is remembered: a file replaced by another of the
+        same size and modification time (a copy that keeps timestamps) has the same stamp.
+        """
         size, mtime_ns = self.stamp(path)
         hit = self._known.get(str(path))
-        if hit is not None and hit[:2] == (size, mtime_ns):
+        if not fresh and hit is not None and hit[:2] == (size, mtime_ns):
             return hit[2]
         digest = file_sha256(path)
         self._known[str(path)] = (size, mtime_ns, digest)
@@ -54,16 +59,63 @@ class FileHasher:
 
 
 # -- walking and naming ---------------------------------------------------------------------
-def walk_files(root: Path) -> list[Path]:
-    """Every regular file under ``root``, sorted; hidden folders (``.git``...) are not entered."""
+def walk_files(root: Path, skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Every regular file under ``root``, sorted; hidden folders (``.git``...) are not entered.
+
+    Symbolic links to folders are followed (a data folder is often a link to a larger
+    disk) but each folder is entered once, by its device and inode: a link back up the
+    tree (a loop) or a second link to the same folder (an alias) adds nothing. Links are
+    followed only after every real folder was walked, so a folder keeps its own path.
+
+    Parameters
+    ----------
+    root
+        The folder to walk.
+    skipped
+        When given, ``(path, reason)`` is appended for every folder not entered: a loop
+        or alias, or one that cannot be listed ("permission denied").
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files, in sorted order of their paths.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.is_file():
-                found.append(path)
-    return found
+    notes: list[tuple[Path, str]] = [] if skipped is None else skipped
+    seen: dict[tuple[int, int], Path] = {}
+    pending = [Path(root)]
+    links: list[Path] = []
+    while pending or links:
+        folder = pending.pop() if pending else links.pop(0)
+        try:
+            st = os.stat(folder)
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                notes.append((folder, f"link to a folder already scanned ({seen[key]}); not "
+                                      "entered again"))
+                continue
+            seen[key] = folder
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except PermissionError:
+            notes.append((folder, "permission denied; make the folder readable"))
+            continue
+        except OSError as exc:
+            notes.append((folder, f"cannot be listed ({exc.strerror or exc})"))
+            continue
+        folders = []
+        for entry in entries:
+            try:
+                if entry.is_dir():  # follows links
+                    if entry.name.startswith("."):
+                        continue
+                    (links if entry.is_symlink() else folders).append(Path(entry.path))
+                elif entry.is_file():
+                    found.append(Path(entry.path))
+            except OSError as exc:
+                notes.append((Path(entry.path), f"cannot be read ({exc.strerror or exc})"))
+        pending.extend(reversed(folders))  # depth first, in sorted order
+    return sorted(found)
 
 
 def safe_id(*parts: str) -> str:

@@ -11,6 +11,15 @@ This module imports the readers (:mod:`~medbench.datasets.raster`,
 header or magic number (the JSRT ``.IMG``) cannot be sniffed: the dataset that holds
 them picks their reader by name (:meth:`FileTreeDataset.kind_of
 <medbench.datasets.tree.FileTreeDataset.kind_of>`).
+
+A DICOM file normally has ``DICM`` at byte 128, after its preamble; one written without
+the preamble starts with its first element's tag, and is sniffed as DICOM when that tag
+is one of the groups every image holds first (the DICOM reader then accepts it only when
+it is a complete image dataset).
+
+:func:`read_image` and :func:`probe_image` are where a file meets medbench: whatever a
+reader or its library raises, the caller gets an :class:`~medbench.errors.ImageReadError`
+naming the file.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ import numpy as np
 from medbench.datasets import raster
 from medbench.datasets.base import Probe
 from medbench.datasets.dicom import probe_dicom, read_dicom
-from medbench.errors import ImageReadError
+from medbench.datasets.limits import memory_message
+from medbench.errors import ImageReadError, MedbenchError
 
 #: File name suffixes listed as images (lower case), and the format each names.
 IMAGE_SUFFIXES = {
@@ -55,6 +65,12 @@ PROBERS: dict[str, Callable[[Path], Probe]] = {
     "dicom": probe_dicom,
 }
 
+#: Groups a DICOM data set without preamble can start with (little-endian tag bytes): file
+#: meta (0002), identification (0008), patient (0010), acquisition (0018), relationship
+#: (0020), image pixel (0028).
+_DICOM_FIRST_GROUPS = (b"\x02\x00", b"\x08\x00", b"\x10\x00", b"\x18\x00", b"\x20\x00",
+                       b"\x28\x00")
+
 
 def sniff(path: Path) -> str | None:
     """The format of a file from its first bytes.
@@ -71,10 +87,14 @@ def sniff(path: Path) -> str | None:
         them or the file cannot be opened.
     """
     try:
-        with open(path, "rb") as f:
-            head = f.read(132)
+        head = _head(path)
     except OSError:
         return None
+    return sniff_bytes(head)
+
+
+def sniff_bytes(head: bytes) -> str | None:
+    """The format told by a file's first 132 bytes (see :func:`sniff`)."""
     if head.startswith(raster.PNG_MAGIC):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -83,7 +103,25 @@ def sniff(path: Path) -> str | None:
         return "tiff"
     if head[128:132] == b"DICM":
         return "dicom"
+    if _looks_like_dicom_dataset(head):
+        return "dicom"
     return None
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(132)
+
+
+def _looks_like_dicom_dataset(head: bytes) -> bool:
+    """A data set without preamble: a known first group, then an explicit VR or a length."""
+    if len(head) < 8 or head[:2] not in _DICOM_FIRST_GROUPS:
+        return False
+    vr = head[4:6]
+    if vr.isalpha() and vr.isupper():
+        return True  # explicit VR little endian
+    length = int.from_bytes(head[4:8], "little")  # implicit VR: a plausible element length
+    return length < 1 << 16
 
 
 def kind_by_name(path: Path) -> str | None:
@@ -122,7 +160,7 @@ def read_image(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
         The file is missing, empty, of no known format, or its reader refuses it.
     """
     kind = _checked_kind(path)
-    pixels, bit_depth, meta = READERS[kind](path)
+    pixels, bit_depth, meta = _guarded(path, kind, READERS[kind])
     return pixels, bit_depth, {"format": kind, **meta}
 
 
@@ -144,17 +182,38 @@ def probe_image(path: Path) -> Probe:
     ImageReadError
         As :func:`read_image`, for what the header shows.
     """
-    return PROBERS[_checked_kind(path)](path)
+    kind = _checked_kind(path)
+    return _guarded(path, kind, PROBERS[kind])
+
+
+def _guarded(path: Path, kind: str, reader: Callable[[Path], Any]) -> Any:
+    """``reader(path)``, with whatever its library raises turned into an ImageReadError."""
+    try:
+        return reader(path)
+    except MedbenchError:
+        raise
+    except PermissionError as exc:
+        raise ImageReadError(f"{path}: permission denied; make the file readable") from exc
+    except MemoryError as exc:
+        raise ImageReadError(memory_message(path)) from exc
+    except Exception as exc:  # one odd file must not stop a listing or a run
+        raise ImageReadError(
+            f"{path}: {kind.upper()} file cannot be read ({type(exc).__name__}: {exc}); "
+            "the file is damaged: remove or replace it"
+        ) from exc
 
 
 def _checked_kind(path: Path) -> str:
     try:
         size = path.stat().st_size
+        head = _head(path) if size else b""
+    except PermissionError as exc:
+        raise ImageReadError(f"{path}: permission denied; make the file readable") from exc
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot be opened ({exc.strerror or exc})") from exc
     if size == 0:
         raise ImageReadError(f"{path}: zero-byte file; re-copy it or remove it")
-    kind = sniff(path)
+    kind = sniff_bytes(head)
     if kind is None:
         raise ImageReadError(
             f"{path}: not a {FORMAT_NAMES} file (unrecognised first bytes); "

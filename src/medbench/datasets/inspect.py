@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medbench.datasets.base import Dataset, Skipped
+from medbench.datasets.limits import budget_note
 from medbench.datasets.manifest import SplitManifest, assign_splits
 from medbench.datasets.splits import SPLITS
 from medbench.errors import MedbenchError
@@ -44,8 +45,8 @@ def summarize_dataset(
     for record in records:
         try:
             probe = dataset.probe(record)
-        except MedbenchError as exc:
-            unreadable.append(Skipped(record.source, _reason(record.source, str(exc))))
+        except Exception as exc:  # one odd file is listed as skipped, as a run does
+            unreadable.append(Skipped(record.source, _reason(record.source, failure(exc))))
             continue
         summary.images += 1
         groups.add(record.group)
@@ -58,6 +59,19 @@ def summarize_dataset(
     summary.skipped = [Skipped(s.source, _reason(s.source, s.reason)) for s in dataset.skipped]
     summary.skipped += unreadable
     return summary
+
+
+def failure(exc: BaseException) -> str:
+    """The reason an image could not be read, as one line.
+
+    A :class:`~medbench.errors.MedbenchError` already names the file and the fix; anything
+    else (a library's own error) is named by its type, so the line is never empty.
+    """
+    if isinstance(exc, MedbenchError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return f"ran out of memory reading it ({budget_note()})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _reason(source: str, reason: str) -> str:

@@ -73,6 +73,8 @@ def read_jsrt_img(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
         if problem:
             raise ImageReadError(f"{path}: {problem}")
         words = np.fromfile(path, dtype=">u2")
+    except PermissionError as exc:
+        raise ImageReadError(f"{path}: permission denied; make the file readable") from exc
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     if words.size != SIDE * SIDE:

@@ -5,6 +5,9 @@
 Size and bit depth can also be chosen separately (``size=512,bits=native``). Bit-depth
 reduction rescales by the *nominal* range (``2**bits - 1``), never by an image's own
 min/max, so the same tissue maps to the same grey level in every image.
+
+A prepared image may hold at most :func:`~medbench.datasets.limits.max_pixels` pixels
+(``MEDBENCH_MAX_PIXELS``): ``--size 100000`` is refused before anything is allocated.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image as PILImage
 
+from medbench.datasets.limits import ENV as MAX_PIXELS_ENV
+from medbench.datasets.limits import max_pixels
 from medbench.errors import MedbenchError
 from medbench.image import Image, dtype_for, peak_value
 
@@ -37,6 +42,7 @@ class Protocol:
 
     def apply(self, image: Image) -> Image:
         pixels, bits = image.pixels, image.bit_depth
+        self.check_size()
         if self.size is not None and pixels.shape != (self.size, self.size):
             pixels = resize(pixels, bits, self.size, self.size)
         if self.bit_depth is not None and self.bit_depth != bits:
@@ -44,6 +50,22 @@ class Protocol:
             bits = self.bit_depth
         meta = dict(image.meta, protocol=self.name)
         return Image(pixels, bits, image.image_id, meta)
+
+
+    def check_size(self) -> None:
+        """Refuse a target size above the pixel budget, before any pixel is allocated.
+
+        Raises
+        ------
+        MedbenchError
+            ``size * size`` is above :func:`~medbench.datasets.limits.max_pixels`.
+        """
+        if self.size is not None and self.size * self.size > max_pixels():
+            raise MedbenchError(
+                f"--size {self.size} makes images of {self.size * self.size:,} pixels, above "
+                f"the budget of {max_pixels():,}; use a smaller --size, or raise "
+                f"{MAX_PIXELS_ENV} if the machine has the memory"
+            )
 
 
 PAPER = Protocol(size=256, bit_depth=8)
@@ -77,7 +99,9 @@ def parse_protocol(name: str, size: str | None = None, bits: str | None = None) 
         new_bits = None if bits == "native" else _positive_int(bits, "--bit-depth")
         if new_bits is not None and not 1 <= new_bits <= 16:
             raise MedbenchError(f"--bit-depth {bits} is outside 1..16; use 8, 12 or native")
-    return Protocol(new_size, new_bits)
+    protocol = Protocol(new_size, new_bits)
+    protocol.check_size()
+    return protocol
 
 
 def _positive_int(text: str, flag: str) -> int:

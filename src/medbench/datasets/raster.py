@@ -7,8 +7,14 @@ Bit depth is read from the file, never guessed from the pixel values:
   ``sBIT`` it is 16. With ``sBIT = s`` the PNG standard (ISO/IEC 15948, 12.12) has the
   samples scaled up to the full sample depth, so the original values are recovered by a
   right shift of ``depth - s`` bits (what :func:`write_png` does in reverse).
-- JPEG: 8 bits (the precision of its frame header; Pillow decodes 8-bit JPEG only).
+  A palette PNG is read through its palette, whose entries are 8-bit, so it is 8-bit
+  whatever its index depth (1, 2, 4 or 8); only grey palettes are accepted.
+- JPEG: the sample precision of its frame header. 8-bit lossy JPEG is decoded by Pillow;
+  12-bit and lossless JPEG (SOF3) by imagecodecs.
 - TIFF: BitsPerSample. WhiteIsZero files are inverted to MONOCHROME2.
+
+Every reader checks the size its header declares against the pixel budget
+(:mod:`~medbench.datasets.limits`) before decoding.
 
 Colour is refused, not converted: an RGB(A) file whose red, green and blue are equal
 (how grey images are often saved, NIH ChestX-ray14 has a few as RGBA) is grey, and one
@@ -28,6 +34,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from medbench.datasets.base import Probe
+from medbench.datasets.limits import check_image_size
 from medbench.errors import ImageReadError
 from medbench.image import dtype_for
 
@@ -54,7 +61,11 @@ class PngHeader:
 
     @property
     def significant_bits(self) -> int:
-        """Bits per grey sample after ``sBIT`` (palette images are 8-bit)."""
+        """The image's bit depth, shared by :func:`probe_png` and :func:`read_png`.
+
+        Bits per grey sample after ``sBIT``; palette images are 8-bit whatever their index
+        depth, since their grey values are the palette's 8-bit entries.
+        """
         depth = 8 if self.colour_type == 3 else self.depth
         if self.sbit and self.colour_type != 3 and self.depth >= 8:
             bits = max(self.sbit[:3] if self.colour_type in (2, 6) else self.sbit[:1])
@@ -105,16 +116,26 @@ def _check_png_supported(path: Path, header: PngHeader) -> None:
         )
 
 
-def probe_png(path: Path) -> Probe:
+def _checked_png_header(path: Path) -> PngHeader:
     header = png_header(path)
+    if header.depth not in (1, 2, 4, 8, 16) or header.colour_type not in (0, 2, 3, 4, 6):
+        raise ImageReadError(
+            f"{path}: PNG header has bit depth {header.depth} and colour type "
+            f"{header.colour_type}, which the PNG standard does not allow; the file is damaged"
+        )
+    check_image_size(path, header.height, header.width)
     _check_png_supported(path, header)
+    return header
+
+
+def probe_png(path: Path) -> Probe:
+    header = _checked_png_header(path)
     return Probe(header.height, header.width, header.significant_bits)
 
 
 def read_png(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
     """Grey pixels of a PNG, its bit depth (IHDR + sBIT) and how it was stored."""
-    header = png_header(path)
-    _check_png_supported(path, header)
+    header = _checked_png_header(path)
     try:
         with PILImage.open(path) as im:
             im.load()
@@ -124,19 +145,28 @@ def read_png(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
             arr = np.asarray(im)
     except _PIL_ERRORS as exc:
         raise ImageReadError(f"{path}: unreadable PNG ({exc}); re-export the image") from exc
+    if arr.shape[:2] != (header.height, header.width):
+        raise ImageReadError(
+            f"{path}: decoded to {arr.shape[1]}x{arr.shape[0]} pixels where its header says "
+            f"{header.width}x{header.height}; the file is damaged"
+        )
     meta: dict[str, Any] = {}
-    if header.colour_type in (2, 3, 6):
+    depth, bits = header.depth, header.significant_bits
+    if header.colour_type == 3:
+        # The palette's grey values are the pixels (8-bit), not the 1/2/4/8-bit indices.
+        arr = _grey_from_rgb(path, arr, "palette PNG", tolerance=0)
+        meta["stored_as"] = "palette"
+        return np.ascontiguousarray(arr, dtype=np.uint8), bits, meta
+    if header.colour_type in (2, 6):
         arr = _grey_from_rgb(path, arr, "PNG", tolerance=0)
-        meta["stored_as"] = {2: "RGB", 3: "palette", 6: "RGBA"}[header.colour_type]
+        meta["stored_as"] = {2: "RGB", 6: "RGBA"}[header.colour_type]
     elif header.colour_type == 4:
         arr = arr[..., 0]
         meta["stored_as"] = "grey+alpha"
-    depth = header.depth
     if depth < 8:
         # Pillow spreads 1/2/4-bit grey over 0..255 (or gives booleans); undo it exactly.
         arr = arr.astype(np.uint8) if arr.dtype == bool else arr // (255 // (2**depth - 1))
         return arr.astype(np.uint8), depth, meta
-    bits = header.significant_bits
     if bits < depth:
         arr = arr >> (depth - bits)  # sBIT: samples were scaled up to the sample depth
         meta["sbit"] = bits
@@ -181,20 +211,111 @@ def _insert_chunk_after_ihdr(path: Path, ctype: bytes, data: bytes) -> None:
     path.write_bytes(raw[:ihdr_end] + chunk + raw[ihdr_end:])
 
 
-# -- JPEG --------------------------------------------------------------------------------------
-def probe_jpeg(path: Path) -> Probe:
+# -- JPEG ----------------------------------------------------------------------------------------
+#: Start-of-frame markers (ITU-T T.81, B.1.1.3); the other 0xC4..0xCF are not frames.
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+#: Frames Pillow decodes (8-bit baseline, extended, progressive); imagecodecs the rest.
+_PILLOW_SOF = {0xC0, 0xC1, 0xC2}
+
+
+@dataclass(frozen=True)
+class JpegHeader:
+    width: int
+    height: int
+    precision: int  # bits per sample: 8 or 12 (lossy), 2..16 (lossless)
+    components: int
+    marker: int  # the start-of-frame marker: 0xC0 baseline ... 0xC3 lossless
+
+    @property
+    def lossless(self) -> bool:
+        return self.marker in (0xC3, 0xC7, 0xCB, 0xCF)
+
+
+def jpeg_header(path: Path) -> JpegHeader:
+    """The frame header of a JPEG file (ITU-T T.81 B.2.2), read marker by marker."""
     try:
-        with PILImage.open(path) as im:
-            if im.mode == "CMYK":
-                raise ImageReadError(f"{path}: CMYK JPEG is not a radiograph; save it as grey")
-            bits = int(getattr(im, "bits", 8) or 8)
-            return Probe(im.height, im.width, bits)
-    except _PIL_ERRORS as exc:
-        raise ImageReadError(f"{path}: unreadable JPEG ({exc}); re-export the image") from exc
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                raise ImageReadError(f"{path}: not a JPEG file (no start-of-image marker)")
+            while True:
+                byte = f.read(1)
+                while byte == b"\xff":  # fill bytes before a marker
+                    byte = f.read(1)
+                    if byte != b"\xff":
+                        break
+                if not byte:
+                    raise ImageReadError(f"{path}: truncated JPEG (ends before its frame header)")
+                marker = byte[0]
+                if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+                    continue  # markers without a length
+                if marker in (0xD9, 0xDA):
+                    raise ImageReadError(
+                        f"{path}: JPEG without a frame header; the file is damaged"
+                    )
+                raw = f.read(2)
+                if len(raw) < 2:
+                    raise ImageReadError(f"{path}: truncated JPEG (ends inside a marker)")
+                length = struct.unpack(">H", raw)[0]
+                if length < 2:
+                    raise ImageReadError(f"{path}: malformed JPEG marker length {length}")
+                if marker in _SOF_MARKERS:
+                    data = f.read(6)
+                    if len(data) < 6:
+                        raise ImageReadError(f"{path}: truncated JPEG frame header")
+                    precision, height, width, components = struct.unpack(">BHHB", data)
+                    return JpegHeader(width, height, precision, components, marker)
+                f.seek(length - 2, 1)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def _checked_jpeg_header(path: Path) -> JpegHeader:
+    header = jpeg_header(path)
+    if header.components == 4:
+        raise ImageReadError(f"{path}: CMYK JPEG is not a radiograph; save it as grey")
+    if header.components not in (1, 3) or not 2 <= header.precision <= 16:
+        raise ImageReadError(
+            f"{path}: JPEG frame header declares {header.components} components of "
+            f"{header.precision} bits; the file is damaged or not a greyscale image"
+        )
+    check_image_size(path, header.height, header.width)
+    return header
+
+
+def probe_jpeg(path: Path) -> Probe:
+    header = _checked_jpeg_header(path)
+    return Probe(header.height, header.width, header.precision)
 
 
 def read_jpeg(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
-    """Grey pixels of an 8-bit JPEG: the luma plane as decoded, chroma checked to be neutral."""
+    """Grey pixels of a JPEG with the bit depth of its frame header.
+
+    8-bit lossy JPEG: the luma plane as Pillow decodes it, its chroma checked to be
+    neutral. 12-bit and lossless JPEG: decoded by imagecodecs.
+    """
+    header = _checked_jpeg_header(path)
+    if header.marker in _PILLOW_SOF and header.precision == 8:
+        arr, meta = _read_jpeg_pillow(path)
+        bits = 8
+    else:
+        arr, meta = _read_jpeg_imagecodecs(path, header), {}
+        bits = header.precision
+        if arr.ndim == 3:
+            tolerance = 0 if header.lossless else JPEG_CHROMA_TOLERANCE
+            arr, meta["stored_as"] = _grey_from_rgb(path, arr, "JPEG", tolerance), "RGB"
+        if header.lossless:
+            meta["lossless"] = True
+    if arr.shape != (header.height, header.width):
+        raise ImageReadError(
+            f"{path}: decoded to {arr.shape} pixels where its header says "
+            f"{header.width}x{header.height}; the file is damaged"
+        )
+    if bits < 16 and arr.size and int(arr.max()) >= 1 << bits:
+        raise ImageReadError(f"{path}: decoded values exceed its {bits}-bit precision")
+    return np.ascontiguousarray(arr).astype(dtype_for(bits), copy=False), bits, meta
+
+
+def _read_jpeg_pillow(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     meta: dict[str, Any] = {}
     try:
         with PILImage.open(path) as im:
@@ -220,7 +341,26 @@ def read_jpeg(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
         meta["stored_as"] = "RGB"
     elif mode != "L":
         raise ImageReadError(f"{path}: JPEG in mode {mode} is not greyscale")
-    return np.ascontiguousarray(arr, dtype=np.uint8), 8, meta
+    return np.asarray(arr, dtype=np.uint8), meta
+
+
+def _read_jpeg_imagecodecs(path: Path, header: JpegHeader) -> np.ndarray:
+    try:
+        import imagecodecs
+    except ImportError:
+        raise ImageReadError(
+            f"{path}: {header.precision}-bit {'lossless ' if header.lossless else ''}JPEG "
+            "needs the imagecodecs package; install it (pip install imagecodecs)"
+        ) from None
+    try:
+        return np.asarray(imagecodecs.jpeg8_decode(path.read_bytes()))
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    except Exception as exc:  # imagecodecs raises its own error class per codec
+        raise ImageReadError(
+            f"{path}: {header.precision}-bit JPEG cannot be decoded ({exc}); "
+            "the file is damaged"
+        ) from exc
 
 
 # -- TIFF --------------------------------------------------------------------------------------
@@ -243,6 +383,11 @@ def _open_tiff(path: Path) -> PILImage.Image:
         raise ImageReadError(
             f"{path}: floating-point TIFF has no integer bit depth; convert it to 16-bit integer"
         )
+    try:
+        check_image_size(path, im.height, im.width)
+    except ImageReadError:
+        im.close()
+        raise
     return im
 
 

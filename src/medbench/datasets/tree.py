@@ -10,6 +10,7 @@ caches and split manifests follow content, not paths.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,10 @@ class FileTreeDataset(Dataset):
     def _scan(self) -> list[Record]:
         root = self.root()
         self.skipped = []
-        files = walk_files(root)
+        not_entered: list[tuple[Path, str]] = []
+        files = walk_files(root, not_entered)
+        for folder, reason in not_entered:
+            self.skip(folder, reason)
         self.prepare(root, files)
         by_id: dict[str, Record] = {}
         for path in files:
@@ -128,8 +132,12 @@ class FileTreeDataset(Dataset):
         if path.name.startswith("."):
             return "", "hidden file"
         try:
+            if not os.access(path, os.R_OK):
+                return "", "permission denied; make the file readable"
             kind = self.kind_of(path)
             size = path.stat().st_size
+        except PermissionError:
+            return "", "permission denied; make the file readable"
         except OSError as exc:
             return "", f"cannot be read ({exc.strerror or exc})"
         if kind is None:
@@ -153,20 +161,21 @@ class FileTreeDataset(Dataset):
         """Size and bit depth of a record from its file's header (fast: no decoding)."""
         return self.probe_file(Path(record.source), record.meta.get("format", ""))
 
-    def fingerprint(self, record: Record) -> str:
+    def fingerprint(self, record: Record, fresh: bool = False) -> str:
         """SHA-256 of the record's file (remembered by size and modification time).
 
         A record may carry the hash from the process that listed it (``file_hash``,
         ``file_size``, ``file_mtime_ns`` in its metadata, see
         :func:`~medbench.datasets.manifest.attach_hashes`); it is trusted while the file's
-        size and modification time are unchanged.
+        size and modification time are unchanged, unless ``fresh`` asks for the hash of
+        the bytes as they are now.
         """
         meta = record.meta
-        if meta.get("file_hash") and meta.get("file_size") is not None:
+        if not fresh and meta.get("file_hash") and meta.get("file_size") is not None:
             self.hasher.remember(
                 record.source, meta["file_size"], meta["file_mtime_ns"], meta["file_hash"]
             )
-        return self.hasher.hash(Path(record.source))
+        return self.hasher.hash(Path(record.source), fresh=fresh)
 
     # -- helpers for subclasses -------------------------------------------------------------------
     def make_record(
