@@ -52,14 +52,18 @@ def config(codecs, limit=3):
 
 
 def test_a_failing_image_becomes_an_error_row_and_the_run_goes_on(tmp_path, extra_codecs):
-    FailsOnOneImage.victim = "rg1_r0c4"
+    from medbench.datasets import get_dataset
+    from medbench.datasets.manifest import choose_records
+
+    victim = choose_records(get_dataset("sample"), "test", 3)[1].image_id  # one of the run's
+    FailsOnOneImage.victim = victim
     result = run(config(["fails-once", "jpeg2000"]), tmp_path)
     df = result.rows
     bad = df[df["status"] == "error"]
-    assert len(bad) == 9 and set(bad["image_id"]) == {"rg1_r0c4"}
+    assert len(bad) == 9 and set(bad["image_id"]) == {victim}
     assert bad["error"].str.contains("simulated codec crash").all()
     assert (df[df["codec"] == "jpeg2000"]["status"] == "ok").all()
-    assert (df[(df["codec"] == "fails-once") & (df["image_id"] != "rg1_r0c4")]["status"]
+    assert (df[(df["codec"] == "fails-once") & (df["image_id"] != victim)]["status"]
             == "ok").all()
 
 
