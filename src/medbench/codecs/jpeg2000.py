@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medbench.codecs._headers import check_stream, j2k_size
 from medbench.codecs._openjpeg import import_glymur
 from medbench.codecs.base import LOSSLESS, Codec, parse_setting
 from medbench.errors import CodecUnavailable
@@ -60,6 +61,7 @@ class Jpeg2000Codec(Codec):
             return path.read_bytes()
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("JPEG 2000 stream", data, j2k_size)
         glymur = import_glymur()
         with tempfile.TemporaryDirectory(prefix="medbench-j2k-") as tmp:
             path = Path(tmp) / "image.j2k"

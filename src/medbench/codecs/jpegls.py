@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from medbench.codecs import _charls
+from medbench.codecs._headers import check_stream, jpeg_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, container_bits
 from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.errors import UnsupportedInput
@@ -83,4 +84,5 @@ class JpegLsCodec(ImagecodecsCodec):
         return bytes(self._lib().jpegls_encode(image.pixels, level=near))
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("JPEG-LS stream", data, jpeg_size)
         return np.ascontiguousarray(self._lib().jpegls_decode(data))

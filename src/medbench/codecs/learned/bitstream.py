@@ -84,4 +84,6 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         )
     if not 1 <= bits <= 16:
         raise BitstreamError(f"stream declares bit depth {bits}, outside 1..16")
+    if h < 1 or w < 1:
+        raise BitstreamError(f"stream declares an empty {h}x{w} image; it is corrupt")
     return Header(model_id, bits, h, w, pad_h, pad_w), data[HEADER_SIZE:]
