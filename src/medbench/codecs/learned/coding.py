@@ -90,8 +90,7 @@ def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.nda
     header, payload = unpack(data)
     if model.tables is None:
         raise ValueError("the model has no coding tables; load a finished checkpoint")
-    check_declared_size("learned-codec stream", header.height + header.pad_h,
-                        header.width + header.pad_w)
+    check_declared_size("learned-codec stream", header.height, header.width)
     shape = header.latent_shape(model.stride)
     try:
         return header, decode_latents(payload, model.tables, shape)
