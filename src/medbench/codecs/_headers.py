@@ -1,6 +1,6 @@
 """The image size a classical stream's header declares, read without decoding it.
 
-Each function returns ``(height, width)``, or ``None`` when the header is not found (the
+Each ``*_size`` function returns ``(height, width)``, or ``None`` when the header is not found (the
 library's own decoder then says what is wrong). :func:`check_stream` refuses a declared
 size above the pixel budget (:mod:`medbench.codecs.limits`) before the library allocates
 it. Only the fields needed are parsed, from the standards' layouts:
@@ -11,6 +11,9 @@ it. Only the fields needed are parsed, from the standards' layouts:
 - WebP: ``VP8 `` frame header, ``VP8L`` 14-bit sizes, ``VP8X`` 24-bit canvas.
 - AVIF (ISO/IEC 23008-12): the ``ispe`` property, width then height.
 - JPEG XL (ISO/IEC 18181-1 D.2): the codestream's ``SizeHeader``.
+
+:func:`check_pixels` then checks what a library returned: a corrupt header can declare
+a sample precision above 16 bits, which would come back as ``uint32``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+import numpy as np
+
 from medbench.codecs.limits import check_declared_size
+from medbench.errors import MedbenchError
 
 Size = tuple[int, int]
 _JPEG_SOF = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC} | {0xF7}  # 0xF7: JPEG-LS SOF55
@@ -159,3 +165,28 @@ def check_stream(what: str, data: bytes, size_of: Callable[[bytes], Size | None]
     size = size_of(bytes(data[:65536]))
     if size is not None:
         check_declared_size(what, *size)
+
+
+class CorruptStream(MedbenchError):
+    """A stream a decoder must not be handed, or whose decoded pixels are not an image."""
+
+
+def check_ends_with_eoi(what: str, data: bytes) -> None:
+    """Refuse a JPEG-family stream without its end-of-image marker (``FFD9``).
+
+    Every stream our encoders write ends with it. CharLS spends seconds per call (or
+    loops) on JPEG-LS streams cut inside the scan, so they are refused up front.
+    """
+    if bytes(data[-2:]) != b"\xff\xd9":
+        raise CorruptStream(f"{what} of {len(data)} bytes does not end with the end-of-image "
+                            f"marker FFD9; it is truncated or corrupt")
+
+
+def check_pixels(what: str, pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` if they are a 2-D ``uint8``/``uint16`` image, else :class:`CorruptStream`."""
+    if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
+        raise CorruptStream(
+            f"{what} decodes to {pixels.dtype} samples of shape {pixels.shape}, not a "
+            f"grey image of up to 16 bits; its header is corrupt"
+        )
+    return np.ascontiguousarray(pixels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medbench.codecs._headers import check_stream, jpeg_size
+from medbench.codecs._headers import check_pixels, check_stream, jpeg_size
 from medbench.codecs._imagecodecs import REQUIREMENT, ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.image import Image
@@ -80,4 +80,4 @@ class Jpeg12Codec(ImagecodecsCodec):
 
     def decode(self, data: bytes) -> np.ndarray:
         check_stream("12-bit JPEG stream", data, jpeg_size)
-        return np.ascontiguousarray(self._lib().jpeg8_decode(data))
+        return check_pixels("12-bit JPEG stream", self._lib().jpeg8_decode(data))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from medbench.codecs import _charls
-from medbench.codecs._headers import check_stream, jpeg_size
+from medbench.codecs._headers import check_ends_with_eoi, check_pixels, check_stream, jpeg_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, container_bits
 from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.errors import UnsupportedInput
@@ -85,4 +85,5 @@ class JpegLsCodec(ImagecodecsCodec):
 
     def decode(self, data: bytes) -> np.ndarray:
         check_stream("JPEG-LS stream", data, jpeg_size)
-        return np.ascontiguousarray(self._lib().jpegls_decode(data))
+        check_ends_with_eoi("JPEG-LS stream", data)
+        return check_pixels("JPEG-LS stream", self._lib().jpegls_decode(data))

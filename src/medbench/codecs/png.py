@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medbench.codecs._headers import check_stream, png_size
+from medbench.codecs._headers import check_pixels, check_stream, png_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS
 from medbench.image import Image
@@ -37,4 +37,4 @@ class PngCodec(ImagecodecsCodec):
 
     def decode(self, data: bytes) -> np.ndarray:
         check_stream("PNG stream", data, png_size)
-        return np.ascontiguousarray(self._lib().png_decode(data))
+        return check_pixels("PNG stream", self._lib().png_decode(data))
