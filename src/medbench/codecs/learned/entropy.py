@@ -286,9 +286,10 @@ def decode_latents(data: bytes, tables: CodingTables, shape: tuple[int, int]) ->
             f"latent payload of {len(data)} bytes is not a whole number of 32-bit words; "
             f"the stream is truncated or corrupt"
         )
-    # The coder's final state adds up to 64 bits over the information content.
+    # The coder's 64-bit state holds up to 64 bits beyond the words it wrote (a stream
+    # of near-certain symbols can even be empty).
     need = min_payload_bits(tables, h * w)
-    if h * w and (not data or 8 * len(data) + 64 < need):
+    if 8 * len(data) + 64 < need:
         raise StreamError(
             f"latent payload of {len(data)} bytes cannot hold {tables.channels}x{h}x{w} "
             f"latents (at least {need / 8:.0f} bytes); the stream is truncated or its "
