@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medbench.codecs._headers import avif_size, check_pixels, check_stream
 from medbench.codecs._imagecodecs import ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.image import Image
@@ -66,7 +67,8 @@ class AvifCodec(ImagecodecsCodec):
         return bytes(data)
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("AVIF stream", data, avif_size)
         pixels = self._lib().avif_decode(data)
         if pixels.ndim == 3:  # pragma: no cover - 4:0:0 files decode to 2-D
             pixels = pixels[:, :, 0]
-        return np.ascontiguousarray(pixels)
+        return check_pixels("AVIF stream", pixels)

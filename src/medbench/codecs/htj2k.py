@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medbench.codecs._headers import check_pixels, check_stream, j2k_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, check_range, container_bits
 from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.image import Image
@@ -84,10 +85,11 @@ class Htj2kCodec(ImagecodecsCodec):
         image (max_abs_error 255 on `sample`'s tibia tiles). OpenJPEG clamps, and decodes
         the same standard codestream. Decode latencies are therefore OpenJPEG's.
         """
+        check_stream("HTJ2K stream", data, j2k_size)
         lib = self._lib()
         if getattr(getattr(lib, "JPEG2K", None), "available", False):
-            return np.ascontiguousarray(lib.jpeg2k_decode(data))
-        return np.ascontiguousarray(lib.htj2k_decode(data))
+            return check_pixels("HTJ2K stream", lib.jpeg2k_decode(data))
+        return check_pixels("HTJ2K stream", lib.htj2k_decode(data))
 
 
 def _decompositions(image: Image) -> int:

@@ -7,6 +7,7 @@ import io
 import numpy as np
 from PIL import Image as PILImage
 
+from medbench.codecs._headers import check_stream, jpeg_size
 from medbench.codecs.base import Codec, parse_int_setting
 from medbench.image import Image
 
@@ -40,5 +41,6 @@ class JpegCodec(Codec):
         return buf.getvalue()
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("JPEG stream", data, jpeg_size)
         with PILImage.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("L"), dtype=np.uint8)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medbench.codecs._headers import check_pixels, check_stream, jpeg_size
 from medbench.codecs._imagecodecs import REQUIREMENT, ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.image import Image
@@ -78,4 +79,5 @@ class Jpeg12Codec(ImagecodecsCodec):
         return bytes(data)
 
     def decode(self, data: bytes) -> np.ndarray:
-        return np.ascontiguousarray(self._lib().jpeg8_decode(data))
+        check_stream("12-bit JPEG stream", data, jpeg_size)
+        return check_pixels("12-bit JPEG stream", self._lib().jpeg8_decode(data))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medbench.codecs._headers import check_pixels, check_stream, j2k_size
 from medbench.codecs._openjpeg import import_glymur
 from medbench.codecs.base import LOSSLESS, Codec, parse_setting
 from medbench.errors import CodecUnavailable
@@ -60,6 +61,7 @@ class Jpeg2000Codec(Codec):
             return path.read_bytes()
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("JPEG 2000 stream", data, j2k_size)
         glymur = import_glymur()
         with tempfile.TemporaryDirectory(prefix="medbench-j2k-") as tmp:
             path = Path(tmp) / "image.j2k"
@@ -67,7 +69,7 @@ class Jpeg2000Codec(Codec):
             pixels = glymur.Jp2k(str(path))[:]
         if pixels.ndim == 3:
             pixels = pixels[:, :, 0]
-        return np.ascontiguousarray(pixels)
+        return check_pixels("JPEG 2000 stream", pixels)
 
 
 _WRITER = None

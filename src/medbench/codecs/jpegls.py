@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from medbench.codecs import _charls
+from medbench.codecs._headers import check_ends_with_eoi, check_pixels, check_stream, jpeg_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, container_bits
 from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.errors import UnsupportedInput
@@ -83,4 +84,6 @@ class JpegLsCodec(ImagecodecsCodec):
         return bytes(self._lib().jpegls_encode(image.pixels, level=near))
 
     def decode(self, data: bytes) -> np.ndarray:
-        return np.ascontiguousarray(self._lib().jpegls_decode(data))
+        check_stream("JPEG-LS stream", data, jpeg_size)
+        check_ends_with_eoi("JPEG-LS stream", data)
+        return check_pixels("JPEG-LS stream", self._lib().jpegls_decode(data))

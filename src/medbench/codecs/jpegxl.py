@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medbench.codecs._headers import check_pixels, check_stream, jpegxl_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, check_range
 from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.image import Image
@@ -64,7 +65,8 @@ class JpegXlCodec(ImagecodecsCodec):
         return bytes(data)
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("JPEG XL stream", data, jpegxl_size)
         pixels = self._lib().jpegxl_decode(data)
         if pixels.ndim == 3:  # a gray codestream decodes to 2-D; be safe with (h, w, 1)
             pixels = pixels[:, :, 0]
-        return np.ascontiguousarray(pixels)
+        return check_pixels("JPEG XL stream", pixels)

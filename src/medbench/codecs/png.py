@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medbench.codecs._headers import check_pixels, check_stream, png_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS
 from medbench.image import Image
@@ -35,4 +36,5 @@ class PngCodec(ImagecodecsCodec):
         return bytes(self._lib().png_encode(image.pixels, level=LEVEL))
 
     def decode(self, data: bytes) -> np.ndarray:
-        return np.ascontiguousarray(self._lib().png_decode(data))
+        check_stream("PNG stream", data, png_size)
+        return check_pixels("PNG stream", self._lib().png_decode(data))

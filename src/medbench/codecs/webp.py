@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medbench.codecs._headers import check_stream, webp_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.errors import UnsupportedInput
@@ -59,6 +60,7 @@ class WebpCodec(ImagecodecsCodec):
         return bytes(data)
 
     def decode(self, data: bytes) -> np.ndarray:
+        check_stream("WebP stream", data, webp_size)
         rgb = self._lib().webp_decode(data, hasalpha=False)
         if rgb.ndim == 2:  # pragma: no cover - libwebp always returns RGB(A)
             return np.ascontiguousarray(rgb)

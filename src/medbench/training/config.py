@@ -119,6 +119,8 @@ class TrainConfig:
                 raise MedbenchError(f"--{key.replace('_', '-')} must be >= 1")
         if self.latent is None:
             self.latent = DEFAULT_LATENT[self.arch]
+        if self.name is not None:
+            check_model_name(self.name)
 
     @property
     def model_name(self) -> str:
@@ -140,6 +142,21 @@ class TrainConfig:
         """The values an unfinished run in :attr:`folder` must share to be resumed."""
         values = asdict(self)
         return {k: values[k] for k in RESUME_KEYS}
+
+
+def check_model_name(name: str) -> None:
+    """Raise unless ``name`` is one plain path component (the model folder's name).
+
+    ``--name ../../x`` would otherwise write outside ``--models``; names starting with a
+    dot would be hidden folders, and ``\\`` separates paths on Windows.
+    """
+    bad = (not name or name in (".", "..") or name.startswith(".")
+           or any(ch in name for ch in "/\\\0"))
+    if bad:
+        raise MedbenchError(
+            f"--name {name!r} is not a plain folder name; use letters, digits, '-' or '_' "
+            f"without '/', '\\', NUL or a leading '.', e.g. --name chest-l16"
+        )
 
 
 def train_command(cfg: TrainConfig) -> str:

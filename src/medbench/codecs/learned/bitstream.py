@@ -51,10 +51,12 @@ class Header:
 
     def latent_shape(self, stride: int) -> tuple[int, int]:
         h, w = self.height + self.pad_h, self.width + self.pad_w
-        if h % stride or w % stride:
+        # The encoder pads by less than one stride; more would only inflate the latents.
+        if (self.pad_h, self.pad_w) != ((-self.height) % stride, (-self.width) % stride):
             raise BitstreamError(
-                f"stream padding ({self.pad_h}, {self.pad_w}) does not bring "
-                f"{self.height}x{self.width} to a multiple of the model stride {stride}"
+                f"stream padding ({self.pad_h}, {self.pad_w}) is not what brings "
+                f"{self.height}x{self.width} to the next multiple of the model stride "
+                f"{stride}; the stream is corrupt or from another model"
             )
         return h // stride, w // stride
 
@@ -84,4 +86,6 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         )
     if not 1 <= bits <= 16:
         raise BitstreamError(f"stream declares bit depth {bits}, outside 1..16")
+    if h < 1 or w < 1:
+        raise BitstreamError(f"stream declares an empty {h}x{w} image; it is corrupt")
     return Header(model_id, bits, h, w, pad_h, pad_w), data[HEADER_SIZE:]

@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from medbench.codecs.learned.entropy import CodingTables, FactorizedDensity
-from medbench.codecs.learned.models import Autoencoder, build_model
+from medbench.codecs.learned.entropy import CodingTables, FactorizedDensity, TableError
+from medbench.codecs.learned.models import ARCHITECTURES, Autoencoder, build_model
 from medbench.errors import MedbenchError
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT = "medbench-learned/1"
+#: Bounds on a config's sizes, checked before any tensor is made: a hostile
+#: ``components: 1e8`` must not allocate gigabytes. They are far above any real model.
+SIZE_LIMITS = {"latent": 4096, "width": 4096, "components": 256}
 
 
 class CheckpointError(MedbenchError):
@@ -68,7 +71,10 @@ class CompressionModel(nn.Module):
                 f"{self.net.latent} and width {self.net.width} ({exc}); re-train it"
             ) from None
         if "tables.freqs" in tensors:
-            self.tables = CodingTables.from_tensors(tensors)
+            try:
+                self.tables = CodingTables.from_tensors(tensors, self.net.latent)
+            except TableError as exc:
+                raise CheckpointError(f"{source}: {exc}; re-train this model") from None
 
 
 @dataclass
@@ -94,10 +100,9 @@ class Checkpoint:
 
     def load(self, device: str | torch.device = "cpu") -> CompressionModel:
         """The model with its weights and tables, in eval mode on ``device``."""
-        model = CompressionModel(self.arch, int(self.config["latent"]),
-                                 int(self.config["width"]), int(self.config["components"]))
-        tensors = load_file(str(self.weights_path))  # safetensors: no pickle
-        model.load_weights(tensors, str(self.weights_path))
+        sizes = _sizes(self.config, self.folder / CONFIG)
+        model = CompressionModel(self.arch, *sizes)
+        model.load_weights(_load_tensors(self.weights_path), str(self.weights_path))
         if model.tables is None:
             raise CheckpointError(
                 f"{self.weights_path} has no coding tables; it is not a finished model"
@@ -112,8 +117,11 @@ def file_id(path: Path) -> str:
     file's bytes: safetensors may order its JSON header differently from save to save,
     and the same weights must keep the same id.
     """
+    return _tensors_id(_load_tensors(path))
+
+
+def _tensors_id(tensors: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
-    tensors = load_file(str(path))
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -136,7 +144,12 @@ def save_checkpoint(model: CompressionModel, folder: Path, config: dict[str, Any
 
 
 def read_checkpoint(folder: Path) -> Checkpoint:
-    """The finished model in ``folder`` (raises :class:`CheckpointError`)."""
+    """The finished model in ``folder`` (raises :class:`CheckpointError`).
+
+    The config and the weights file are checked against each other before the model is
+    ever built: sizes within :data:`SIZE_LIMITS`, every tensor of the right shape (built
+    on torch's ``meta`` device, which allocates nothing) and coding tables that decode.
+    """
     folder = Path(folder)
     config_path, weights = folder / CONFIG, folder / WEIGHTS
     if not config_path.is_file() or not weights.is_file():
@@ -146,8 +159,12 @@ def read_checkpoint(folder: Path) -> Checkpoint:
         )
     try:
         config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{config_path} is not valid JSON ({exc}); re-train") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{config_path} holds a JSON {type(config).__name__}, not an object; re-train"
+        )
     if config.get("format") != FORMAT:
         raise CheckpointError(
             f"{config_path} has format {config.get('format')!r}, expected {FORMAT!r}"
@@ -155,14 +172,80 @@ def read_checkpoint(folder: Path) -> Checkpoint:
     for key in ("arch", "latent", "width", "components"):
         if key not in config:
             raise CheckpointError(f"{config_path} lacks {key!r}; re-train this model")
-    return Checkpoint(folder, config, file_id(weights))
+    if config["arch"] not in ARCHITECTURES:
+        raise CheckpointError(
+            f"{config_path} names architecture {config['arch']!r}, not one of "
+            f"{', '.join(ARCHITECTURES)}; re-train this model"
+        )
+    for key in ("validation", "train"):
+        if not isinstance(config.get(key, {}), dict):
+            raise CheckpointError(
+                f"{config_path}: {key!r} must be a JSON object, not "
+                f"{type(config[key]).__name__}; re-train this model"
+            )
+    sizes = _sizes(config, config_path)
+    tensors = _load_tensors(weights)
+    _check_shapes(str(config["arch"]), sizes, tensors, weights)
+    return Checkpoint(folder, config, _tensors_id(tensors))
 
 
-def find_checkpoints(root: Path, arch: str) -> list[Checkpoint]:
-    """Finished models of ``arch`` under ``root/arch``; broken folders are logged, skipped."""
+def _sizes(config: dict[str, Any], source: Path) -> tuple[int, int, int]:
+    """``latent``, ``width``, ``components`` of a config: positive integers in bounds."""
+    out = []
+    for key, limit in SIZE_LIMITS.items():
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise CheckpointError(
+                f"{source}: {key!r} is {value!r}, not an integer 1..{limit}; re-train"
+            )
+        out.append(value)
+    return out[0], out[1], out[2]
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file (no pickle); a broken file is a CheckpointError."""
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for bad files
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({exc}); re-train or re-copy it"
+        ) from None
+
+
+def _check_shapes(arch: str, sizes: tuple[int, int, int], tensors: dict[str, torch.Tensor],
+                  path: Path) -> None:
+    """Raise unless ``tensors`` hold exactly the model ``arch``/``sizes`` and its tables."""
+    with torch.device("meta"):  # shapes only: no memory is allocated
+        expected = {k: tuple(v.shape)
+                    for k, v in CompressionModel(arch, *sizes).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items() if not k.startswith("tables.")}
+    if found != expected:
+        wrong = sorted(k for k in expected.keys() | found.keys()
+                       if expected.get(k) != found.get(k))
+        raise CheckpointError(
+            f"{path} does not match a {arch} model with latent {sizes[0]}, width "
+            f"{sizes[1]} and {sizes[2]} components (tensors {', '.join(wrong[:3])} "
+            f"differ); re-train it"
+        )
+    if "tables.freqs" not in tensors:
+        raise CheckpointError(f"{path} has no coding tables; it is not a finished model")
+    try:
+        CodingTables.from_tensors(tensors, sizes[0])
+    except TableError as exc:
+        raise CheckpointError(f"{path}: {exc}; re-train this model") from None
+
+
+def find_checkpoints(root: Path, arch: str,
+                     skipped: dict[str, str] | None = None) -> list[Checkpoint]:
+    """Finished models of ``arch`` under ``root/arch``.
+
+    A broken folder is skipped with a one-line warning; its reason is also put in
+    ``skipped`` (folder → reason) when given, so callers can show it.
+    """
     base = Path(root) / arch
     if not base.is_dir():
         return []
+    skipped = {} if skipped is None else skipped
     found = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         if not (folder / CONFIG).is_file():
@@ -171,9 +254,12 @@ def find_checkpoints(root: Path, arch: str) -> list[Checkpoint]:
             ckpt = read_checkpoint(folder)
         except CheckpointError as exc:
             log.warning("skipping model folder: %s", exc)
+            skipped[str(folder)] = str(exc)
             continue
         if ckpt.arch != arch:
-            log.warning("skipping %s: it holds a %s model, not %s", folder, ckpt.arch, arch)
+            reason = f"{folder} holds a {ckpt.arch} model, not {arch}"
+            log.warning("skipping model folder: %s", reason)
+            skipped[str(folder)] = reason
             continue
         found.append(ckpt)
     return found

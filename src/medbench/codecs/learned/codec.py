@@ -20,7 +20,12 @@ import numpy as np
 
 from medbench.codecs.base import Codec
 from medbench.codecs.learned.bitstream import BitstreamError, unpack
-from medbench.codecs.learned.checkpoint import Checkpoint, CompressionModel, find_checkpoints
+from medbench.codecs.learned.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CompressionModel,
+    find_checkpoints,
+)
 from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
 from medbench.errors import MedbenchError, UnsupportedInput
 from medbench.image import Image
@@ -50,6 +55,8 @@ class LearnedCodec(Codec):
         self._checkpoints: dict[str, Checkpoint] | None = None
         self._loaded: dict[str, CompressionModel] = {}
         self._device = None
+        #: Model folders that were skipped, and why (folder → reason).
+        self.skipped: dict[str, str] = {}
 
     # -- models ----------------------------------------------------------------------
     def checkpoints(self) -> dict[str, Checkpoint]:
@@ -57,7 +64,7 @@ class LearnedCodec(Codec):
         if self._checkpoints is None:
             found: dict[str, Checkpoint] = {}
             for root in model_roots(self.context.models_dir):
-                for ckpt in find_checkpoints(root, self.arch):
+                for ckpt in find_checkpoints(root, self.arch, self.skipped):
                     if ckpt.name in found:
                         log.info("%s model %s in %s shadows the one in %s", self.arch,
                                  ckpt.name, found[ckpt.name].folder.parent, root)
@@ -71,6 +78,7 @@ class LearnedCodec(Codec):
         """Look the models up again on next use (after training added some)."""
         self._checkpoints = None
         self._loaded.clear()
+        self.skipped.clear()
 
     def unavailable_reason(self) -> str | None:
         try:
@@ -79,14 +87,21 @@ class LearnedCodec(Codec):
             return str(exc)
         if self.checkpoints():
             return None
+        broken = f" ({len(self.skipped)} broken model folder(s) skipped)" if self.skipped else ""
         return (
-            f"no trained {self.arch} model in {self.context.models_dir}; train one with "
+            f"no trained {self.arch} model in {self.context.models_dir}{broken}; train one with "
             f"`medbench train --model {self.arch} --dataset sample --models "
             f"{self.context.models_dir}` (or pass --train-missing to medbench run)"
         )
 
     def settings(self) -> list[str]:
         return list(self.checkpoints())
+
+    def describe(self) -> dict[str, Any]:
+        """The base description plus ``skipped``: broken model folders and why."""
+        info = super().describe()
+        info["skipped"] = dict(self.skipped)
+        return info
 
     def checkpoint(self, setting: str) -> Checkpoint:
         self.check_setting(setting)
@@ -166,18 +181,32 @@ class LearnedCodec(Codec):
         return out  # type: ignore[return-value]
 
     def _setting_of(self, model_hex: str) -> str:
+        """The setting of the first model with id ``model_hex`` that loads.
+
+        Copies of one model share its id; a copy whose folder turns out broken when
+        loaded is skipped (with a warning) in favour of the next.
+        """
         for name, ckpt in self.checkpoints().items():
-            if ckpt.model_id == model_hex:
-                return name
+            if ckpt.model_id != model_hex:
+                continue
+            try:
+                self.model(name)
+            except CheckpointError as exc:
+                if str(ckpt.folder) not in self.skipped:
+                    log.warning("skipping model folder: %s", exc)
+                    self.skipped[str(ckpt.folder)] = str(exc)
+                continue
+            return name
         roots = ", ".join(str(r / self.arch) for r in model_roots(self.context.models_dir))
         raise BitstreamError(
             f"this stream was written by {self.arch} model {model_hex}, which is not among "
-            f"the models in {roots}; pass --models with the folder that holds it"
+            f"the loadable models in {roots}; pass --models with the folder that holds it"
         )
 
 
 def _val_bpp(ckpt: Checkpoint) -> float:
-    value = ckpt.config.get("validation", {}).get("bpp")
+    validation = ckpt.config.get("validation", {})
+    value = validation.get("bpp") if isinstance(validation, dict) else None
     return float(value) if isinstance(value, (int, float)) else float("inf")
 
 

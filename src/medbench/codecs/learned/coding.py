@@ -15,15 +15,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from medbench.codecs.learned.bitstream import Header, pack, unpack
+from medbench.codecs.learned.bitstream import BitstreamError, Header, pack, unpack
 from medbench.codecs.learned.checkpoint import CompressionModel
 from medbench.codecs.learned.entropy import (
     LATENT_MAX,
     LATENT_MIN,
+    StreamError,
     decode_latents,
     encode_latents,
 )
 from medbench.codecs.learned.models import pad_to_stride
+from medbench.codecs.limits import check_declared_size
 from medbench.image import Image, dtype_for, peak_value
 
 
@@ -80,12 +82,20 @@ def encode_images(model: CompressionModel, model_id: str, images: Sequence[Image
 
 
 def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.ndarray]:
-    """The header and integer latents of one stream (exactly as the encoder coded them)."""
+    """The header and integer latents of one stream (exactly as the encoder coded them).
+
+    The declared size is checked against the pixel budget, and the payload against the
+    declared size, before anything of that size is allocated.
+    """
     header, payload = unpack(data)
     if model.tables is None:
         raise ValueError("the model has no coding tables; load a finished checkpoint")
+    check_declared_size("learned-codec stream", header.height, header.width)
     shape = header.latent_shape(model.stride)
-    return header, decode_latents(payload, model.tables, shape)
+    try:
+        return header, decode_latents(payload, model.tables, shape)
+    except StreamError as exc:
+        raise BitstreamError(str(exc)) from None
 
 
 @torch.no_grad()

@@ -101,6 +101,14 @@ class FactorizedDensity(nn.Module):
         return np.stack(rows)
 
 
+class TableError(ValueError):
+    """Coding tables that cannot code the model's latents (shapes or frequencies)."""
+
+
+class StreamError(ValueError):
+    """A latent payload that does not hold what its header declares."""
+
+
 @dataclass(frozen=True)
 class CodingTables:
     """Integer frequency tables, one per channel (the escape symbol is the last)."""
@@ -117,12 +125,22 @@ class CodingTables:
         }
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> CodingTables:
-        return cls(
-            offsets=tensors["tables.offsets"].numpy().astype(np.int32),
-            lengths=tensors["tables.lengths"].numpy().astype(np.int32),
-            freqs=tensors["tables.freqs"].numpy().astype(np.int32),
-        )
+    def from_tensors(cls, tensors: dict[str, torch.Tensor],
+                     channels: int | None = None) -> CodingTables:
+        """Tables from a checkpoint's tensors, checked (raises :class:`TableError`).
+
+        ``channels``, when given, is the model's latent channels: every channel needs
+        its table, or decoding would index past the end.
+        """
+        try:
+            offsets, lengths, freqs = (
+                tensors[f"tables.{k}"].numpy().astype(np.int64)
+                for k in ("offsets", "lengths", "freqs")
+            )
+        except KeyError as exc:
+            raise TableError(f"the coding tables lack tensor {exc}") from None
+        _check_tables(offsets, lengths, freqs, channels)
+        return cls(offsets.astype(np.int32), lengths.astype(np.int32), freqs.astype(np.int32))
 
     @property
     def channels(self) -> int:
@@ -131,6 +149,41 @@ class CodingTables:
     def channel_freqs(self, c: int) -> np.ndarray:
         """Frequencies of channel ``c``: ``lengths[c]`` symbols and the escape."""
         return self.freqs[c, : int(self.lengths[c]) + 1]
+
+
+def _check_tables(offsets: np.ndarray, lengths: np.ndarray, freqs: np.ndarray,
+                  channels: int | None) -> None:
+    if offsets.ndim != 1 or lengths.shape != offsets.shape or freqs.ndim != 2 \
+            or freqs.shape[0] != offsets.shape[0]:
+        raise TableError(
+            f"coding tables of shapes {offsets.shape}, {lengths.shape}, {freqs.shape} "
+            f"are not (C,), (C,), (C, n)"
+        )
+    if channels is not None and offsets.shape[0] != channels:
+        raise TableError(
+            f"coding tables have {offsets.shape[0]} channels but the model has "
+            f"{channels} latent channels"
+        )
+    width = freqs.shape[1]
+    for c in range(offsets.shape[0]):
+        n = int(lengths[c])
+        if not 1 <= n < width or not LATENT_MIN <= int(offsets[c]) <= LATENT_MAX:
+            raise TableError(f"coding table of channel {c} has {n} symbols at offset "
+                             f"{int(offsets[c])}, outside 1..{width - 1} and int16")
+        row = freqs[c, : n + 1]
+        if row.min() < 1 or int(row.sum()) != 1 << PRECISION:
+            raise TableError(f"coding table of channel {c} has frequencies that are not "
+                             f"positive with sum 2**{PRECISION}")
+
+
+def min_payload_bits(tables: CodingTables, symbols_per_channel: int) -> float:
+    """Fewest bits any payload coding ``symbols_per_channel`` latents per channel can have.
+
+    Each symbol costs at least ``-log2`` of its channel's largest probability, so a
+    header declaring more latents than its bytes can hold is caught before decoding.
+    """
+    top = np.array([tables.channel_freqs(c).max() for c in range(tables.channels)], float)
+    return float(symbols_per_channel * (PRECISION - np.log2(top)).sum())
 
 
 def quantize_pmf(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
@@ -220,13 +273,30 @@ def encode_latents(latents: np.ndarray, tables: CodingTables) -> bytes:
 
 
 def decode_latents(data: bytes, tables: CodingTables, shape: tuple[int, int]) -> np.ndarray:
-    """Integer latents ``(C, h, w)`` (int32) from :func:`encode_latents`' bytes."""
+    """Integer latents ``(C, h, w)`` (int32) from :func:`encode_latents`' bytes.
+
+    Raises :class:`StreamError`, before allocating anything of the declared size, when
+    the payload is too short to hold ``shape``, and after decoding when words are left
+    over (a corrupt stream, or one coded with other tables).
+    """
     cs = _constriction()
+    h, w = shape
     if len(data) % 4:
-        raise ValueError(f"latent payload of {len(data)} bytes is not a whole number of words")
+        raise StreamError(
+            f"latent payload of {len(data)} bytes is not a whole number of 32-bit words; "
+            f"the stream is truncated or corrupt"
+        )
+    # The coder's 64-bit state holds up to 64 bits beyond the words it wrote (a stream
+    # of near-certain symbols can even be empty).
+    need = min_payload_bits(tables, h * w)
+    if 8 * len(data) + 64 < need:
+        raise StreamError(
+            f"latent payload of {len(data)} bytes cannot hold {tables.channels}x{h}x{w} "
+            f"latents (at least {need / 8:.0f} bytes); the stream is truncated or its "
+            f"header is corrupt"
+        )
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     coder = cs.stream.stack.AnsCoder(words) if words.size else cs.stream.stack.AnsCoder()
-    h, w = shape
     out = np.empty((tables.channels, h * w), dtype=np.int64)
     escaped = []
     for c, model in enumerate(_models(tables)):
@@ -244,6 +314,11 @@ def decode_latents(data: bytes, tables: CodingTables, shape: tuple[int, int]) ->
         for c, idx in enumerate(escaped):
             out[c, idx] = values[start : start + idx.size]
             start += idx.size
+    if not coder.is_empty():
+        raise StreamError(
+            f"latent payload of {len(data)} bytes has data left after {tables.channels}x"
+            f"{h}x{w} latents; the stream is corrupt or was coded by another model"
+        )
     return out.reshape(tables.channels, h, w).astype(np.int32)
 
 
@@ -263,5 +338,6 @@ def ideal_bits(latents: np.ndarray, tables: CodingTables) -> float:
 
 __all__ = [
     "FactorizedDensity", "CodingTables", "build_tables", "quantize_pmf",
-    "encode_latents", "decode_latents", "ideal_bits", "PRECISION",
+    "encode_latents", "decode_latents", "ideal_bits", "min_payload_bits", "PRECISION",
+    "TableError", "StreamError",
 ]
