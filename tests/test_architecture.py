@@ -21,7 +21,7 @@ The checks:
     (a codec sees one image);
 (d) imports point down the layers of :data:`LAYERS`: cli → reports, training →
     benchmark → codecs, datasets → the bottom (``medbench/__init__``, errors, registry,
-    image, text). A module may import its own package, any lower layer, and nothing
+    image, text, limits). A module may import its own package, any lower layer, and nothing
     beside or above it (codecs and datasets do not import each other, nor reports and
     training). (b), (c) and (d) count ``TYPE_CHECKING`` imports too: a type-only
     dependency on a higher layer is still a dependency on it;
@@ -48,6 +48,7 @@ LAYERS = {
     "medbench.registry": 0,
     "medbench.image": 0,
     "medbench.text": 0,
+    "medbench.limits": 0,
     "medbench.codecs": 1,
     "medbench.datasets": 1,
     "medbench.benchmark": 2,
