@@ -33,3 +33,14 @@ class DatasetError(MedbenchError):
 
 class ImageReadError(MedbenchError):
     """One file could not be read as an image; the run skips it and goes on."""
+
+
+def is_library_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of a library on bad data, to be reported, not re-raised.
+
+    Every ``Exception``, and the ``PanicException`` that Rust extensions built with pyo3
+    (pylibjpeg-rle, constriction, safetensors) raise when they panic on malformed input:
+    it derives from ``BaseException``, so ``except Exception`` lets it end a run. Ctrl-C
+    (``KeyboardInterrupt``) and ``SystemExit`` are never library failures.
+    """
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"

@@ -32,7 +32,7 @@ from medbench.benchmark.timing import timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
 from medbench.datasets.cache import PreparedCache, prepare_image
-from medbench.errors import MedbenchError, UnsupportedInput
+from medbench.errors import MedbenchError, UnsupportedInput, is_library_failure
 from medbench.image import Image
 
 if TYPE_CHECKING:
@@ -115,7 +115,9 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
                              f"image decoded with max_abs_error={row.max_abs_error}")
     except UnsupportedInput as exc:
         row = row.refused(str(exc))
-    except Exception as exc:  # one bad cell never ends a run
+    except BaseException as exc:  # one bad cell never ends a run (Ctrl-C does)
+        if not is_library_failure(exc):
+            raise
         log.debug("cell failed", exc_info=True)
         row = row.failed(f"{type(exc).__name__}: {exc}")
     return row, decoded
@@ -154,7 +156,9 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
     try:
         cache = PreparedCache(job.cache_dir) if job.cache_dir else None
         image = prepare_image(dataset, unit.record, job.protocol, cache)
-    except Exception as exc:  # one bad image never ends a run
+    except BaseException as exc:  # one bad image never ends a run (Ctrl-C does)
+        if not is_library_failure(exc):
+            raise
         message = str(exc) if isinstance(exc, MedbenchError) else f"{type(exc).__name__}: {exc}"
         yield from error_rows(unit, job.run_id, job.ranks, f"image could not be read: {message}",
                               kinds, job.protocol)

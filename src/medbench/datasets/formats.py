@@ -34,7 +34,7 @@ from medbench.datasets import raster
 from medbench.datasets.base import Probe
 from medbench.datasets.dicom import probe_dicom, read_dicom
 from medbench.datasets.limits import memory_message
-from medbench.errors import ImageReadError, MedbenchError
+from medbench.errors import ImageReadError, MedbenchError, is_library_failure
 
 #: File name suffixes listed as images (lower case), and the format each names.
 IMAGE_SUFFIXES = {
@@ -196,7 +196,9 @@ def _guarded(path: Path, kind: str, reader: Callable[[Path], Any]) -> Any:
         raise ImageReadError(f"{path}: permission denied; make the file readable") from exc
     except MemoryError as exc:
         raise ImageReadError(memory_message(path)) from exc
-    except Exception as exc:  # one odd file must not stop a listing or a run
+    except BaseException as exc:  # one odd file must not stop a listing or a run
+        if not is_library_failure(exc):
+            raise
         raise ImageReadError(
             f"{path}: {kind.upper()} file cannot be read ({type(exc).__name__}: {exc}); "
             "the file is damaged: remove or replace it"
