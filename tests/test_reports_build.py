@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -227,6 +228,20 @@ class Browser:
     def run(self, script: str):
         return self._call("POST", f"/session/{self.session}/execute/sync",
                           {"script": script, "args": []})
+
+    def window(self, width: int, height: int) -> None:
+        """Resize so that the viewport (not the window) is ``width`` × ``height``."""
+        self._call("POST", f"/session/{self.session}/window/rect",
+                   {"width": width, "height": height})
+        inner = self.run("return [window.innerWidth, window.innerHeight];")
+        self._call("POST", f"/session/{self.session}/window/rect",
+                   {"width": 2 * width - inner[0], "height": 2 * height - inner[1]})
+
+    def screenshot(self, path: Path) -> Path:
+        """The viewport as a PNG at ``path``."""
+        data = self._call("GET", f"/session/{self.session}/screenshot")
+        Path(path).write_bytes(base64.b64decode(data))
+        return Path(path)
 
     def console_problems(self) -> list[str]:
         logs = self._call("POST", f"/session/{self.session}/se/log", {"type": "browser"})

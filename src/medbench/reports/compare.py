@@ -237,7 +237,7 @@ def format_comparison(result: Comparison) -> str:
 
 
 def _verdict(verdict: str, allow_missing: bool) -> str:
-    """``ok``, ``FAIL: ...``, or ``allowed: missing in ...`` for a cell --allow-missing lets pass."""
+    """``ok``, ``FAIL: ...``, or ``allowed: missing in ...`` where --allow-missing lets it pass."""
     if verdict == "ok":
         return "ok"
     if allow_missing and verdict.startswith("missing in "):
