@@ -299,6 +299,77 @@ def test_the_page_loads_in_chromium_with_every_section(which, browser, request):
     assert browser.console_problems() == []
 
 
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """A quickstart-like run: 7 codecs, two of them learned (the shipped models), 2 images."""
+    out = tmp_path_factory.mktemp("quickstart")
+    result = CliRunner().invoke(main, ["run", "--codecs",
+                                       "jpeg,jpeg12,jpeg2000,webp,htj2k,dcae,cnn", "--limit",
+                                       "2", "--repeats", "1", "--out", str(out),
+                                       "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+FIRST_SCREEN = """
+const box = e => e.getBoundingClientRect();
+const bd = document.querySelector('#bd-rate table');
+const cells = s => Array.from(s.querySelectorAll('td')).map(td => td.textContent.trim());
+return {
+  viewport: [window.innerWidth, window.innerHeight],
+  headline: box(document.getElementById('headline')).bottom,
+  figure: [box(document.querySelector('#rd-curves img')).top,
+           box(document.querySelector('#rd-curves img')).bottom],
+  metadata: box(document.getElementById('metadata')).top,
+  metadataOpen: document.querySelector('#metadata details').open,
+  page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+  bd: [bd.scrollWidth, bd.parentElement.clientWidth, box(bd).right],
+  flags: Array.from(bd.querySelectorAll('td.unreliable')).map(td => [
+      td.textContent, getComputedStyle(td).color, box(td).right]),
+  warnings: Array.from(document.querySelectorAll('#headline .warn')).map(e => e.textContent),
+  sections: Array.from(document.querySelectorAll('section')).map(s => [
+      s.id, cells(s),
+      Array.from(s.children).filter(c => c.tagName !== 'H2')
+           .map(c => c.textContent).join('').trim()]),
+};
+"""
+
+
+@needs_chromium
+def test_the_first_screen_holds_the_answer_not_the_metadata(quickstart_run, browser):
+    browser.window(1280, 800)
+    try:
+        browser.open(quickstart_run / "report" / "index.html")
+        s = browser.run(FIRST_SCREEN)
+    finally:
+        browser.window(1280, 1000)
+    assert s["viewport"] == [1280, 800]
+    # The headline and the whole first RD figure are on the first screen; metadata is not.
+    assert s["headline"] < s["figure"][0] < s["figure"][1] <= 800
+    assert s["metadata"] > 800 and s["metadataOpen"] is False
+    # The BD table fits the page: no horizontal scroll, in the table or the page.
+    assert s["bd"][0] <= s["bd"][1] and s["page"][0] <= s["page"][1]
+    # Unreliable values are marked where the number is, greyed, with the overlap, on screen.
+    assert s["flags"], "the quickstart's BD table has unreliable values"
+    for text, color, right in s["flags"]:
+        assert "†" in text and re.search(r"\(\d+% overlap\)", text), text
+        assert color not in ("rgb(0, 0, 0)", "rgb(27, 27, 27)") and right <= s["bd"][2] + 1
+    # The shipped models' small budgets are said next to them.
+    assert any("tiny budget" in w for w in s["warnings"])
+    # No section of only dashes: a table has some value, a section some text.
+    for section, cells, text in s["sections"]:
+        assert text.strip("–- \n"), section
+        if cells:
+            assert any(c not in ("–", "") for c in cells), section
+
+
+def test_quickstart_report_says_what_each_empty_section_would_need(quickstart_run):
+    page = (quickstart_run / "report" / "index.html").read_text()
+    assert "run mxid, openi or jsrt" in page  # Table 1, in one line
+    assert "train on or test with a second dataset" in page  # the 1×1 matrix, in one line
+    assert "jpeg12 coincides with jpeg" in page  # identical curves are named
+
+
 def test_report_rebuilds_from_a_copied_read_only_folder_with_the_data_gone(tmp_path):
     """Reports read only the store: no data root, no codecs, no write access needed."""
     from PIL import Image as PILImage

@@ -411,12 +411,20 @@ def _body_parts(rows: pd.DataFrame, out: Path, learned: bool) -> tuple[str, str]
         line = ("Rows carry body parts, but no body part's RD curves reach a clinical ratio "
                 "or overlap JPEG 2000's; per-setting means are in body_part_settings.csv.")
         return line + "\n", H.paragraph(line, "empty")
+    classes = pd.DataFrame("", index=text.index, columns=text.columns)
+    bd_header = "BD-rate vs JPEG 2000 %"
+    shaky = [r is not None and not pd.isna(r) and not r for r in table["bd_reliable"]]
+    for i, bad in enumerate(shaky):
+        if bad and text.at[i, bd_header] != MISSING:
+            text.at[i, bd_header] += f" {UNRELIABLE}"
+            classes.at[i, bd_header] = "num unreliable"
     about = ("Each body part's own RD curves, read at the clinical ratios' bpp for the images' "
              "bit depth (– where a curve does not reach that rate), and BD-rate against "
-             "JPEG 2000 on the same images. Per-setting means: body_part_settings.csv.")
+             f"JPEG 2000 on the same images ({UNRELIABLE}: unreliable, the curves overlap "
+             f"too little). Per-setting means: body_part_settings.csv.")
     md = about + "\n\n" + markdown(text)
     (out / "body_parts.md").write_text(md)
-    return md, H.paragraph(about, "note") + _html(text)
+    return md, H.paragraph(about, "note") + html_table(text, classes=classes)
 
 
 def _errors(rows: pd.DataFrame, out: Path, notes: list[str]) -> tuple[str, str]:

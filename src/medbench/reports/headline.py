@@ -99,7 +99,7 @@ def _what_ran(rows: pd.DataFrame) -> str:
     if "group_id" in rows and rows["group_id"].notna().any() \
             and (rows["group_id"].astype(str) != rows["image_id"].astype(str)).any():
         groups = rows["group_id"].nunique()
-        text += f" ({groups} patient{_s(groups)} or groups)"
+        text += f" from {groups} patient{_s(groups)}"
     return text + f" at {_protocol(rows)}."
 
 
@@ -139,7 +139,7 @@ def _best_at(group: list[Curve], ratio: int) -> str:
     if others:
         text += ", then " + ", ".join(f"{c.label} {v:.2f}" for v, c in others)
     anchor = [(v, c) for v, c in values if c.codec == ANCHOR and not c.train_dataset]
-    if anchor and best[1].codec != ANCHOR:
+    if anchor and all(c.codec != ANCHOR for _, c in [best, *others]):
         text += ("; JPEG 2000 " + (f"{anchor[0][0]:.2f} dB" if math.isfinite(anchor[0][0])
                                    else "does not reach this rate"))
     return text + f" ({len(reached)} of {len(values)} curves reach this rate)."
