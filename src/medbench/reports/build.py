@@ -413,6 +413,7 @@ def _body_parts(rows: pd.DataFrame, out: Path, learned: bool) -> tuple[str, str]
         return line + "\n", H.paragraph(line, "empty")
     classes = pd.DataFrame("", index=text.index, columns=text.columns)
     bd_header = "BD-rate vs JPEG 2000 %"
+    classes[bd_header] = "num"  # a † makes the column look non-numeric: keep it right-aligned
     shaky = [r is not None and not pd.isna(r) and not r for r in table["bd_reliable"]]
     for i, bad in enumerate(shaky):
         if bad and text.at[i, bd_header] != MISSING:
