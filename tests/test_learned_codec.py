@@ -215,3 +215,15 @@ def test_cuda_without_a_gpu_is_a_clear_reason(models, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     codec = get_codec("cnn", CodecContext(models_dir=models, device="cuda"))
     assert "no CUDA GPU" in codec.unavailable_reason()
+
+
+def test_codecs_command_lists_the_models_of_models_dir(models, tmp_path):
+    from click.testing import CliRunner
+
+    from medbench.cli import main
+
+    listed = CliRunner().invoke(main, ["codecs", "--models", str(models)])
+    assert listed.exit_code == 0, listed.output
+    assert "sample-l2-lam0.001" in listed.output
+    empty = CliRunner().invoke(main, ["codecs", "--models", str(tmp_path)])
+    assert empty.exit_code == 0 and "sample-l2-lam0.001" not in empty.output

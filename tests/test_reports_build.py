@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -228,6 +229,20 @@ class Browser:
         return self._call("POST", f"/session/{self.session}/execute/sync",
                           {"script": script, "args": []})
 
+    def window(self, width: int, height: int) -> None:
+        """Resize so that the viewport (not the window) is ``width`` × ``height``."""
+        self._call("POST", f"/session/{self.session}/window/rect",
+                   {"width": width, "height": height})
+        inner = self.run("return [window.innerWidth, window.innerHeight];")
+        self._call("POST", f"/session/{self.session}/window/rect",
+                   {"width": 2 * width - inner[0], "height": 2 * height - inner[1]})
+
+    def screenshot(self, path: Path) -> Path:
+        """The viewport as a PNG at ``path``."""
+        data = self._call("GET", f"/session/{self.session}/screenshot")
+        Path(path).write_bytes(base64.b64decode(data))
+        return Path(path)
+
     def console_problems(self) -> list[str]:
         logs = self._call("POST", f"/session/{self.session}/se/log", {"type": "browser"})
         return [e["message"] for e in logs if e["level"] in ("SEVERE", "WARNING")]
@@ -282,6 +297,77 @@ def test_the_page_loads_in_chromium_with_every_section(which, browser, request):
     assert state["images"] and all(done and width > 100 for _, done, width in state["images"])
     assert state["requests"] == []  # no fetch of any kind: everything is in the file
     assert browser.console_problems() == []
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """A quickstart-like run: 7 codecs, two of them learned (the shipped models), 2 images."""
+    out = tmp_path_factory.mktemp("quickstart")
+    result = CliRunner().invoke(main, ["run", "--codecs",
+                                       "jpeg,jpeg12,jpeg2000,webp,htj2k,dcae,cnn", "--limit",
+                                       "2", "--repeats", "1", "--out", str(out),
+                                       "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+FIRST_SCREEN = """
+const box = e => e.getBoundingClientRect();
+const bd = document.querySelector('#bd-rate table');
+const cells = s => Array.from(s.querySelectorAll('td')).map(td => td.textContent.trim());
+return {
+  viewport: [window.innerWidth, window.innerHeight],
+  headline: box(document.getElementById('headline')).bottom,
+  figure: [box(document.querySelector('#rd-curves img')).top,
+           box(document.querySelector('#rd-curves img')).bottom],
+  metadata: box(document.getElementById('metadata')).top,
+  metadataOpen: document.querySelector('#metadata details').open,
+  page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+  bd: [bd.scrollWidth, bd.parentElement.clientWidth, box(bd).right],
+  flags: Array.from(bd.querySelectorAll('td.unreliable')).map(td => [
+      td.textContent, getComputedStyle(td).color, box(td).right]),
+  warnings: Array.from(document.querySelectorAll('#headline .warn')).map(e => e.textContent),
+  sections: Array.from(document.querySelectorAll('section')).map(s => [
+      s.id, cells(s),
+      Array.from(s.children).filter(c => c.tagName !== 'H2')
+           .map(c => c.textContent).join('').trim()]),
+};
+"""
+
+
+@needs_chromium
+def test_the_first_screen_holds_the_answer_not_the_metadata(quickstart_run, browser):
+    browser.window(1280, 800)
+    try:
+        browser.open(quickstart_run / "report" / "index.html")
+        s = browser.run(FIRST_SCREEN)
+    finally:
+        browser.window(1280, 1000)
+    assert s["viewport"] == [1280, 800]
+    # The headline and the whole first RD figure are on the first screen; metadata is not.
+    assert s["headline"] < s["figure"][0] < s["figure"][1] <= 800
+    assert s["metadata"] > 800 and s["metadataOpen"] is False
+    # The BD table fits the page: no horizontal scroll, in the table or the page.
+    assert s["bd"][0] <= s["bd"][1] and s["page"][0] <= s["page"][1]
+    # Unreliable values are marked where the number is, greyed, with the overlap, on screen.
+    assert s["flags"], "the quickstart's BD table has unreliable values"
+    for text, color, right in s["flags"]:
+        assert "†" in text and re.search(r"\(\d+% overlap\)", text), text
+        assert color not in ("rgb(0, 0, 0)", "rgb(27, 27, 27)") and right <= s["bd"][2] + 1
+    # The shipped models' small budgets are said next to them.
+    assert any("tiny budget" in w for w in s["warnings"])
+    # No section of only dashes: a table has some value, a section some text.
+    for section, cells, text in s["sections"]:
+        assert text.strip("–- \n"), section
+        if cells:
+            assert any(c not in ("–", "") for c in cells), section
+
+
+def test_quickstart_report_says_what_each_empty_section_would_need(quickstart_run):
+    page = (quickstart_run / "report" / "index.html").read_text()
+    assert "run mxid, openi or jsrt" in page  # Table 1, in one line
+    assert "train on or test with a second dataset" in page  # the 1×1 matrix, in one line
+    assert "jpeg12 coincides with jpeg" in page  # identical curves are named
 
 
 def test_report_rebuilds_from_a_copied_read_only_folder_with_the_data_gone(tmp_path):

@@ -333,11 +333,12 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, batch
 
 # -- codecs ------------------------------------------------------------------------------
 @main.command("codecs")
-def codecs_cmd() -> None:
+@models_option("Folder of trained learned-codec models whose settings to list.")
+def codecs_cmd(models_dir) -> None:
     """List the registered codecs, their bit depths and operating points."""
     from medbench.codecs import CodecContext, codec_names, get_codec, registry
 
-    context = CodecContext()
+    context = CodecContext(models_dir=Path(models_dir))
     for name in codec_names():
         info = get_codec(name, context).describe()
         status = f"unavailable: {info['unavailable']}" if info["unavailable"] else "available"

@@ -40,7 +40,7 @@ MIN_POINTS = 2
 COLUMNS = [
     "dataset", "codec", "train_dataset", "anchor", "points", "anchor_points",
     "bd_rate_psnr", "bd_psnr", "bd_rate_msssim", "quality_overlap", "rate_overlap",
-    "psnr_from", "psnr_to", "bpp_from", "bpp_to", "reliable", "note", "method",
+    "msssim_overlap", "psnr_from", "psnr_to", "bpp_from", "bpp_to", "reliable", "note", "method",
 ]
 
 
@@ -87,6 +87,7 @@ def bd_against(anchor: Curve, test: Curve, method: str = METHOD) -> dict:
         "bd_rate_msssim": math.nan,
         "quality_overlap": math.nan,
         "rate_overlap": math.nan,
+        "msssim_overlap": math.nan,
         "psnr_from": math.nan,
         "psnr_to": math.nan,
         "bpp_from": math.nan,
@@ -116,8 +117,10 @@ def bd_against(anchor: Curve, test: Curve, method: str = METHOD) -> dict:
         row["bd_psnr"] = dpsnr if r_overlap > 0 else math.nan
     am_r, am = anchor.envelope("ms_ssim_db")
     tm_r, tm = test.envelope("ms_ssim_db")
-    if len(am) >= MIN_POINTS and len(tm) >= MIN_POINTS and overlap(am, tm) > 0:
-        row["bd_rate_msssim"] = bd_pair(am_r, am, tm_r, tm, method)[0]
+    if len(am) >= MIN_POINTS and len(tm) >= MIN_POINTS:
+        row["msssim_overlap"] = overlap(am, tm)
+        if row["msssim_overlap"] > 0:
+            row["bd_rate_msssim"] = bd_pair(am_r, am, tm_r, tm, method)[0]
     problems = []
     if q_overlap < MIN_OVERLAP:
         problems.append(f"PSNR ranges overlap {q_overlap:.0%}")

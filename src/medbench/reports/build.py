@@ -32,10 +32,14 @@ from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
 from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
-from medbench.reports.figures import heatmap_figure, rd_figure, visual_figure
-from medbench.reports.format import fmt, html_table, markdown, text_frame
+from medbench.reports.figures import coinciding, heatmap_figure, rd_figure, visual_figure
+from medbench.reports.format import MISSING, fmt, html_table, markdown, text_frame
 from medbench.reports.generalization import generalization_table, learned_curves, matrix
+from medbench.reports.headline import UNRELIABLE, headline
+from medbench.reports.headline import to_html as headline_html
+from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.summary import summarize
+from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
 from medbench.reports.visual import visual_comparisons
 
@@ -50,13 +54,11 @@ SUMMARY_COLUMNS = [
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
     ("decode_ms", "dec ms", "pm{:.2f}"),
 ]
-BD_COLUMNS = [
-    ("dataset", "dataset", "{}"), ("codec", "codec", "{}"), ("train_dataset", "train", "{}"),
-    ("points", "points", "{}"), ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}"),
-    ("bd_psnr", "BD-PSNR dB", "{:+.2f}"), ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}"),
-    ("quality_overlap", "PSNR overlap", "{:.0%}"), ("rate_overlap", "rate overlap", "{:.0%}"),
-    ("psnr_range", "BD-rate over PSNR dB", "{}"), ("bpp_range", "BD-PSNR over bpp", "{}"),
-    ("note", "note", "{}"),
+#: The BD table's value columns: (column, header, format, the overlap that makes it reliable).
+BD_VALUES = [
+    ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}", "quality_overlap"),
+    ("bd_psnr", "BD-PSNR dB", "{:+.2f}", "rate_overlap"),
+    ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}", "msssim_overlap"),
 ]
 GEN_COLUMNS = [
     ("codec", "codec", "{}"), ("train_dataset", "train", "{}"), ("test_dataset", "test", "{}"),
@@ -146,11 +148,50 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     report = Report(out, info["run_id"], out / "index.html")
     md, sections = report.markdown, []
     learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
+    all_curves = curves(rows)
+    bd = bd_table(all_curves)
 
-    # -- metadata ------------------------------------------------------------------------------
-    meta_frame = _metadata_frame(info, rows)
-    md["metadata"] = markdown(meta_frame)
-    sections.append(H.Section("metadata", _html(meta_frame)))
+    # -- headline: the answer first ------------------------------------------------------------
+    lines = headline(rows, all_curves, bd)
+    md["headline"] = headline_markdown(lines)
+    sections.append(H.Section("headline", headline_html(lines)))
+
+    # -- RD curves -----------------------------------------------------------------------------
+    curve_points_frame(all_curves).to_csv(out / "rd_points.csv", index=False)
+    ratio_text = "; ".join(CLINICAL_RATIOS.values())
+    rd_body, rd_md = [], []
+    for dataset in sorted({c.dataset for c in all_curves}):
+        group = [c for c in all_curves if c.dataset == dataset]
+        paths = rd_figure(dataset, group, figures / f"rd_{slug(dataset)}")
+        same = "".join(f" {a} coincides with {b} (the same points): drawn dashed with hollow "
+                       f"markers." for a, b in coinciding(group))
+        caption = (f"{dataset}: PSNR and MS-SSIM (dB) against bpp, one line per codec (per "
+                   f"train dataset for learned codecs); lossless settings are left out. "
+                   f"JPEG 2000, the anchor, is black with squares; classical codecs cool "
+                   f"colours, learned codecs warm ones. Dotted lines: {ratio_text}, at "
+                   f"bpp = bit depth / ratio.{same}")
+        rd_body.append(H.figure(paths[0], caption, f"RD curves on {dataset}"))
+        rd_md.append(f"![RD curves on {dataset}](figures/{paths[0].name})\n\n{caption}\n")
+        for c in group:
+            report.notes += [f"{c.dataset}/{c.label}: {n}" for n in c.notes]
+    md["rd-curves"] = "\n".join(rd_md) or "(no successful rows)\n"
+    sections.append(H.Section("rd-curves", "".join(rd_body) or H.paragraph("(no successful rows)",
+                                                                             "empty")))
+
+    # -- BD-rate -------------------------------------------------------------------------------
+    bd.to_csv(out / "bd_rate.csv", index=False)
+    bd_text, bd_classes = bd_cells(bd)
+    bd_about = (f"Bjøntegaard deltas against {ANCHOR} on each dataset (bjontegaard package, "
+                f"{METHOD} interpolation of each curve's upper envelope, lossless points "
+                f"excluded). Negative BD-rate = fewer bits for the same quality; positive "
+                f"BD-PSNR = more dB at the same rate. † unreliable (greyed): the two curves "
+                f"overlap less than {MIN_OVERLAP:.0%} of their joint range along the axis the "
+                f"value averages over (the overlap is given); without overlap a value is not "
+                f"computed. The integration intervals are in bd_rate.csv.")
+    md["bd-rate"] = bd_about + "\n\n" + markdown(bd_text)
+    (out / "bd_rate.md").write_text(md["bd-rate"])
+    sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
+                              + html_table(bd_text, "fit", bd_classes)))
 
     # -- summary -------------------------------------------------------------------------------
     summary = summarize(rows)
@@ -171,38 +212,9 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(H.Section("summary",
                               H.paragraph(about, "note") + _html(summary_text)))
 
-    # -- RD curves -----------------------------------------------------------------------------
-    all_curves = curves(rows)
-    curve_points_frame(all_curves).to_csv(out / "rd_points.csv", index=False)
-    ratio_text = "; ".join(CLINICAL_RATIOS.values())
-    rd_body, rd_md = [], []
-    for dataset in sorted({c.dataset for c in all_curves}):
-        group = [c for c in all_curves if c.dataset == dataset]
-        paths = rd_figure(dataset, group, figures / f"rd_{slug(dataset)}")
-        caption = (f"{dataset}: PSNR and MS-SSIM (dB) against bpp, one line per codec (per "
-                   f"train dataset for learned codecs); lossless settings are left out. "
-                   f"Dotted lines: {ratio_text}, at bpp = bit depth / ratio.")
-        rd_body.append(H.figure(paths[0], caption, f"RD curves on {dataset}"))
-        rd_md.append(f"![RD curves on {dataset}](figures/{paths[0].name})\n\n{caption}\n")
-        for c in group:
-            report.notes += [f"{c.dataset}/{c.label}: {n}" for n in c.notes]
-    md["rd-curves"] = "\n".join(rd_md) or "(no successful rows)\n"
-    sections.append(H.Section("rd-curves", "".join(rd_body) or H.paragraph("(no successful rows)",
-                                                                             "empty")))
-
-    # -- BD-rate -------------------------------------------------------------------------------
-    bd = bd_table(all_curves)
-    bd.to_csv(out / "bd_rate.csv", index=False)
-    bd_cols = [c for c in BD_COLUMNS if learned or c[0] != "train_dataset"]
-    bd_text = text_frame(_with_ranges(bd), bd_cols)
-    bd_about = (f"Bjøntegaard deltas against {ANCHOR} on each dataset (bjontegaard package, "
-                f"{METHOD} interpolation of each curve's upper envelope, lossless points "
-                f"excluded). Negative BD-rate = fewer bits for the same quality. Values whose "
-                f"curves overlap less than {MIN_OVERLAP:.0%} of their joint range are marked "
-                f"unreliable; without overlap they are not computed.")
-    md["bd-rate"] = bd_about + "\n\n" + markdown(bd_text)
-    (out / "bd_rate.md").write_text(md["bd-rate"])
-    sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note") + _html(bd_text)))
+    # -- visual --------------------------------------------------------------------------------
+    md["visual"], body = _visual(rows, info, figures, visual, report.notes)
+    sections.append(H.Section("visual", body))
 
     # -- generalization ------------------------------------------------------------------------
     gen = generalization_table(all_curves, bd)
@@ -214,21 +226,9 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     # -- Table 1 -------------------------------------------------------------------------------
     t1 = table1_comparison(rows, all_curves)
     t1.to_csv(out / "table1.csv", index=False)
-    t1_text = text_frame(t1, TABLE1_COLUMNS)
-    t1_about = ("The seed paper's Table 1 (Fettah et al., TACC 2024) gives no rate. Beside each "
-                "of its rows: our rows for the same codec trained and tested on that dataset, "
-                "their bpp, and JPEG 2000's PSNR at that bpp on the same images. PSNR is our mean "
-                "over images that did not decode exactly (exact: how many did). MSE [0,1] is "
-                "our MSE on the paper's [0, 1] scale, averaged over images; 'PSNR of MSE [0,1]' "
-                "and 'PSNR from paper MSE' are 10·log10(1/MSE) of ours and the paper's; the latter "
-                "disagrees with the paper's own PSNR column.")
-    md["table1"] = t1_about + "\n\n" + markdown(t1_text)
+    md["table1"], body = _table1(t1, rows)
     (out / "table1.md").write_text(md["table1"])
-    sections.append(H.Section("table1", H.paragraph(t1_about, "note") + _html(t1_text)))
-
-    # -- visual --------------------------------------------------------------------------------
-    md["visual"], body = _visual(rows, info, figures, visual, report.notes)
-    sections.append(H.Section("visual", body))
+    sections.append(H.Section("table1", body))
 
     # -- body parts ----------------------------------------------------------------------------
     md["body-parts"], body = _body_parts(rows, out, learned)
@@ -237,6 +237,11 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     # -- errors --------------------------------------------------------------------------------
     md["errors"], body = _errors(rows, out, report.notes)
     sections.append(H.Section("errors", body))
+
+    # -- metadata, last and folded -------------------------------------------------------------
+    meta_frame = _metadata_frame(info, rows)
+    md["metadata"] = markdown(meta_frame)
+    sections.append(H.Section("metadata", _html(meta_frame)))
 
     title = f"medbench report — run {info['run_id']}"
     report.index.write_text(H.page(title, sections), encoding="utf-8")
@@ -247,14 +252,37 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     return report
 
 
-def _with_ranges(bd: pd.DataFrame) -> pd.DataFrame:
-    """The BD table with its integration intervals as text (``39.2–49.9``)."""
-    bd = bd.copy()
-    for name, lo, hi, spec in (("psnr_range", "psnr_from", "psnr_to", "{:.1f}"),
-                               ("bpp_range", "bpp_from", "bpp_to", "{:.3g}")):
-        bd[name] = [None if pd.isna(a) else f"{spec.format(a)}–{spec.format(b)}"
-                    for a, b in zip(bd[lo], bd[hi])]
-    return bd
+def bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The BD table as text, and the CSS classes of its cells.
+
+    A value whose curves overlap less than :data:`MIN_OVERLAP` along its axis reads
+    ``+535.3 † (40 % overlap)`` and has the class ``unreliable`` (greyed on the page).
+    The dataset column shows only with several datasets, the note column only when a row
+    has a note other than the unreliable flag (e.g. too few points).
+    """
+    text: dict[str, list[str]] = {}
+    classes: dict[str, list[str]] = {}
+    if bd["dataset"].nunique() > 1:
+        text["dataset"] = [str(d) for d in bd["dataset"]]
+    text["codec"] = [c if pd.isna(t) or not t else f"{c} (train {t})"
+                     for c, t in zip(bd["codec"], bd["train_dataset"])]
+    text["points"] = [fmt(v, "{:.0f}") for v in bd["points"]]
+    for key in text:
+        classes[key] = ["num" if key == "points" else ""] * len(bd)
+    for column, header, spec, overlap_column in BD_VALUES:
+        text[header], classes[header] = [], []
+        for value, share in zip(bd[column], bd[overlap_column]):
+            cell, cls = fmt(value, spec), "num"
+            if cell != MISSING and pd.notna(share) and share < MIN_OVERLAP:
+                cell += f" {UNRELIABLE} ({share:.0%} overlap)"
+                cls += " unreliable"
+            text[header].append(cell)
+            classes[header].append(cls)
+    notes = [n if isinstance(n, str) and not n.startswith("unreliable") else ""
+             for n in bd["note"]]
+    if any(notes):
+        text["note"], classes["note"] = notes, [""] * len(bd)
+    return pd.DataFrame(text), pd.DataFrame(classes)
 
 
 def _html(frame: pd.DataFrame) -> str:
@@ -284,7 +312,14 @@ def _generalization(gen: pd.DataFrame, all_curves, figures: Path) -> tuple[str, 
              "test dataset.")
     if gen.empty:
         text = "No learned-codec rows (with a train dataset) in this run."
-        return text + "\n", H.paragraph(about, "note") + H.paragraph(text, "empty")
+        return text + "\n", H.paragraph(text, "empty")
+    trains, tests = sorted(set(gen["train_dataset"])), sorted(set(gen["test_dataset"]))
+    if len(trains) < 2 and len(tests) < 2:
+        text = (f"The generalization matrix compares learned models trained on one dataset "
+                f"and tested on others; this run trained on {', '.join(trains)} and tested on "
+                f"{', '.join(tests)} only: train on or test with a second dataset to fill it "
+                f"(one cell is in generalization.csv).")
+        return text + "\n", H.paragraph(text, "empty")
     parts_md, parts_html = [about + "\n"], [H.paragraph(about, "note")]
     table = text_frame(gen, GEN_COLUMNS)
     for codec in sorted(learned_curves(all_curves)):
@@ -305,6 +340,26 @@ def _generalization(gen: pd.DataFrame, all_curves, figures: Path) -> tuple[str, 
     parts_md.append(markdown(table))
     parts_html.append("<h3>All cells</h3>" + _html(table))
     return "\n".join(parts_md), "".join(parts_html)
+
+
+def _table1(t1: pd.DataFrame, rows: pd.DataFrame) -> tuple[str, str]:
+    """Table 1 beside our rows, or one line when none of its datasets was run."""
+    ran = {str(d) for d in rows.get("dataset", [])} & set(TABLE1_DATASETS.values())
+    if not ran:
+        text = ("Table 1 of the seed paper (Fettah et al., TACC 2024) compares AE, CNN and DCAE "
+                "trained and tested on MXID, OPEN-I and JSRT; this run has none of them: run "
+                "mxid, openi or jsrt (medbench run --datasets jsrt ...) to fill it.")
+        return text + "\n", H.paragraph(text, "empty")
+    t1_text = text_frame(t1, TABLE1_COLUMNS)
+    about = ("The seed paper's Table 1 (Fettah et al., TACC 2024) gives no rate. Beside each "
+             "of its rows: our rows for the same codec trained and tested on that dataset, "
+             "their bpp, and JPEG 2000's PSNR at that bpp on the same images. PSNR is our mean "
+             "over images that did not decode exactly (exact: how many did). MSE [0,1] is "
+             "our MSE on the paper's [0, 1] scale, averaged over images; 'PSNR of MSE [0,1]' "
+             "and 'PSNR from paper MSE' are 10·log10(1/MSE) of ours and the paper's; the latter "
+             "disagrees with the paper's own PSNR column.")
+    return (about + "\n\n" + markdown(t1_text),
+            H.paragraph(about, "note") + _html(t1_text))
 
 
 def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
@@ -352,12 +407,27 @@ def _body_parts(rows: pd.DataFrame, out: Path, learned: bool) -> tuple[str, str]
     cols += [("bd_rate_psnr", "BD-rate vs JPEG 2000 %", "{:+.1f}"),
              ("bd_reliable", "BD reliable", "{}")]
     text = text_frame(table, cols)
+    values = text[[header for key, header, _ in cols if key.startswith(("psnr_", "ms_ssim_",
+                                                                          "bd_rate"))]]
+    if (values == MISSING).all().all():
+        line = ("Rows carry body parts, but no body part's RD curves reach a clinical ratio "
+                "or overlap JPEG 2000's; per-setting means are in body_part_settings.csv.")
+        return line + "\n", H.paragraph(line, "empty")
+    classes = pd.DataFrame("", index=text.index, columns=text.columns)
+    bd_header = "BD-rate vs JPEG 2000 %"
+    classes[bd_header] = "num"  # a † makes the column look non-numeric: keep it right-aligned
+    shaky = [r is not None and not pd.isna(r) and not r for r in table["bd_reliable"]]
+    for i, bad in enumerate(shaky):
+        if bad and text.at[i, bd_header] != MISSING:
+            text.at[i, bd_header] += f" {UNRELIABLE}"
+            classes.at[i, bd_header] = "num unreliable"
     about = ("Each body part's own RD curves, read at the clinical ratios' bpp for the images' "
              "bit depth (– where a curve does not reach that rate), and BD-rate against "
-             "JPEG 2000 on the same images. Per-setting means: body_part_settings.csv.")
+             f"JPEG 2000 on the same images ({UNRELIABLE}: unreliable, the curves overlap "
+             f"too little). Per-setting means: body_part_settings.csv.")
     md = about + "\n\n" + markdown(text)
     (out / "body_parts.md").write_text(md)
-    return md, H.paragraph(about, "note") + _html(text)
+    return md, H.paragraph(about, "note") + html_table(text, classes=classes)
 
 
 def _errors(rows: pd.DataFrame, out: Path, notes: list[str]) -> tuple[str, str]:

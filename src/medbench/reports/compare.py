@@ -66,6 +66,7 @@ class Comparison:
     regressions: list[str] = field(default_factory=list)
     baseline: str = ""
     new: str = ""
+    allow_missing: bool = False  # cells in one result only are listed, not failures
 
     @property
     def passed(self) -> bool:
@@ -161,7 +162,8 @@ def compare(
             cell = f"{row['dataset']} {row['codec']} {row['setting']}"
             regressions.extend(f"{cell}: {p}" for p in problems)
     table["verdict"] = verdicts
-    return Comparison(table.drop(columns="_merge"), regressions)
+    return Comparison(table.drop(columns="_merge"), regressions,
+                      allow_missing=tol.allow_missing)
 
 
 def _means(rows: pd.DataFrame) -> pd.DataFrame:
@@ -223,7 +225,7 @@ def format_comparison(result: Comparison) -> str:
             _fmt(row["d_bpp_pct"], "{:+.2f}"),
             _fmt(row["d_psnr"], "{:+.3f}"),
             _fmt(row["d_ms_ssim"], "{:+.5f}"),
-            "ok" if row["verdict"] == "ok" else f"FAIL: {row['verdict']}",
+            _verdict(row["verdict"], result.allow_missing),
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     out = []
@@ -232,6 +234,15 @@ def format_comparison(result: Comparison) -> str:
         out.append("  ".join(cells + [line[-1]]))
     out.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
     return "\n".join(out)
+
+
+def _verdict(verdict: str, allow_missing: bool) -> str:
+    """``ok``, ``FAIL: ...``, or ``allowed: missing in ...`` where --allow-missing lets it pass."""
+    if verdict == "ok":
+        return "ok"
+    if allow_missing and verdict.startswith("missing in "):
+        return f"allowed: {verdict}"
+    return f"FAIL: {verdict}"
 
 
 def _count(value: float) -> str:

@@ -6,22 +6,73 @@ are kept small (a few hundred kB at most) because the HTML page embeds them.
 
 from __future__ import annotations
 
-import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from medbench.reports.curves import CLINICAL_RATIOS, Curve, clinical_bpp
+from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, Curve, clinical_bpp
 from medbench.reports.format import fmt
 
 DPI = 100
 _STYLES = ["-", "--", "-.", ":"]
-_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+#: Fixed colour and marker of every known codec, so a codec looks the same in every report:
+#: JPEG 2000 (the anchor) black squares; classical codecs cool colours (blues, greens,
+#: purples); learned codecs warm ones (reds, oranges, pinks).
+CODEC_STYLES: dict[str, tuple[str, str]] = {
+    "jpeg2000": ("#000000", "s"),
+    "htj2k": ("#7f7f7f", "h"),
+    "jpeg": ("#1f77b4", "o"),
+    "jpeg12": ("#17becf", "v"),
+    "jpegls": ("#2ca02c", "^"),
+    "jpegxl": ("#9467bd", "D"),
+    "webp": ("#006d77", "P"),
+    "avif": ("#3949ab", "X"),
+    "png": ("#6b8e23", "*"),
+    "ae": ("#d62728", "o"),
+    "cnn": ("#ff7f0e", "^"),
+    "dcae": ("#e377c2", "D"),
+}
+#: Where codecs not in :data:`CODEC_STYLES` (new or user codecs) draw their style from,
+#: by a hash of the name: the same name always gets the same style, within its family.
+FAMILY_COLORS = {
+    "classical": ["#08519c", "#41ab5d", "#6a51a3", "#3182bd", "#00818a", "#54278f"],
+    "learned": ["#a50f15", "#d94801", "#c51b8a", "#8c510a", "#e7298a", "#fd8d3c"],
+}
+FAMILY_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def codec_style(codec: str, kind: str = "classical") -> tuple[str, str]:
+    """(colour, marker) of ``codec``: fixed for known codecs, hashed within its family."""
+    if codec in CODEC_STYLES:
+        return CODEC_STYLES[codec]
+    family = "learned" if kind == "learned" else "classical"
+    h = zlib.crc32(codec.encode("utf-8"))  # stable across runs (unlike hash())
+    colors = FAMILY_COLORS[family]
+    return colors[h % len(colors)], FAMILY_MARKERS[(h // len(colors)) % len(FAMILY_MARKERS)]
+
+
+def coinciding(dataset_curves: list[Curve]) -> list[tuple[str, str]]:
+    """Pairs ``(later, earlier)`` of curve labels whose RD points are the same numbers.
+
+    e.g. ``jpeg12`` and ``jpeg`` on 8-bit images: the later curve would hide exactly
+    under the earlier one, so the figure draws it dashed with hollow markers.
+    """
+    pairs = []
+    for i, c in enumerate(dataset_curves):
+        for earlier in dataset_curves[:i]:
+            a, b = c.points, earlier.points
+            if len(a) and len(a) == len(b) and all(
+                np.allclose(a[m].to_numpy(float), b[m].to_numpy(float), rtol=1e-6,
+                            equal_nan=True) for m in ("bpp", "psnr", "ms_ssim_db")):
+                pairs.append((c.label, earlier.label))
+                break
+    return pairs
 
 
 def _save(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
@@ -37,24 +88,35 @@ def _save(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
 
 def rd_figure(dataset: str, dataset_curves: list[Curve], stem: Path,
               formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """PSNR and MS-SSIM (dB) against bpp for one dataset, with clinical-ratio lines."""
-    fig = Figure(figsize=(10, 4.2))
+    """PSNR and MS-SSIM (dB) against bpp for one dataset, with clinical-ratio lines.
+
+    About 1200 px wide (the page's width), legend on the right. Each codec has its fixed
+    style (:func:`codec_style`); a learned codec's train datasets differ by line style; a
+    curve that coincides with an earlier one (:func:`coinciding`) is dashed, hollow.
+    """
+    fig = Figure(figsize=(12, 3.6))
     axes = fig.subplots(1, 2)
-    codecs = sorted({c.codec for c in dataset_curves})
-    palette = colormaps["tab10" if len(codecs) <= 10 else "tab20"].colors
-    colors = {name: palette[i % len(palette)] for i, name in enumerate(codecs)}
     trains = sorted({c.train_dataset for c in dataset_curves if c.train_dataset})
+    hidden = dict(coinciding(dataset_curves))
     for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"),
                               (axes[1], "ms_ssim_db", "MS-SSIM (dB) = -10·log10(1 - MS-SSIM)")):
         for c in dataset_curves:
             pts = c.points[np.isfinite(c.points[metric].to_numpy(float))]
             if pts.empty:
                 continue
+            color, marker = codec_style(c.codec, c.kind)
             style = _STYLES[trains.index(c.train_dataset) % len(_STYLES)] if c.train_dataset \
                 else "-"
-            marker = _MARKERS[codecs.index(c.codec) % len(_MARKERS)]
-            ax.plot(pts["bpp"], pts[metric], linestyle=style, marker=marker, markersize=4,
-                    color=colors[c.codec], label=c.label, linewidth=1.3)
+            kw = {"markersize": 4.5, "linewidth": 1.4}
+            if c.codec == ANCHOR:
+                kw = {"markersize": 5.5, "linewidth": 2.2, "zorder": 5}
+            if c.label in hidden:  # same points as another curve: keep both visible
+                kw = {"markersize": 9, "linewidth": 1.4, "markerfacecolor": "none",
+                      "markeredgewidth": 1.4, "zorder": 6}
+                style = (0, (4, 3))
+            ax.plot(pts["bpp"], pts[metric], linestyle=style, marker=marker, color=color,
+                    label=c.label + (f" (= {hidden[c.label]})" if c.label in hidden else ""),
+                    **kw)
         depths = sorted({d for c in dataset_curves for d in c.bit_depths})
         for ratio in CLINICAL_RATIOS:
             for depth in depths:
@@ -62,19 +124,17 @@ def rd_figure(dataset: str, dataset_curves: list[Curve], stem: Path,
                 ax.axvline(bpp, color="0.45", linestyle=":", linewidth=1)
                 text = f"{ratio}:1" + (f" @{depth}-bit" if len(depths) > 1 else "")
                 ax.annotate(text, (bpp, 0.02), xycoords=("data", "axes fraction"),
-                            rotation=90, fontsize=7, color="0.3", ha="right", va="bottom")
+                            rotation=90, fontsize=8, color="0.3", ha="right", va="bottom")
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (bpp, from real bytes)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", linewidth=0.3, alpha=0.6)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8,
-                   frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"Rate–distortion on {dataset} (dotted: clinical compression ratios)",
-                 fontsize=10)
-    fig.subplots_adjust(bottom=0.22 + 0.04 * max(0, math.ceil(len(labels) / 5) - 1),
-                        wspace=0.25)
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.83, 0.5),
+                   fontsize=8.5, frameon=False, ncol=1 if len(labels) <= 16 else 2,
+                   title=f"RD on {dataset}\n(dotted: clinical ratios)", title_fontsize=9)
+    fig.subplots_adjust(left=0.05, right=0.82, bottom=0.13, top=0.97, wspace=0.22)
     return _save(fig, stem, formats)
 
 

@@ -96,18 +96,25 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_table(frame: pd.DataFrame, css_class: str = "") -> str:
-    """An HTML ``<table>`` of a text frame (escaped); numeric columns right-aligned."""
+def html_table(frame: pd.DataFrame, css_class: str = "",
+               classes: pd.DataFrame | None = None) -> str:
+    """An HTML ``<table>`` of a text frame (escaped); numeric columns right-aligned.
+
+    ``classes``, of the same shape as ``frame``, adds CSS classes to single cells (e.g.
+    ``num unreliable``); "" adds none.
+    """
     if frame.empty:
         return "<p class=\"empty\">(none)</p>"
     cls = f' class="{html.escape(css_class)}"' if css_class else ""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     numeric = numeric_columns(frame)
     body = []
-    for row in frame.itertuples(index=False):
+    for i, row in enumerate(frame.itertuples(index=False)):
         cells = []
-        for value, num in zip(row, numeric):
-            attr = ' class="num"' if num else ""
+        for j, (value, num) in enumerate(zip(row, numeric)):
+            names = (["num"] if num else []) + (
+                str(classes.iat[i, j]).split() if classes is not None else [])
+            attr = f' class="{html.escape(" ".join(dict.fromkeys(names)))}"' if names else ""
             cells.append(f"<td{attr}>{html.escape(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

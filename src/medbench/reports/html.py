@@ -11,33 +11,44 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Section ids and titles, in page order.
+#: Section ids and titles, in page order: the answer first, the run metadata last.
 SECTIONS: dict[str, str] = {
-    "metadata": "Run metadata",
-    "summary": "Summary",
+    "headline": "Headline",
     "rd-curves": "Rate–distortion curves",
     "bd-rate": "BD-rate against JPEG 2000",
+    "summary": "Summary",
+    "visual": "Visual comparison at matched rate",
     "generalization": "Generalization matrix",
     "table1": "Seed paper's Table 1 beside medbench",
-    "visual": "Visual comparison at matched rate",
     "body-parts": "Per-body-part breakdown",
     "errors": "Errors",
+    "metadata": "Run metadata",
 }
+#: Sections drawn folded (``<details>``): open them to read.
+FOLDED = {"metadata"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
-max-width:1200px;padding:0 1.2em 3em;color:#1b1b1b;line-height:1.4}
-h1{font-size:1.5em;margin-top:1em}h2{font-size:1.2em;border-bottom:1px solid #ccc;
-padding-bottom:.2em;margin-top:2em}h3{font-size:1em}
-nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.2em;font-size:.9em}
+max-width:1200px;padding:0 1.2em 3em;color:#1b1b1b;line-height:1.35}
+h1{font-size:1.3em;margin:.5em 0 .2em}h2{font-size:1.15em;border-bottom:1px solid #ccc;
+padding-bottom:.15em;margin:1.2em 0 .4em}h3{font-size:1em;margin:.5em 0 .2em}
+nav ul{list-style:none;padding:0;margin:.2em 0;display:flex;flex-wrap:wrap;gap:.1em 1em;
+font-size:.85em}
 table{border-collapse:collapse;font-size:.8em;margin:.5em 0 1em;display:block;overflow-x:auto}
 th,td{border:1px solid #ddd;padding:.2em .5em;white-space:nowrap}th{background:#f3f3f3;
 text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:nth-child(even){background:#fafafa}
-figure{margin:.5em 0 1.5em}figure img{max-width:100%;height:auto;border:1px solid #eee}
+table.fit{display:table;width:100%;table-layout:auto}table.fit th,table.fit td{
+white-space:normal}
+td.unreliable{color:#8a8a8a;font-style:italic}
+figure{margin:.3em 0 1.2em}figure img{width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}.note{font-size:.85em;color:#555}
 .empty{color:#777;font-style:italic}pre{font-size:.8em;background:#f6f6f6;padding:.5em;
 overflow-x:auto}
+.headline ul{margin:.1em 0 .4em;padding-left:1.2em}.headline li{margin:.05em 0}
+.headline table{margin:.3em 0 .2em;font-size:.85em}.headline td{white-space:nowrap}
+.headline td.warn{white-space:normal}.warn{color:#9a3412}.headline p.note{margin:.2em 0}
+details>summary{cursor:pointer}details>summary>h2{display:inline-block;border:0}
 """
 
 
@@ -78,9 +89,7 @@ def notes(items: list[str]) -> str:
 def page(title: str, sections: list[Section]) -> str:
     """The whole document."""
     nav = "".join(f'<li><a href="#{s.id}">{esc(s.title)}</a></li>' for s in sections)
-    body = "".join(
-        f'<section id="{s.id}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
-    )
+    body = "".join(_section(s) for s in sections)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -89,3 +98,10 @@ def page(title: str, sections: list[Section]) -> str:
         f"<title>{esc(title)}</title><style>{_CSS}</style></head>"
         f"<body><h1>{esc(title)}</h1><nav><ul>{nav}</ul></nav>{body}</body></html>\n"
     )
+
+
+def _section(s: Section) -> str:
+    if s.id in FOLDED:
+        return (f'<section id="{s.id}"><details><summary><h2>{esc(s.title)}</h2></summary>'
+                f"{s.body}</details></section>")
+    return f'<section id="{s.id}"><h2>{esc(s.title)}</h2>{s.body}</section>'

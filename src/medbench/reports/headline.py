@@ -1,0 +1,307 @@
+"""The answer first: a few lines per dataset that open the report.
+
+Per dataset: which codecs ran on how many images (and patients, where images share a
+``group_id``) at what protocol; the best codec at each clinical ratio, read off every RD
+curve at that ratio's bpp; how each learned codec stands against JPEG 2000 (BD-PSNR)
+and at what training budget, with a warning when that budget is tiny or its validation
+loss ran far above its training loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from medbench.reports import html as H
+from medbench.reports.bd import MIN_OVERLAP
+from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, Curve, clinical_bpp
+from medbench.reports.format import html_table, markdown
+
+#: The mark of a BD value whose curves overlap too little (the BD table uses it too).
+UNRELIABLE = "†"
+
+#: A learned model trained for less than any of these is flagged as a tiny budget.
+MIN_EPOCHS = 5
+MIN_STEPS = 1000
+MIN_WALL_S = 60.0
+#: Validation loss above this multiple of the training loss (last epoch) is flagged.
+MAX_VAL_OVER_TRAIN = 1.5
+#: Codecs named after the best at a clinical ratio.
+RUNNERS_UP = 2
+
+
+@dataclass
+class Learned:
+    """One learned curve: BD-PSNR against JPEG 2000, training budget, warnings."""
+
+    label: str
+    against_anchor: str
+    budget: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetHeadline:
+    dataset: str
+    lines: list[str] = field(default_factory=list)
+    learned: list[Learned] = field(default_factory=list)
+
+
+def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame
+             ) -> list[DatasetHeadline]:
+    """The headline of every dataset in ``rows``, in dataset order.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The run's result rows.
+    all_curves : list of Curve
+        Their RD curves (:func:`~medbench.reports.curves.curves`).
+    bd : pandas.DataFrame
+        Their BD table against JPEG 2000 (:func:`~medbench.reports.bd.bd_table`).
+    """
+    out = []
+    if rows.empty:
+        return out
+    for dataset in sorted({str(d) for d in rows["dataset"]}):
+        d_rows = rows[rows["dataset"] == dataset]
+        group = [c for c in all_curves if c.dataset == dataset]
+        h = DatasetHeadline(dataset, [_what_ran(d_rows)])
+        h.lines += [_best_at(group, ratio) for ratio in CLINICAL_RATIOS]
+        h.learned = _learned(d_rows, group, bd[bd["dataset"] == dataset] if len(bd) else bd)
+        if not h.learned:
+            h.lines.append("No learned codec in this run.")
+        out.append(h)
+    return out
+
+
+def _what_ran(rows: pd.DataFrame) -> str:
+    """``9 classical codecs (…) and 3 learned (…) on 2 test images (2 patients) at …``."""
+    ok = rows[rows["status"] == "ok"]
+    kinds = ok.groupby("codec")["codec_kind"].first() if len(ok) else pd.Series(dtype=str)
+    learned = sorted(c for c, k in kinds.items() if k == "learned")
+    classical = sorted(c for c in kinds.index if c not in learned)
+    parts = []
+    if classical:
+        parts.append(f"{len(classical)} classical codec{_s(classical)} ({', '.join(classical)})")
+    if learned:
+        parts.append(f"{len(learned)} learned ({', '.join(learned)})")
+    codecs = " and ".join(parts) or "no codec with a successful row"
+    failed = sorted(set(rows["codec"]) - set(kinds.index))
+    if failed:
+        codecs += f"; no successful row from {', '.join(failed)}"
+    images = rows["image_id"].nunique()
+    splits = sorted({str(s) for s in rows.get("split", pd.Series(dtype=str)).dropna()})
+    text = f"{codecs} on {images} {'/'.join(splits) + ' ' if splits else ''}image{_s(images)}"
+    if "group_id" in rows and rows["group_id"].notna().any() \
+            and (rows["group_id"].astype(str) != rows["image_id"].astype(str)).any():
+        groups = rows["group_id"].nunique()
+        text += f" from {groups} patient{_s(groups)}"
+    return text + f" at {_protocol(rows)}."
+
+
+def _protocol(rows: pd.DataFrame) -> str:
+    """``protocol paper (256×256, 8-bit)``, or the range of sizes of native images."""
+    names = sorted({str(p) for p in rows["protocol"].dropna()}) if "protocol" in rows else []
+    sizes = rows[["width", "height"]].dropna().drop_duplicates() if "width" in rows else []
+    if len(sizes) == 1:
+        size = f"{int(sizes.iloc[0]['width'])}×{int(sizes.iloc[0]['height'])}"
+    elif len(sizes):
+        size = (f"{int(sizes['width'].min())}–{int(sizes['width'].max())} × "
+                f"{int(sizes['height'].min())}–{int(sizes['height'].max())} px")
+    else:
+        size = "size unknown"
+    depths = sorted({int(b) for b in rows["bit_depth"].dropna()}) if "bit_depth" in rows else []
+    depth = "/".join(str(d) for d in depths) + "-bit" if depths else "bit depth unknown"
+    return f"protocol {', '.join(names) or 'unknown'} ({size}, {depth})"
+
+
+def _best_at(group: list[Curve], ratio: int) -> str:
+    """The codecs with the highest PSNR on their RD curve at the ``ratio``:1 bpp."""
+    depths = sorted({d for c in group for d in c.bit_depths})
+    if len(depths) != 1:
+        why = "images of several bit depths" if depths else "no RD curve"
+        return f"{ratio}:1: not read off ({why}; see the per-body-part table)."
+    bpp = clinical_bpp(depths[0], ratio)
+    head = f"At {ratio}:1 ({bpp:.3g} bpp)"
+    values = [(c.at(bpp, "psnr"), c) for c in group if len(c.points)]
+    reached = sorted([(v, c) for v, c in values if math.isfinite(v)],
+                     key=lambda vc: -vc[0])
+    if not reached:
+        rates = [r for c in group for r in c.points["bpp"] if r > 0]
+        span = f" (their rates span {min(rates):.3g}–{max(rates):.3g} bpp)" if rates else ""
+        return f"{head}: no codec's RD curve reaches this rate{span}."
+    best, others = reached[0], reached[1:1 + RUNNERS_UP]
+    text = f"{head}: best PSNR {best[1].label} {best[0]:.2f} dB"
+    if others:
+        text += ", then " + ", ".join(f"{c.label} {v:.2f}" for v, c in others)
+    anchor = [(v, c) for v, c in values if c.codec == ANCHOR and not c.train_dataset]
+    if anchor and all(c.codec != ANCHOR for _, c in [best, *others]):
+        text += ("; JPEG 2000 " + (f"{anchor[0][0]:.2f} dB" if math.isfinite(anchor[0][0])
+                                   else "does not reach this rate"))
+    return text + f" ({len(reached)} of {len(values)} curves reach this rate)."
+
+
+def _learned(rows: pd.DataFrame, group: list[Curve], bd: pd.DataFrame) -> list[Learned]:
+    """Each learned curve's BD-PSNR against JPEG 2000, its training budget and warnings."""
+    out = []
+    for c in group:
+        if not (c.kind == "learned" or c.train_dataset):
+            continue
+        own = rows[(rows["codec"] == c.codec) & (rows["status"] == "ok")]
+        if c.train_dataset and "train_dataset" in own:
+            own = own[own["train_dataset"] == c.train_dataset]
+        infos = [_parse(i) for i in own.drop_duplicates("setting").get(
+            "model_info", pd.Series(dtype=object))]
+        infos = [i for i in infos if i]
+        out.append(Learned(c.label, _bd_text(c, bd), _budget_text(infos) or "not recorded",
+                           _warnings(infos)))
+    return out
+
+
+def _bd_text(c: Curve, bd: pd.DataFrame) -> str:
+    """``-3.14 dB``, with ``† (38% overlap)`` when unreliable."""
+    match = bd[(bd["codec"] == c.codec)
+               & (bd["train_dataset"].fillna("") == (c.train_dataset or ""))] if len(bd) else bd
+    if match.empty:
+        return "no BD value"
+    row = match.iloc[0]
+    value = row["bd_psnr"]
+    if pd.isna(value):
+        return f"not computed ({row.get('note') or 'no overlap'})"
+    text = f"{value:+.2f} dB"
+    overlap = row["rate_overlap"]
+    if pd.notna(overlap) and overlap < MIN_OVERLAP:
+        text += f" {UNRELIABLE} ({overlap:.0%} overlap)"
+    return text
+
+
+def _parse(info: object) -> dict:
+    if not isinstance(info, str) or not info:
+        return {}
+    try:
+        data = json.loads(info)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _get(info: dict, key: str) -> float | str | None:
+    """``key`` at the top of ``info`` or in its ``budget`` block."""
+    for source in (info, info.get("budget") or {}):
+        if isinstance(source, dict) and source.get(key) is not None:
+            return source[key]
+    return None
+
+
+def _numbers(infos: list[dict], key: str) -> list[float]:
+    out = []
+    for info in infos:
+        value = _get(info, key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def _span(values: list[float], unit: str, spec: str = "{:.0f}") -> str:
+    lo, hi = min(values), max(values)
+    text = spec.format(lo) if lo == hi else f"{spec.format(lo)}–{spec.format(hi)}"
+    return f"{text} {unit}"
+
+
+def _budget_text(infos: list[dict]) -> str:
+    """``78–120 epochs, 4212–6000 steps, 30–45 s, cpu, 3 models``."""
+    parts = [_span(v, unit) for key, unit in (("epochs", "epochs"), ("steps", "steps"),
+                                               ("wall_s", "s"))
+             if (v := _numbers(infos, key))]
+    if not parts:
+        return ""
+    devices = sorted({str(_get(i, "device")) for i in infos if _get(i, "device")})
+    parts += ["/".join(devices)] if devices else []
+    return ", ".join(parts + ([f"{len(infos)} models"] if len(infos) > 1 else []))
+
+
+def _warnings(infos: list[dict]) -> list[str]:
+    """A tiny training budget, and validation loss far above training loss."""
+    out = []
+    tiny = []
+    for key, limit, unit in (("epochs", MIN_EPOCHS, "epochs"), ("steps", MIN_STEPS, "steps"),
+                             ("wall_s", MIN_WALL_S, "s")):
+        values = _numbers(infos, key)
+        if values and min(values) < limit:
+            tiny.append(f"{min(values):.0f} {unit} < {limit:g}")
+    if tiny:
+        out.append("tiny budget (" + ", ".join(tiny) + ")")
+    for info in infos:
+        history = info.get("history")
+        if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
+            continue
+        last = history[-1]
+        train, val = last.get("train_loss"), last.get("loss")
+        if isinstance(train, (int, float)) and isinstance(val, (int, float)) and train > 0 \
+                and val > MAX_VAL_OVER_TRAIN * train:
+            name = info.get("model_id") or "a model"
+            out.append(f"validation far below its training trend ({name}: validation loss "
+                       f"{val:.3g} is {val / train:.1f}× its training loss at the last epoch)")
+    return out
+
+
+def _s(n: object) -> str:
+    count = n if isinstance(n, int) else len(n)  # type: ignore[arg-type]
+    return "" if count == 1 else "s"
+
+
+LEARNED_HEADER = ["learned codec", "BD-PSNR vs JPEG 2000", "training budget", "warning"]
+#: Said once under the learned codecs when one of them has a tiny budget.
+TINY_NOTE = (f"tiny budget: under {MIN_EPOCHS} epochs, {MIN_STEPS} steps or {MIN_WALL_S:g} s of "
+             "training; such numbers show this model, not what its architecture can do.")
+
+
+def _learned_frame(h: DatasetHeadline) -> pd.DataFrame:
+    return pd.DataFrame([[x.label, x.against_anchor, x.budget, "; ".join(x.warnings)]
+                         for x in h.learned], columns=LEARNED_HEADER)
+
+
+def _tiny(h: DatasetHeadline) -> bool:
+    return any(w.startswith("tiny budget") for x in h.learned for w in x.warnings)
+
+
+def to_markdown(items: list[DatasetHeadline]) -> str:
+    """The headline as Markdown: a list per dataset, its learned codecs as a table."""
+    if not items:
+        return "(no rows)\n"
+    out = []
+    for h in items:
+        out += [f"- **{h.dataset}**: {h.lines[0]}"] + [f"- {line}" for line in h.lines[1:]]
+        out.append("")
+        if h.learned:
+            out.append(markdown(_learned_frame(h)))
+        if _tiny(h):
+            out.append(f"⚠ {TINY_NOTE}\n")
+    return "\n".join(out)
+
+
+def to_html(items: list[DatasetHeadline]) -> str:
+    """The headline as HTML; warnings are ``<td class="warn">``."""
+    if not items:
+        return H.paragraph("(no rows)", "empty")
+    out = []
+    for h in items:
+        lis = f"<li><b>{H.esc(h.dataset)}</b>: {H.esc(h.lines[0])}</li>" + "".join(
+            f"<li>{H.esc(line)}</li>" for line in h.lines[1:])
+        table = ""
+        if h.learned:
+            frame = _learned_frame(h)
+            classes = frame.copy()
+            classes.loc[:, :] = ""
+            classes[LEARNED_HEADER[1]] = ["unreliable" if UNRELIABLE in x.against_anchor
+                                          else "" for x in h.learned]
+            classes["warning"] = "warn"
+            table = html_table(frame, "fit", classes)
+            if _tiny(h):
+                table += H.paragraph(f"⚠ {TINY_NOTE}", "note warn")
+        out.append(f'<div class="headline"><ul>{lis}</ul>{table}</div>')
+    return "".join(out)
