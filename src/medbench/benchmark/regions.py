@@ -32,6 +32,7 @@ never silently dropped.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -120,13 +121,16 @@ def region_mask(record_meta: Mapping[str, Any], prepared_shape: Shape) -> Region
         if not (0 <= x < frame_w and 0 <= y < frame_h):
             outside.append(f"x={x:g}, y={y:g}")
             continue
+        if not (math.isfinite(diameter) and diameter >= 0):
+            outside.append(f"x={x:g}, y={y:g} with diameter {diameter:g}")
+            continue
         _paint_ellipse(mask, (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5,
                        diameter / 2 * sy, diameter / 2 * sx)
     note = None
     if outside:
         source = record_meta.get("roi_source") or "the dataset's region list"
         note = (f"{label} at {'; '.join(outside)} ({source}) lies outside the "
-                f"{frame_w}x{frame_h} image; not measured")
+                f"{frame_w}x{frame_h} image or has no usable size; not measured")
         log.warning("%s", note)
     if not mask.any():
         return Region(None, None, note)

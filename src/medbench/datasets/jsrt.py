@@ -34,6 +34,7 @@ the patient). A JPCLN record without position or size gets a ``roi_note`` instea
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ def nodule_region(row: dict[str, Any]) -> dict[str, Any]:
     the 2048×2048 frame; a ``roi_note`` when the clinical row lacks any of them.
     """
     x, y, size = row.get("nodule_x"), row.get("nodule_y"), row.get("nodule_size_mm")
-    if x is None or y is None or size is None or size <= 0:
+    if any(v is None or not math.isfinite(v) for v in (x, y, size)) or size <= 0:
         return {"roi_note": "no nodule position and size in CLNDAT_EN.txt; "
                             "no region metrics for this image"}
     return {"roi_label": "nodule", "roi_discs": ((float(x), float(y), size / PIXEL_MM),),
