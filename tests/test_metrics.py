@@ -312,3 +312,92 @@ def test_an_exact_decode_scores_one_without_filtering():
     row = measure(ref, ref.copy(), 100, 12)
     assert row["ssim"] == row["ms_ssim"] == 1.0 and row["lossless_exact"]
     assert row["ssim"] == metrics.ssim(ref, ref, data_range=4095)
+
+
+# -- region metrics --------------------------------------------------------------------
+def _torch_ssim_map(ref, test, peak):
+    """The whole-image SSIM map from pytorch-msssim's own pieces (its window and
+    ``gaussian_filter``, the formula of ``_ssim``), float64, valid filtering."""
+    import torch
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, gaussian_filter
+
+    win = _fspecial_gauss_1d(11, 1.5).repeat([1, 1, 1, 1]).double()
+    x = torch.from_numpy(ref.astype(np.float64))[None, None]
+    y = torch.from_numpy(test.astype(np.float64))[None, None]
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mu1, mu2 = gaussian_filter(x, win), gaussian_filter(y, win)
+    s11 = gaussian_filter(x * x, win) - mu1 * mu1
+    s22 = gaussian_filter(y * y, win) - mu2 * mu2
+    s12 = gaussian_filter(x * y, win) - mu1 * mu2
+    cs = (2 * s12 + c2) / (s11 + s22 + c2)
+    return (((2 * mu1 * mu2 + c1) / (mu1 * mu1 + mu2 * mu2 + c1)) * cs)[0, 0].numpy()
+
+
+def _disc(shape, cy, cx, r):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows - cy) ** 2 + (cols - cx) ** 2 <= r * r
+
+
+@pytest.mark.parametrize("shape,bits,centre,radius", [
+    ((180, 200), 12, (90, 100), 20),
+    ((120, 97), 8, (3, 50), 9),  # crosses the top border: pixels without a window
+    ((150, 160), 16, (140, 150), 15),  # crosses two borders
+])
+def test_region_metrics_equal_the_masked_whole_image_map(shape, bits, centre, radius):
+    ref, test, peak = _pair(shape, bits, 0.02)
+    mask = _disc(shape, *centre, radius)
+    got = metrics.region_metrics(ref, test, mask, data_range=peak)
+    # The full map belongs to pixels (5.., 5..): pad it back to the image with NaN.
+    full = np.full(shape, np.nan)
+    full[5:-5, 5:-5] = _torch_ssim_map(ref, test, peak)
+    values = full[mask]
+    assert got["roi_ssim"] == pytest.approx(np.nanmean(values), abs=1e-12)
+    diff = ref[mask].astype(np.float64) - test[mask]
+    assert got["roi_psnr"] == pytest.approx(10 * math.log10(peak**2 / np.mean(diff**2)),
+                                            abs=1e-12)
+    assert got["roi_max_abs_error"] == int(np.abs(diff).max())
+    assert isinstance(got["roi_max_abs_error"], int)
+
+
+def test_region_metrics_of_the_whole_image_are_the_whole_image_metrics():
+    ref, test, peak = _pair((130, 140), 12, 0.01)
+    whole = metrics.region_metrics(ref, test, np.ones(ref.shape, bool), data_range=peak)
+    assert whole["roi_psnr"] == pytest.approx(metrics.psnr(ref, test, data_range=peak))
+    assert whole["roi_ssim"] == pytest.approx(metrics.ssim(ref, test, data_range=peak),
+                                              abs=1e-12)
+    assert whole["roi_max_abs_error"] == metrics.max_abs_error(ref, test)
+
+
+def test_region_metrics_exact_decode_and_border_only_region():
+    ref, test, peak = _pair((60, 60), 8, 0.02)
+    mask = _disc(ref.shape, 30, 30, 6)
+    exact = metrics.region_metrics(ref, ref.copy(), mask, data_range=peak)
+    assert exact == {"roi_psnr": math.inf, "roi_ssim": 1.0, "roi_max_abs_error": 0}
+    rim = np.zeros(ref.shape, bool)
+    rim[:3, :] = True  # no pixel of it has its 11x11 window inside the image
+    border = metrics.region_metrics(ref, test, rim, data_range=peak)
+    assert math.isnan(border["roi_ssim"]) and math.isfinite(border["roi_psnr"])
+
+
+def test_region_metrics_refuse_bad_masks():
+    ref, test, peak = _pair((40, 40), 8, 0.02)
+    with pytest.raises(ValueError, match=r"\(40, 40\).*\(40, 41\)"):
+        metrics.region_metrics(ref, test, np.ones((40, 41), bool), data_range=peak)
+    with pytest.raises(ValueError, match="selects no pixel"):
+        metrics.region_metrics(ref, test, np.zeros((40, 40), bool), data_range=peak)
+    with pytest.raises(ValueError, match="data_range"):
+        metrics.region_metrics(ref, test, np.ones((40, 40), bool), data_range=0)
+
+
+def test_a_distortion_inside_the_region_shows_in_the_region_not_the_whole():
+    ref, _, peak = _pair((512, 512), 12, 0.0)
+    mask = _disc(ref.shape, 200, 300, 12)
+    rng = np.random.default_rng(5)
+    test = ref.astype(np.int32)
+    test[mask] += rng.integers(-200, 201, int(mask.sum()))
+    test = np.clip(test, 0, peak).astype(ref.dtype)
+    roi = metrics.region_metrics(ref, test, mask, data_range=peak)
+    whole = metrics.measure(ref, test, 1000, 12)
+    assert roi["roi_psnr"] < whole["psnr"] - 25  # 450 of 262,144 pixels: ~27 dB apart
+    assert roi["roi_ssim"] < whole["ssim"] - 0.2
+    assert roi["roi_max_abs_error"] == whole["max_abs_error"]

@@ -131,9 +131,14 @@ def split_option(command):
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of prepared images [default: $MEDBENCH_CACHE or ~/.cache/medbench].")
 @click.option("--no-cache", is_flag=True, help="Read and prepare every image afresh.")
+@click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None,
+              help="Folder of binary region masks named like the images (<image_id>.png), "
+                   "at native or prepared size: roi_* metrics inside them [default: the "
+                   "datasets' own regions, JSRT nodules].")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, resume, no_progress, executor, workers, scheduler,
-        no_report, cache_dir, no_cache) -> None:
+        no_report, cache_dir, no_cache, masks) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
@@ -160,6 +165,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         scheduler=scheduler,
         cache_dir=str(cache_dir) if cache_dir else None,
         use_cache=not no_cache,
+        masks=str(masks.resolve()) if masks else None,
     )
 
     def progress(total: int):

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medbench.benchmark.metrics import Reference, measure
+from medbench.benchmark.metrics import Reference, measure, region_metrics
+from medbench.benchmark.regions import Region, image_region
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
 from medbench.benchmark.timing import timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
@@ -58,6 +59,9 @@ class Job:
     ranks: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: ``(dataset, image_id)`` of the images whose pixels the visual comparison keeps.
     visual_images: frozenset[tuple[str, str]] = frozenset()
+    #: ``--masks`` folder of region masks (:mod:`medbench.benchmark.regions`); None: the
+    #: datasets' own regions (JSRT nodules).
+    masks: str | None = None
 
 
 def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = None,
@@ -88,12 +92,14 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = No
 
 
 def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
-               base: ResultRow | None, reference: Reference | None = None
-               ) -> tuple[ResultRow, np.ndarray | None]:
+               base: ResultRow | None, reference: Reference | None = None,
+               region: np.ndarray | None = None) -> tuple[ResultRow, np.ndarray | None]:
     """:func:`code_cell` and the decoded pixels (None when nothing decoded).
 
     ``reference``: the image's :class:`~medbench.benchmark.metrics.Reference`, shared by
-    its cells so the original's SSIM statistics are computed once per image."""
+    its cells so the original's SSIM statistics are computed once per image. ``region``:
+    the image's region mask; its ``roi_*`` metrics are measured on the same decoded pixels.
+    """
     base = (base or ResultRow(image_id=image.image_id)).with_image(image)
     row = base.for_cell(codec.name, setting, None, codec.kind)
     decoded = None
@@ -106,6 +112,9 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
                                      image.bit_depth),
                       encode_ms=timing.encode_ms, decode_ms=timing.decode_ms,
                       timed_calls=timing.calls, stream_sha256=hashlib.sha256(data).hexdigest())
+        if region is not None:
+            row = replace(row, **region_metrics(image.pixels, decoded, region,
+                                                data_range=float((1 << image.bit_depth) - 1)))
         if codec.is_lossless(setting) and not row.lossless_exact:
             row = row.failed(f"lossless setting did not decode bit-exact "
                              f"(max_abs_error={row.max_abs_error})")
@@ -163,7 +172,8 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
         yield from error_rows(unit, job.run_id, job.ranks, f"image could not be read: {message}",
                               kinds, job.protocol)
         return
-    base = base.with_image(image)
+    region = _region(job, unit, dataset, image)
+    base = replace(base.with_image(image), roi=region.label, roi_note=region.note)
     visual = (unit.dataset, unit.record.image_id) in job.visual_images
     keeper = _VisualKeeper(image) if visual else None
     reference = Reference(image.pixels)
@@ -174,7 +184,8 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
             yield base.for_cell(name, setting, rank).failed(
                 f"codec {name} could not be created on this worker: {codec}")
             continue
-        row, decoded = _code_cell(codec, setting, image, job.repeats, base, reference)
+        row, decoded = _code_cell(codec, setting, image, job.repeats, base, reference,
+                                  region.mask)
         row = replace(row, setting_rank=rank)
         if keeper is None:
             yield row
@@ -182,6 +193,19 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
             keeper.offer(row, decoded)
     if keeper is not None:
         yield from keeper.rows()
+
+
+def _region(job: Job, unit: WorkUnit, dataset: Dataset, image: Image) -> Region:
+    """The image's diagnostic region; a failure to make it is a note, never a failed image."""
+    def native_shape() -> tuple[int, int]:
+        probe = dataset.probe(unit.record)
+        return probe.height, probe.width
+
+    try:
+        return image_region(unit.record, image.pixels.shape, job.masks, native_shape)
+    except Exception as exc:  # a broken region costs its metrics, not the image's rows
+        log.debug("region failed", exc_info=True)
+        return Region(None, None, f"region could not be made: {type(exc).__name__}: {exc}")
 
 
 class _VisualKeeper:

@@ -274,9 +274,21 @@ def _band_sums(
 ) -> tuple[float, float]:
     """Sums of the SSIM and contrast-structure maps over output rows ``r0:r1``.
 
-    The statistics and their order of operations are pytorch-msssim's ``_ssim``.
     ``ref_maps``: the reference's filtered E[x] and E[x²] over all output rows of this
     scale (:class:`Reference`), read instead of filtered again.
+    """
+    ssim_map, cs_map = _band_maps(x, y, r0, r1, c1, c2, ref_maps)
+    return float(ssim_map.sum()), float(cs_map.sum())
+
+
+def _band_maps(
+    x: np.ndarray, y: np.ndarray, r0: int, r1: int, c1: float, c2: float,
+    ref_maps: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The SSIM and contrast-structure maps of output rows ``r0:r1`` (valid filtering).
+
+    The statistics and their order of operations are pytorch-msssim's ``_ssim``; output
+    ``(i, j)`` is the window whose top-left pixel is ``(r0 + i, j)``.
     """
     xs, ys, rows = x[r0 : r1 + WIN_SIZE - 1], y[r0 : r1 + WIN_SIZE - 1], r1 - r0
     if ref_maps is None:
@@ -303,7 +315,7 @@ def _band_sums(
     mu1_sq += c1
     ssim_map /= mu1_sq
     ssim_map *= cs_map
-    return float(ssim_map.sum()), float(cs_map.sum())
+    return ssim_map, cs_map
 
 
 def _bands(x: np.ndarray) -> list[tuple[int, int]]:
@@ -474,4 +486,78 @@ def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int
         "ms_ssim": structural[1],
         "max_abs_error": int(largest),
         "lossless_exact": largest == 0,
+    }
+
+
+def region_metrics(reference: np.ndarray, test: np.ndarray, mask: np.ndarray, *,
+                   data_range: float) -> dict:
+    """Distortion inside a region of the image (a nodule, a lung field): PSNR, SSIM, max error.
+
+    Parameters
+    ----------
+    reference, test : numpy.ndarray
+        The image as the codec received it and as it decoded (2-D, same shape).
+    mask : numpy.ndarray
+        The region: a boolean array of the same shape, True inside.
+    data_range : float
+        The peak value, ``2**bit_depth - 1`` of the image (never guessed from the dtype).
+
+    Returns
+    -------
+    dict
+        ``roi_psnr``: PSNR of the mean squared error over the mask's pixels (``inf`` when
+        they decoded exactly); ``roi_ssim``: the mean of the SSIM map over the mask's
+        pixels that have an SSIM value (NaN when none has, see Notes);
+        ``roi_max_abs_error``: the largest absolute difference inside the mask.
+
+    Raises
+    ------
+    ValueError
+        The three shapes differ, or the mask selects no pixel.
+
+    Notes
+    -----
+    The SSIM map is the one :func:`ssim` averages over the whole image: float64, the
+    same Gaussian window (11×11, σ = 1.5, pytorch-msssim's float32 values), the same
+    constants (K = 0.01, 0.03) and valid filtering. A map value belongs to the pixel at
+    the centre of its window: output ``(i, j)`` of the valid map is pixel
+    ``(i + 5, j + 5)``. Mask pixels closer than 5 px to the image border have no window
+    inside the image and are left out of ``roi_ssim`` (not of PSNR or max error).
+
+    Only the mask's bounding box plus a 5-px margin is filtered: each map value depends
+    only on its own window, so the values equal the whole-image map's there, and a
+    nodule costs a few thousand pixels instead of the whole film. This always runs on
+    the CPU (it is small).
+    """
+    peak = _check_range(data_range)
+    mask = np.asarray(mask)
+    if not reference.shape == test.shape == mask.shape:
+        raise ValueError(f"reference shape {reference.shape}, test shape {test.shape} and "
+                         f"mask shape {mask.shape} differ")
+    mask = mask.astype(bool, copy=False)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError(f"the mask of shape {mask.shape} selects no pixel")
+    squares, largest = _errors(reference[mask], test[mask])
+    count = int(np.count_nonzero(mask))
+    half = WIN_SIZE // 2
+    h, w = mask.shape
+    top, bottom = max(int(rows[0]) - half, 0), min(int(rows[-1]) + half + 1, h)
+    left, right = max(int(cols[0]) - half, 0), min(int(cols[-1]) + half + 1, w)
+    inside = mask[top + half : bottom - half, left + half : right - half]
+    if bottom - top < WIN_SIZE or right - left < WIN_SIZE or not inside.any():
+        region_ssim = math.nan
+    elif largest == 0:  # every SSIM term is exactly 1, as in measure()
+        region_ssim = 1.0
+    else:
+        x = reference[top:bottom, left:right].astype(np.float64)
+        y = test[top:bottom, left:right].astype(np.float64)
+        c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+        ssim_map, _ = _band_maps(x, y, 0, x.shape[0] - WIN_SIZE + 1, c1, c2)
+        region_ssim = float(ssim_map[inside].mean())
+    return {
+        "roi_psnr": psnr_from_mse(squares / count, peak),
+        "roi_ssim": region_ssim,
+        "roi_max_abs_error": int(largest),
     }

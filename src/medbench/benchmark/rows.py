@@ -93,6 +93,15 @@ class ResultRow:
     stream_sha256: str | None = _col("TEXT")
     #: Timed encode (and decode) calls behind ``encode_ms``/``decode_ms`` medians.
     timed_calls: int | None = _col("INTEGER")
+    # Diagnostic-region metrics (medbench.benchmark.regions), on the same decoded pixels.
+    #: What the region is (``nodule``, ``mask:<file>``); empty when the image has none.
+    roi: str | None = _col("TEXT")
+    roi_psnr: float | None = _col("REAL")
+    roi_ssim: float | None = _col("REAL")
+    roi_max_abs_error: int | None = _col("INTEGER")
+    #: Why an image has no region, or what of it was left out (a refused mask, a nodule
+    #: outside the image).
+    roi_note: str | None = _col("TEXT")
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})

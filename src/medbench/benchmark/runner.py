@@ -49,6 +49,7 @@ class RunConfig:
     models_dir: str = "medbench-models"
     device: str = "auto"
     train_missing: bool = False  # train learned models missing for a requested dataset
+    masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     # Where cells are coded; not part of what a run means (--resume may change them).
     executor: str = "local"
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
@@ -294,7 +295,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     if config.use_cache:
         cache_dir = str(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
-              config.device, cache_dir, run_id, plan.ranks, plan.visual_images)
+              config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
+              masks=config.masks)
     if units and not isinstance(executor, InProcessExecutor):
         echo(f"coding on {executor.describe()}")
     by_name = {codec.name: codec for codec in plan.codecs}

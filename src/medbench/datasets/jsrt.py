@@ -21,11 +21,20 @@ are found by their ``JPCLNnnn``/``JPCNNnnn`` name, so files whose line ends were
 still parse.
 
 Each JSRT image is a different patient: the split group is the image.
+
+The nodule of a JPCLN record is also given as a region for the region metrics
+(:mod:`medbench.benchmark.regions`): a disc centred on ``(x, y)`` with the nodule's size
+as diameter, at :data:`PIXEL_MM` mm per pixel, in the 2048×2048 film's pixels
+(``roi_discs``, ``roi_shape``). ``x`` is the column from the left and ``y`` the row from the
+top, origin at the top-left pixel, as the JSRT documentation gives them (consistent with
+the location column: left-lung nodules lie at large ``x``, the film being displayed facing
+the patient). A JPCLN record without position or size gets a ``roi_note`` instead.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -41,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SIDE = 2048
 BIT_DEPTH = 12
+#: Pixel spacing of the JSRT films (mm per pixel).
+PIXEL_MM = 0.175
 IMG_BYTES = SIDE * SIDE * 2
 NAME = re.compile(r"^JPC(LN|NN)\d{3}$", re.IGNORECASE)
 _ROW = re.compile(r"(JPC(?:LN|NN)\d{3})(?:\.IMG)?", re.IGNORECASE)
@@ -147,6 +158,20 @@ def _nodule_row(rest: str) -> dict[str, Any]:
     }
 
 
+def nodule_region(row: dict[str, Any]) -> dict[str, Any]:
+    """Record metadata describing a JPCLN image's nodule as a region (``roi_*`` keys).
+
+    A disc at ``(nodule_x, nodule_y)`` of diameter ``nodule_size_mm / PIXEL_MM`` pixels in
+    the 2048×2048 frame; a ``roi_note`` when the clinical row lacks any of them.
+    """
+    x, y, size = row.get("nodule_x"), row.get("nodule_y"), row.get("nodule_size_mm")
+    if any(v is None or not math.isfinite(v) for v in (x, y, size)) or size <= 0:
+        return {"roi_note": "no nodule position and size in CLNDAT_EN.txt; "
+                            "no region metrics for this image"}
+    return {"roi_label": "nodule", "roi_discs": ((float(x), float(y), size / PIXEL_MM),),
+            "roi_shape": (SIDE, SIDE), "roi_source": "CLNDAT_EN.txt"}
+
+
 # -- the dataset -------------------------------------------------------------------------------
 class JsrtDataset(FileTreeDataset):
     """JSRT: 247 raw 12-bit 2048² chest radiographs, with nodule metadata when present."""
@@ -188,6 +213,8 @@ class JsrtDataset(FileTreeDataset):
         elif image_id in self._native:
             return f"a conversion of {image_id}, whose native .IMG is used instead"
         meta = dict(self._clinical.get(image_id, {"nodule": image_id.startswith("JPCLN")}))
+        if image_id.startswith("JPCLN"):
+            meta.update(nodule_region(meta))
         return self.make_record(path, image_id, image_id, kind, **meta)
 
     def read_file(self, path: Path, kind: str):
