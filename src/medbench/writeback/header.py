@@ -5,7 +5,8 @@ attributes are kept and the image is marked derived: a new SOP Instance UID (and
 series per codec and setting), ``DerivationDescription``, and for lossy settings
 ``LossyImageCompression`` = ``01`` with the ratio and the method (appended to the
 source's own when it was already lossy). The Image Pixel module is rewritten for the
-pixels medbench coded: the true Bits Stored and High Bit, unsigned, and
+pixels medbench coded: the true Bits Stored and High Bit (the stream's 12-bit precision
+for a 9- to 11-bit image in 12-bit JPEG: :func:`stored_bits`), unsigned, and
 ``MONOCHROME2``.
 
 Polarity: a MONOCHROME1 source is written MONOCHROME2. medbench reads every image as
@@ -44,7 +45,8 @@ METHODS = {
     "1.2.840.10008.1.2.4.203": "ISO_15444_15",
     "1.2.840.10008.1.2.4.112": "ISO_18181_1",
 }
-#: UID root of the UIDs medbench derives (pydicom's, with a hash of what the file holds).
+#: Sample precision a DCT JPEG syntax fixes (8 or 12 bits, whatever the image's depth).
+JPEG_PRECISION = {"1.2.840.10008.1.2.4.50": 8, "1.2.840.10008.1.2.4.51": 12}
 _ELEMENTS_DROPPED = (0x0028, 0x2050, 0x7FE0, 0x0088)  # groups rewritten or not applicable
 
 
@@ -100,9 +102,10 @@ def build_dataset(coded: CodedImage, source: Path | None) -> Any:
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = image.height, image.width
-    ds.BitsAllocated = 8 if image.bit_depth <= 8 else 16
-    ds.BitsStored = image.bit_depth
-    ds.HighBit = image.bit_depth - 1
+    bits = stored_bits(coded)
+    ds.BitsAllocated = 8 if bits <= 8 else 16
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
     _mark_compression(ds, coded)
     ratio = _ratio(coded)
@@ -111,6 +114,10 @@ def build_dataset(coded: CodedImage, source: Path | None) -> Any:
         f"protocol {coded.protocol.name}, {len(coded.stream)} bytes ({ratio:.4g}:1 against "
         f"{image.bit_depth}-bit storage); the pixel data is the measured bitstream."
     ))
+    if bits != image.bit_depth:
+        notes.append(f"The {image.bit_depth}-bit image is coded as {bits}-bit JPEG samples; "
+                     f"Bits Stored {bits} keeps decoded values above {2**image.bit_depth - 1} "
+                     "as medbench scored them.")
     ds.DerivationDescription = " ".join(notes)[:1024]
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -118,6 +125,16 @@ def build_dataset(coded: CodedImage, source: Path | None) -> Any:
     meta.TransferSyntaxUID = coded.syntax
     ds.file_meta = meta
     return ds
+
+
+def stored_bits(coded: CodedImage) -> int:
+    """Bits Stored: the image's bit depth, or the precision a DCT JPEG stream fixes.
+
+    A 10-bit image in 12-bit JPEG (extended) may decode above 1023 (ringing): with Bits
+    Stored 10 a reader would mask those values to the low 10 bits, which is not the
+    image medbench scored, so the stream's precision is declared instead.
+    """
+    return max(coded.image.bit_depth, JPEG_PRECISION.get(coded.syntax, 0))
 
 
 def _from_source(coded: CodedImage, source: Path) -> tuple[Any, list[str]]:
