@@ -327,7 +327,9 @@ def _stored_pixels(path: Path, ds: Any, header: PixelPlan) -> np.ndarray:
                 raise first from None
     except MemoryError as exc:
         raise ImageReadError(memory_message(path)) from exc
-    except Exception as exc:  # pydicom and imagecodecs raise many types for broken data
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: B036 -- pylibjpeg-rle's Rust panics are BaseException
         raise ImageReadError(
             f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
             "the file is damaged, or re-export it uncompressed"
