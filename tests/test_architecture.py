@@ -54,6 +54,7 @@ LAYERS = {
     "medbench.benchmark": 2,
     "medbench.reports": 3,
     "medbench.training": 3,
+    "medbench.writeback": 3,
     "medbench.cli": 4,
     "medbench.__main__": 4,
 }

@@ -136,10 +136,20 @@ def split_option(command):
               help="Folder of binary region masks named like the images (<image_id>.png), "
                    "at native or prepared size: roi_* metrics inside them [default: the "
                    "datasets' own regions, JSRT nodules].")
+@click.option("--write-dicom", "write_dicom", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Also write each coded image whose bitstream is a DICOM transfer syntax "
+                   "as an encapsulated DICOM into DIR (see `medbench dicom-export`).")
+@click.option("--overwrite-dicom", is_flag=True,
+              help="Let --write-dicom write into a folder that already holds files.")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, resume, no_progress, executor, workers, scheduler,
-        no_report, cache_dir, no_cache, masks) -> None:
+        no_report, cache_dir, no_cache, masks, write_dicom, overwrite_dicom) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
+    if write_dicom is not None:  # refuse a folder holding other files before coding
+        from medbench.writeback import check_out_folder
+
+        check_out_folder(write_dicom, overwrite_dicom)
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
     from medbench.reports.summary import format_table, summarize
@@ -202,6 +212,38 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     click.echo(f"store:   {result.store_path}")
     if not no_report:
         _write_report(result.out, result.out / "report", result.run_id)
+    if write_dicom is not None:
+        _export_dicom(result.out, write_dicom, result.run_id, None, None, overwrite_dicom)
+
+
+def _export_dicom(results: Path, out: Path, run_id: str | None, codec: str | None,
+                  setting: str | None, overwrite: bool) -> None:
+    from medbench.writeback import export_run
+
+    exported = export_run(results, out, run_id=run_id, codec=codec, setting=setting,
+                          overwrite=overwrite, echo=lambda m: click.echo(m, err=True))
+    for note in exported.skipped:
+        click.echo(f"skipped: {note}", err=True)
+    click.echo(f"dicom:   {len(exported.written)} coded and {len(exported.references)} "
+               f"reference file(s) in {out} (list: {exported.index})")
+
+
+@main.command("dicom-export")
+@click.argument("results_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--codec", required=True, help="Codec whose coded images to write.")
+@click.option("--setting", default=None, help="Only this setting [default: every setting].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the DICOM files (new or empty unless --overwrite).")
+@click.option("--run", "run_id", default=None, help="Run id [default: the latest run].")
+@click.option("--overwrite", is_flag=True, help="Write into a folder that holds files.")
+def dicom_export_cmd(results_dir: Path, codec: str, setting: str | None, out: Path,
+                     run_id: str | None, overwrite: bool) -> None:
+    """Write a finished run's coded images as DICOM files, re-coded from the source.
+
+    The re-coded bitstream is written only when its SHA-256 equals the row's
+    stream_sha256, so each file holds exactly what the run measured.
+    """
+    _export_dicom(results_dir, out, run_id, codec, setting, overwrite)
 
 
 def _write_report(results: Path, out: Path, run_id: str) -> None:

@@ -84,6 +84,33 @@ class Codec(ABC):
         """
         return None
 
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        """The DICOM transfer syntax UID this codec's bitstream is, for one setting.
+
+        ``medbench dicom-export`` and ``run --write-dicom`` encapsulate the measured
+        bitstream unchanged under this syntax, so a codec declares one only when its
+        stream is a bare codestream that syntax carries (no container boxes).
+
+        Parameters
+        ----------
+        setting
+            One of :meth:`settings`.
+        bit_depth
+            The bit depth of the coded image (JPEG's syntax depends on it).
+
+        Returns
+        -------
+        str or None
+            The UID, or None when the stream is no DICOM transfer syntax (the default).
+
+        Raises
+        ------
+        UnsupportedInput
+            The stream is a DICOM syntax, but not one that can be written here (the
+            reason says why).
+        """
+        return None
+
     def check_setting(self, setting: str) -> None:
         if setting not in self.settings():
             raise ValueError(

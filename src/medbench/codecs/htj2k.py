@@ -15,6 +15,8 @@ from medbench.codecs._imagecodecs import ImagecodecsCodec, check_range, containe
 from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.image import Image
 
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K = "1.2.840.10008.1.2.4.203"
 QSTEPS = (0.064, 0.032, 0.016, 0.008, 0.004, 0.002, 0.001)
 MIN_QSTEP, MAX_QSTEP = 1e-4, 1.0
 MAX_DECOMPOSITIONS = 5  # OpenJPH's default; the jpeg2000 codec also uses 5 (6 resolutions)
@@ -56,6 +58,11 @@ class Htj2kCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"qstep={q:g}" for q in QSTEPS] + [LOSSLESS]
+
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        # OpenJPH writes RPCL order with TLM markers, but only the plain lossless syntax
+        # is declared: .202 (RPCL) constrains the codestream beyond what is checked here.
+        return HTJ2K_LOSSLESS if setting == LOSSLESS else HTJ2K
 
     def qstep(self, setting: str) -> float:
         value = parse_setting(setting, "qstep")

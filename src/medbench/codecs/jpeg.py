@@ -9,8 +9,10 @@ from PIL import Image as PILImage
 
 from medbench.codecs._headers import check_stream, jpeg_size
 from medbench.codecs.base import Codec, parse_int_setting
+from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 QUALITIES = (5, 10, 20, 30, 50, 70, 80, 90, 95)
 
 
@@ -31,6 +33,14 @@ class JpegCodec(Codec):
 
     def _quality(self, setting: str) -> int:
         return parse_int_setting(setting, "q", 1, 100, "JPEG quality")
+
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        if bit_depth != 8:  # PS3.5 A.4.1: baseline (Process 1) is 8-bit only
+            raise UnsupportedInput(
+                f"JPEG baseline (1.2.840.10008.1.2.4.50) holds 8-bit images only, not "
+                f"{bit_depth}-bit; use jpeg12 (JPEG extended, 12-bit) for deeper images"
+            )
+        return JPEG_BASELINE
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)

@@ -14,6 +14,9 @@ from medbench.codecs._imagecodecs import REQUIREMENT, ImagecodecsCodec
 from medbench.codecs.base import LOSSLESS, parse_int_setting
 from medbench.image import Image
 
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"  # Process 2 & 4: 8- or 12-bit DCT
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"  # Process 14, predictor 1
 QUALITIES = (5, 10, 20, 30, 50, 70, 80, 90, 95)
 LOSSLESS_PREDICTOR = 1  # Ra (left neighbour): DICOM's "SV1" syntax 1.2.840.10008.1.2.4.70
 
@@ -57,6 +60,12 @@ class Jpeg12Codec(ImagecodecsCodec):
 
     def _quality(self, setting: str) -> int:
         return parse_int_setting(setting, "q", 1, 100, "JPEG quality")
+
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        if setting == LOSSLESS:
+            return JPEG_LOSSLESS_SV1
+        # 8-bit input is coded at 8-bit precision: the baseline syntax; deeper at 12 bits.
+        return JPEG_BASELINE if bit_depth <= 8 else JPEG_EXTENDED
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)

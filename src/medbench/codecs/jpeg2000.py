@@ -16,6 +16,8 @@ from medbench.codecs.base import LOSSLESS, Codec, parse_setting
 from medbench.errors import CodecUnavailable
 from medbench.image import Image
 
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+J2K = "1.2.840.10008.1.2.4.91"
 RATIOS = (160, 80, 40, 20, 10, 5)
 
 
@@ -42,6 +44,9 @@ class Jpeg2000Codec(Codec):
 
     def settings(self) -> list[str]:
         return [f"ratio={r}" for r in RATIOS] + [LOSSLESS]
+
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        return J2K_LOSSLESS if setting == LOSSLESS else J2K
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)

@@ -18,6 +18,8 @@ from medbench.codecs.base import LOSSLESS, parse_setting
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
+JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEGLS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
 NEARS = (16, 8, 4, 2, 1)
 MAX_NEAR = 255  # T.87 bounds NEAR by min(255, MAXVAL/2); we refuse larger values
 
@@ -48,6 +50,9 @@ class JpegLsCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"near={n}" for n in NEARS] + [LOSSLESS]
+
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        return JPEGLS_LOSSLESS if setting == LOSSLESS else JPEGLS_NEAR_LOSSLESS
 
     def near(self, setting: str) -> int:
         """The NEAR parameter of a setting; out-of-range values raise, never clamp."""

@@ -14,7 +14,11 @@ import numpy as np
 from medbench.codecs._headers import check_pixels, check_stream, jpegxl_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, check_range
 from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.errors import UnsupportedInput
 from medbench.image import Image
+
+JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"  # PS3.5 A.4.15 (2024)
+JPEGXL = "1.2.840.10008.1.2.4.112"
 
 DISTANCES = (8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.1)
 MIN_DISTANCE, MAX_DISTANCE = 0.01, 25.0  # libjxl's lossy range (0 would mean lossless)
@@ -43,6 +47,19 @@ class JpegXlCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"distance={d:g}" for d in DISTANCES] + [LOSSLESS]
+
+    def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
+        import pydicom
+        from pydicom.uid import UID
+
+        syntax = JPEGXL_LOSSLESS if setting == LOSSLESS else JPEGXL
+        if not UID(syntax).is_transfer_syntax:  # pydicom 3.0 predates the JPEG XL syntaxes
+            raise UnsupportedInput(
+                f"JPEG XL transfer syntax {syntax} is unknown to pydicom "
+                f"{pydicom.__version__}, which could not read the file back; upgrade "
+                "pydicom to a release that knows it"
+            )
+        return syntax
 
     def distance(self, setting: str) -> float:
         value = parse_setting(setting, "distance")

@@ -164,6 +164,23 @@ class Dataset(ABC):
         image = self.load(record)
         return Probe(image.height, image.width, image.bit_depth)
 
+    def source_file(self, record: Record) -> Path | None:
+        """The file a record's pixels come from (``dicom-export`` copies a DICOM's header).
+
+        Parameters
+        ----------
+        record
+            One of the records :meth:`records` returned.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The default: ``record.source`` when it names an existing file, else None
+            (generated images have none).
+        """
+        path = Path(record.source)
+        return path if path.is_file() else None
+
     def fingerprint(self, record: Record, fresh: bool = False) -> str:
         """Identifies the record for caches and manifests.
 

@@ -19,8 +19,16 @@ against the pixel budget (:mod:`~medbench.datasets.limits`), uncompressed Pixel 
 hold exactly the bytes the header declares, a deflated file is inflated in a stream with a
 cap, and a Modality LUT that is zero, not finite, or that would merge stored values or push
 them beyond exact arithmetic is refused, naming the tag and its value. A file without the
-128-byte preamble is read when it holds a valid image dataset. JPEG (8-bit, 12-bit and
-lossless) and JPEG-LS pixel data are decoded by imagecodecs.
+128-byte preamble is read when it holds a valid image dataset.
+
+Compressed pixel data is decoded by pydicom with the pylibjpeg plugins (JPEG baseline,
+extended 12-bit and lossless, JPEG-LS, JPEG 2000, HTJ2K, RLE; deflate is inflated here);
+imagecodecs decodes the JPEG and JPEG-LS syntaxes where no pydicom plugin for them is
+installed.
+
+One decision, one place: :class:`PixelPlan` reads the header and decides the bit depth,
+the rescale and the polarity; :func:`probe_dicom` and :func:`read_dicom` both use it, so
+``datasets show`` lists the bit depth a run reads.
 """
 
 from __future__ import annotations
@@ -42,8 +50,8 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 #: Uncompressed transfer syntaxes: implicit LE, explicit LE, explicit BE.
 NATIVE = {"1.2.840.10008.1.2", EXPLICIT_LE, "1.2.840.10008.1.2.2"}
-#: Compressed pixel data decoded by imagecodecs (pydicom needs plugins absent here, and
-#: Pillow decodes no 12-bit JPEG): transfer syntax -> imagecodecs function.
+#: Compressed pixel data imagecodecs decodes where pydicom has no plugin installed for it
+#: (Pillow decodes no 12-bit or lossless JPEG): transfer syntax -> imagecodecs function.
 IMAGECODECS_SYNTAXES = {
     "1.2.840.10008.1.2.4.50": "jpeg8_decode",  # JPEG baseline, 8-bit
     "1.2.840.10008.1.2.4.51": "jpeg8_decode",  # JPEG extended, 12-bit
@@ -149,8 +157,13 @@ def _float_tag(path: Path, ds: Any, keyword: str, tag: str, name: str, default: 
     return number
 
 
-class _Header:
-    """What medbench reads from a DICOM header, checked before any pixel is decoded."""
+class PixelPlan:
+    """What medbench reads from a DICOM header, checked before any pixel is decoded.
+
+    The one place that decides a DICOM's bit depth (:attr:`bit_depth`), its rescale
+    (:attr:`slope`, :attr:`intercept`, and :attr:`lo`, the Modality LUT output that
+    becomes 0) and its polarity (:attr:`invert`): the probe and the reader both use it.
+    """
 
     def __init__(self, path: Path, ds: Any):
         self.path = path
@@ -208,6 +221,9 @@ class _Header:
             path, ds, "RescaleIntercept", "(0028,1052)", "Rescale Intercept", 0.0
         )
         self.lo, self.hi, self.bit_depth = self._value_range()
+        self.lut_shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
+        # MONOCHROME1 is inverted once; INVERSE restates it there, but inverts MONOCHROME2.
+        self.invert = photometric == "MONOCHROME1" or self.lut_shape == "INVERSE"
         meta = getattr(ds, "file_meta", None)
         self.syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
         self._check_pixel_bytes(ds)
@@ -275,35 +291,73 @@ class _Header:
             )
 
 
+def read_header(path: Path) -> tuple[Any, PixelPlan]:
+    """The dataset of a DICOM file (pixel data not loaded) and its checked :class:`PixelPlan`."""
+    ds = _open(path, defer=True)
+    return ds, PixelPlan(path, ds)
+
+
 def probe_dicom(path: Path) -> Probe:
     """Size and bit depth from the header (pixel data is skipped, not decoded)."""
-    header = _Header(path, _open(path, defer=True))
+    header = read_header(path)[1]
     return Probe(header.rows, header.columns, header.bit_depth)
 
 
-def _stored_pixels(path: Path, ds: Any, header: _Header) -> np.ndarray:
-    decoder = IMAGECODECS_SYNTAXES.get(header.syntax)
-    try:
-        if decoder is None:
-            return ds.pixel_array
-        import imagecodecs
-        from pydicom.encaps import generate_frames
+def _stored_pixels(path: Path, ds: Any, header: PixelPlan) -> np.ndarray:
+    """Stored values: pydicom's plugins first, imagecodecs where they lack or fail a JPEG.
 
-        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-        return np.asarray(getattr(imagecodecs, decoder)(frame))
+    libjpeg (pylibjpeg-libjpeg) refuses some 12-bit JPEG streams that libjpeg-turbo
+    (imagecodecs) decodes, such as a spectral-selection scan in pydicom-data's
+    ``JPEG-lossy.dcm``; the first error is reported when both fail.
+    """
+    fallback = IMAGECODECS_SYNTAXES.get(header.syntax)
+    try:
+        try:
+            if fallback is not None and not _pydicom_decodes(header.syntax):
+                return _imagecodecs_pixels(ds, fallback)
+            return ds.pixel_array
+        except MemoryError:
+            raise
+        except Exception as first:
+            if fallback is None:
+                raise
+            try:
+                return _imagecodecs_pixels(ds, fallback)
+            except Exception:
+                raise first from None
     except MemoryError as exc:
         raise ImageReadError(memory_message(path)) from exc
-    except Exception as exc:  # pydicom and imagecodecs raise many types for broken data
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: B036 -- pylibjpeg-rle's Rust panics are BaseException
         raise ImageReadError(
             f"{path}: pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
             "the file is damaged, or re-export it uncompressed"
         ) from exc
 
 
+def _imagecodecs_pixels(ds: Any, function: str) -> np.ndarray:
+    import imagecodecs
+    from pydicom.encaps import generate_frames
+
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    return np.asarray(getattr(imagecodecs, function)(frame))
+
+
+def _pydicom_decodes(syntax: str) -> bool:
+    """Whether pydicom has a plugin installed that decodes ``syntax``."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(syntax).is_available)
+    except NotImplementedError:  # a syntax pydicom has no decoder for at all
+        return False
+
+
 def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
     """Pixels (MONOCHROME2, uint8/uint16), bit depth, and metadata of a DICOM file."""
     ds = _open(path)
-    header = _Header(path, ds)
+    header = PixelPlan(path, ds)
     stored = _stored_pixels(path, ds, header)
     if stored.shape != (header.rows, header.columns):
         raise ImageReadError(
@@ -324,13 +378,12 @@ def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
     peak = 2**bit_depth - 1
     values = np.clip(np.rint(values), 0, peak)
 
-    lut_shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
-    if header.photometric == "MONOCHROME1" or lut_shape == "INVERSE":
+    if header.invert:
         values = peak - values
     meta = {
         "photometric": header.photometric,
         "bits_stored": bits_stored,
-        "presentation_lut": lut_shape or None,
+        "presentation_lut": header.lut_shape or None,
         "body_part": str(ds.get("BodyPartExamined", "")).strip() or None,
         "patient_id": str(ds.get("PatientID", "")).strip() or None,
         "study_uid": str(ds.get("StudyInstanceUID", "")).strip() or None,

@@ -95,14 +95,15 @@ def sniff(path: Path) -> str | None:
 
 def sniff_bytes(head: bytes) -> str | None:
     """The format told by a file's first 132 bytes (see :func:`sniff`)."""
+    # DICM first: a DICOM's preamble may itself be a TIFF header (dual-format files).
+    if head[128:132] == b"DICM":
+        return "dicom"
     if head.startswith(raster.PNG_MAGIC):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
-    if head[128:132] == b"DICM":
-        return "dicom"
     if _looks_like_dicom_dataset(head):
         return "dicom"
     return None

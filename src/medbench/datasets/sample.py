@@ -76,6 +76,9 @@ class SampleDataset(Dataset):
                     )
         return sorted(records, key=lambda rec: rec.image_id)
 
+    def source_file(self, record: Record) -> Path | None:
+        return _source_path(record.meta["file"])  # the DICOM the tile is cut from
+
     def load(self, record: Record) -> Image:
         pixels, bit_depth = _source_pixels(record.meta["file"])
         r, c = record.meta["row"], record.meta["col"]
