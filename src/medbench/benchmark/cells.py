@@ -58,6 +58,8 @@ class Job:
     ranks: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: ``(dataset, image_id)`` of the images whose pixels the visual comparison keeps.
     visual_images: frozenset[tuple[str, str]] = frozenset()
+    #: Learned codecs also code their models' milestone checkpoints (``run --milestones``).
+    milestones: bool = False
 
 
 def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = None,
@@ -237,10 +239,11 @@ def code_unit_by_name(job: Job, unit: WorkUnit) -> list[ResultRow]:
     if key not in _built.datasets:
         root = Path(job.data_root) if job.data_root else None
         _built.datasets[key] = get_dataset(unit.dataset, root)
-    context = CodecContext(models_dir=Path(job.models_dir), device=job.device)
+    context = CodecContext(models_dir=Path(job.models_dir), device=job.device,
+                           milestones=job.milestones)
     codecs: dict[str, Codec | Exception] = {}
     for name in {name for name, _ in unit.cells}:
-        ckey = (name, job.models_dir, job.device)
+        ckey = (name, job.models_dir, job.device, job.milestones)
         if ckey not in _built.codecs:
             try:
                 _built.codecs[ckey] = get_codec(name, context)

@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from medbench import __version__
 from medbench.codecs.learned.checkpoint import (
     CONFIG,
+    MILESTONES,
     Checkpoint,
     CompressionModel,
     read_checkpoint,
@@ -61,8 +62,6 @@ from medbench.training.validation import evaluate, measure_split
 log = logging.getLogger(__name__)
 
 STATE_JSON, LAST, BEST = "train_state.json", "last.safetensors", "best.safetensors"
-#: Folder of a model's milestone checkpoints: ``<model>/milestones/<label>/``.
-MILESTONES = "milestones"
 #: A budgeted run saves its resumable state at least this often (and at each milestone).
 STATE_EVERY_S = 30.0
 #: Epochs without a better validation loss after which the learning rate halves.
