@@ -18,6 +18,7 @@ SECTIONS: dict[str, str] = {
     "rd-curves": "Rate–distortion curves",
     "bd-rate": "BD-rate against JPEG 2000",
     "generalization": "Generalization matrix",
+    "budget": "Learned vs classical by training budget",
     "table1": "Seed paper's Table 1 beside medbench",
     "visual": "Visual comparison at matched rate",
     "body-parts": "Per-body-part breakdown",
