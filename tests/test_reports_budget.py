@@ -132,3 +132,11 @@ def test_fine_tuned_rows_sit_beside_scratch_ones_in_the_generalization_matrix():
     table = generalization_table(all_curves, bd_table(all_curves))
     assert set(table["train_dataset"]) == {"nih", "nih (from jsrt)"}
     assert table["in_domain"].all()
+
+
+def test_milestones_without_bd_values_give_a_table_and_no_figure(tmp_path):
+    rows = [r for r in planted_rows({"2m": 3.0}) if not r["setting"].startswith("nih-lam")
+            or r["setting"].startswith("nih-lam0")]  # one point per curve: no BD value
+    report = _report(tmp_path, rows)
+    assert "too few RD points" in report.markdown["budget"]
+    assert not list((tmp_path / "report" / "figures").glob("budget_*"))

@@ -210,6 +210,7 @@ def budget_figure(table: pd.DataFrame, dataset: str, unit: str, stem: Path) -> P
     fig = Figure(figsize=(5.0, 3.2))
     ax = fig.add_subplot(1, 1, 1)
     part = table[(table["dataset"] == dataset) & (table["unit"] == unit)]
+    part = part[np.isfinite(part["bd_psnr"].astype(float)) & (part["budget"] > 0)]
     for (codec, train), group in part.groupby(["codec", "train_dataset"], dropna=False):
         label = codec if pd.isna(train) else f"{codec} (train {train})"
         ax.plot(group["budget"], group["bd_psnr"], marker="o", label=label)
@@ -261,9 +262,9 @@ def budget_section(rows: pd.DataFrame, out: Path, figures: Path) -> tuple[str, s
              f"{MAX_REACH:g}× the largest budget.")
     trend = trend_table(table)
     md, body = [about + "\n"], [H.paragraph(about, "note")]
-    for (dataset, unit), _ in table.groupby(["dataset", "unit"], sort=True):
-        if not unit:
-            continue
+    for (dataset, unit), part in table.groupby(["dataset", "unit"], sort=True):
+        if not unit or not np.isfinite(part["bd_psnr"].astype(float)).any():
+            continue  # nothing to draw: no label budget, or no BD value yet
         path = budget_figure(table, dataset, unit,
                              figures / f"budget_{re.sub(r'[^A-Za-z0-9]+', '-', dataset)}_{unit}")
         caption = f"{dataset}: BD-PSNR against {ANCHOR} by training budget (log scale)"
