@@ -114,6 +114,10 @@ def split_option(command):
 @click.option("--train-missing", is_flag=True,
               help="First train learned-codec models on each requested dataset that has "
                    "none (its train split; see `medbench train`).")
+@click.option("--milestones", is_flag=True,
+              help="Also code each learned model's milestone checkpoints (kept by `medbench "
+                   "train --budget/--steps`) as settings <model>@<budget>; the report then "
+                   "shows learned vs classical by training budget.")
 @click.option("--resume", is_flag=True,
               help="Continue the latest run in --out (with its original arguments).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -143,8 +147,8 @@ def split_option(command):
 @click.option("--overwrite-dicom", is_flag=True,
               help="Let --write-dicom write into a folder that already holds files.")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
-        models_dir, device, train_missing, resume, no_progress, executor, workers, scheduler,
-        no_report, cache_dir, no_cache, masks, write_dicom, overwrite_dicom) -> None:
+        models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
+        scheduler, no_report, cache_dir, no_cache, masks, write_dicom, overwrite_dicom) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -170,6 +174,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         models_dir=str(models_dir),
         device=device,
         train_missing=train_missing,
+        milestones=milestones,
         executor=executor,
         workers=workers,
         scheduler=scheduler,
@@ -326,8 +331,19 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
                    "split (e.g. sample, jsrt, folder:PATH).")
 @data_root_option()
 @protocol_options
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Most epochs (training stops earlier when val loss stalls).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Most epochs (training stops earlier when val loss stalls) [30; with "
+                   "--budget/--steps: no epoch limit].")
+@click.option("--budget", default=None, metavar="DURATION",
+              help="Train for this much device time (90s, 20m, 1.5h) with a cosine "
+                   "learning-rate decay; keeps milestone checkpoints at 1, 2, 4 … minutes.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Train for this many optimisation steps (as --budget; milestones at "
+                   "powers of two).")
+@click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="MODEL_DIR",
+              help="Start from this trained model (same architecture and sizes) and "
+                   "fine-tune it on --dataset; the new model records it as its parent.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True, help="Adam learning rate.")
@@ -353,9 +369,9 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 @device_option("auto: CUDA when present.")
 @models_option("Folder of trained models (the model goes to MODELS/<model>/<name>).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, batch_size, lr,
-              objective, lmbda, latent, width, patience, crop, repeat, limit, seed, name,
-              device, models_dir, no_progress) -> None:
+def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
+              batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
+              seed, name, device, models_dir, no_progress) -> None:
     """Train one model of a learned codec; re-running the same command resumes it."""
     from medbench.training.config import TrainConfig, train_command
     from medbench.training.loop import train as train_model
@@ -367,12 +383,13 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, batch
         width=width, patience=patience, crop=crop, repeat=repeat, seed=seed, limit=limit,
         device=device,
         models_dir=str(models_dir), name=name,
+        budget=budget, steps=steps, init=str(init) if init else None,
     )
     try:
         result = train_model(config, progress=not no_progress, command=train_command(config),
                              echo=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted. Finished epochs are saved in {config.folder}; run the "
+        click.echo(f"\nInterrupted. Progress is saved in {config.folder}; run the "
                    f"same command again to resume.", err=True)
         sys.exit(130)
     click.echo(f"model: {result.checkpoint.folder} (setting {result.checkpoint.name} of "

@@ -62,6 +62,8 @@ class Job:
     #: ``--masks`` folder of region masks (:mod:`medbench.benchmark.regions`); None: the
     #: datasets' own regions (JSRT nodules).
     masks: str | None = None
+    #: Learned codecs also code their models' milestone checkpoints (``run --milestones``).
+    milestones: bool = False
 
 
 def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = None,
@@ -265,10 +267,11 @@ def code_unit_by_name(job: Job, unit: WorkUnit) -> list[ResultRow]:
     if key not in _built.datasets:
         root = Path(job.data_root) if job.data_root else None
         _built.datasets[key] = get_dataset(unit.dataset, root)
-    context = CodecContext(models_dir=Path(job.models_dir), device=job.device)
+    context = CodecContext(models_dir=Path(job.models_dir), device=job.device,
+                           milestones=job.milestones)
     codecs: dict[str, Codec | Exception] = {}
     for name in {name for name, _ in unit.cells}:
-        ckey = (name, job.models_dir, job.device)
+        ckey = (name, job.models_dir, job.device, job.milestones)
         if ckey not in _built.codecs:
             try:
                 _built.codecs[ckey] = get_codec(name, context)

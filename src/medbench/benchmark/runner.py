@@ -50,6 +50,7 @@ class RunConfig:
     device: str = "auto"
     train_missing: bool = False  # train learned models missing for a requested dataset
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
+    milestones: bool = False  # also code learned models' milestone checkpoints
     # Where cells are coded; not part of what a run means (--resume may change them).
     executor: str = "local"
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
@@ -206,7 +207,8 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
-    context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
+    context = CodecContext(models_dir=Path(config.models_dir), device=config.device,
+                           milestones=config.milestones)
     if config.train_missing and prepare_learned is None:
         raise MedbenchError("train_missing needs run(prepare_learned=...), see "
                             "medbench.training.missing.prepare_learned")
@@ -296,7 +298,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
         cache_dir = str(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
-              masks=config.masks)
+              masks=config.masks, milestones=config.milestones)
     if units and not isinstance(executor, InProcessExecutor):
         echo(f"coding on {executor.describe()}")
     by_name = {codec.name: codec for codec in plan.codecs}

@@ -28,6 +28,8 @@ class CodecContext:
 
     models_dir: Path = Path("medbench-models")
     device: str = "auto"
+    #: Learned codecs also offer each model's milestone checkpoints (``<model>@<budget>``).
+    milestones: bool = False
 
 
 class Codec(ABC):

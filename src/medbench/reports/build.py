@@ -31,6 +31,7 @@ from medbench.errors import MedbenchError
 from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
 from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
+from medbench.reports.budget import budget_section, split_milestones
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
 from medbench.reports.figures import coinciding, heatmap_figure, rd_figure, visual_figure
 from medbench.reports.format import MISSING, fmt, html_table, markdown, text_frame
@@ -141,7 +142,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         Where ``index.html`` and the other files are, the Markdown of each section and
         notes on what could not be shown.
     """
-    rows, info = load_run(results, run_id, visuals=visual)
+    all_rows, info = load_run(results, run_id, visuals=visual)
+    rows = split_milestones(all_rows)[0]  # milestone checkpoints: their own section only
     out = Path(out) if out is not None else Path(results) / "report"
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -223,6 +225,10 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     (out / "generalization.md").write_text(md["generalization"])
     sections.append(H.Section("generalization", body))
 
+    # -- learned vs classical by training budget ----------------------------------------------
+    md["budget"], body = budget_section(all_rows, out, figures)
+    sections.append(H.Section("budget", body))
+
     # -- Table 1 -------------------------------------------------------------------------------
     t1 = table1_comparison(rows, all_curves)
     t1.to_csv(out / "table1.csv", index=False)
@@ -235,7 +241,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(H.Section("body-parts", body))
 
     # -- errors --------------------------------------------------------------------------------
-    md["errors"], body = _errors(rows, out, report.notes)
+    md["errors"], body = _errors(all_rows, out, report.notes)
     sections.append(H.Section("errors", body))
 
     # -- metadata, last and folded -------------------------------------------------------------

@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "summary": "Summary",
     "visual": "Visual comparison at matched rate",
     "generalization": "Generalization matrix",
+    "budget": "Learned vs classical by training budget",
     "table1": "Seed paper's Table 1 beside medbench",
     "body-parts": "Per-body-part breakdown",
     "errors": "Errors",

@@ -10,18 +10,22 @@ from typing import Any
 
 from medbench.codecs.learned.models import ARCHITECTURES, DEFAULT_LATENT
 from medbench.errors import MedbenchError
+from medbench.training.budget import Budget, parse_budget
+from medbench.training.transfer import check_parent
 
 OBJECTIVES = ("mse", "rd")
 #: Keys that must match for a run to resume an unfinished one in the same folder.
 RESUME_KEYS = ("arch", "latent", "width", "objective", "lmbda", "dataset", "protocol",
-               "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit")
+               "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit",
+               "budget", "steps", "init")
 #: ``medbench train`` flag of each field (what :func:`train_command` writes).
 FLAGS = {"data_root": "--data-root", "protocol": "--protocol", "size": "--size",
          "bit_depth": "--bit-depth", "epochs": "--epochs", "batch_size": "--batch-size",
          "lr": "--lr", "objective": "--objective", "lmbda": "--lmbda",
          "latent": "--latent", "width": "--width", "patience": "--patience",
          "crop": "--crop", "repeat": "--repeat", "limit": "--limit", "seed": "--seed",
-         "name": "--name", "device": "--device", "models_dir": "--models"}
+         "name": "--name", "device": "--device", "models_dir": "--models",
+         "budget": "--budget", "steps": "--steps", "init": "--init"}
 
 
 @dataclass
@@ -41,8 +45,8 @@ class TrainConfig:
         Folder holding one sub-folder per dataset.
     protocol, size, bit_depth : str, optional
         How images are prepared (``paper``: 256×256, 8-bit), as for ``medbench run``.
-    epochs : int
-        Most epochs to run.
+    epochs : int, optional
+        Most epochs to run. None: 30 without a budget, no epoch limit with one.
     batch_size : int
         Crops per optimisation step.
     lr : float
@@ -56,7 +60,9 @@ class TrainConfig:
     width : int, optional
         Hidden channels; None takes the architecture's default.
     patience : int
-        Epochs without a better validation loss before training stops.
+        Epochs without a better validation loss before training stops (epoch-based
+        training only: a budgeted run validates at its milestones and keeps its last
+        weights).
     crop : int
         Side of the random square training crops, in pixels.
     repeat : int
@@ -71,7 +77,19 @@ class TrainConfig:
         Folder of trained models; the model goes to ``<models_dir>/<arch>/<name>`` and
         the dataset's split manifest to ``<models_dir>/manifests/``.
     name : str, optional
-        Model (setting) name; None gives ``<dataset>-l<latent>[-lam<λ>]``.
+        Model (setting) name; None gives ``<dataset>-l<latent>[-lam<λ>]``, plus
+        ``-from-<parent dataset>`` for a model fine-tuned from ``init``.
+    budget : str, optional
+        Train for this much device time (``90s``, ``20m``, ``1.5h``; see
+        :mod:`medbench.training.budget`), with a cosine learning-rate decay over it and
+        milestone checkpoints kept in ``<model>/milestones/``.
+    steps : int, optional
+        Train for this many optimisation steps instead (same schedule, step ladder).
+        ``budget`` and ``steps`` exclude each other; with either, ``epochs`` (when given)
+        only caps the run and ``patience`` does not apply.
+    init : str, optional
+        Folder of a finished model to start from (fine-tuning): same architecture,
+        latent, width and density components; ``latent``/``width`` default to its.
 
     Raises
     ------
@@ -86,7 +104,7 @@ class TrainConfig:
     protocol: str = "paper"
     size: str | None = None
     bit_depth: str | None = None
-    epochs: int = 30
+    epochs: int | None = None
     batch_size: int = 4
     lr: float = 1e-3
     objective: str = "mse"
@@ -101,6 +119,9 @@ class TrainConfig:
     device: str = "auto"
     models_dir: str = "medbench-models"
     name: str | None = None
+    budget: str | None = None
+    steps: int | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -114,9 +135,17 @@ class TrainConfig:
         if self.objective == "mse" and self.lmbda is not None:
             raise MedbenchError("--lmbda only applies to --objective rd; drop it or add "
                                 "--objective rd")
+        if self.budget is not None or self.steps is not None:
+            self.budget_rule()  # one of them, and well formed
+        elif self.epochs is None:
+            self.epochs = 30
         for key in ("epochs", "batch_size", "patience", "crop", "repeat"):
-            if getattr(self, key) < 1:
+            value = getattr(self, key)
+            if value is not None and value < 1:
                 raise MedbenchError(f"--{key.replace('_', '-')} must be >= 1")
+        self._parent: dict[str, Any] | None = None
+        if self.init is not None:
+            self._parent = check_parent(self)
         if self.latent is None:
             self.latent = DEFAULT_LATENT[self.arch]
         if self.name is not None:
@@ -131,7 +160,23 @@ class TrainConfig:
         name = f"{slug or 'data'}-l{self.latent}"
         if self.objective == "rd":
             name += f"-lam{self.lmbda:g}"
+        if self._parent is not None:
+            parent = str(self._parent.get("train", {}).get("dataset") or "model")
+            name += "-from-" + (re.sub(r"[^A-Za-z0-9]+", "-", parent.rsplit("/", 1)[-1])
+                                .strip("-") or "model")
         return name
+
+    def budget_rule(self) -> Budget | None:
+        """The run's :class:`~medbench.training.budget.Budget`; None for epoch-based runs."""
+        if self.budget is None and self.steps is None:
+            return None
+        seconds = parse_budget(self.budget) if self.budget is not None else None
+        return Budget(seconds=seconds, steps=self.steps)
+
+    @property
+    def parent(self) -> dict[str, Any] | None:
+        """The config.json of the ``init`` model (None when training from scratch)."""
+        return self._parent
 
     @property
     def folder(self) -> Path:

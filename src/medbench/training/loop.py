@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from medbench import __version__
 from medbench.codecs.learned.checkpoint import (
     CONFIG,
+    MILESTONES,
     Checkpoint,
     CompressionModel,
     read_checkpoint,
@@ -52,13 +53,17 @@ from medbench.codecs.learned.coding import resolve_device
 from medbench.codecs.learned.entropy import build_tables
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
+from medbench.training.budget import Budget, crop_at, lr_factor
 from medbench.training.config import TrainConfig
 from medbench.training.data import CropBatches, SplitImages, load_splits
+from medbench.training.transfer import load_parent_weights, parent_record
 from medbench.training.validation import evaluate, measure_split
 
 log = logging.getLogger(__name__)
 
 STATE_JSON, LAST, BEST = "train_state.json", "last.safetensors", "best.safetensors"
+#: A budgeted run saves its resumable state at least this often (and at each milestone).
+STATE_EVERY_S = 30.0
 #: Epochs without a better validation loss after which the learning rate halves.
 LR_PATIENCE = 3
 #: Largest gradient norm of the autoencoder's parameters per step.
@@ -136,12 +141,16 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
         torch.manual_seed(cfg.seed)
         model = CompressionModel(cfg.arch, cfg.latent, cfg.width).to(device)
+    if cfg.init is not None:
+        load_parent_weights(model, cfg)
     optimizer = torch.optim.Adam([
         {"params": model.net.parameters(), "lr": cfg.lr},
         # The density tracks the latents' scale, which moves fast early on.
         {"params": model.density.parameters(), "lr": cfg.lr * 10},
     ])
-    train_data = CropBatches(splits["train"], cfg.crop, model.stride, device)
+    budget = cfg.budget_rule()
+    full = CropBatches(splits["train"], cfg.crop, model.stride, device)
+    data = {full.crop: full}
     state = _State(key=cfg.resume_key())
     resumed = _resume(folder, cfg, state, model, optimizer, device)
     start_epoch = state.epoch
@@ -149,21 +158,30 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         echo(f"resuming {cfg.arch} {cfg.model_name} after epoch {state.epoch}")
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        first = next(train_data.batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
-        with torch.no_grad():
-            model.density.init_from(model.net.encode(first))
+        if cfg.init is None:  # a parent's density already fits its latents
+            first = next(full.batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
+            with torch.no_grad():
+                model.density.init_from(model.net.encode(first))
 
     lmbda = float(cfg.lmbda or 0.0)
-    while state.epoch < cfg.epochs and state.stale < cfg.patience:
+    run = _Run(cfg, model, optimizer, state, lmbda, device, budget, folder, splits, echo)
+    run.full_side = full.crop
+    while not run.finished():
         state.epoch += 1
-        started = time.perf_counter()
-        train_loss, bar = _train_epoch(model, optimizer, train_data, cfg, state, lmbda,
-                                       progress, device)
+        side = full.crop
+        if budget is not None:
+            side = crop_at(budget.progress(state.wall_s, state.steps), full.crop, model.stride)
+            if side not in data:
+                data[side] = CropBatches(splits["train"], side, model.stride, device)
+        train_loss, bar = run.epoch(data[side], progress)
+        if budget is not None:  # validated at milestones; the last weights are kept
+            bar.close()
+            run.save_state_now(force=run.finished())
+            continue
         val = evaluate(model, splits["val"], device, lmbda)
         bar.set_postfix({"loss": f"{train_loss:.3g}", "val_psnr": f"{val['psnr']:.2f}",
                          "est_bpp": f"{val['est_bpp']:.3f}"})
         bar.close()
-        state.wall_s += time.perf_counter() - started
         record = {"epoch": state.epoch, "train_loss": train_loss, **val}
         state.history.append(record)
         if val["loss"] < state.best_loss:
@@ -180,30 +198,42 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
                 f"est. {val['est_bpp']:.3f} bpp")
         (log.info if progress else echo)(line)
 
-    best = load_file(str(folder / BEST))
-    model.load_state_dict(best)
+    if budget is None:
+        model.load_state_dict(load_file(str(folder / BEST)))
+        best_record = state.history[state.best_epoch - 1]
+    else:
+        best_record = run.final_record()
     model.tables = build_tables(model.density)
     model.eval()
     measured = measure_split(model, splits["val"], device)
-    best_record = state.history[state.best_epoch - 1]
     config = _config_json(cfg, state, splits, device, measured, best_record, command)
     ckpt = save_checkpoint(model, folder, config)
     for name in (LAST, BEST, STATE_JSON):  # the history is in config.json now
         (folder / name).unlink(missing_ok=True)
+    how = (f"best epoch {state.best_epoch} of {state.epoch}" if budget is None
+           else f"{state.steps} steps")
     echo(f"saved {cfg.arch} model {cfg.model_name} to {folder}: validation "
-         f"{measured['bpp']:.3f} bpp, {measured['psnr']:.2f} dB PSNR (best epoch "
-         f"{state.best_epoch} of {state.epoch}, {state.wall_s:.0f} s on {device.type})")
+         f"{measured['bpp']:.3f} bpp, {measured['psnr']:.2f} dB PSNR ({how}, "
+         f"{state.wall_s:.0f} s on {device.type})")
     return TrainResult(ckpt, resumed_from_epoch=start_epoch)
 
 
 def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: bool,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(optimised loss, distortion, estimated bpp) of one batch."""
-    y = model.net.encode(x)
+                 generator: torch.Generator,
+                 amp: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(optimised loss, distortion, estimated bpp) of one batch.
+
+    ``amp``: the autoencoder runs under bf16 autocast (CUDA only); the rate is always
+    computed in float32, where the density's tails need the precision.
+    """
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+        y = model.net.encode(x)
+    y = y.float()
     noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
     y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding for the decoder
-    x_hat = model.net.decode(y_hat)
-    distortion = F.mse_loss(x_hat, x)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+        x_hat = model.net.decode(y_hat)
+    distortion = F.mse_loss(x_hat.float(), x)
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
     # mse objective: the rate term reaches only the density (latents detached).
     bpp = model.density.bits(y + noise if rd else (y + noise).detach()).sum() / pixels
@@ -211,32 +241,133 @@ def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: boo
     return loss, distortion, bpp
 
 
-def _train_epoch(model, optimizer, data: CropBatches, cfg: TrainConfig, state: _State,
-                 lmbda: float, progress: bool, device: torch.device) -> tuple[float, Any]:
-    from tqdm import tqdm
+class _Run:
+    """One training run's steps, budget, schedule and milestones."""
 
-    model.train()
-    rng = np.random.default_rng([cfg.seed, state.epoch])
-    generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + state.epoch)
-    n_batches = math.ceil(len(data) * cfg.repeat / cfg.batch_size)
-    bar = tqdm(total=n_batches, desc=f"{cfg.arch} {cfg.model_name} {state.epoch}/{cfg.epochs}",
-               unit="batch", disable=not progress, leave=True, dynamic_ncols=True)
-    total, count = 0.0, 0
-    rd = cfg.objective == "rd"
-    for x in data.batches(cfg.batch_size, rng, cfg.repeat):
-        loss, distortion, bpp = _step_losses(model, x, lmbda, rd, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        # Clipping keeps one bad batch of a tiny dataset from blowing the weights up.
-        torch.nn.utils.clip_grad_norm_(model.net.parameters(), GRAD_CLIP)
-        optimizer.step()
-        shown = (loss if rd else distortion).item()
-        total, count = total + shown * x.shape[0], count + x.shape[0]
-        state.steps += 1
-        state.images_seen += int(x.shape[0])
-        bar.update(1)
-        bar.set_postfix(loss=f"{total / count:.3g}")
-    return total / max(count, 1), bar  # the caller adds the val metrics and closes it
+    def __init__(self, cfg: TrainConfig, model: CompressionModel, optimizer, state: _State,
+                 lmbda: float, device: torch.device, budget: Budget | None, folder: Path,
+                 splits: dict[str, SplitImages], echo: Callable[[str], Any]):
+        self.cfg, self.model, self.optimizer, self.state = cfg, model, optimizer, state
+        self.lmbda, self.device, self.budget, self.folder = lmbda, device, budget, folder
+        self.splits, self.echo = splits, echo
+        self.base_lrs = [cfg.lr, cfg.lr * 10]  # autoencoder, density (as built above)
+        self.amp = budget is not None and device.type == "cuda"
+        self.pending = [] if budget is None else [
+            (amount, label) for amount, label in budget.milestones()
+            if not (folder / MILESTONES / label / CONFIG).is_file()]
+        self.saved_at = time.perf_counter()
+        self.full_side = cfg.crop  # side of the large crops (the images may be smaller)
+
+    def finished(self) -> bool:
+        cfg, state = self.cfg, self.state
+        if cfg.epochs is not None and state.epoch >= cfg.epochs:
+            return True
+        if self.budget is None:
+            return state.stale >= cfg.patience
+        return self.budget.done(state.wall_s, state.steps)
+
+    def epoch(self, data: CropBatches, progress: bool) -> tuple[float, Any]:
+        """One pass over the train split (cut short by the budget or a crop change)."""
+        from tqdm import tqdm
+
+        cfg, state, model, budget = self.cfg, self.state, self.model, self.budget
+        model.train()
+        rng = np.random.default_rng([cfg.seed, state.epoch])
+        generator = torch.Generator(device=self.device).manual_seed(
+            cfg.seed * 100_003 + state.epoch)
+        n_batches = math.ceil(len(data) * cfg.repeat / cfg.batch_size)
+        of = cfg.epochs if cfg.epochs is not None else "-"
+        bar = tqdm(total=n_batches, desc=f"{cfg.arch} {cfg.model_name} {state.epoch}/{of}",
+                   unit="batch", disable=not progress, leave=True, dynamic_ncols=True)
+        total, count = 0.0, 0
+        rd = cfg.objective == "rd"
+        tick = time.perf_counter()
+        for x in data.batches(cfg.batch_size, rng, cfg.repeat):
+            if budget is not None:
+                share = budget.progress(state.wall_s, state.steps)
+                for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+                    group["lr"] = base * lr_factor(share)
+            loss, distortion, bpp = _step_losses(model, x, self.lmbda, rd, generator, self.amp)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # Clipping keeps one bad batch of a tiny dataset from blowing the weights up.
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), GRAD_CLIP)
+            self.optimizer.step()
+            shown = (loss if rd else distortion).item()  # .item() waits for the device
+            total, count = total + shown * x.shape[0], count + x.shape[0]
+            state.steps += 1
+            state.images_seen += int(x.shape[0])
+            state.wall_s += time.perf_counter() - tick
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / count:.3g}")
+            if budget is not None:
+                self._milestones(total / count)
+                if budget.done(state.wall_s, state.steps):
+                    break
+                new = budget.progress(state.wall_s, state.steps)
+                if data.crop < self.full_side and crop_at(new, self.full_side,
+                                                          model.stride) != data.crop:
+                    break  # the large-crop phase starts with the next epoch
+            tick = time.perf_counter()  # milestone writing is not training time
+        return total / max(count, 1), bar  # the caller adds the val metrics and closes it
+
+    def _milestones(self, train_loss: float) -> None:
+        """Save every milestone the budget has just passed (at most one per step)."""
+        used = self.budget.used(self.state.wall_s, self.state.steps)
+        passed = [m for m in self.pending if used >= m[0]]
+        if not passed:
+            return
+        self.pending = [m for m in self.pending if used < m[0]]
+        label = passed[-1][1]  # several rungs in one step: keep the largest
+        self._save_milestone(label, train_loss)
+
+    def _save_milestone(self, label: str, train_loss: float) -> None:
+        cfg, state, model = self.cfg, self.state, self.model
+        val = evaluate(model, self.splits["val"], self.device, self.lmbda)
+        record = {"epoch": state.epoch, "steps": state.steps, "milestone": label,
+                  "train_loss": train_loss, **val}
+        state.history.append(record)
+        model.tables = build_tables(model.density)
+        try:
+            config = {
+                "name": f"{cfg.model_name}@{label}",
+                "objective": cfg.objective,
+                "lmbda": cfg.lmbda,
+                "medbench_version": __version__,
+                "milestone": {"label": label, "of": cfg.model_name},
+                "train": {"dataset": cfg.dataset,
+                          "protocol": parse_protocol(cfg.protocol, cfg.size,
+                                                     cfg.bit_depth).name,
+                          "epochs_run": state.epoch, "batch_size": cfg.batch_size,
+                          "lr": cfg.lr, "crop": cfg.crop, "seed": cfg.seed},
+                "budget": _budget_json(state, self.device),
+                "validation": {"est_bpp": val["est_bpp"], "psnr": val["psnr"],
+                               "loss": val["loss"]},
+            }
+            parent = parent_record(cfg)
+            if parent is not None:
+                config["parent"] = parent
+            save_checkpoint(model, self.folder / MILESTONES / label, config)
+        finally:
+            model.tables = None
+        self.save_state_now(force=True)
+        self.echo(f"{cfg.arch} {cfg.model_name} milestone {label}: {state.steps} steps, "
+                  f"val PSNR {val['psnr']:.2f} dB, est. {val['est_bpp']:.3f} bpp")
+
+    def save_state_now(self, force: bool = False) -> None:
+        """Resumable state, at most every :data:`STATE_EVERY_S` seconds unless forced."""
+        if force or time.perf_counter() - self.saved_at >= STATE_EVERY_S:
+            _save_state(self.folder, self.state, self.model, self.optimizer)
+            self.saved_at = time.perf_counter()
+
+    def final_record(self) -> dict[str, Any]:
+        """Validation of the weights a budgeted run ends with (from its last milestone)."""
+        last = self.state.history[-1] if self.state.history else None
+        if last is None or last.get("steps") != self.state.steps:
+            val = evaluate(self.model, self.splits["val"], self.device, self.lmbda)
+            last = {"epoch": self.state.epoch, "steps": self.state.steps, **val}
+            self.state.history.append(last)
+        return last
 
 
 def _tensors(model: CompressionModel) -> dict[str, torch.Tensor]:
@@ -263,9 +394,9 @@ def _resume(folder: Path, cfg: TrainConfig, state: _State, model, optimizer,
     if not path.is_file() or not (folder / LAST).is_file():
         return False
     saved = json.loads(path.read_text())
-    if saved["key"] != state.key:
-        diff = {k: (saved["key"].get(k), v) for k, v in state.key.items()
-                if saved["key"].get(k) != v}
+    diff = {k: (saved["key"].get(k), v) for k, v in state.key.items()
+            if saved["key"].get(k) != v}  # a key older runs lack reads as None
+    if diff:
         raise MedbenchError(
             f"{folder} holds an unfinished run with other settings {diff}; resume it with "
             f"the same arguments, or choose another --name"
@@ -284,11 +415,24 @@ def _resume(folder: Path, cfg: TrainConfig, state: _State, model, optimizer,
     return True
 
 
+def _budget_json(state: _State, device: torch.device) -> dict[str, Any]:
+    """The ``budget`` block of a config.json: what the weights cost to train."""
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "device": device.type,
+        "device_name": device_name,
+        "torch_threads": torch.get_num_threads(),
+        "wall_s": round(state.wall_s, 2),  # seconds in training steps (device time)
+        "steps": state.steps,
+        "images_seen": state.images_seen,
+    }
+
+
 def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages],
                  device: torch.device, measured: dict[str, float], best: dict[str, Any],
                  command: str | None) -> dict[str, Any]:
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {
+    milestones = [h["milestone"] for h in state.history if h.get("milestone")]
+    config = {
         "name": cfg.model_name,
         "objective": cfg.objective,
         "lmbda": cfg.lmbda,
@@ -300,8 +444,10 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
             "images": {"train": len(splits["train"]), "val": len(splits["val"])},
             "epochs": cfg.epochs,
             "epochs_run": state.epoch,
-            "best_epoch": state.best_epoch,
-            "stopped_early": state.epoch < cfg.epochs,
+            "best_epoch": state.best_epoch if cfg.budget_rule() is None else state.epoch,
+            "stopped_early": cfg.epochs is not None and state.epoch < cfg.epochs,
+            "budget": cfg.budget,
+            "max_steps": cfg.steps,
             "batch_size": cfg.batch_size,
             "lr": cfg.lr,
             "crop": cfg.crop,
@@ -310,14 +456,7 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
             "seed": cfg.seed,
             "limit": cfg.limit,
         },
-        "budget": {
-            "device": device.type,
-            "device_name": device_name,
-            "torch_threads": torch.get_num_threads(),
-            "wall_s": round(state.wall_s, 2),
-            "steps": state.steps,
-            "images_seen": state.images_seen,
-        },
+        "budget": _budget_json(state, device),
         "validation": {
             "bpp": measured["bpp"],  # from real bitstreams (header included)
             "psnr": measured["psnr"],
@@ -326,3 +465,9 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
         },
         "history": state.history,
     }
+    if milestones:
+        config["milestones"] = milestones
+    parent = parent_record(cfg)
+    if parent is not None:
+        config["parent"] = parent
+    return config

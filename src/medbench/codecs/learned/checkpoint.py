@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+#: Sub-folder of a model holding its milestone checkpoints (``milestones/<budget>/``).
+MILESTONES = "milestones"
 FORMAT = "medbench-learned/1"
 #: Bounds on a config's sizes, checked before any tensor is made: a hostile
 #: ``components: 1e8`` must not allocate gigabytes. They are far above any real model.
@@ -263,3 +265,41 @@ def find_checkpoints(root: Path, arch: str,
             continue
         found.append(ckpt)
     return found
+
+
+def find_milestones(models: list[Checkpoint],
+                    skipped: dict[str, str] | None = None) -> dict[str, Checkpoint]:
+    """Setting ``<model>@<budget>`` → milestone checkpoint, for every model in ``models``.
+
+    Milestones are finished models of their own in ``<model>/milestones/<budget>/`` (see
+    ``medbench train --budget``); they are ordered by budget (device seconds, then
+    steps), then by their model's position in ``models``. Broken ones are skipped as in
+    :func:`find_checkpoints`.
+    """
+    skipped = {} if skipped is None else skipped
+    found = []
+    for rank, model in enumerate(models):
+        base = model.folder / MILESTONES
+        if not base.is_dir():
+            continue
+        for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+            if not (folder / CONFIG).is_file():
+                continue
+            try:
+                ckpt = read_checkpoint(folder)
+            except CheckpointError as exc:
+                log.warning("skipping milestone folder: %s", exc)
+                skipped[str(folder)] = str(exc)
+                continue
+            if ckpt.arch != model.arch:
+                skipped[str(folder)] = f"{folder} holds a {ckpt.arch} model, not {model.arch}"
+                continue
+            budget = ckpt.config.get("budget")
+            budget = budget if isinstance(budget, dict) else {}
+            key = (_number(budget.get("wall_s")), _number(budget.get("steps")), rank)
+            found.append((key, f"{model.name}@{folder.name}", ckpt))
+    return {name: ckpt for _, name, ckpt in sorted(found, key=lambda f: f[0])}
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else float("inf")

@@ -25,6 +25,7 @@ from medbench.codecs.learned.checkpoint import (
     CheckpointError,
     CompressionModel,
     find_checkpoints,
+    find_milestones,
 )
 from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
 from medbench.errors import MedbenchError, UnsupportedInput
@@ -72,6 +73,8 @@ class LearnedCodec(Codec):
                     found[ckpt.name] = ckpt
             order = sorted(found.values(), key=lambda c: (_val_bpp(c), c.name))
             self._checkpoints = {c.name: c for c in order}
+            if self.context.milestones:  # after the finished models, smallest budget first
+                self._checkpoints.update(find_milestones(order, self.skipped))
         return self._checkpoints
 
     def forget_models(self) -> None:
@@ -129,6 +132,10 @@ class LearnedCodec(Codec):
         self.model(setting)
         cfg = ckpt.config
         train = cfg.get("train", {})
+        dataset = train.get("dataset")
+        parent = cfg.get("parent")
+        if isinstance(parent, dict) and parent.get("dataset"):  # fine-tuned (train --init)
+            dataset = f"{dataset} (from {parent['dataset']})"
         info = {
             "model_id": ckpt.model_id,
             "arch": cfg["arch"],
@@ -142,7 +149,10 @@ class LearnedCodec(Codec):
             "validation": cfg.get("validation"),
             "folder": str(ckpt.folder),
         }
-        return {"train_dataset": train.get("dataset"),
+        for key in ("milestone", "parent"):  # budget curve and transfer learning
+            if cfg.get(key) is not None:
+                info[key] = cfg[key]
+        return {"train_dataset": dataset,
                 "model_info": json.dumps(info, sort_keys=True)}
 
     # -- coding ----------------------------------------------------------------------
