@@ -45,11 +45,11 @@ from medbench.codecs.learned.checkpoint import (
     CONFIG,
     Checkpoint,
     CompressionModel,
+    new_model,
     read_checkpoint,
     save_checkpoint,
 )
 from medbench.codecs.learned.coding import resolve_device
-from medbench.codecs.learned.entropy import build_tables
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 from medbench.training.config import TrainConfig
@@ -135,7 +135,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
         torch.manual_seed(cfg.seed)
-        model = CompressionModel(cfg.arch, cfg.latent, cfg.width).to(device)
+        model = new_model(cfg.arch, cfg.latent, cfg.width).to(device)
     optimizer = torch.optim.Adam([
         {"params": model.net.parameters(), "lr": cfg.lr},
         # The density tracks the latents' scale, which moves fast early on.
@@ -150,8 +150,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     else:
         folder.mkdir(parents=True, exist_ok=True)
         first = next(train_data.batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
-        with torch.no_grad():
-            model.density.init_from(model.net.encode(first))
+        model.init_density(first)
 
     lmbda = float(cfg.lmbda or 0.0)
     while state.epoch < cfg.epochs and state.stale < cfg.patience:
@@ -182,7 +181,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
 
     best = load_file(str(folder / BEST))
     model.load_state_dict(best)
-    model.tables = build_tables(model.density)
+    model.freeze_tables()
     model.eval()
     measured = measure_split(model, splits["val"], device)
     best_record = state.history[state.best_epoch - 1]
@@ -199,14 +198,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
 def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: bool,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(optimised loss, distortion, estimated bpp) of one batch."""
-    y = model.net.encode(x)
-    noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
-    y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding for the decoder
-    x_hat = model.net.decode(y_hat)
+    # mse objective: the rate term reaches only the entropy model (latents detached).
+    x_hat, bits = model.forward_rd(x, generator, rate_grad=rd)
     distortion = F.mse_loss(x_hat, x)
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
-    # mse objective: the rate term reaches only the density (latents detached).
-    bpp = model.density.bits(y + noise if rd else (y + noise).detach()).sum() / pixels
+    bpp = bits.sum() / pixels
     loss = distortion + lmbda * bpp if rd else distortion + bpp
     return loss, distortion, bpp
 
