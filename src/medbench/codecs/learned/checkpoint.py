@@ -17,16 +17,17 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from medbench.codecs.learned.entropy import (
-    CodingTables,
-    FactorizedDensity,
-    TableError,
-    build_tables,
+from medbench.codecs.learned.compression import (
+    CheckpointError,
+    CompressionModel,
+    new_model,
 )
-from medbench.codecs.learned.models import ARCHITECTURES, Autoencoder, build_model
-from medbench.errors import MedbenchError
+from medbench.codecs.learned.entropy import TableError
+from medbench.codecs.learned.models import ARCHITECTURES
+
+__all__ = ["Checkpoint", "CheckpointError", "CompressionModel", "new_model", "file_id",
+           "save_checkpoint", "read_checkpoint", "find_checkpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -36,109 +37,6 @@ FORMAT = "medbench-learned/1"
 #: Bounds on a config's sizes, checked before any tensor is made: a hostile
 #: ``components: 1e8`` must not allocate gigabytes. They are far above any real model.
 SIZE_LIMITS = {"latent": 4096, "width": 4096, "components": 256}
-
-
-class CheckpointError(MedbenchError):
-    """A model folder that cannot be used (missing file, wrong format, bad tensors)."""
-
-
-class CompressionModel(nn.Module):
-    """An autoencoder, the density of its latents, and (once frozen) the coding tables.
-
-    The training loop and the validation use only the methods below (:meth:`init_density`,
-    :meth:`forward_rd`, :meth:`estimate`, :meth:`freeze_tables`), so a model with another
-    entropy model (:class:`~medbench.codecs.learned.hyperprior.HyperpriorModel`) trains
-    with the same loop.
-    """
-
-    #: Tensor-name prefixes of the coding tables in the weights file.
-    table_prefixes: tuple[str, ...] = ("tables.",)
-
-    def __init__(self, arch: str, latent: int | None = None, width: int | None = None,
-                 components: int = 3):
-        super().__init__()
-        self.net: Autoencoder = build_model(arch, latent, width)
-        self.density = FactorizedDensity(self.net.density_channels, components)
-        self.tables: CodingTables | None = None
-
-    @property
-    def stride(self) -> int:
-        """The multiple images are padded to before the analysis transform."""
-        return self.net.pad_multiple
-
-    def config(self) -> dict[str, Any]:
-        return {**self.net.config(), "components": self.density.components}
-
-    # -- training ----------------------------------------------------------------------
-    @torch.no_grad()
-    def init_density(self, x: torch.Tensor) -> None:
-        """Centre the density on the latents of a first batch ``x`` (data-dependent init)."""
-        self.density.init_from(self.net.encode(x))
-
-    def forward_rd(self, x: torch.Tensor, generator: torch.Generator,
-                   rate_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: the reconstruction and the estimated bits of each image.
-
-        The decoder sees the rounded latents through a straight-through gradient; the
-        rate is that of the latents plus uniform noise, detached from the transforms
-        unless ``rate_grad`` (so it trains only the density).
-        """
-        y = self.net.encode(x)
-        noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
-        x_hat = self.net.decode(y + (torch.round(y) - y).detach())
-        noisy = y + noise
-        return x_hat, self.density.bits(noisy if rate_grad else noisy.detach())
-
-    @torch.no_grad()
-    def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reconstruction (unclipped) from rounded latents, and their estimated bits."""
-        y = torch.round(self.net.encode(x))
-        return self.net.decode(y), self.density.bits(y)
-
-    def freeze_tables(self) -> None:
-        """Freeze the density into the integer coding tables (the model is then finished)."""
-        self.tables = build_tables(self.density)
-
-    # -- weights -----------------------------------------------------------------------
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Every tensor of the checkpoint, on the CPU, contiguous."""
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        if self.tables is not None:
-            tensors.update(self.tables.as_tensors())
-        return tensors
-
-    def check_table_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Raise :class:`TableError` unless ``tensors`` hold usable coding tables."""
-        CodingTables.from_tensors(tensors, self.density.channels)
-
-    def load_tables(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Set the coding tables from checked ``tensors`` (raises :class:`TableError`)."""
-        self.tables = CodingTables.from_tensors(tensors, self.density.channels)
-
-    def load_weights(self, tensors: dict[str, torch.Tensor], source: str) -> None:
-        own = {k: v for k, v in tensors.items() if not k.startswith(self.table_prefixes)}
-        try:
-            self.load_state_dict(own, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{source} does not match a {self.net.arch} model with latent "
-                f"{self.net.latent} and width {self.net.width} ({exc}); re-train it"
-            ) from None
-        if "tables.freqs" in tensors:
-            try:
-                self.load_tables(tensors)
-            except TableError as exc:
-                raise CheckpointError(f"{source}: {exc}; re-train this model") from None
-
-
-def new_model(arch: str, latent: int | None = None, width: int | None = None,
-              components: int = 3) -> CompressionModel:
-    """A freshly initialised compression model of architecture ``arch``."""
-    if arch == "hyperprior":
-        from medbench.codecs.learned.hyperprior import HyperpriorModel
-
-        return HyperpriorModel(arch, latent, width, components)
-    return CompressionModel(arch, latent, width, components)
 
 
 @dataclass
