@@ -324,7 +324,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 
 # -- train -------------------------------------------------------------------------------
 @main.command("train")
-@click.option("--model", "arch", required=True, type=click.Choice(["ae", "cnn", "dcae"]),
+@click.option("--model", "arch", required=True,
+              type=click.Choice(["ae", "cnn", "dcae", "hyperprior"]),
               help="Which learned codec to train a model (one setting) for.")
 @click.option("--dataset", required=True,
               help="Dataset to train on: its train split, with early stopping on its val "

@@ -37,7 +37,7 @@ class TrainConfig:
     Parameters
     ----------
     arch : str
-        Architecture: ``ae``, ``cnn`` or ``dcae``.
+        Architecture: ``ae``, ``cnn``, ``dcae`` or ``hyperprior``.
     dataset : str
         Dataset spec as on the command line (``jsrt``, ``folder:PATH``...); the model
         trains on its train split and stops early on its val split.

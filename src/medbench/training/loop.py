@@ -46,11 +46,11 @@ from medbench.codecs.learned.checkpoint import (
     MILESTONES,
     Checkpoint,
     CompressionModel,
+    new_model,
     read_checkpoint,
     save_checkpoint,
 )
 from medbench.codecs.learned.coding import resolve_device
-from medbench.codecs.learned.entropy import build_tables
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 from medbench.training.budget import Budget, crop_at, lr_factor
@@ -140,7 +140,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
         torch.manual_seed(cfg.seed)
-        model = CompressionModel(cfg.arch, cfg.latent, cfg.width).to(device)
+        model = new_model(cfg.arch, cfg.latent, cfg.width).to(device)
     if cfg.init is not None:
         load_parent_weights(model, cfg)
     optimizer = torch.optim.Adam([
@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         if cfg.init is None:  # a parent's density already fits its latents
             first = next(full.batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
             with torch.no_grad():
-                model.density.init_from(model.net.encode(first))
+                model.init_density(first)
 
     lmbda = float(cfg.lmbda or 0.0)
     run = _Run(cfg, model, optimizer, state, lmbda, device, budget, folder, splits, echo)
@@ -203,7 +203,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         best_record = state.history[state.best_epoch - 1]
     else:
         best_record = run.final_record()
-    model.tables = build_tables(model.density)
+    model.freeze_tables()
     model.eval()
     measured = measure_split(model, splits["val"], device)
     config = _config_json(cfg, state, splits, device, measured, best_record, command)
@@ -223,20 +223,14 @@ def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: boo
                  amp: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(optimised loss, distortion, estimated bpp) of one batch.
 
-    ``amp``: the autoencoder runs under bf16 autocast (CUDA only); the rate is always
-    computed in float32, where the density's tails need the precision.
+    ``amp``: the transforms run under bf16 autocast (CUDA only); the rate is always
+    computed in float32, where the densities' tails need the precision.
     """
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-        y = model.net.encode(x)
-    y = y.float()
-    noise = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype) - 0.5
-    y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding for the decoder
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-        x_hat = model.net.decode(y_hat)
+    # mse objective: the rate term reaches only the entropy model (latents detached).
+    x_hat, bits = model.forward_rd(x, generator, rate_grad=rd, amp=amp)
     distortion = F.mse_loss(x_hat.float(), x)
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
-    # mse objective: the rate term reaches only the density (latents detached).
-    bpp = model.density.bits(y + noise if rd else (y + noise).detach()).sum() / pixels
+    bpp = bits.sum() / pixels
     loss = distortion + lmbda * bpp if rd else distortion + bpp
     return loss, distortion, bpp
 
@@ -327,7 +321,7 @@ class _Run:
         record = {"epoch": state.epoch, "steps": state.steps, "milestone": label,
                   "train_loss": train_loss, **val}
         state.history.append(record)
-        model.tables = build_tables(model.density)
+        model.freeze_tables()
         try:
             config = {
                 "name": f"{cfg.model_name}@{label}",

@@ -30,6 +30,7 @@ LADDERS: dict[str, list[dict[str, Any]]] = {
     "ae": [{"objective": "mse", "latent": n} for n in (8, 16, 32)],
     "cnn": [{"objective": "rd", "lmbda": lam} for lam in (1e-2, 1e-3, 1e-4)],
     "dcae": [{"objective": "rd", "lmbda": lam} for lam in (1e-2, 1e-3, 1e-4, 1e-5)],
+    "hyperprior": [{"objective": "rd", "lmbda": lam} for lam in (1e-2, 3e-3, 1e-3, 3e-4)],
 }
 
 

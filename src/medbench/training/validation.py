@@ -49,14 +49,14 @@ def evaluate(model: CompressionModel, split: SplitImages, device: torch.device,
         for start in range(0, len(images), chunk):
             stack = np.stack([im.pixels for im in images[start : start + chunk]])
             x = torch.from_numpy(stack.astype(np.float32) / peak).to(device).unsqueeze(1)
-            y = torch.round(model.net.encode(pad_to_stride(x, model.stride)[0]))
-            levels = torch.round(model.net.decode(y)[..., :h, :w].clamp(0, 1) * peak)
+            decoded, bits = model.estimate(pad_to_stride(x, model.stride)[0])
+            levels = torch.round(decoded[..., :h, :w].clamp(0, 1) * peak)
             x_hat = levels / peak  # as decoded at the image's bit depth
             err = ((x_hat - x) ** 2).flatten(1).mean(dim=1).double().cpu().numpy()
             mses.extend(err.tolist())
             decoded = levels[:, 0].cpu().numpy()
             psnrs.extend(psnr(ref, dec, data_range=peak) for ref, dec in zip(stack, decoded))
-            bpps.extend((model.density.bits(y).cpu().numpy() / (h * w)).tolist())
+            bpps.extend((bits.cpu().numpy() / (h * w)).tolist())
     model.train()
     mse, est_bpp = float(np.mean(mses)), float(np.mean(bpps))
     loss = mse + lmbda * est_bpp if lmbda else mse

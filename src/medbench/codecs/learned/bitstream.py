@@ -15,7 +15,8 @@ Layout (big-endian header, then the coder's little-endian 32-bit words)::
 
 The latent grid is ``((height + pad_h) / stride, (width + pad_w) / stride)``; the stride
 and the probability tables come from the checkpoint named by the model id. Every byte,
-header included, counts towards the rate.
+header included, counts towards the rate. The ``hyperprior`` codec uses the same header
+with magic ``b"MBHP"`` and its own payload (see :mod:`.hyperprior`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from medbench.errors import MedbenchError
 MAGIC = b"MBLC"
 VERSION = 1
 _HEADER = struct.Struct(">4sB8sBHHBB")
+_KINDS = {MAGIC: "learned-codec", b"MBHP": "hyperprior"}
 HEADER_SIZE = _HEADER.size
 MAX_SIDE = 0xFFFF
 
@@ -61,24 +63,26 @@ class Header:
         return h // stride, w // stride
 
 
-def pack(header: Header, payload: bytes) -> bytes:
+def pack(header: Header, payload: bytes, magic: bytes = MAGIC) -> bytes:
     if len(header.model_id) != 8:
         raise ValueError(f"model id must be 8 bytes, got {len(header.model_id)}")
     if not (1 <= header.height <= MAX_SIDE and 1 <= header.width <= MAX_SIDE):
         raise ValueError(f"image size {header.height}x{header.width} exceeds {MAX_SIDE}")
-    return _HEADER.pack(MAGIC, VERSION, header.model_id, header.bit_depth, header.height,
+    return _HEADER.pack(magic, VERSION, header.model_id, header.bit_depth, header.height,
                         header.width, header.pad_h, header.pad_w) + payload
 
 
-def unpack(data: bytes) -> tuple[Header, bytes]:
-    """Header and latent payload of a stream; :class:`BitstreamError` if it is not one."""
+def unpack(data: bytes, magic: bytes = MAGIC) -> tuple[Header, bytes]:
+    """Header and latent payload of a stream; :class:`BitstreamError` if it is not one
+    (or has another ``magic``: a stream of the other kind of learned codec)."""
     if len(data) < HEADER_SIZE:
         raise BitstreamError(
             f"a learned-codec stream has at least {HEADER_SIZE} bytes, got {len(data)}"
         )
-    magic, version, model_id, bits, h, w, pad_h, pad_w = _HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise BitstreamError(f"not a medbench learned-codec stream (magic {magic!r})")
+    found, version, model_id, bits, h, w, pad_h, pad_w = _HEADER.unpack_from(data)
+    if found != magic:
+        raise BitstreamError(f"not a medbench {_KINDS.get(magic, 'learned-codec')} stream "
+                             f"(magic {found!r}, expected {magic!r})")
     if version != VERSION:
         raise BitstreamError(
             f"stream format version {version} is not supported (this medbench reads "

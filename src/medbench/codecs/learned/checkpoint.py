@@ -17,11 +17,17 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from medbench.codecs.learned.entropy import CodingTables, FactorizedDensity, TableError
-from medbench.codecs.learned.models import ARCHITECTURES, Autoencoder, build_model
-from medbench.errors import MedbenchError
+from medbench.codecs.learned.compression import (
+    CheckpointError,
+    CompressionModel,
+    new_model,
+)
+from medbench.codecs.learned.entropy import TableError
+from medbench.codecs.learned.models import ARCHITECTURES
+
+__all__ = ["Checkpoint", "CheckpointError", "CompressionModel", "new_model", "file_id",
+           "save_checkpoint", "read_checkpoint", "find_checkpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -33,50 +39,6 @@ FORMAT = "medbench-learned/1"
 #: Bounds on a config's sizes, checked before any tensor is made: a hostile
 #: ``components: 1e8`` must not allocate gigabytes. They are far above any real model.
 SIZE_LIMITS = {"latent": 4096, "width": 4096, "components": 256}
-
-
-class CheckpointError(MedbenchError):
-    """A model folder that cannot be used (missing file, wrong format, bad tensors)."""
-
-
-class CompressionModel(nn.Module):
-    """An autoencoder, the density of its latents, and (once frozen) the coding tables."""
-
-    def __init__(self, arch: str, latent: int | None = None, width: int | None = None,
-                 components: int = 3):
-        super().__init__()
-        self.net: Autoencoder = build_model(arch, latent, width)
-        self.density = FactorizedDensity(self.net.latent, components)
-        self.tables: CodingTables | None = None
-
-    @property
-    def stride(self) -> int:
-        return self.net.stride
-
-    def config(self) -> dict[str, Any]:
-        return {**self.net.config(), "components": self.density.components}
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Every tensor of the checkpoint, on the CPU, contiguous."""
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        if self.tables is not None:
-            tensors.update(self.tables.as_tensors())
-        return tensors
-
-    def load_weights(self, tensors: dict[str, torch.Tensor], source: str) -> None:
-        own = {k: v for k, v in tensors.items() if not k.startswith("tables.")}
-        try:
-            self.load_state_dict(own, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{source} does not match a {self.net.arch} model with latent "
-                f"{self.net.latent} and width {self.net.width} ({exc}); re-train it"
-            ) from None
-        if "tables.freqs" in tensors:
-            try:
-                self.tables = CodingTables.from_tensors(tensors, self.net.latent)
-            except TableError as exc:
-                raise CheckpointError(f"{source}: {exc}; re-train this model") from None
 
 
 @dataclass
@@ -103,7 +65,7 @@ class Checkpoint:
     def load(self, device: str | torch.device = "cpu") -> CompressionModel:
         """The model with its weights and tables, in eval mode on ``device``."""
         sizes = _sizes(self.config, self.folder / CONFIG)
-        model = CompressionModel(self.arch, *sizes)
+        model = new_model(self.arch, *sizes)
         model.load_weights(_load_tensors(self.weights_path), str(self.weights_path))
         if model.tables is None:
             raise CheckpointError(
@@ -218,9 +180,10 @@ def _check_shapes(arch: str, sizes: tuple[int, int, int], tensors: dict[str, tor
                   path: Path) -> None:
     """Raise unless ``tensors`` hold exactly the model ``arch``/``sizes`` and its tables."""
     with torch.device("meta"):  # shapes only: no memory is allocated
-        expected = {k: tuple(v.shape)
-                    for k, v in CompressionModel(arch, *sizes).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in tensors.items() if not k.startswith("tables.")}
+        model = new_model(arch, *sizes)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()
+             if not k.startswith(model.table_prefixes)}
     if found != expected:
         wrong = sorted(k for k in expected.keys() | found.keys()
                        if expected.get(k) != found.get(k))
@@ -232,7 +195,7 @@ def _check_shapes(arch: str, sizes: tuple[int, int, int], tensors: dict[str, tor
     if "tables.freqs" not in tensors:
         raise CheckpointError(f"{path} has no coding tables; it is not a finished model")
     try:
-        CodingTables.from_tensors(tensors, sizes[0])
+        model.check_table_tensors(tensors)
     except TableError as exc:
         raise CheckpointError(f"{path}: {exc}; re-train this model") from None
 

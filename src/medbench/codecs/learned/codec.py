@@ -1,4 +1,4 @@
-"""The ``ae``, ``cnn`` and ``dcae`` codecs: each trained model is one setting.
+"""The ``ae``, ``cnn``, ``dcae`` and ``hyperprior`` codecs: each trained model is one setting.
 
 Models are found in two places, in this order: ``<--models>/<arch>/<name>/`` (what
 ``medbench train`` writes) and the small models shipped in
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medbench.codecs.base import Codec
-from medbench.codecs.learned.bitstream import BitstreamError, unpack
+from medbench.codecs.learned.bitstream import MAGIC, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -47,6 +47,8 @@ class LearnedCodec(Codec):
 
     kind = "learned"
     arch = ""
+    #: First bytes of this codec's streams.
+    magic = MAGIC
     bit_depths = tuple(range(1, 17))
     rate_knob = ("trained model <train dataset>-<size>; ordered by validation bpp, "
                  "low to high rate")
@@ -181,7 +183,7 @@ class LearnedCodec(Codec):
         """Pixels of several streams (any mix of this codec's models)."""
         by_setting: dict[str, list[int]] = {}
         for i, data in enumerate(streams):
-            header, _ = unpack(bytes(data))
+            header, _ = unpack(bytes(data), magic=self.magic)
             by_setting.setdefault(self._setting_of(header.model_hex), []).append(i)
         out: list[np.ndarray | None] = [None] * len(streams)
         for setting, idx in by_setting.items():
@@ -239,3 +241,11 @@ class DcaeCodec(LearnedCodec):
 
     name = "dcae"
     arch = "dcae"
+
+
+class HyperpriorCodec(LearnedCodec):
+    """The mean-scale hyperprior (Minnen, Ballé, Toderici 2018): the learned reference."""
+
+    name = "hyperprior"
+    arch = "hyperprior"
+    magic = b"MBHP"

@@ -67,9 +67,18 @@ def image_latents(model: CompressionModel, images: Sequence[Image],
     return out  # type: ignore[return-value]
 
 
+def _hyperprior(model: CompressionModel):
+    """The hyperprior coding module when ``model`` is one, else None."""
+    from medbench.codecs.learned import hyperprior
+
+    return hyperprior if isinstance(model, hyperprior.HyperpriorModel) else None
+
+
 def encode_images(model: CompressionModel, model_id: str, images: Sequence[Image],
                   device: torch.device) -> list[bytes]:
     """The complete bitstream of each image."""
+    if (hyper := _hyperprior(model)) is not None:
+        return hyper.encode_images(model, model_id, images, device)
     if model.tables is None:
         raise ValueError("the model has no coding tables; load a finished checkpoint")
     streams = []
@@ -102,6 +111,8 @@ def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.nda
 def decode_streams(model: CompressionModel, streams: Sequence[bytes],
                    device: torch.device) -> list[np.ndarray]:
     """Pixels of each stream (uint8 up to 8 bits, else uint16); same shapes batched."""
+    if (hyper := _hyperprior(model)) is not None:
+        return hyper.decode_streams(model, streams, device)
     decoded = [stream_latents(model, data) for data in streams]
     out: list[np.ndarray | None] = [None] * len(streams)
     key = lambda item: (item[0].height, item[0].width, item[0].bit_depth)  # noqa: E731

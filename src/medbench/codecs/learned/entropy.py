@@ -117,24 +117,25 @@ class CodingTables:
     lengths: np.ndarray  # (C,) int32: explicit symbols (escape not counted)
     freqs: np.ndarray  # (C, max_len + 1) int32, zero padded
 
-    def as_tensors(self) -> dict[str, torch.Tensor]:
+    def as_tensors(self, prefix: str = "tables") -> dict[str, torch.Tensor]:
         return {
-            "tables.offsets": torch.from_numpy(self.offsets.astype(np.int32)),
-            "tables.lengths": torch.from_numpy(self.lengths.astype(np.int32)),
-            "tables.freqs": torch.from_numpy(self.freqs.astype(np.int32)),
+            f"{prefix}.offsets": torch.from_numpy(self.offsets.astype(np.int32)),
+            f"{prefix}.lengths": torch.from_numpy(self.lengths.astype(np.int32)),
+            f"{prefix}.freqs": torch.from_numpy(self.freqs.astype(np.int32)),
         }
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor],
-                     channels: int | None = None) -> CodingTables:
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], channels: int | None = None,
+                     prefix: str = "tables") -> CodingTables:
         """Tables from a checkpoint's tensors, checked (raises :class:`TableError`).
 
         ``channels``, when given, is the model's latent channels: every channel needs
-        its table, or decoding would index past the end.
+        its table, or decoding would index past the end. ``prefix`` names the tensors
+        (``<prefix>.offsets`` ...).
         """
         try:
             offsets, lengths, freqs = (
-                tensors[f"tables.{k}"].numpy().astype(np.int64)
+                tensors[f"{prefix}.{k}"].numpy().astype(np.int64)
                 for k in ("offsets", "lengths", "freqs")
             )
         except KeyError as exc:
@@ -236,12 +237,15 @@ def _constriction():
     return constriction
 
 
-def _models(tables: CodingTables) -> list:
+def channel_model(tables: CodingTables, c: int):
+    """The constriction model of channel ``c``'s integer table."""
     cs = _constriction()
-    return [
-        cs.stream.model.Categorical(tables.channel_freqs(c).astype(np.float64), perfect=False)
-        for c in range(tables.channels)
-    ]
+    return cs.stream.model.Categorical(tables.channel_freqs(c).astype(np.float64),
+                                       perfect=False)
+
+
+def _models(tables: CodingTables) -> list:
+    return [channel_model(tables, c) for c in range(tables.channels)]
 
 
 def encode_latents(latents: np.ndarray, tables: CodingTables) -> bytes:

@@ -19,11 +19,21 @@ of ``stride`` and crop back (:func:`pad_to_stride`), so every model accepts any 
     A deep convolutional autoencoder with PReLU activations after Cheng et al. (2018):
     three 5×5 stride-2 convolutions with residual blocks at 1/4 resolution, mirrored by
     transposed convolutions (stride 8). Fully convolutional.
+``hyperprior``
+    The mean-scale hyperprior of Minnen, Ballé and Toderici (2018) without its
+    autoregressive context: four 5×5 stride-2 convolutions with GDN (``width``
+    channels, ``latent`` at 1/16), and a hyper-analysis/synthesis pair at a further 1/4
+    whose output is a mean and a scale per latent (see :mod:`.hyperprior` for its
+    coding). Images are padded to a multiple of 64.
 
 References
 ----------
 Z. Cheng, H. Sun, M. Takeuchi, J. Katto, "Deep convolutional autoencoder-based lossy
 image compression", Picture Coding Symposium, 2018, doi:10.1109/PCS.2018.8456308.
+D. Minnen, J. Ballé, G. Toderici, "Joint autoregressive and hierarchical priors for
+learned image compression", NeurIPS 2018, arXiv:1809.02736.
+J. Ballé, V. Laparra, E. P. Simoncelli, "Density modeling of images using a generalized
+normalization transformation", ICLR 2016, arXiv:1511.06281 (GDN).
 """
 
 from __future__ import annotations
@@ -34,12 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHITECTURES = ("ae", "cnn", "dcae")
+ARCHITECTURES = ("ae", "cnn", "dcae", "hyperprior")
 
-#: Default width (hidden units for ``ae``, feature channels for ``cnn``/``dcae``).
-DEFAULT_WIDTH = {"ae": 128, "cnn": 32, "dcae": 32}
+#: Default width (hidden units for ``ae``, feature channels for ``cnn``/``dcae``, and
+#: transform and hyper-latent channels for ``hyperprior``).
+DEFAULT_WIDTH = {"ae": 128, "cnn": 32, "dcae": 32, "hyperprior": 64}
 #: Default latent channels (latents per 16×16 block for ``ae``).
-DEFAULT_LATENT = {"ae": 16, "cnn": 4, "dcae": 16}
+DEFAULT_LATENT = {"ae": 16, "cnn": 4, "dcae": 16, "hyperprior": 96}
 
 
 class Autoencoder(nn.Module):
@@ -47,6 +58,9 @@ class Autoencoder(nn.Module):
 
     arch: str = ""
     stride: int = 1
+    #: Images are padded to a multiple of this (the stride, unless a hyper-latent
+    #: grid is coarser).
+    pad_multiple: int = 1
 
     def __init__(self, latent: int, width: int):
         super().__init__()
@@ -54,6 +68,11 @@ class Autoencoder(nn.Module):
             raise ValueError(f"latent and width must be positive, got {latent}, {width}")
         self.latent = latent
         self.width = width
+
+    @property
+    def density_channels(self) -> int:
+        """Channels of what the factorized density codes (the latents here)."""
+        return self.latent
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latents of images in ``[0, 1]`` (centred on mid-grey before the first layer)."""
@@ -78,7 +97,7 @@ class BlockAE(Autoencoder):
     """Fully connected autoencoder on non-overlapping 16×16 blocks."""
 
     arch = "ae"
-    stride = 16
+    stride = pad_multiple = 16
 
     def __init__(self, latent: int, width: int):
         super().__init__(latent, width)
@@ -118,7 +137,7 @@ class ShallowCNN(Autoencoder):
     """Two strided convolutions down, two transposed convolutions up (ReLU)."""
 
     arch = "cnn"
-    stride = 4
+    stride = pad_multiple = 4
 
     def __init__(self, latent: int, width: int):
         super().__init__(latent, width)
@@ -148,7 +167,7 @@ class DeepCAE(Autoencoder):
     """Deep convolutional autoencoder with PReLU and residual blocks (stride 8)."""
 
     arch = "dcae"
-    stride = 8
+    stride = pad_multiple = 8
     blocks = 2
 
     def __init__(self, latent: int, width: int):
@@ -174,11 +193,85 @@ class DeepCAE(Autoencoder):
         return self.dec(y)
 
 
-_CLASSES: dict[str, type[Autoencoder]] = {"ae": BlockAE, "cnn": ShallowCNN, "dcae": DeepCAE}
+class GDN(nn.Module):
+    """Generalized divisive normalization (or its inverse, for synthesis).
+
+    ``y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j**2)``; ``beta`` and ``gamma`` are
+    kept positive by taking absolute values (the simplified GDN of Johnston et al. 2019).
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = self.beta.abs() + 1e-6
+        gamma = self.gamma.abs()[:, :, None, None]
+        norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
+        return x * norm if self.inverse else x / norm
+
+
+class MeanScaleHyperprior(Autoencoder):
+    """Analysis/synthesis with GDN (stride 16) and a mean-scale hyper-prior (stride 4 more).
+
+    ``encode``/``decode`` are the main transforms; ``hyper_encode`` gives the hyper-latents
+    ``z`` of latents ``y`` and ``hyper_decode`` the raw ``(means, scale parameters)`` of
+    ``y`` from ``z`` (the codec turns them into coding tables, see :mod:`.hyperprior`).
+    """
+
+    arch = "hyperprior"
+    stride = 16
+    hyper_stride = 4
+    pad_multiple = 64
+
+    def __init__(self, latent: int, width: int):
+        super().__init__(latent, width)
+        n, m = width, latent
+        mid = max(1, m * 3 // 2)
+        self.enc = nn.Sequential(
+            _down(1, n), GDN(n), _down(n, n), GDN(n), _down(n, n), GDN(n), _down(n, m),
+        )
+        self.dec = nn.Sequential(
+            _up(m, n), GDN(n, inverse=True), _up(n, n), GDN(n, inverse=True),
+            _up(n, n), GDN(n, inverse=True), _up(n, 1),
+        )
+        self.hyper_enc = nn.Sequential(
+            nn.Conv2d(m, n, 3, padding=1), nn.LeakyReLU(),
+            _down(n, n), nn.LeakyReLU(), _down(n, n),
+        )
+        self.hyper_dec = nn.Sequential(
+            _up(n, m), nn.LeakyReLU(), _up(m, mid), nn.LeakyReLU(),
+            nn.Conv2d(mid, 2 * m, 3, padding=1),
+        )
+
+    @property
+    def density_channels(self) -> int:
+        """The factorized density codes the hyper-latents (``width`` channels)."""
+        return self.width
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x)
+
+    def _decode(self, y: torch.Tensor) -> torch.Tensor:
+        return self.dec(y)
+
+    def hyper_encode(self, y: torch.Tensor) -> torch.Tensor:
+        return self.hyper_enc(y)
+
+    def hyper_decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and raw scale parameters of the latents (``(B, latent, ...)`` each)."""
+        means, raw = self.hyper_dec(z).chunk(2, dim=1)
+        return means, raw
+
+
+_CLASSES: dict[str, type[Autoencoder]] = {"ae": BlockAE, "cnn": ShallowCNN, "dcae": DeepCAE,
+                                          "hyperprior": MeanScaleHyperprior}
 
 
 def build_model(arch: str, latent: int | None = None, width: int | None = None) -> Autoencoder:
-    """A freshly initialised model of architecture ``arch`` (``ae``, ``cnn`` or ``dcae``)."""
+    """A freshly initialised model of architecture ``arch`` (one of :data:`ARCHITECTURES`)."""
     if arch not in _CLASSES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     return _CLASSES[arch](
@@ -188,7 +281,8 @@ def build_model(arch: str, latent: int | None = None, width: int | None = None) 
 
 
 def stride_of(arch: str) -> int:
-    return _CLASSES[arch].stride
+    """The multiple images of ``arch`` are padded to."""
+    return _CLASSES[arch].pad_multiple
 
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
