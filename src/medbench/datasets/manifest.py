@@ -219,6 +219,45 @@ def sample_records(records: list[Record], limit: int, seed: int = 0) -> list[Rec
     return sorted(chosen, key=lambda r: r.image_id)
 
 
+def choose_with_manifest(dataset: Dataset, spec: str, splits: tuple[str, ...],
+                         limit: int | None, folder: Path | None,
+                         seed: int = 0) -> dict[str, list[Record]]:
+    """Records of each of ``splits`` as ``medbench run`` and ``medbench train`` choose them.
+
+    The dataset's split manifest in ``folder/manifests/`` (when the dataset keeps one and
+    ``folder`` is given) decides the splits; the chosen files are hashed and the manifest
+    saved, so a later run or training reuses the same split and notices changed files.
+
+    Parameters
+    ----------
+    dataset
+        The opened dataset.
+    spec
+        Its spec as typed (names the manifest file).
+    splits
+        The splits wanted (``train``, ``val``, ``test`` or ``all``).
+    limit, seed
+        At most ``limit`` records per split, a sample drawn with ``seed``
+        (:func:`choose_records`).
+    folder
+        Where ``manifests/`` lives: a run's ``--out``, a training's ``--models``.
+
+    Returns
+    -------
+    dict of str to list of Record
+        Per split, the records, with their file hash in ``meta`` where the dataset hashes.
+    """
+    manifest = None
+    if folder is not None and uses_manifest(dataset):
+        manifest = SplitManifest.in_folder(folder, spec, dataset.name)
+    chosen = {split: choose_records(dataset, split, limit, manifest, seed) for split in splits}
+    if manifest is not None:
+        chosen = {split: attach_hashes(dataset, records) for split, records in chosen.items()}
+        manifest.collect_hashes(dataset)
+        manifest.save()
+    return chosen
+
+
 def attach_hashes(dataset: Dataset, records: list[Record]) -> list[Record]:
     """Records with their file's hash in ``meta`` (``file_hash``, ``file_size``,
     ``file_mtime_ns``), so worker processes need not hash the file again."""

@@ -29,12 +29,7 @@ import numpy as np
 import torch
 
 from medbench.datasets import Dataset, Record, get_dataset
-from medbench.datasets.manifest import (
-    SplitManifest,
-    attach_hashes,
-    choose_records,
-    uses_manifest,
-)
+from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol
 from medbench.errors import DatasetError, MedbenchError
 from medbench.image import Image, peak_value
@@ -68,7 +63,7 @@ def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
     splits : tuple of str
         Splits wanted, e.g. ``("train", "val")``.
     limit : int, optional
-        At most this many records per split (the first by image id).
+        At most this many records per split (a seeded sample, as ``run --limit``).
     manifest_dir : Path, optional
         Folder whose ``manifests/`` holds the dataset's split manifest (read, updated and
         saved); None, or a dataset without a manifest: the group hash alone.
@@ -79,15 +74,7 @@ def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
         Per split, what :func:`~medbench.datasets.manifest.choose_records` gives a run of
         that split with the same limit and manifest.
     """
-    manifest = None
-    if manifest_dir is not None and uses_manifest(dataset):
-        manifest = SplitManifest.in_folder(manifest_dir, spec, dataset.name)
-    chosen = {split: choose_records(dataset, split, limit, manifest) for split in splits}
-    if manifest is not None:  # as a run does: hashes of the chosen files, then save
-        attach_hashes(dataset, [r for s in splits for r in chosen[s]])
-        manifest.collect_hashes(dataset)
-        manifest.save()
-    return chosen
+    return choose_with_manifest(dataset, spec, splits, limit, manifest_dir)
 
 
 def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
