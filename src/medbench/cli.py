@@ -64,7 +64,10 @@ class _Interrupts:
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+            # Interrupted: the process is about to exit. Ignore further signals, since a
+            # Python handler would be reset to the default while the interpreter shuts
+            # down, and a second Ctrl-C there would end it by SIGINT (with tracebacks).
+            signal.signal(sig, signal.SIG_IGN if self.signal is not None else handler)
 
     @property
     def exit_code(self) -> int:

@@ -316,7 +316,7 @@ def test_in_process_crash_becomes_an_error_row_on_resume(tmp_path, plugins):
     out = tmp_path / "out"
     args = ["--codecs", "crashing-jpeg", "--limit", "3", "--repeats", "0", "--workers", "1",
             "--out", str(out)]
-    env = {"CRASH_IMAGE": "rg1_r0c1"}
+    env = {"CRASH_IMAGE": "rg1_r0c3"}
     died = cli(*args, env=env)
     _, err = died.communicate(timeout=300)
     assert died.returncode == 3, err
@@ -330,19 +330,19 @@ def test_in_process_crash_becomes_an_error_row_on_resume(tmp_path, plugins):
     assert_one_row_per_key(rows)
     assert len(rows) == 3 * 2
     bad = rows[rows["status"] == "error"]
-    assert list(zip(bad["image_id"], bad["setting"])) == [("rg1_r0c1", "q=50")]
+    assert list(zip(bad["image_id"], bad["setting"])) == [("rg1_r0c3", "q=50")]
     assert bad["error"].iloc[0].startswith("the process died while coding this cell")
     assert run_statuses(out) == ["finished"]
 
 
 def test_a_pool_charges_only_the_crashing_cell(tmp_path, plugins, monkeypatch):
-    monkeypatch.setenv("CRASH_IMAGE", "rg1_r0c1")
+    monkeypatch.setenv("CRASH_IMAGE", "rg1_r0c3")
     config = RunConfig(codecs=["crashing-jpeg"], limit=3, repeats=0, workers=2)
     rows = run(config, tmp_path / "out").rows
     assert_one_row_per_key(rows)
     assert len(rows) == 3 * 2
     bad = rows[rows["status"] == "error"]
-    assert list(zip(bad["image_id"], bad["setting"])) == [("rg1_r0c1", "q=50")]
+    assert list(zip(bad["image_id"], bad["setting"])) == [("rg1_r0c3", "q=50")]
     assert "worker process died" in bad["error"].iloc[0]
 
 
@@ -394,9 +394,15 @@ def test_a_signal_ends_the_run_cleanly(tmp_path, plugins, sig, workers):
     marker = f"MEDBENCH_TEST_MARKER={uuid.uuid4().hex}"
     name, value = marker.split("=")
     process = cli("--codecs", "slow-jpeg", "--limit", "8", "--repeats", "0", "--workers",
-                  str(workers), "--out", str(out), env={name: value, "SLOW_JPEG_SECONDS": "1"})
+                  str(workers), "--out", str(out), env={name: value, "SLOW_JPEG_SECONDS": "1"},
+                  start_new_session=True)
     _wait_for_rows(out, process)
-    process.send_signal(sig)
+    if sig == signal.SIGINT:  # Ctrl-C in a terminal: the whole process group, twice
+        os.killpg(process.pid, sig)
+        time.sleep(0.2)
+        os.killpg(process.pid, sig)
+    else:
+        process.send_signal(sig)
     output, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 128 + sig, err
     assert "Traceback" not in output + err, err

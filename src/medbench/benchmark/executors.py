@@ -241,13 +241,20 @@ class LocalPoolExecutor(Executor):
         for process in processes:
             if process.is_alive():
                 process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + TERMINATE_GRACE
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join(1.0)
+        # A worker ended while sending its rows leaves half a message in the result pipe,
+        # and the pool's manager thread waits for the rest forever (interpreter exit joins
+        # that thread: the hang after "Interrupted"). With every worker gone, closing this
+        # process's own copy of the pipe's write end lets that read end with EOF.
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+        if writer is not None:
+            writer.close()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def rows(self, job, units, datasets, codecs, before_cell=None):
         from concurrent.futures import FIRST_COMPLETED, wait
