@@ -431,3 +431,26 @@ def test_kill_9_of_the_parent_takes_its_workers_along(tmp_path, plugins):
     assert_one_row_per_key(rows)
     assert len(rows) == 4 and (rows["status"] == "ok").all()
     assert run_statuses(out) == ["finished"]
+
+
+# -- library messages ---------------------------------------------------------------------------
+def test_pydicom_and_dask_messages_stay_off_the_console(monkeypatch, capsys, caplog):
+    import logging
+    import warnings
+
+    from medbench.benchmark.executors import quiet_library_messages
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    for name in ("pydicom", "distributed"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    quiet_library_messages()
+    assert logging.getLogger("pydicom").level == logging.ERROR  # its own warning logs
+    assert logging.getLogger("distributed").level == logging.ERROR
+    caplog.set_level(logging.DEBUG, logger="pydicom")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn_explicit("End of file reached", UserWarning,
+                               os.path.join(os.sep, "x", "pydicom", "filereader.py"), 1)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "UserWarning: End of file reached")]
+    assert "End of file" not in capsys.readouterr().err

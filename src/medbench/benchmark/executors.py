@@ -121,6 +121,7 @@ def quiet_library_messages() -> None:
         warnings.showwarning = show
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("pydicom").setLevel(logging.ERROR)  # it logs each warning too
 
 
 def _die_with_parent(parent: int) -> None:
