@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,11 +31,47 @@ class MedbenchGroup(click.Group):
             ctx.exit(1)
 
 
-def _split_names(value: str | None) -> list[str] | None:
+def _split_names(value: str | None, option: str = "--codecs") -> list[str] | None:
+    """Comma-separated names without repeats (first order kept); an empty name is refused
+    (``--codecs ,`` must not mean every codec)."""
     if value is None:
         return None
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    return names or None
+    names = [v.strip() for v in value.split(",")]
+    if not all(names):
+        raise MedbenchError(f"{option} got an empty name in {value!r}; give comma-separated "
+                            "names, e.g. jpeg,jpeg2000")
+    return list(dict.fromkeys(names))
+
+
+class _Interrupts:
+    """Turns SIGINT and SIGTERM into one :class:`KeyboardInterrupt`; signals that arrive
+    while that interrupt is being handled are ignored, so the cleanup (workers ended, run
+    marked ``interrupted``) is never cut short and prints no traceback."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __enter__(self) -> _Interrupts:
+        self._old = {sig: signal.signal(sig, self._handle)
+                     for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signal is not None:
+            return
+        self.signal = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            # Interrupted: the process is about to exit. Ignore further signals, since a
+            # Python handler would be reset to the default while the interpreter shuts
+            # down, and a second Ctrl-C there would end it by SIGINT (with tracebacks).
+            signal.signal(sig, signal.SIG_IGN if self.signal is not None else handler)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signal or signal.SIGINT)
 
 
 @click.group(cls=MedbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,8 +79,11 @@ def _split_names(value: str | None) -> list[str] | None:
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """Benchmark image codecs on X-ray radiographs: rate, distortion and latency."""
+    from medbench.benchmark.executors import quiet_library_messages
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    quiet_library_messages()
 
 
 # -- options shared by several commands ----------------------------------------------------
@@ -162,7 +202,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     codec_list = None if codecs.strip().lower() == "all" else _split_names(codecs)
     config = RunConfig(
         codecs=codec_list,
-        datasets=_split_names(datasets) or ["sample"],
+        datasets=_split_names(datasets, "--datasets") or ["sample"],
         data_root=str(data_root) if data_root else None,
         protocol=protocol,
         size=size,
@@ -189,15 +229,17 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         return tqdm(total=total, unit="cell", desc="coding", file=sys.stderr,
                     dynamic_ncols=True)
 
+    interrupts = _Interrupts()
     try:
-        result = run_benchmark(config, out, resume=resume,
-                               progress=None if no_progress else progress,
-                               echo=lambda m: click.echo(m, err=True),
-                               prepare_learned=prepare_learned)
+        with interrupts:  # Ctrl-C and SIGTERM end the run the same way
+            result = run_benchmark(config, out, resume=resume,
+                                   progress=None if no_progress else progress,
+                                   echo=lambda m: click.echo(m, err=True),
+                                   prepare_learned=prepare_learned)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
                    f"`medbench run --out {out} --resume`.", err=True)
-        sys.exit(130)
+        sys.exit(interrupts.exit_code)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     table = summarize(result.rows)

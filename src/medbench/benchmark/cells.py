@@ -19,7 +19,7 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,7 +142,8 @@ def _encoded(codec: Codec, image: Image, setting: str) -> bytes:
 
 
 def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
-              codecs: Mapping[str, Codec | Exception]) -> Iterator[ResultRow]:
+              codecs: Mapping[str, Codec | Exception],
+              before_cell: Callable[[str, str], Any] | None = None) -> Iterator[ResultRow]:
     """Rows of every cell of ``unit``, one at a time; never raises for a bad image or codec.
 
     Parameters
@@ -156,6 +157,9 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
     codecs
         Codec name → instance, or the exception raised when it could not be created
         here (its cells become error rows).
+    before_cell
+        Called as ``before_cell(codec, setting)`` just before a cell is coded (the runner
+        records the cell in flight, so a codec that kills the process is known on resume).
 
     Yields
     ------
@@ -186,6 +190,8 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
             yield base.for_cell(name, setting, rank).failed(
                 f"codec {name} could not be created on this worker: {codec}")
             continue
+        if before_cell is not None:
+            before_cell(name, setting)
         row, decoded = _code_cell(codec, setting, image, job.repeats, base, reference,
                                   region.mask)
         row = replace(row, setting_rank=rank)

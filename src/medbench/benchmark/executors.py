@@ -15,6 +15,17 @@ the same rows; only the timing columns differ.
   to a ``LocalCluster`` on the loopback interface; a unit whose worker is lost or which
   raises is retried, and one that keeps failing becomes error rows.
 
+Workers ignore Ctrl-C (the parent decides what an interrupt ends) and die with their
+parent: on an interrupt the parent terminates them at once, without waiting for the units
+they are coding, and on Linux each worker asks the kernel to kill it when its parent dies
+(``PR_SET_PDEATHSIG``), so even ``kill -9`` of the parent leaves no process behind;
+elsewhere a watchdog thread notices the parent is gone.
+
+A unit that kills its worker process even when it runs alone is split into one unit per
+cell and each runs alone again, so only the cell whose codec kills the process becomes an
+error row. In-process, the runner records each cell before it is tried
+(``before_cell``), so a cell that kills the whole process is known on ``--resume``.
+
 Workers build codecs by registry name with the run's :class:`CodecContext` (codec objects
 need not be picklable) and datasets by spec, so ``Dataset.load(record)`` must work on a
 fresh instance given only the record. Timings measured by parallel workers share the CPU
@@ -28,8 +39,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+import threading
+import time
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,6 +67,10 @@ THREAD_VARIABLES = (
 QUEUED_PER_WORKER = 2
 #: How often a unit is tried again after its worker died or it raised.
 RETRIES = 2
+#: Seconds a terminated worker gets to exit before it is killed.
+TERMINATE_GRACE = 2.0
+#: Called before a cell is tried in this process: ``before_cell(unit, codec, setting)``.
+BeforeCell = Callable[["WorkUnit", str, str], Any]
 
 
 def cpu_count() -> int:
@@ -80,6 +101,61 @@ def limit_threads(threads: int) -> None:
         pass
 
 
+def quiet_library_messages() -> None:
+    """Send pydicom's warnings and Dask's ``distributed`` chatter to logging, not the console.
+
+    pydicom warns about every odd header it reads (the reader already turns a bad file into
+    a skip or an error row with its reason): those warnings go to the ``pydicom`` logger at
+    debug. ``distributed`` logs lost workers and retries with tracebacks: only its errors
+    show, unless debug logging was asked for.
+    """
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if f"{os.sep}pydicom{os.sep}" in str(filename):
+            logging.getLogger("pydicom").debug("%s: %s", category.__name__, message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    if getattr(shown, "__name__", "") != "show":  # once per process
+        warnings.showwarning = show
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("pydicom").setLevel(logging.ERROR)  # it logs each warning too
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker end when its parent process ends, even by ``kill -9``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):  # no libc prctl: fall back to the watchdog
+            pass
+
+    def watch() -> None:  # portable fallback: poll for the parent
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="medbench-parent-watchdog", daemon=True).start()
+
+
+def start_worker(threads: int, parent: int) -> None:
+    """Initializer of a local worker process: ignore Ctrl-C, die with the parent, keep
+    library messages off the console, cap math-library threads."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    quiet_library_messages()
+    limit_threads(threads)
+
+
 # -- executors ----------------------------------------------------------------------------
 class Executor(ABC):
     """Codes work units somewhere and streams their rows back, in completion order."""
@@ -93,9 +169,11 @@ class Executor(ABC):
         units: Iterable[WorkUnit],
         datasets: Mapping[str, Dataset],
         codecs: Mapping[str, Codec],
+        before_cell: BeforeCell | None = None,
     ) -> Iterator[ResultRow]:
         """Rows of every unit. ``datasets``/``codecs`` are the caller's own instances
-        (used in-process; other processes build their own by name)."""
+        (used in-process; other processes build their own by name). ``before_cell`` is
+        called before each cell coded *in this process* (other executors ignore it)."""
 
     def describe(self) -> str:
         return self.name
@@ -118,11 +196,15 @@ class InProcessExecutor(Executor):
     def describe(self) -> str:
         return "local, 1 worker (in-process)"
 
-    def rows(self, job, units, datasets, codecs):
+    def rows(self, job, units, datasets, codecs, before_cell=None):
         from medbench.benchmark.cells import code_unit
 
         for unit in units:
-            yield from code_unit(job, unit, datasets[unit.dataset], codecs)
+            mark = None
+            if before_cell is not None:
+                def mark(codec, setting, unit=unit):
+                    before_cell(unit, codec, setting)
+            yield from code_unit(job, unit, datasets[unit.dataset], codecs, mark)
 
 
 class LocalPoolExecutor(Executor):
@@ -148,11 +230,34 @@ class LocalPoolExecutor(Executor):
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=limit_threads,
-            initargs=(self.threads,),
+            initializer=start_worker,
+            initargs=(self.threads, os.getpid()),
         )
 
-    def rows(self, job, units, datasets, codecs):
+    @staticmethod
+    def _stop(pool) -> None:
+        """End a pool now: terminate its workers (their units are abandoned), then kill
+        any that outlive the grace period."""
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+        # A worker ended while sending its rows leaves half a message in the result pipe,
+        # and the pool's manager thread waits for the rest forever (interpreter exit joins
+        # that thread: the hang after "Interrupted"). With every worker gone, closing this
+        # process's own copy of the pipe's write end lets that read end with EOF.
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+        if writer is not None:
+            writer.close()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def rows(self, job, units, datasets, codecs, before_cell=None):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
@@ -162,17 +267,30 @@ class LocalPoolExecutor(Executor):
         retry: list[tuple[WorkUnit, int]] = []
         # Units that were in flight when a worker process died. Any of them may have killed
         # it, so each is run again *alone*: only a unit that kills a pool by itself is
-        # charged an attempt, and innocent neighbours never become error rows.
+        # charged, and innocent neighbours never become error rows. A unit of several
+        # cells that kills it alone is split into one unit per cell, each run alone, so
+        # only the killing cell becomes an error row.
         suspects: list[tuple[WorkUnit, int]] = []
         pool = self._pool()
         pending: dict[Any, tuple[WorkUnit, int, bool]] = {}
 
-        def fill() -> None:
+        def submit(unit: WorkUnit, attempt: int, alone: bool) -> bool:
+            """Queue ``unit``; False when the pool broke since the last completion (a
+            worker died while others finished): the unit, never run, waits uncharged."""
+            try:
+                pending[pool.submit(code_unit, job, unit)] = (unit, attempt, alone)
+                return True
+            except BrokenProcessPool:
+                (suspects if alone else retry).append((unit, attempt))
+                return False
+
+        def fill() -> bool:
+            """Queue work; False when the pool turned out broken."""
             if suspects:
                 if not pending:
                     unit, attempt = suspects.pop()
-                    pending[pool.submit(code_unit, job, unit)] = (unit, attempt, True)
-                return
+                    return submit(unit, attempt, True)
+                return True
             while len(pending) < self.workers * QUEUED_PER_WORKER:
                 if retry:
                     unit, attempt = retry.pop()
@@ -180,11 +298,22 @@ class LocalPoolExecutor(Executor):
                     unit = next(queue, None)
                     attempt = 0
                     if unit is None:
-                        return
-                pending[pool.submit(code_unit, job, unit)] = (unit, attempt, False)
+                        return True
+                if not submit(unit, attempt, False):
+                    return False
+            return True
 
+        def refill() -> None:
+            nonlocal pool
+            # A pool found broken with nothing in flight gets no future to report it:
+            # replace it here (with work in flight, the loop below sees the breakage).
+            while not fill() and not pending:
+                self._stop(pool)
+                pool = self._pool()
+
+        completed = False
         try:
-            fill()
+            refill()
             while pending:
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 broken = False
@@ -194,7 +323,13 @@ class LocalPoolExecutor(Executor):
                         rows = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        if alone:
+                        if alone and len(unit.cells) > 1:
+                            log.warning("%s %s killed its worker: trying its cells one by one",
+                                        unit.dataset, unit.record.image_id)
+                            suspects.extend((replace(unit, cells=(cell,)), RETRIES)
+                                            for cell in reversed(unit.cells))
+                            rows = []
+                        elif alone:
                             rows = self._retry_or_fail(
                                 job, unit, attempt, suspects, "its worker process died"
                             )
@@ -207,11 +342,15 @@ class LocalPoolExecutor(Executor):
                 if broken:  # every queued unit of a broken pool is lost: start a new pool
                     suspects.extend((unit, attempt) for unit, attempt, _ in pending.values())
                     pending.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._stop(pool)
                     pool = self._pool()
-                fill()
+                refill()
+            completed = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if completed:
+                pool.shutdown(wait=True)
+            else:  # interrupted (or the consumer stopped): end the workers now
+                self._stop(pool)
 
     @staticmethod
     def _retry_or_fail(job: Job, unit: WorkUnit, attempt: int, retry: list,
@@ -232,6 +371,7 @@ class DaskExecutor(Executor):
                  retries: int = RETRIES):
         from medbench.errors import MedbenchError
 
+        quiet_library_messages()
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -253,7 +393,7 @@ class DaskExecutor(Executor):
             # Loopback only, no dashboard: nothing is exposed to the network.
             self.cluster = LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=None, silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
         self.scheduler = scheduler or self.cluster.scheduler_address
@@ -262,7 +402,7 @@ class DaskExecutor(Executor):
         threads = sum(self.client.nthreads().values())
         return f"dask at {self.scheduler}, {threads} worker thread(s)"
 
-    def rows(self, job, units, datasets, codecs):
+    def rows(self, job, units, datasets, codecs, before_cell=None):
         from distributed import as_completed
 
         from medbench.benchmark.cells import code_unit_by_name as code_unit

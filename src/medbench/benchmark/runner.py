@@ -1,9 +1,17 @@
-"""A benchmark run: every codec × setting × image of the chosen datasets, into the store."""
+"""A benchmark run: every codec × setting × image of the chosen datasets, into the store.
+
+:func:`plan_run` decides what a run codes; :func:`execute` codes it into the store. A new
+run records the images it chose (with their files' SHA-256 where the dataset keeps a
+manifest); ``--resume`` codes exactly those images again: an image whose file is gone gets
+error rows ("file no longer present"), one whose file changed has its old rows deleted and
+all its cells coded again, and a cell that was in flight when the process died (its codec
+crashed it) becomes an error row instead of being tried again.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,19 +21,14 @@ import pandas as pd
 from medbench.benchmark import environment
 from medbench.benchmark.cells import Job
 from medbench.benchmark.executors import InProcessExecutor, cpu_count, make_executor
-from medbench.benchmark.rows import WorkUnit
-from medbench.benchmark.store import STORE_NAME, ResultsStore
+from medbench.benchmark.rows import WorkUnit, error_rows
+from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
 from medbench.benchmark.timing import MAX_REPEATS
 from medbench.codecs import CodecContext, codec_names, get_codec
 from medbench.codecs.base import Codec
 from medbench.datasets import Dataset, Record, get_dataset
 from medbench.datasets.cache import default_cache_dir
-from medbench.datasets.manifest import (
-    SplitManifest,
-    attach_hashes,
-    choose_records,
-    uses_manifest,
-)
+from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol, parse_protocol
 from medbench.errors import MedbenchError
 
@@ -100,7 +103,7 @@ def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list
                 codecs.append(codec)
         return codecs, notes
     codecs = []
-    for name in names:
+    for name in unique_names(names, "--codecs"):
         codec = get_codec(name, context)  # unknown names raise UnknownNameError
         reason = codec.unavailable_reason()
         if reason:
@@ -172,8 +175,15 @@ def run(
     store = ResultsStore(out / STORE_NAME)
     try:
         config, run_id = _resolve_resume(store, config, resume, echo)
+        chosen = None
+        if run_id is not None:
+            chosen = {(d, i) for d, i, _, _ in store.run_images(run_id)} or None
+        elif store.runs():
+            earlier, status = store.runs()[-1]
+            echo(f"{out} already holds run {earlier} ({status}): continue it with --resume, "
+                 "or this run is added beside it")
         plan = plan_run(config, out, echo=echo, prepare_learned=prepare_learned,
-                        progress=progress is not None)
+                        progress=progress is not None, chosen=chosen)
         run_id = execute(plan, store, run_id, progress=progress, echo=echo)
         rows = store.frame(run_id)
         _count_unreadable(rows, plan.skipped_files, plan.notes)
@@ -201,9 +211,15 @@ def _resolve_resume(store: ResultsStore, config: RunConfig, resume: bool,
 
 def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.info,
              prepare_learned: Callable[..., list[str]] | None = None,
-             progress: bool = False) -> RunPlan:
+             progress: bool = False,
+             chosen: Collection[tuple[str, str]] | None = None) -> RunPlan:
     """Codecs, datasets, records and work units of a run; opens every dataset first, so a
-    wrong ``--data-root`` fails before anything is coded."""
+    wrong ``--data-root`` fails before anything is coded.
+
+    ``chosen``: the ``(dataset, image_id)`` an earlier run chose (``--resume``); then
+    exactly those of them still present are planned, whatever the split and limit now
+    select.
+    """
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
@@ -227,8 +243,8 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         raise MedbenchError("no codec can run; see `medbench codecs` for what is missing")
     plan = RunPlan(config, codecs, {}, [], ranks, frozenset(), notes)
     visual: set[tuple[str, str]] = set()
-    for spec in config.datasets:
-        dataset, records = _dataset_records(config, spec, out, plan)
+    for spec in unique_names(config.datasets, "--datasets"):
+        dataset, records = _dataset_records(config, spec, out, plan, chosen)
         plan.datasets[spec] = dataset
         cells = tuple(ranks)
         plan.units += [WorkUnit(spec, record, cells) for record in records]
@@ -237,23 +253,32 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     return plan
 
 
-def _dataset_records(config: RunConfig, spec: str, out: Path,
-                     plan: RunPlan) -> tuple[Dataset, list[Record]]:
-    """Open one dataset and choose its records through the split manifest kept in ``out``."""
+def _dataset_records(config: RunConfig, spec: str, out: Path, plan: RunPlan,
+                     chosen: Collection[tuple[str, str]] | None = None
+                     ) -> tuple[Dataset, list[Record]]:
+    """Open one dataset and choose its records through the split manifest kept in ``out``
+    (or, resuming, the records of ``chosen``)."""
     root = Path(config.data_root) if config.data_root else None
     dataset = get_dataset(spec, root)
-    manifest = None
-    if uses_manifest(dataset):  # splits kept in OUT/manifests/, reused by later runs
-        manifest = SplitManifest.in_folder(out, spec, dataset.name)
-    records = choose_records(dataset, config.split, config.limit, manifest, config.seed)
-    if manifest is not None:
-        records = attach_hashes(dataset, records)
-        manifest.collect_hashes(dataset)
-        manifest.save()
+    # Splits kept in OUT/manifests/ and reused by later runs (and by `medbench train`).
+    if chosen is None:
+        records = choose_with_manifest(dataset, spec, (config.split,), config.limit, out,
+                                       config.seed)[config.split]
+    else:  # the earlier run's images, even where files were added since
+        records = choose_with_manifest(dataset, spec, ("all",), None, out,
+                                       keep=lambda r: (spec, r.image_id) in chosen)["all"]
     plan.skipped_files[spec] = len(dataset.skipped)
     plan.notes += [f"skipped file in {spec}: {item.source}: {item.reason}"
                    for item in dataset.skipped]
     return dataset, records
+
+
+def unique_names(names: list[str], option: str) -> list[str]:
+    """``names`` without repeats (first order kept); an empty name is refused."""
+    if any(not name.strip() for name in names):
+        raise MedbenchError(f"{option} got an empty name ({','.join(names)!r}); give "
+                            "comma-separated names without empty entries")
+    return list(dict.fromkeys(name.strip() for name in names))
 
 
 def visual_choice(records: list[Record], n: int = VISUAL_IMAGES) -> list[str]:
@@ -279,6 +304,10 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     marked ``finished``, or ``interrupted`` when anything (Ctrl-C included) stops it.
     """
     config = plan.config
+    if run_id is not None:  # resuming: settle what changed since the run last stopped
+        _recode_changed_images(plan, store, run_id, echo)
+        _charge_crashed_cells(plan, store, run_id, echo)
+        _mark_missing_images(plan, store, run_id, echo)
     done = store.finished_cells(run_id) if run_id is not None else set()
     units = [
         replace(unit, cells=cells)
@@ -293,6 +322,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     executor = make_executor(config.executor, workers, config.scheduler)
     if run_id is None:
         run_id = store.new_run(config.to_dict(), environment.describe())
+        store.set_run_images(run_id, [_image_entry(unit) for unit in plan.units])
     cache_dir = None
     if config.use_cache:
         cache_dir = str(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
@@ -303,9 +333,13 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
         echo(f"coding on {executor.describe()}")
     by_name = {codec.name: codec for codec in plan.codecs}
     bar = progress(sum(len(unit.cells) for unit in units)) if progress else None
+
+    def before_cell(unit: WorkUnit, codec: str, setting: str) -> None:
+        store.mark_pending(run_id, unit.dataset, unit.record.image_id, codec, setting)
+
     try:
         with executor:
-            for row in executor.rows(job, units, plan.datasets, by_name):
+            for row in executor.rows(job, units, plan.datasets, by_name, before_cell):
                 store.write(row)
                 if bar is not None:
                     bar.update(1)
@@ -313,12 +347,76 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
                         bar.set_postfix_str(f"last error: {row.codec} {row.setting}")
         store.set_run_status(run_id, "finished")
     except BaseException:
-        store.set_run_status(run_id, "interrupted")
+        try:
+            store.set_run_status(run_id, "interrupted")
+        except StoreWriteError:  # the disk is full: resume finds the run anyway
+            log.warning("could not mark run %s interrupted in %s", run_id, store.path)
         raise
     finally:
         if bar is not None:
             bar.close()
     return run_id
+
+
+def _image_entry(unit: WorkUnit) -> tuple[str, str, str, str]:
+    record = unit.record
+    return (unit.dataset, record.image_id, record.source, record.meta.get("file_hash", ""))
+
+
+def _recode_changed_images(plan: RunPlan, store: ResultsStore, run_id: str,
+                           echo: Callable[[str], Any]) -> None:
+    """Delete the rows of images whose file changed since the run chose them, so all their
+    cells are coded again from the new file (rows of two files never share an image id)."""
+    recorded = {(d, i): h for d, i, _, h in store.run_images(run_id)}
+    changed = []
+    for unit in plan.units:
+        old = recorded.get((unit.dataset, unit.record.image_id))
+        new = unit.record.meta.get("file_hash", "")
+        if old and new and old != new:
+            gone = store.delete_image(run_id, unit.dataset, unit.record.image_id)
+            echo(f"{unit.record.source} changed since run {run_id} coded it: deleted its "
+                 f"{gone} row(s); all its cells are coded again")
+            changed.append(_image_entry(unit))
+    if changed:
+        store.set_run_images(run_id, changed)
+
+
+def _charge_crashed_cells(plan: RunPlan, store: ResultsStore, run_id: str,
+                          echo: Callable[[str], Any]) -> None:
+    """Cells in flight when the process coding the run died become error rows: their
+    codec probably killed it, and trying them again would kill this run too."""
+    units = {(unit.dataset, unit.record.image_id): unit for unit in plan.units}
+    kinds = {codec.name: codec.kind for codec in plan.codecs}
+    for dataset, image_id, codec, setting, started in store.pending_cells(run_id):
+        unit = units.get((dataset, image_id))
+        if unit is None or (codec, setting) not in unit.cells:
+            continue
+        echo(f"{dataset} {image_id} {codec} {setting} was being coded when the process died: "
+             "recorded as an error row, not tried again")
+        for row in error_rows(replace(unit, cells=((codec, setting),)), run_id, plan.ranks,
+                              f"the process died while coding this cell (started {started}); "
+                              "its codec probably crashed it", kinds,
+                              plan.config.protocol_obj()):
+            store.write(row)
+
+
+def _mark_missing_images(plan: RunPlan, store: ResultsStore, run_id: str,
+                         echo: Callable[[str], Any]) -> None:
+    """Error rows for the cells of images the run chose whose files are gone."""
+    present = {(unit.dataset, unit.record.image_id) for unit in plan.units}
+    done = store.finished_cells(run_id)
+    for dataset, image_id, source, _ in store.run_images(run_id):
+        if (dataset, image_id) in present or dataset not in plan.datasets:
+            continue
+        cells = tuple(cell for cell in plan.ranks if (dataset, image_id, *cell) not in done)
+        if not cells:
+            continue
+        echo(f"{source or image_id} of {dataset} is no longer present: its {len(cells)} "
+             "remaining cell(s) are error rows")
+        unit = WorkUnit(dataset, Record(image_id, image_id, source or ""), cells)
+        for row in error_rows(unit, run_id, plan.ranks, "file no longer present",
+                              protocol=plan.config.protocol_obj()):
+            store.write(row)
 
 
 def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[str]) -> None:

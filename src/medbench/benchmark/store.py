@@ -2,6 +2,12 @@
 
 Each row is committed as soon as its cell finishes, so an interrupted run loses nothing
 and ``--resume`` skips the cells already present. Reports and exports only read it.
+
+Beside the rows, a run keeps the images it chose (``run_images``: dataset, image id,
+source file and its SHA-256), so ``--resume`` codes exactly those images and notices a
+file that changed, and the cell being coded in this process (``pending``), so a cell
+whose codec killed the process becomes an error row on ``--resume`` instead of killing it
+again.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ import json
 import math
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,20 +37,33 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class StoreWriteError(MedbenchError):
+    """The results store could not be written (disk full, read-only folder...)."""
+
+
 class ResultsStore:
     """SQLite results of all runs written into one output folder."""
 
     def __init__(self, path: Path, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
-        if readonly:  # reports and compare only read: a read-only folder or copy must do
-            # Without a -wal file no writer is active, and `immutable` reads without
-            # creating the shared-memory file a WAL reader otherwise needs.
-            wal = self.path.with_name(self.path.name + "-wal").exists()
-            mode = "mode=ro" if wal else "mode=ro&immutable=1"
-            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True,
-                                       timeout=30)
+        if not readonly:
+            try:
+                self._open_for_writing()
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreWriteError(
+                    f"cannot write the results store {self.path} ({_reason(exc)}); choose a "
+                    "writable --out with free space, or move the damaged file away") from None
             return
+        # Reports and compare only read: a read-only folder or copy must do. Without a -wal
+        # file no writer is active, and `immutable` reads without creating the
+        # shared-memory file a WAL reader otherwise needs.
+        wal = self.path.with_name(self.path.name + "-wal").exists()
+        mode = "mode=ro" if wal else "mode=ro&immutable=1"
+        self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True,
+                                   timeout=30)
+
+    def _open_for_writing(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -62,9 +83,12 @@ class ResultsStore:
                 f"no results store at {path}; run `medbench run --out {folder}` first"
             )
         try:
-            return cls(path, readonly=readonly)
+            store = cls(path, readonly=readonly)
+            store._db.execute("SELECT count(*) FROM runs").fetchone()  # garbage fails here
         except sqlite3.DatabaseError as exc:
-            raise MedbenchError(f"{path} is not a readable results store ({exc})") from None
+            raise MedbenchError(f"{path} is not a readable results store ({exc}); point at "
+                                "a folder written by `medbench run --out`") from None
+        return store
 
     def _create(self) -> None:
         cols = ",\n".join(f"{name} {sqltype}" for name, sqltype in COLUMNS.items())
@@ -82,6 +106,16 @@ class ResultsStore:
                 "role TEXT NOT NULL, bit_depth INTEGER, top INTEGER, left_ INTEGER, "
                 "dtype TEXT, height INTEGER, width INTEGER, pixels BLOB, "
                 "PRIMARY KEY (run_id, dataset, image_id, codec, setting, role))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS run_images (run_id TEXT NOT NULL, dataset TEXT NOT "
+                "NULL, image_id TEXT NOT NULL, source TEXT, file_hash TEXT, "
+                "PRIMARY KEY (run_id, dataset, image_id))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS pending (run_id TEXT NOT NULL, dataset TEXT NOT NULL, "
+                "image_id TEXT NOT NULL, codec TEXT NOT NULL, setting TEXT NOT NULL, "
+                "started_at TEXT, PRIMARY KEY (run_id, dataset, image_id, codec, setting))"
             )
             existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
             for name, sqltype in COLUMNS.items():  # stores written by older versions
@@ -102,6 +136,11 @@ class ResultsStore:
                 (run_id, _now(), json.dumps(arguments), json.dumps(environment)),
             )
         return run_id
+
+    def runs(self) -> list[tuple[str, str]]:
+        """``(run_id, status)`` of every run in the store, oldest first."""
+        return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
+            "SELECT run_id, status FROM runs ORDER BY started_at, rowid")]
 
     def latest_run(self) -> str | None:
         row = self._db.execute(
@@ -127,11 +166,65 @@ class ResultsStore:
         }
 
     def set_run_status(self, run_id: str, status: str) -> None:
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
                 (status, _now(), run_id),
             )
+            if status != "running":  # nothing is in flight any more
+                self._db.execute("DELETE FROM pending WHERE run_id = ?", (run_id,))
+
+    # -- the images a run chose ------------------------------------------------------------
+    def set_run_images(self, run_id: str, images: list[tuple[str, str, str, str]]) -> None:
+        """Record (or update) ``(dataset, image_id, source, file_hash)`` of a run's images."""
+        with self._writing():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO run_images VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *image) for image in images],
+            )
+
+    def run_images(self, run_id: str) -> list[tuple[str, str, str, str]]:
+        """``(dataset, image_id, source, file_hash)`` of the images ``run_id`` chose, in the
+        order recorded; empty for runs written before images were recorded."""
+        try:
+            rows = self._db.execute(
+                "SELECT dataset, image_id, source, file_hash FROM run_images WHERE run_id = ? "
+                "ORDER BY rowid", (run_id,)).fetchall()
+        except sqlite3.OperationalError:  # a store written before run_images existed
+            return []
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def delete_image(self, run_id: str, dataset: str, image_id: str) -> int:
+        """Delete one image's rows (and visuals) of a run; returns how many rows went."""
+        with self._writing():
+            count = self._db.execute(
+                "DELETE FROM results WHERE run_id = ? AND dataset = ? AND image_id = ?",
+                (run_id, dataset, image_id)).rowcount
+            self._db.execute(
+                "DELETE FROM visuals WHERE run_id = ? AND dataset = ? AND image_id = ?",
+                (run_id, dataset, image_id))
+        return count
+
+    # -- the cell in flight --------------------------------------------------------------
+    def mark_pending(self, run_id: str, dataset: str, image_id: str, codec: str,
+                     setting: str) -> None:
+        """Record, committed, that this cell is about to be coded in this process (and
+        that the one before it is no longer in flight)."""
+        with self._writing():
+            self._db.execute("DELETE FROM pending WHERE run_id = ?", (run_id,))
+            self._db.execute("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)",
+                             (run_id, dataset, image_id, codec, setting, _now()))
+
+    def pending_cells(self, run_id: str) -> list[tuple[str, str, str, str, str]]:
+        """``(dataset, image_id, codec, setting, started_at)`` of cells in flight when the
+        process coding ``run_id`` last stopped."""
+        try:
+            rows = self._db.execute(
+                "SELECT dataset, image_id, codec, setting, started_at FROM pending "
+                "WHERE run_id = ?", (run_id,)).fetchall()
+        except sqlite3.OperationalError:  # an older store
+            return []
+        return [tuple(r) for r in rows]  # type: ignore[misc]
 
     # -- rows ---------------------------------------------------------------------------
     def finished_cells(self, run_id: str) -> set[tuple[str, str, str, str]]:
@@ -149,13 +242,29 @@ class ResultsStore:
             values["finished_at"] = _now()
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
-        with self._db:
+        with self._writing():
             self._db.execute(
                 f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
                 [values[name] for name in COLUMNS],
             )
+            self._db.execute(
+                "DELETE FROM pending WHERE run_id = ? AND dataset = ? AND image_id = ? "
+                "AND codec = ? AND setting = ?",
+                (row.run_id, row.dataset, row.image_id, row.codec, row.setting))
             for view in row.visuals:
                 self._write_visual(row, view)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One committed transaction; a failed write (disk full...) is a
+        :class:`StoreWriteError` saying what to do."""
+        try:
+            with self._db:
+                yield
+        except sqlite3.OperationalError as exc:
+            raise StoreWriteError(
+                f"could not write to the results store {self.path} ({_reason(exc)}); free "
+                "space or fix the folder's permissions, then continue with --resume") from None
 
     def _write_visual(self, row: ResultRow, view: VisualCrop) -> None:
         blob, dtype, height, width = pack(view.pixels)
@@ -201,6 +310,10 @@ class ResultsStore:
         df = self.frame(run_id)
         df.to_csv(path, index=False)
         return path
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _sql_value(value: Any) -> Any:

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -220,8 +221,9 @@ def sample_records(records: list[Record], limit: int, seed: int = 0) -> list[Rec
 
 
 def choose_with_manifest(dataset: Dataset, spec: str, splits: tuple[str, ...],
-                         limit: int | None, folder: Path | None,
-                         seed: int = 0) -> dict[str, list[Record]]:
+                         limit: int | None, folder: Path | None, seed: int = 0,
+                         keep: Callable[[Record], bool] | None = None
+                         ) -> dict[str, list[Record]]:
     """Records of each of ``splits`` as ``medbench run`` and ``medbench train`` choose them.
 
     The dataset's split manifest in ``folder/manifests/`` (when the dataset keeps one and
@@ -241,6 +243,8 @@ def choose_with_manifest(dataset: Dataset, spec: str, splits: tuple[str, ...],
         (:func:`choose_records`).
     folder
         Where ``manifests/`` lives: a run's ``--out``, a training's ``--models``.
+    keep
+        Only records it accepts (a resumed run's own images), before any file is hashed.
 
     Returns
     -------
@@ -251,6 +255,8 @@ def choose_with_manifest(dataset: Dataset, spec: str, splits: tuple[str, ...],
     if folder is not None and uses_manifest(dataset):
         manifest = SplitManifest.in_folder(folder, spec, dataset.name)
     chosen = {split: choose_records(dataset, split, limit, manifest, seed) for split in splits}
+    if keep is not None:
+        chosen = {split: [r for r in records if keep(r)] for split, records in chosen.items()}
     if manifest is not None:
         chosen = {split: attach_hashes(dataset, records) for split, records in chosen.items()}
         manifest.collect_hashes(dataset)

@@ -113,6 +113,7 @@ def load_run(results: Path, run_id: str | None = None,
             raise MedbenchError(f"the results store in {results} holds no run; "
                                 f"run `medbench run --out {results}` first")
         info = store.run_info(run_id)
+        info["runs_in_store"] = len(store.runs())
         rows = store.frame(run_id)
         if visuals:
             info["visuals"] = store.visuals(run_id)
@@ -296,7 +297,10 @@ def _html(frame: pd.DataFrame) -> str:
 
 
 def _metadata_frame(info: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    runs = info.get("runs_in_store", 1)
     items = [("run", info["run_id"]), ("status", info.get("status")),
+             ("runs in store", f"this store holds {runs} run{'s' * (runs != 1)}; this report "
+                               f"shows run {info['run_id']}"),
              ("started", info.get("started_at")), ("finished", info.get("finished_at")),
              ("rows", len(rows)),
              ("datasets", ", ".join(sorted({str(d) for d in rows.get("dataset", [])}))),

@@ -94,7 +94,7 @@ def load_results(path: Path) -> tuple[pd.DataFrame, str]:
 
 
 def _latest_run(store_path: Path) -> tuple[pd.DataFrame, str]:
-    store = ResultsStore(store_path)
+    store = ResultsStore.open_existing(store_path)  # read-only: a read-only copy must do
     try:
         run_id = store.latest_run()
         if run_id is None:
