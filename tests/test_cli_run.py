@@ -102,3 +102,38 @@ def test_codecs_command_lists_both(tmp_path):
     assert result.exit_code == 0
     assert "jpeg2000" in result.output and "ratio=160" in result.output
     assert "classical" in result.output
+
+
+def test_the_first_line_comes_before_anything_is_coded(tmp_path):
+    """The run talks from its first second: its first line is printed while no store (which
+    receives every cell as it finishes) exists yet."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medbench.cli", "run", "--codecs", "jpeg", "--limit", "1",
+         "--repeats", "0", "--out", str(out), "--no-report", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()
+    nothing_yet = not (out / "results.sqlite").exists()
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert first.startswith("medbench: loading") and nothing_yet
+    assert "sample: test split: 1 of 49 images" in stderr
+    assert "coding 9 cells (1 image) on local, 1 worker (in-process)" in stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--codecs", "nope"],
+    ["--datasets", "sample,nope"],
+    ["--datasets", "jsrt"],  # no --data-root
+    ["--protocol", "weird"],
+    ["--codecs", "jpeg,,jpeg2000"],
+])
+def test_an_argument_error_leaves_no_files_behind(tmp_path, args):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", *args, "--out", str(out), "--no-progress"])
+    assert result.exit_code in (1, 2), result.output
+    assert result.output.count("Error:") == 1 and "Traceback" not in result.output
+    assert not out.exists()

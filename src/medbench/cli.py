@@ -194,15 +194,24 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         from medbench.writeback import check_out_folder
 
         check_out_folder(write_dicom, overwrite_dicom)
+    from medbench.codecs import registry as codec_registry
+    from medbench.datasets import registry as dataset_registry
+
+    # Names first, before the heavy imports below: a typo fails in a fraction of a second.
+    codec_list = None if codecs.strip().lower() == "all" else _split_names(codecs)
+    dataset_list = _split_names(datasets, "--datasets") or ["sample"]
+    codec_registry.check_names(codec_list or [])
+    dataset_registry.check_names(dataset_list)
+    click.echo("medbench: loading codecs and datasets…", err=True)
+
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
     from medbench.reports.summary import format_table, summarize
     from medbench.training.missing import prepare_learned
 
-    codec_list = None if codecs.strip().lower() == "all" else _split_names(codecs)
     config = RunConfig(
         codecs=codec_list,
-        datasets=_split_names(datasets, "--datasets") or ["sample"],
+        datasets=dataset_list,
         data_root=str(data_root) if data_root else None,
         protocol=protocol,
         size=size,
@@ -224,10 +233,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     )
 
     def progress(total: int):
-        from tqdm import tqdm
-
-        return tqdm(total=total, unit="cell", desc="coding", file=sys.stderr,
-                    dynamic_ncols=True)
+        return _CellBar(total)
 
     interrupts = _Interrupts()
     try:
@@ -258,9 +264,43 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     click.echo(f"results: {result.csv_path}")
     click.echo(f"store:   {result.store_path}")
     if not no_report:
+        click.echo("writing the report…", err=True)
         _write_report(result.out, result.out / "report", result.run_id)
     if write_dicom is not None:
         _export_dicom(result.out, write_dicom, result.run_id, None, None, overwrite_dicom)
+
+
+class _CellBar:
+    """The coding progress bar: no time estimate until a few cells are done, since the
+    first cells pay for loading models and images and would promise hours."""
+
+    #: Cells (and seconds) before the bar dares an estimate.
+    SETTLE_CELLS, SETTLE_S = 5, 3.0
+    QUIET = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+
+    def __init__(self, total: int):
+        import time
+
+        from tqdm import tqdm
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._bar = tqdm(total=total, unit="cell", desc="coding", file=sys.stderr,
+                         dynamic_ncols=True, bar_format=self.QUIET)
+        self._settled = False
+
+    def update(self, n: int = 1) -> None:
+        if not self._settled and self._bar.n + n >= self.SETTLE_CELLS \
+                and self._clock() - self._start >= self.SETTLE_S:
+            self._bar.bar_format = None  # tqdm's default: rate and remaining time
+            self._settled = True
+        self._bar.update(n)
+
+    def set_postfix_str(self, text: str) -> None:
+        self._bar.set_postfix_str(text)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 def _export_dicom(results: Path, out: Path, run_id: str | None, codec: str | None,

@@ -83,6 +83,25 @@ class Registry:
         self._items = dict(sorted(items.items()))
         return self._items
 
+    def check_names(self, names: list[str]) -> None:
+        """Refuse names that no installed entry point declares, without importing any
+        plugin (so a mistyped name on the command line fails at once).
+
+        Parameters
+        ----------
+        names
+            Names as typed; a ``name:argument`` spec is checked by its ``name``.
+
+        Raises
+        ------
+        UnknownNameError
+            For the first unknown name; the message lists the declared names.
+        """
+        declared = sorted({ep.name for ep in self._entry_points()})
+        for name in names:
+            if name.partition(":")[0] not in declared:
+                raise UnknownNameError(self.kind, name, declared)
+
     def names(self) -> list[str]:
         """The loaded names, sorted.
 

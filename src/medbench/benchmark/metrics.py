@@ -22,10 +22,13 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy.ndimage import correlate1d
+
+if TYPE_CHECKING:  # torch is imported where the GPU path needs it: a cheap module import
+    import torch
 
 #: Scale weights of Wang et al. 2003 (five scales), as in pytorch-msssim.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -124,12 +127,16 @@ def metrics_device() -> torch.device:
     agree to ~1e-12. ``MEDBENCH_METRICS_DEVICE=cpu`` (or ``cuda``) overrides the choice.
     """
     choice = os.environ.get("MEDBENCH_METRICS_DEVICE", "auto").lower()
+    import torch
+
     if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda")
 
 
 def _tensor(a: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(a).reshape(1, 1, *a.shape).to(device or "cpu")
 
 
@@ -199,6 +206,7 @@ def _structural_torch(
 ) -> tuple[float, float]:
     """:func:`_structural` with pytorch-msssim's float64 convolutions on ``device`` (the
     GPU path; on the CPU it is the reference the NumPy path is tested against)."""
+    import torch
     import torch.nn.functional as F
     from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from medbench.benchmark import environment
 from medbench.benchmark.cells import Job
-from medbench.benchmark.executors import InProcessExecutor, cpu_count, make_executor
+from medbench.benchmark.executors import cpu_count, make_executor
 from medbench.benchmark.rows import WorkUnit, error_rows
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
 from medbench.benchmark.timing import MAX_REPEATS
@@ -172,33 +172,44 @@ def run(
         and the skipped-file counts per dataset.
     """
     out = Path(out)
-    store = ResultsStore(out / STORE_NAME)
+    store = ResultsStore.open_existing(out, readonly=False) if resume else None
     try:
-        config, run_id = _resolve_resume(store, config, resume, echo)
-        chosen = None
-        if run_id is not None:
+        run_id = chosen = None
+        if store is not None:  # --resume: the earlier run's arguments and images
+            config, run_id = _resolve_resume(store, config, echo)
             chosen = {(d, i) for d, i, _, _ in store.run_images(run_id)} or None
-        elif store.runs():
-            earlier, status = store.runs()[-1]
-            echo(f"{out} already holds run {earlier} ({status}): continue it with --resume, "
-                 "or this run is added beside it")
+        # Everything is checked (codecs, protocol, datasets) before the store is created,
+        # so a mistyped argument leaves no file behind.
         plan = plan_run(config, out, echo=echo, prepare_learned=prepare_learned,
                         progress=progress is not None, chosen=chosen)
+        if store is None:
+            store = _new_store(out, echo)
         run_id = execute(plan, store, run_id, progress=progress, echo=echo)
         rows = store.frame(run_id)
         _count_unreadable(rows, plan.skipped_files, plan.notes)
         csv_path = store.export_csv(run_id, out / "results.csv")
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, plan.notes,
                      plan.skipped_files)
 
 
-def _resolve_resume(store: ResultsStore, config: RunConfig, resume: bool,
-                    echo: Callable[[str], Any]) -> tuple[RunConfig, str | None]:
-    """The config to run and the run id to continue (None for a new run)."""
-    if not resume:
-        return config, None
+def _new_store(out: Path, echo: Callable[[str], Any]) -> ResultsStore:
+    """The store a new run writes to; says so when ``out`` already holds runs."""
+    existed = (out / STORE_NAME).is_file()
+    store = ResultsStore(out / STORE_NAME)
+    if existed and store.runs():
+        earlier, status = store.runs()[-1]
+        echo(f"{out} already holds run {earlier} ({status}): continue it with --resume, "
+             "or this run is added beside it")
+    return store
+
+
+def _resolve_resume(store: ResultsStore, config: RunConfig,
+                    echo: Callable[[str], Any]) -> tuple[RunConfig, str]:
+    """The config of the latest run in ``store`` (with this call's execution fields) and
+    its id."""
     run_id = store.latest_run()
     if run_id is None:
         raise MedbenchError(f"--resume found no earlier run in {store.path.parent}; "
@@ -241,11 +252,19 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
              for codec in codecs for rank, setting in enumerate(codec.settings())}
     if not ranks:
         raise MedbenchError("no codec can run; see `medbench codecs` for what is missing")
+    echo(f"codecs: {', '.join(codec.name for codec in codecs)} ({len(ranks)} settings)")
     plan = RunPlan(config, codecs, {}, [], ranks, frozenset(), notes)
+    root = Path(config.data_root) if config.data_root else None
+    specs = unique_names(config.datasets, "--datasets")
+    # Every dataset is opened (a wrong --data-root fails) before any manifest is written.
+    plan.datasets = {spec: get_dataset(spec, root) for spec in specs}
     visual: set[tuple[str, str]] = set()
-    for spec in unique_names(config.datasets, "--datasets"):
-        dataset, records = _dataset_records(config, spec, out, plan, chosen)
-        plan.datasets[spec] = dataset
+    for spec in specs:
+        dataset = plan.datasets[spec]
+        where = dataset.root()
+        echo(f"{spec}: listing images" + (f" in {where}" if where else ""))
+        records = _dataset_records(config, spec, dataset, out, plan, chosen)
+        echo(f"{spec}: {_chosen_text(config, dataset, records, chosen is not None)}")
         cells = tuple(ranks)
         plan.units += [WorkUnit(spec, record, cells) for record in records]
         visual |= {(spec, image_id) for image_id in visual_choice(records)}
@@ -253,13 +272,26 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     return plan
 
 
-def _dataset_records(config: RunConfig, spec: str, out: Path, plan: RunPlan,
-                     chosen: Collection[tuple[str, str]] | None = None
-                     ) -> tuple[Dataset, list[Record]]:
-    """Open one dataset and choose its records through the split manifest kept in ``out``
-    (or, resuming, the records of ``chosen``)."""
-    root = Path(config.data_root) if config.data_root else None
-    dataset = get_dataset(spec, root)
+def _chosen_text(config: RunConfig, dataset: Dataset, records: list[Record],
+                 resumed: bool) -> str:
+    """``test split: 18 of 100 images, 12 patients`` (what a run codes, in one line)."""
+    total = len(dataset.records())
+    groups = len({record.group for record in records})
+    what = "the resumed run's images" if resumed else f"{config.split} split"
+    text = f"{what}: {len(records)} of {total} images"
+    if groups != len(records):
+        text += f", {groups} {dataset.group_kind}s"
+    if config.limit is not None and not resumed:
+        text += f" (--limit {config.limit}: a sample of whole {dataset.group_kind}s, seed " \
+                f"{config.seed})"
+    return text
+
+
+def _dataset_records(config: RunConfig, spec: str, dataset: Dataset, out: Path,
+                     plan: RunPlan, chosen: Collection[tuple[str, str]] | None = None
+                     ) -> list[Record]:
+    """Choose one dataset's records through the split manifest kept in ``out`` (or,
+    resuming, the records of ``chosen``)."""
     # Splits kept in OUT/manifests/ and reused by later runs (and by `medbench train`).
     if chosen is None:
         records = choose_with_manifest(dataset, spec, (config.split,), config.limit, out,
@@ -270,7 +302,7 @@ def _dataset_records(config: RunConfig, spec: str, out: Path, plan: RunPlan,
     plan.skipped_files[spec] = len(dataset.skipped)
     plan.notes += [f"skipped file in {spec}: {item.source}: {item.reason}"
                    for item in dataset.skipped]
-    return dataset, records
+    return records
 
 
 def unique_names(names: list[str], option: str) -> list[str]:
@@ -329,8 +361,10 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
               masks=config.masks, milestones=config.milestones)
-    if units and not isinstance(executor, InProcessExecutor):
-        echo(f"coding on {executor.describe()}")
+    if units:
+        images = len(units)
+        echo(f"coding {sum(len(u.cells) for u in units)} cells ({images} image"
+             f"{'s' if images != 1 else ''}) on {executor.describe()}")
     by_name = {codec.name: codec for codec in plan.codecs}
     bar = progress(sum(len(unit.cells) for unit in units)) if progress else None
 

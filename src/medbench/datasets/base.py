@@ -77,6 +77,9 @@ class Dataset(ABC):
     description: str = ""
     #: Folder under ``--data-root`` holding this dataset (None: needs no data root).
     folder: str | None = None
+    #: What a record's ``group`` is, for messages ("12 patients"): splits and --limit
+    #: samples keep a group whole.
+    group_kind: str = "group"
     #: True when :meth:`fingerprint` is a hash of the record's content (the bytes of its
     #: file), so an edited file gets a new one and a renamed file keeps its own; the
     #: prepared-image cache keys on it and takes part only for such datasets.

@@ -66,6 +66,7 @@ class NihDataset(FileTreeDataset):
     """NIH ChestX-ray14 chest radiographs, grouped by patient."""
 
     name = "nih"
+    group_kind = "patient"
     folder = "nih"
     description = "NIH ChestX-ray14: 8-bit 1024x1024 chest PNGs, grouped by patient"
     expected = "the ChestX-ray14 PNGs (images/PPPPPPPP_FFF.png)"

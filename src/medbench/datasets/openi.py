@@ -64,6 +64,7 @@ class OpenIDataset(FileTreeDataset):
     """OPEN-I (Indiana NLMCXR) chest radiographs, grouped by report."""
 
     name = "openi"
+    group_kind = "report"
     folder = "openi"
     description = "OPEN-I (Indiana NLMCXR): chest X-rays as PNG and/or DICOM, by report"
     expected = "the NLMCXR PNGs (CXR<report>_<n>_IM-....png) and/or DICOMs (.dcm)"
