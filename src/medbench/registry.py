@@ -97,7 +97,7 @@ class Registry:
         UnknownNameError
             For the first unknown name; the message lists the declared names.
         """
-        declared = sorted({ep.name for ep in self._entry_points()})
+        declared = sorted({ep.name for ep in self._entry_points()} | set(self._items or {}))
         for name in names:
             if name.partition(":")[0] not in declared:
                 raise UnknownNameError(self.kind, name, declared)

