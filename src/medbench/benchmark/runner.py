@@ -270,7 +270,8 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
             train_missing=config.train_missing, echo=echo, progress=progress,
         )
     codecs, codec_notes = resolve_codecs(config.codecs, context)
-    notes = codec_notes + notes
+    for note in codec_notes:  # said now, before the wait for coding, not after it
+        echo(f"note: {note}")
     ranks = {(codec.name, setting): rank
              for codec in codecs for rank, setting in enumerate(codec.settings())}
     if not ranks:
