@@ -29,6 +29,7 @@ import numpy as np
 from medbench.benchmark.metrics import Reference, measure, region_metrics
 from medbench.benchmark.regions import Region, image_region
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
+from medbench.benchmark.targets import match, parse_target_setting
 from medbench.benchmark.timing import timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
@@ -106,6 +107,12 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
     row = base.for_cell(codec.name, setting, None, codec.kind)
     decoded = None
     try:
+        target = parse_target_setting(setting)
+        if target is not None:  # a rate-matching cell: search first, then code as usual
+            codec.check(image)
+            found = match(codec, image, target)
+            setting = found.setting
+            row = replace(row, knob=setting, target_met=found.met, target_note=found.note)
         row = replace(row, **codec.setting_info(setting))
         codec.check(image)
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
