@@ -238,7 +238,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                               H.paragraph(about, "note") + _html(summary_text)))
 
     # -- visual --------------------------------------------------------------------------------
-    md["visual"], body = _visual(rows, info, figures, visual, report.notes)
+    md["visual"], body = _visual(pd.concat([rows, matched]) if len(matched) else rows, info,
+                                 figures, visual, report.notes)
     sections.append(H.Section("visual", body))
 
     # -- generalization ------------------------------------------------------------------------
@@ -410,8 +411,12 @@ def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
             body.append(H.paragraph(text, "empty"))
             continue
         path = visual_figure(v.images, figures / f"visual_{slug(v.dataset)}")[0]
-        caption = (f"{v.dataset}: original, each codec's reconstruction at the setting whose "
-                   f"bpp on that image is nearest the {v.target} clinical ratio, and the "
+        how = ("coded at exactly the target on that image (run --target; title: the knob "
+               "the search chose, MISSED where it could not get there)"
+               if rows["setting"].astype(str).str.startswith("target:").any() else
+               "at the setting whose bpp on that image is nearest")
+        caption = (f"{v.dataset}: original, each codec's reconstruction {how} the "
+                   f"{v.target} clinical ratio, and the "
                    f"absolute error (one scale per image, in grey levels), as the run stored "
                    f"them (a 1:1 crop of the most detailed region of large images). Titles "
                    f"give the rate and whole-image PSNR of the cell's result row.")
