@@ -12,7 +12,10 @@ achieved bytes never exceed the budget (achieved ratio >= target ratio). ``psnr`
 land on the **smallest rate whose PSNR is at least the target**. A match is *within
 tolerance* when the achieved bpp is at most :data:`RATE_TOLERANCE` (2 %) below the target
 bpp, or the PSNR at most :data:`PSNR_TOLERANCE` (0.1 dB) above the target; on an integer
-knob (quality, JPEG-LS near) the best integer is the match, however far the next one is.
+knob (quality, JPEG-LS near) a point outside that tolerance is the best integer (the next
+one towards more bytes breaks the rule), however far from the target it is. JPEG 2000's
+rate control truncates at coding-pass boundaries, so on small images its achieved rate
+moves in steps coarser than 2 %; ``target_note`` then gives where the search stopped.
 
 The search
 ----------
