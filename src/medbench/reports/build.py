@@ -174,11 +174,11 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         target_text = text_frame(at_targets, [c for c in TARGET_COLUMNS
                                               if learned_targets or c[0] != "train_dataset"])
         md["targets"] = target_about() + "\n\n" + markdown(target_text)
-        sections.append(H.Section("targets", H.paragraph(target_about(), "note")
-                                  + _html(target_text)))
+        targets_section = H.Section("targets", H.paragraph(target_about(), "note")
+                                    + _html(target_text))
     else:
         md["targets"] = TARGETS_EMPTY + "\n"
-        sections.append(H.Section("targets", H.paragraph(TARGETS_EMPTY, "empty")))
+        targets_section = H.Section("targets", H.paragraph(TARGETS_EMPTY, "empty"))
     (out / "targets.md").write_text(md["targets"])
 
     # -- RD curves -----------------------------------------------------------------------------
@@ -217,6 +217,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     (out / "bd_rate.md").write_text(md["bd-rate"])
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
                               + html_table(bd_text, "fit", bd_classes)))
+    sections.append(targets_section)  # after the BD table: the first screen stays the answer
 
     # -- summary -------------------------------------------------------------------------------
     summary = summarize(pd.concat([rows, matched]) if len(matched) else rows)

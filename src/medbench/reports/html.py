@@ -14,9 +14,9 @@ from pathlib import Path
 #: Section ids and titles, in page order: the answer first, the run metadata last.
 SECTIONS: dict[str, str] = {
     "headline": "Headline",
-    "targets": "At 10:1 / 30:1",
     "rd-curves": "Rate–distortion curves",
     "bd-rate": "BD-rate against JPEG 2000",
+    "targets": "At 10:1 / 30:1",
     "summary": "Summary",
     "visual": "Visual comparison at matched rate",
     "generalization": "Generalization matrix",
