@@ -180,6 +180,11 @@ def split_option(command):
               help="Folder of binary region masks named like the images (<image_id>.png), "
                    "at native or prepared size: roi_* metrics inside them [default: the "
                    "datasets' own regions, JSRT nodules].")
+@click.option("--target", "target", default=None, metavar="KIND=V[,V...]",
+              help="Also code each image with each codec at the setting that hits a target: "
+                   "ratio=10,30 (compression ratio vs native bits), bpp=0.25 or psnr=40. "
+                   "Rows have setting target:ratio=10 and the knob used in column knob; "
+                   "rates never exceed the target (see README).")
 @click.option("--write-dicom", "write_dicom", type=click.Path(file_okay=False, path_type=Path),
               default=None, metavar="DIR",
               help="Also write each coded image whose bitstream is a DICOM transfer syntax "
@@ -188,7 +193,8 @@ def split_option(command):
               help="Let --write-dicom write into a folder that already holds files.")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
-        scheduler, no_report, cache_dir, no_cache, masks, write_dicom, overwrite_dicom) -> None:
+        scheduler, no_report, cache_dir, no_cache, masks, target, write_dicom,
+        overwrite_dicom) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -230,6 +236,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         cache_dir=str(cache_dir) if cache_dir else None,
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,
+        target=target,
     )
 
     def progress(total: int):

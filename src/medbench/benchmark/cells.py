@@ -29,6 +29,7 @@ import numpy as np
 from medbench.benchmark.metrics import Reference, measure, region_metrics
 from medbench.benchmark.regions import Region, image_region
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
+from medbench.benchmark.targets import Target, match, parse_target_setting
 from medbench.benchmark.timing import timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
@@ -106,6 +107,12 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
     row = base.for_cell(codec.name, setting, None, codec.kind)
     decoded = None
     try:
+        target = parse_target_setting(setting)
+        if target is not None:  # a rate-matching cell: search first, then code as usual
+            codec.check(image)
+            found = match(codec, image, target)
+            setting = found.setting
+            row = replace(row, knob=setting, target_met=found.met, target_note=found.note)
         row = replace(row, **codec.setting_info(setting))
         codec.check(image)
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
@@ -217,11 +224,13 @@ def _region(job: Job, unit: WorkUnit, dataset: Dataset, image: Image) -> Region:
 
 
 class _VisualKeeper:
-    """Keeps, per codec (and train dataset), the decoded cell nearest the target ratio."""
+    """Keeps, per codec (and train dataset), the decoded cell nearest the target ratio:
+    the ``target:ratio=30`` cell when the run has one (``run --target``)."""
 
     def __init__(self, image: Image, ratio: float = TARGET_RATIO):
         self.image = image
         self.target_bpp = image.bit_depth / ratio
+        self.matched = Target("ratio", ratio).setting
         self._rows: list[ResultRow] = []
         self._best: dict[tuple[str, str | None], tuple[float, int, np.ndarray]] = {}
 
@@ -231,6 +240,8 @@ class _VisualKeeper:
         if row.status != "ok" or decoded is None or not lossy or not row.bpp:
             return
         distance = abs(math.log(row.bpp / self.target_bpp))
+        if row.setting == self.matched:  # the rate-matched cell (run --target) wins
+            distance = -1.0
         key = (row.codec, row.train_dataset)
         if key not in self._best or distance < self._best[key][0]:
             self._best[key] = (distance, len(self._rows) - 1, decoded)

@@ -102,6 +102,14 @@ class ResultRow:
     #: Why an image has no region, or what of it was left out (a refused mask, a nodule
     #: outside the image).
     roi_note: str | None = _col("TEXT")
+    # Rate matching (``run --target``, medbench.benchmark.targets): target cells only.
+    #: The codec setting a ``target:…`` cell was coded at (``ratio=10.37``, ``q=43``).
+    knob: str | None = _col("TEXT")
+    #: Whether the coded point obeys the target's rule (rate not above it, PSNR not below).
+    target_met: bool | None = _col("INTEGER")
+    #: Why a target cell is not within tolerance: unreachable (with the closest rate), a
+    #: learned model chosen as the nearest, or the search's closest point.
+    target_note: str | None = _col("TEXT")
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})

@@ -24,6 +24,7 @@ from medbench.benchmark.cells import Job
 from medbench.benchmark.executors import cpu_count, make_executor
 from medbench.benchmark.rows import WorkUnit, error_rows
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
+from medbench.benchmark.targets import parse_targets
 from medbench.benchmark.timing import MAX_REPEATS
 from medbench.codecs import CodecContext, codec_names, get_codec
 from medbench.codecs.base import Codec
@@ -55,6 +56,7 @@ class RunConfig:
     train_missing: bool = False  # train learned models missing for a requested dataset
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
+    target: str | None = None  # --target: rate-matching cells (benchmark.targets)
     # Where cells are coded; not part of what a run means (--resume may change them).
     executor: str = "local"
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
@@ -255,6 +257,8 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     select.
     """
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
+    if config.target:
+        parse_targets(config.target)  # a bad --target fails before anything is opened
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device,
@@ -272,8 +276,11 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     codecs, codec_notes = resolve_codecs(config.codecs, context)
     for note in codec_notes:  # said now, before the wait for coding, not after it
         echo(f"note: {note}")
+    targets = parse_targets(config.target) if config.target else []
+    # Target cells rank after the codec's own settings, in the order given.
     ranks = {(codec.name, setting): rank
-             for codec in codecs for rank, setting in enumerate(codec.settings())}
+             for codec in codecs
+             for rank, setting in enumerate([*codec.settings(), *(t.setting for t in targets)])}
     if not ranks:
         raise MedbenchError("no codec can run; see `medbench codecs` for what is missing")
     echo(f"codecs: {', '.join(codec.name for codec in codecs)} ({len(ranks)} settings)")

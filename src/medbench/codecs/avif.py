@@ -6,7 +6,7 @@ import numpy as np
 
 from medbench.codecs._headers import avif_size, check_pixels, check_stream
 from medbench.codecs._imagecodecs import ImagecodecsCodec
-from medbench.codecs.base import LOSSLESS, parse_int_setting
+from medbench.codecs.base import LOSSLESS, Knob, parse_int_setting
 from medbench.image import Image
 
 QUALITIES = (10, 30, 50, 70, 80, 90, 95, 99)
@@ -44,6 +44,9 @@ class AvifCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"q={q}" for q in QUALITIES] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("q", 0, 99, integer=True, larger_is_smaller=False)
 
     def _quality(self, setting: str) -> int:
         # q=100 is lossless, which is the separate ``lossless`` setting.

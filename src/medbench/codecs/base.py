@@ -23,6 +23,30 @@ LOSSLESS = "lossless"
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A codec's rate knob as a rate-matching search sees it (``run --target``).
+
+    ``low``..``high`` is the lossy range searched; ``integer`` knobs take whole values;
+    ``log`` knobs are bisected on a log scale; ``larger_is_smaller`` says that a larger
+    value gives fewer bytes (JPEG 2000 ratio, JPEG XL distance, JPEG-LS near) rather
+    than more (quality).
+    """
+
+    key: str
+    low: float
+    high: float
+    integer: bool = False
+    log: bool = False
+    larger_is_smaller: bool = True
+
+    def setting_for(self, value: float) -> str:
+        """The setting string that codes at ``value`` (``ratio=10.37``, ``q=43``)."""
+        if self.integer:
+            return f"{self.key}={int(round(value))}"
+        return f"{self.key}={float(f'{value:.4g}'):g}"
+
+
+@dataclass(frozen=True)
 class CodecContext:
     """What the harness tells codecs about the run (learned codecs need the models)."""
 
@@ -70,6 +94,12 @@ class Codec(ABC):
             Short setting strings (``q=75``, ``ratio=20``, ``lossless``); the names in
             result rows and on the command line.
         """
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        """The knob a rate-matching search (``run --target``) may set to any value in its
+        range for ``bit_depth``-bit images, or None: the codec offers only its
+        :meth:`settings` (learned models, lossless-only codecs)."""
+        return None
 
     def is_lossless(self, setting: str) -> bool:
         return setting == LOSSLESS

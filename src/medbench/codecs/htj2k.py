@@ -12,7 +12,7 @@ import numpy as np
 
 from medbench.codecs._headers import check_pixels, check_stream, j2k_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, check_range, container_bits
-from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.codecs.base import LOSSLESS, Knob, parse_setting
 from medbench.image import Image
 
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
@@ -58,6 +58,9 @@ class Htj2kCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"qstep={q:g}" for q in QSTEPS] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("qstep", MIN_QSTEP, MAX_QSTEP, log=True)
 
     def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
         # OpenJPH writes RPCL order with TLM markers, but only the plain lossless syntax

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from medbench.codecs._headers import check_stream, jpeg_size
-from medbench.codecs.base import Codec, parse_int_setting
+from medbench.codecs.base import Codec, Knob, parse_int_setting
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -30,6 +30,9 @@ class JpegCodec(Codec):
 
     def settings(self) -> list[str]:
         return [f"q={q}" for q in QUALITIES]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("q", 1, 100, integer=True, larger_is_smaller=False)
 
     def _quality(self, setting: str) -> int:
         return parse_int_setting(setting, "q", 1, 100, "JPEG quality")

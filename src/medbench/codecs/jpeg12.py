@@ -11,7 +11,7 @@ import numpy as np
 
 from medbench.codecs._headers import check_pixels, check_stream, jpeg_size
 from medbench.codecs._imagecodecs import REQUIREMENT, ImagecodecsCodec
-from medbench.codecs.base import LOSSLESS, parse_int_setting
+from medbench.codecs.base import LOSSLESS, Knob, parse_int_setting
 from medbench.image import Image
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -57,6 +57,9 @@ class Jpeg12Codec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"q={q}" for q in QUALITIES] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("q", 1, 100, integer=True, larger_is_smaller=False)
 
     def _quality(self, setting: str) -> int:
         return parse_int_setting(setting, "q", 1, 100, "JPEG quality")

@@ -12,7 +12,7 @@ import numpy as np
 
 from medbench.codecs._headers import check_pixels, check_stream, j2k_size
 from medbench.codecs._openjpeg import import_glymur
-from medbench.codecs.base import LOSSLESS, Codec, parse_setting
+from medbench.codecs.base import LOSSLESS, Codec, Knob, parse_setting
 from medbench.errors import CodecUnavailable
 from medbench.image import Image
 
@@ -44,6 +44,9 @@ class Jpeg2000Codec(Codec):
 
     def settings(self) -> list[str]:
         return [f"ratio={r}" for r in RATIOS] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("ratio", 1.0, 1000.0, log=True)
 
     def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
         return J2K_LOSSLESS if setting == LOSSLESS else J2K

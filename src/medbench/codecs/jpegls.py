@@ -14,7 +14,7 @@ import numpy as np
 from medbench.codecs import _charls
 from medbench.codecs._headers import check_ends_with_eoi, check_pixels, check_stream, jpeg_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, container_bits
-from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.codecs.base import LOSSLESS, Knob, parse_setting
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -50,6 +50,10 @@ class JpegLsCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"near={n}" for n in NEARS] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        # T.87 bounds NEAR by MAXVAL/2 as well as by 255.
+        return Knob("near", 1, max(1, min(MAX_NEAR, ((1 << bit_depth) - 1) // 2)), integer=True)
 
     def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
         return JPEGLS_LOSSLESS if setting == LOSSLESS else JPEGLS_NEAR_LOSSLESS

@@ -13,7 +13,7 @@ import numpy as np
 
 from medbench.codecs._headers import check_pixels, check_stream, jpegxl_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec, check_range
-from medbench.codecs.base import LOSSLESS, parse_setting
+from medbench.codecs.base import LOSSLESS, Knob, parse_setting
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -47,6 +47,9 @@ class JpegXlCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"distance={d:g}" for d in DISTANCES] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("distance", MIN_DISTANCE, MAX_DISTANCE, log=True)
 
     def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
         import pydicom

@@ -6,7 +6,7 @@ import numpy as np
 
 from medbench.codecs._headers import check_stream, webp_size
 from medbench.codecs._imagecodecs import ImagecodecsCodec
-from medbench.codecs.base import LOSSLESS, parse_int_setting
+from medbench.codecs.base import LOSSLESS, Knob, parse_int_setting
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -37,6 +37,9 @@ class WebpCodec(ImagecodecsCodec):
 
     def settings(self) -> list[str]:
         return [f"q={q}" for q in QUALITIES] + [LOSSLESS]
+
+    def knob(self, bit_depth: int) -> Knob | None:
+        return Knob("q", 0, 100, integer=True, larger_is_smaller=False)
 
     def check(self, image: Image) -> None:
         if image.bit_depth != 8:

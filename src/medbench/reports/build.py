@@ -5,6 +5,7 @@ Writes into ``OUT`` (default ``RESULTS_DIR/report``)::
     index.html            the self-contained page (figures embedded)
     report.md             all sections as Markdown (figures linked from figures/)
     summary.csv/.md       dataset × codec × setting, means with 95 % CI
+    targets.csv/.md       every codec at exactly matched rate (run --target), ranked
     rd_points.csv         the points of every RD curve
     bd_rate.csv/.md       BD-rate / BD-PSNR against JPEG 2000
     generalization.csv/.md  learned codecs, train × test at a matched rate
@@ -42,6 +43,10 @@ from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.summary import summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
+from medbench.reports.targets import EMPTY as TARGETS_EMPTY
+from medbench.reports.targets import TABLE as TARGET_COLUMNS
+from medbench.reports.targets import about as target_about
+from medbench.reports.targets import target_rows, targets_table
 from medbench.reports.visual import visual_comparisons
 
 log = logging.getLogger(__name__)
@@ -145,6 +150,9 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     """
     all_rows, info = load_run(results, run_id, visuals=visual)
     rows = split_milestones(all_rows)[0]  # milestone checkpoints: their own section only
+    matched = target_rows(rows)  # rate-matched cells: their own table and the summary only
+    rows = rows.drop(index=matched.index)
+    at_targets = targets_table(matched)
     out = Path(out) if out is not None else Path(results) / "report"
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -155,9 +163,23 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     bd = bd_table(all_curves)
 
     # -- headline: the answer first ------------------------------------------------------------
-    lines = headline(rows, all_curves, bd)
+    lines = headline(rows, all_curves, bd, at_targets)
     md["headline"] = headline_markdown(lines)
     sections.append(H.Section("headline", headline_html(lines)))
+
+    # -- every codec at exactly matched rate (run --target) -------------------------------------
+    at_targets.to_csv(out / "targets.csv", index=False)
+    if len(at_targets):
+        learned_targets = bool(at_targets["train_dataset"].notna().any())
+        target_text = text_frame(at_targets, [c for c in TARGET_COLUMNS
+                                              if learned_targets or c[0] != "train_dataset"])
+        md["targets"] = target_about() + "\n\n" + markdown(target_text)
+        targets_section = H.Section("targets", H.paragraph(target_about(), "note")
+                                    + _html(target_text))
+    else:
+        md["targets"] = TARGETS_EMPTY + "\n"
+        targets_section = H.Section("targets", H.paragraph(TARGETS_EMPTY, "empty"))
+    (out / "targets.md").write_text(md["targets"])
 
     # -- RD curves -----------------------------------------------------------------------------
     curve_points_frame(all_curves).to_csv(out / "rd_points.csv", index=False)
@@ -195,9 +217,10 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     (out / "bd_rate.md").write_text(md["bd-rate"])
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
                               + html_table(bd_text, "fit", bd_classes)))
+    sections.append(targets_section)  # after the BD table: the first screen stays the answer
 
     # -- summary -------------------------------------------------------------------------------
-    summary = summarize(rows)
+    summary = summarize(pd.concat([rows, matched]) if len(matched) else rows)
     summary.to_csv(out / "summary.csv", index=False)
     exact = bool((summary["exact_images"] > 0).any())
     cols = [c for c in SUMMARY_COLUMNS if (learned or c[0] != "train_dataset")
@@ -216,7 +239,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                               H.paragraph(about, "note") + _html(summary_text)))
 
     # -- visual --------------------------------------------------------------------------------
-    md["visual"], body = _visual(rows, info, figures, visual, report.notes)
+    md["visual"], body = _visual(pd.concat([rows, matched]) if len(matched) else rows, info,
+                                 figures, visual, report.notes)
     sections.append(H.Section("visual", body))
 
     # -- generalization ------------------------------------------------------------------------
@@ -388,8 +412,12 @@ def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
             body.append(H.paragraph(text, "empty"))
             continue
         path = visual_figure(v.images, figures / f"visual_{slug(v.dataset)}")[0]
-        caption = (f"{v.dataset}: original, each codec's reconstruction at the setting whose "
-                   f"bpp on that image is nearest the {v.target} clinical ratio, and the "
+        how = ("coded at exactly the target on that image (run --target; title: the knob "
+               "the search chose, MISSED where it could not get there)"
+               if rows["setting"].astype(str).str.startswith("target:").any() else
+               "at the setting whose bpp on that image is nearest")
+        caption = (f"{v.dataset}: original, each codec's reconstruction {how} the "
+                   f"{v.target} clinical ratio, and the "
                    f"absolute error (one scale per image, in grey levels), as the run stored "
                    f"them (a 1:1 crop of the most detailed region of large images). Titles "
                    f"give the rate and whole-image PSNR of the cell's result row.")

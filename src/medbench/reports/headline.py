@@ -50,8 +50,8 @@ class DatasetHeadline:
     learned: list[Learned] = field(default_factory=list)
 
 
-def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame
-             ) -> list[DatasetHeadline]:
+def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
+             targets: pd.DataFrame | None = None) -> list[DatasetHeadline]:
     """The headline of every dataset in ``rows``, in dataset order.
 
     Parameters
@@ -62,6 +62,10 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame
         Their RD curves (:func:`~medbench.reports.curves.curves`).
     bd : pandas.DataFrame
         Their BD table against JPEG 2000 (:func:`~medbench.reports.bd.bd_table`).
+    targets : pandas.DataFrame, optional
+        The rate-matched table (:func:`~medbench.reports.targets.targets_table`); where
+        it has a dataset's lines, the best codecs at each target are read from it rather
+        than off the RD curves.
     """
     out = []
     if rows.empty:
@@ -70,7 +74,12 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame
         d_rows = rows[rows["dataset"] == dataset]
         group = [c for c in all_curves if c.dataset == dataset]
         h = DatasetHeadline(dataset, [_what_ran(d_rows)])
-        h.lines += [_best_at(group, ratio) for ratio in CLINICAL_RATIOS]
+        matched = (targets[targets["dataset"] == dataset] if targets is not None
+                   and len(targets) else None)
+        if matched is not None and len(matched):
+            h.lines += _best_matched(matched)
+        else:
+            h.lines += [_best_at(group, ratio) for ratio in CLINICAL_RATIOS]
         h.learned = _learned(d_rows, group, bd[bd["dataset"] == dataset] if len(bd) else bd)
         if not h.learned:
             h.lines.append("No learned codec in this run.")
@@ -117,6 +126,28 @@ def _protocol(rows: pd.DataFrame) -> str:
     depths = sorted({int(b) for b in rows["bit_depth"].dropna()}) if "bit_depth" in rows else []
     depth = "/".join(str(d) for d in depths) + "-bit" if depths else "bit depth unknown"
     return f"protocol {', '.join(names) or 'unknown'} ({size}, {depth})"
+
+
+def _best_matched(table: pd.DataFrame) -> list[str]:
+    """One line per target of a dataset's rate-matched table: the best codecs by PSNR."""
+    lines = []
+    for target, group in table.groupby("target", sort=False):
+        ranked = group.sort_values("rank")
+        names = [f"{c}" + (f" ({t})" if isinstance(t, str) else "") + f" {p:.2f} dB"
+                 for c, t, p in zip(ranked["codec"], ranked["train_dataset"], ranked["psnr"])
+                 if math.isfinite(p)][:1 + RUNNERS_UP]
+        if not names:
+            lines.append(f"At exactly {target}: no codec decoded with a finite PSNR.")
+            continue
+        text = f"At exactly {target} (rate-matched per image): best PSNR {names[0]}"
+        if names[1:]:
+            text += ", then " + ", ".join(names[1:])
+        missed = [c for c, m in zip(ranked["codec"], ranked["met"])
+                  if str(m).split("/")[0] != str(m).split("/")[-1]]
+        if missed:
+            text += f"; missed the target on some images: {', '.join(missed)}"
+        lines.append(text + ".")
+    return lines
 
 
 def _best_at(group: list[Curve], ratio: int) -> str:

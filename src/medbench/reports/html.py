@@ -16,6 +16,7 @@ SECTIONS: dict[str, str] = {
     "headline": "Headline",
     "rd-curves": "Rate–distortion curves",
     "bd-rate": "BD-rate against JPEG 2000",
+    "targets": "At 10:1 / 30:1",
     "summary": "Summary",
     "visual": "Visual comparison at matched rate",
     "generalization": "Generalization matrix",

@@ -6,7 +6,10 @@ the target rate (the 30:1 clinical ratio for the image's bit depth), beside the 
 a 1:1 crop of the most detailed region (the whole image when it is small) and the whole
 image downscaled for display (:mod:`medbench.benchmark.visuals`). This module only reads
 them, so a report can be rebuilt from a copied results folder with the data and codecs
-gone. Panel titles give the rate and PSNR recorded in the cell's result row.
+gone. Panel titles give the rate and PSNR recorded in the cell's result row. When the
+run has rate-matched cells (``run --target ratio=30``), those are shown: every codec at
+exactly the target on that image, titled with the knob the search chose; a codec that
+could not reach the target is marked MISSED and named in the notes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medbench.benchmark.targets import Target
 from medbench.benchmark.visuals import TARGET_RATIO
 from medbench.reports.curves import ANCHOR, clinical_bpp
 from medbench.reports.figures import Panel
@@ -89,6 +93,7 @@ def _add_image(visual: Visual, original: dict[str, Any], views: list[dict[str, A
     ref = original["pixels"]
     depth = int(original["bit_depth"])
     target = clinical_bpp(depth, ratio)
+    matched = Target("ratio", ratio).setting
     part = mine["body_part"].dropna()
     height, width = (int(mine[c].dropna().iloc[0]) if mine[c].notna().any() else 0
                      for c in ("height", "width"))
@@ -113,6 +118,8 @@ def _add_image(visual: Visual, original: dict[str, Any], views: list[dict[str, A
         kind = row["codec_kind"] if isinstance(row["codec_kind"], str) else ""
         key = (str(row["codec"]), train, kind)
         distance = abs(math.log(float(row["bpp"]) / target)) if row["bpp"] > 0 else math.inf
+        if row["setting"] == matched:  # rate-matched on this image (run --target) wins
+            distance = -1.0
         if key not in best or distance < best[key][0]:
             best[key] = (distance, row, view)
     keys = _codec_order(list(best))
@@ -130,8 +137,23 @@ def _add_image(visual: Visual, original: dict[str, Any], views: list[dict[str, A
                                 f"{decoded.shape}, the original {ref.shape}; left out")
             continue
         error = np.abs(decoded.astype(np.float64) - ref.astype(np.float64))
+        setting = str(row["setting"])
+        if setting == matched:  # the knob the search chose, and whether it got there
+            knob = row.get("knob")
+            setting = str(knob) if isinstance(knob, str) else setting
+            if row.get("target_met") is not None and not _true(row.get("target_met")):
+                setting += f"\nMISSED {ratio}:1"
+                visual.notes.append(f"{visual.dataset}/{image_id}: {codec} could not reach "
+                                    f"{ratio}:1: {row.get('target_note')}")
         title = (f"{codec}" + (f"\ntrain {train}" if train else "")
-                 + f"\n{row['setting']}\n{float(row['bpp']):.3f} bpp, "
+                 + f"\n{setting}\n{float(row['bpp']):.3f} bpp, "
                  + f"{float(row['psnr']):.1f} dB")
         panels.append(Panel(title, decoded, depth, error))
     visual.images.append((caption, panels))
+
+
+def _true(value: Any) -> bool:
+    """A stored boolean (1/0, True/False; NaN counts as not known, so not a miss)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return bool(value)
