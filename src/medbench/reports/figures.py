@@ -169,35 +169,57 @@ class Panel:
     pixels: np.ndarray
     bit_depth: int
     error: np.ndarray | None = None  # absolute error, None for the original
+    #: (top, left, height, width) outlined on the panel: where the 1:1 crop lies.
+    box: tuple[float, float, float, float] | None = None
+
+
+#: Panels per row of the visual comparison, and each panel's side in inches at DPI:
+#: 4 × 2.7 in at 100 dpi keeps every crop at 256 px or more in a 1200-px page.
+VISUAL_COLUMNS = 4
+VISUAL_PANEL_IN = 2.7
 
 
 def visual_figure(images: list[tuple[str, list[Panel]]], stem: Path) -> list[Path]:
-    """Originals, reconstructions and absolute-error maps, one pair of rows per image.
+    """Originals and reconstructions, each above its absolute-error map, in rows of
+    :data:`VISUAL_COLUMNS` panels large enough to judge detail (≥ 256 px in the report).
 
     Pixels are shown over the full nominal range ``0..2**bit_depth - 1`` (no per-image
     windowing). The error maps of one image share one scale, stated above each map: the
     median over codecs of their 99.5th-percentile error, so that a few very poor
-    reconstructions saturate instead of turning every good one black.
+    reconstructions saturate instead of turning every good one black. A panel with a
+    ``box`` (the whole image) shows where the 1:1 crop lies; its error slot carries the
+    image's caption, as does the original's when there is no whole-image panel.
     """
-    ncols = max(len(panels) for _, panels in images)
-    fig = Figure(figsize=(1.75 * ncols, 4.3 * len(images)))
-    axes = np.atleast_2d(fig.subplots(2 * len(images), ncols, squeeze=False))
+    from matplotlib.patches import Rectangle
+
+    layout = [(k, j) for k, (_, panels) in enumerate(images) for j in range(len(panels))]
+    rows_per_image = [-(-len(panels) // VISUAL_COLUMNS) for _, panels in images]
+    total_rows = 2 * sum(rows_per_image)
+    fig = Figure(figsize=(VISUAL_PANEL_IN * VISUAL_COLUMNS, VISUAL_PANEL_IN * 1.12 * total_rows))
+    axes = np.atleast_2d(fig.subplots(total_rows, VISUAL_COLUMNS, squeeze=False))
     for ax in axes.ravel():
         ax.set_axis_off()
-    for k, (label, panels) in enumerate(images):
+    first_row = np.cumsum([0, *rows_per_image])[:-1] * 2
+    for k, j in layout:
+        label, panels = images[k]
         errors = [p.error for p in panels if p.error is not None]
         emax = float(np.median([np.percentile(e, 99.5) for e in errors])) if errors else 1.0
         emax = max(emax, 1.0)
-        for j, p in enumerate(panels):
-            top, bottom = axes[2 * k, j], axes[2 * k + 1, j]
-            top.imshow(p.pixels, cmap="gray", vmin=0, vmax=2**p.bit_depth - 1,
-                       interpolation="nearest")
-            top.set_title(p.title, fontsize=6.5)
-            if p.error is not None:
-                bottom.imshow(p.error, cmap="magma", vmin=0, vmax=emax, interpolation="nearest")
-                bottom.set_title(f"|error|, 0–{emax:.3g}", fontsize=6.5)
-        # The original has no error map: its slot carries the image's caption.
-        axes[2 * k + 1, 0].text(0.5, 0.5, label, transform=axes[2 * k + 1, 0].transAxes,
-                                fontsize=7, ha="center", va="center", wrap=True)
-    fig.subplots_adjust(wspace=0.05, hspace=0.5)
+        p = panels[j]
+        row = first_row[k] + 2 * (j // VISUAL_COLUMNS)
+        top, bottom = axes[row, j % VISUAL_COLUMNS], axes[row + 1, j % VISUAL_COLUMNS]
+        top.imshow(p.pixels, cmap="gray", vmin=0, vmax=2**p.bit_depth - 1,
+                   interpolation="nearest")
+        top.set_title(p.title, fontsize=8)
+        if p.box is not None:
+            y, x, h, w = p.box
+            top.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red",
+                                    linewidth=1.2))
+        if p.error is not None:
+            bottom.imshow(p.error, cmap="magma", vmin=0, vmax=emax, interpolation="nearest")
+            bottom.set_title(f"|error|, 0–{emax:.3g}", fontsize=8)
+        elif j == 0:  # the first panel has no error map: its slot carries the caption
+            bottom.text(0.5, 0.5, label, transform=bottom.transAxes, fontsize=9,
+                        ha="center", va="center", wrap=True)
+    fig.subplots_adjust(wspace=0.04, hspace=0.3, left=0.01, right=0.99, top=0.98, bottom=0.01)
     return _save(fig, stem, ("png",))

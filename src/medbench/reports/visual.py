@@ -75,19 +75,22 @@ def visual_comparisons(rows: pd.DataFrame, views: list[dict[str, Any]],
     out = []
     for dataset in sorted({str(d) for d in rows["dataset"].dropna()}):
         mine = [v for v in views if v["dataset"] == dataset and v["role"] == "crop"]
+        wholes = {v["image_id"]: v for v in views
+                  if v["dataset"] == dataset and v["role"] == "whole" and v["codec"] == ""}
         visual = Visual(dataset, target=f"{ratio}:1")
         originals = [v for v in mine if v["codec"] == ""]
         if not originals:
             visual.notes.append(f"{dataset}: the run stored no pixels for a visual comparison "
                                 "(no image was coded successfully, or the store predates it)")
         for original in originals:
-            _add_image(visual, original, mine, rows[rows["dataset"] == dataset], ratio)
+            _add_image(visual, original, mine, rows[rows["dataset"] == dataset], ratio,
+                       wholes.get(original["image_id"]))
         out.append(visual)
     return out
 
 
 def _add_image(visual: Visual, original: dict[str, Any], views: list[dict[str, Any]],
-               rows: pd.DataFrame, ratio: int) -> None:
+               rows: pd.DataFrame, ratio: int, whole: dict[str, Any] | None = None) -> None:
     image_id = original["image_id"]
     mine = rows[(rows["image_id"] == image_id) & (rows["status"] == "ok")]
     ref = original["pixels"]
@@ -103,7 +106,14 @@ def _add_image(visual: Visual, original: dict[str, Any], views: list[dict[str, A
     caption = (f"{image_id}" + (f" ({part.iloc[0]})" if len(part) else "")
                + f"\n{width}×{height}, {depth}-bit" + region
                + f"\ntarget {target:.3g} bpp ({ratio}:1)")
-    panels = [Panel("original", ref, depth)]
+    panels = []
+    if whole is not None and height and width:  # the whole film, the crop outlined on it
+        scale = whole["pixels"].shape[0] / height
+        box = (original["top"] * scale, original["left"] * scale,
+               ref.shape[0] * scale, ref.shape[1] * scale)
+        panels.append(Panel(f"whole image ({width}×{height}, shown reduced)",
+                            whole["pixels"], depth, box=box))
+    panels.append(Panel("original" + (", 1:1 crop" if whole is not None else ""), ref, depth))
     candidates = []
     for view in views:
         if view["image_id"] != image_id or view["codec"] == "":
