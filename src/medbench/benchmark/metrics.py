@@ -383,12 +383,19 @@ class Reference:
     def __init__(self, pixels: np.ndarray):
         self.pixels = pixels
         self._scales: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] | None = None
+        self._float: np.ndarray | None = None
+
+    def as_float(self) -> np.ndarray:
+        """The pixels in float64 (converted once)."""
+        if self._float is None:
+            self._float = _as_float(self.pixels)
+        return self._float
 
     def scales(self, levels: int, pool) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
         """(pixels in float64, (E[x], E[x²])) for each of the first ``levels`` scales."""
         if self._scales is None or len(self._scales) < levels:
             out = []
-            x = self.pixels.astype(np.float64)
+            x = self.as_float()
             for level in range(levels):
                 out.append((x, _filtered_maps(x, pool)))
                 if level < levels - 1:
@@ -482,8 +489,8 @@ def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int
     if largest == 0 and min(h, w) >= WIN_SIZE:
         structural = (1.0, 1.0)
     else:
-        structural = _structural(_as_float(reference), _as_float(decoded), peak,
-                                 ms_ssim_levels(h, w), wrapped)
+        ref = wrapped.as_float() if wrapped is not None else _as_float(reference)
+        structural = _structural(ref, _as_float(decoded), peak, ms_ssim_levels(h, w), wrapped)
     return {
         "bytes": int(n_bytes),
         "bpp": bits_per_pixel(n_bytes, h, w),
