@@ -87,7 +87,7 @@ def test_measure_vs_torch_path(benchmark, capsys, pair, monkeypatch):
 
     def torch_measure():
         with monkeypatch.context() as patch:
-            patch.setattr(metrics, "_structural_numpy", lambda r, t, peak, levels:
+            patch.setattr(metrics, "_structural_numpy", lambda r, t, peak, levels, _=None:
                           metrics._structural_torch(r, t, peak, levels, torch.device("cpu")))
             row = metrics.measure(*pair)
         return row["ssim"], row["ms_ssim"]
