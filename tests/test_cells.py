@@ -79,3 +79,14 @@ def test_a_visual_image_keeps_the_decoded_cell_nearest_30_to_1_per_codec():
     job = Job(None, PAPER, 0, "models", "cpu", None, "r1", ranks)
     assert not any(r.visuals for r in code_unit(job, WorkUnit("sample", record, cells),
                                                 dataset, codecs))
+
+
+def test_rows_carry_the_conventions_a_reader_needs(tmp_path):
+    result = run(RunConfig(codecs=["jpeg", "jpeg2000"], datasets=["sample"], limit=1,
+                           repeats=0, workers=1), tmp_path)
+    csv = pd.read_csv(result.csv_path)
+    assert (csv["psnr_peak"] == 255).all()
+    assert csv["preparation"].str.startswith("Lanczos (anti-aliased, float32) resize to "
+                                             "256x256; 8-bit by the nominal range").all()
+    jpeg = csv[csv["codec"] == "jpeg"]["codec_conventions"]
+    assert jpeg.str.contains("Huffman tables optimized").all()

@@ -104,7 +104,8 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
     the image's region mask; its ``roi_*`` metrics are measured on the same decoded pixels.
     """
     base = (base or ResultRow(image_id=image.image_id)).with_image(image)
-    row = base.for_cell(codec.name, setting, None, codec.kind)
+    row = base.for_cell(codec.name, setting, None, codec.kind,
+                        codec_conventions=codec.conventions or None)
     decoded = None
     try:
         target = parse_target_setting(setting)

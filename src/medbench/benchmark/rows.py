@@ -93,6 +93,11 @@ class ResultRow:
     stream_sha256: str | None = _col("TEXT")
     #: Timed encode (and decode) calls behind ``encode_ms``/``decode_ms`` medians.
     timed_calls: int | None = _col("INTEGER")
+    #: Conventions to compare with the literature: the PSNR peak, how the image was
+    #: prepared (protocol), and how the codec was configured.
+    psnr_peak: float | None = _col("REAL")
+    preparation: str | None = _col("TEXT")
+    codec_conventions: str | None = _col("TEXT")
     # Diagnostic-region metrics (medbench.benchmark.regions), on the same decoded pixels.
     #: What the region is (``nodule``, ``mask:<file>``); empty when the image has none.
     roi: str | None = _col("TEXT")
@@ -121,6 +126,7 @@ class ResultRow:
         """The columns known from a work unit alone, before its pixels are read."""
         record = unit.record
         return cls(
+            preparation=protocol.describe() if protocol is not None else None,
             run_id=run_id,
             dataset=unit.dataset,
             image_id=record.image_id,
@@ -134,7 +140,7 @@ class ResultRow:
     def with_image(self, image: Image) -> ResultRow:
         """This row with the columns that describe the image as the codecs received it."""
         return replace(self, bit_depth=image.bit_depth, height=image.height,
-                       width=image.width)
+                       width=image.width, psnr_peak=float(2**image.bit_depth - 1))
 
     def for_cell(self, codec: str, setting: str, rank: int | None,
                  kind: str | None = None, **columns: Any) -> ResultRow:

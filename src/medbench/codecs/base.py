@@ -66,6 +66,9 @@ class Codec(ABC):
 
     name: str = ""
     kind: str = "classical"
+    #: How the codec is configured, in one line, for comparing with the literature (the
+    #: ``codec_conventions`` column): library, coding mode, fixed parameters.
+    conventions: str = ""
     bit_depths: tuple[int, ...] = ()
     rate_knob: str = ""
 

@@ -49,6 +49,7 @@ class Htj2kCodec(ImagecodecsCodec):
     """
 
     name = "htj2k"
+    conventions = "OpenJPH encoder, OpenJPEG decoder, 9/7 at a fixed base step, 5/3 lossless"
     feature = "HTJ2K"
     bit_depths = tuple(range(1, 17))
     rate_knob = (

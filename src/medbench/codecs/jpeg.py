@@ -25,6 +25,7 @@ class JpegCodec(Codec):
     """
 
     name = "jpeg"
+    conventions = "libjpeg via Pillow, baseline, 8-bit, Huffman tables optimized per image"
     bit_depths = (8,)
     rate_knob = "q= libjpeg quality 1-100; higher q = higher quality, more bytes"
 

@@ -40,6 +40,8 @@ class Jpeg12Codec(ImagecodecsCodec):
     """
 
     name = "jpeg12"
+    conventions = ("libjpeg-turbo via imagecodecs, 12-bit precision above 8 bits, "
+                   "Annex K tables scaled by q")
     feature = "JPEG8"  # libjpeg-turbo 3 codes 8-, 12- and lossless 2..16-bit in one library
     bit_depths = tuple(range(8, 13))
     rate_knob = "q= libjpeg quality 1-100; higher q = higher quality, more bytes; lossless = SV1"

@@ -32,6 +32,8 @@ class Jpeg2000Codec(Codec):
     """
 
     name = "jpeg2000"
+    conventions = ("OpenJPEG via glymur, irreversible 9/7 at the requested ratio, "
+                   "reversible 5/3 lossless, true precision in SIZ")
     bit_depths = tuple(range(1, 17))
     rate_knob = "ratio= compression ratio vs native bit depth; higher = smaller; lossless = 5/3"
 

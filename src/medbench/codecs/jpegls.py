@@ -41,6 +41,7 @@ class JpegLsCodec(ImagecodecsCodec):
     """
 
     name = "jpegls"
+    conventions = "CharLS, true precision P, NEAR = near (0 lossless)"
     feature = "JPEGLS"
     bit_depths = tuple(range(2, 17))
     rate_knob = (

@@ -41,6 +41,8 @@ class JpegXlCodec(ImagecodecsCodec):
     """
 
     name = "jpegxl"
+    conventions = ("libjxl via imagecodecs, "
+                   "VarDCT at a Butteraugli distance on the true range, or lossless")
     feature = "JPEGXL"
     bit_depths = tuple(range(1, 17))
     rate_knob = "distance= Butteraugli distance; higher = fewer bytes; lossless = modular"

@@ -52,6 +52,14 @@ class Protocol:
         return Image(pixels, bits, image.image_id, meta)
 
 
+    def describe(self) -> str:
+        """How images are prepared, in one line (the ``preparation`` result column)."""
+        size = ("native size" if self.size is None else
+                f"Lanczos (anti-aliased, float32) resize to {self.size}x{self.size}")
+        bits = ("native bit depth" if self.bit_depth is None else
+                f"{self.bit_depth}-bit by the nominal range (2**bits - 1), rounded")
+        return f"{size}; {bits}"
+
     def check_size(self) -> None:
         """Refuse a target size above the pixel budget, before any pixel is allocated.
 
