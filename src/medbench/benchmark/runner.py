@@ -130,10 +130,6 @@ class RunPlan:
     notes: list[str] = field(default_factory=list)
     skipped_files: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def cells(self) -> int:
-        return sum(len(unit.cells) for unit in self.units)
-
 
 #: Images per dataset whose reconstructions the report's visual comparison shows.
 VISUAL_IMAGES = 2
