@@ -256,6 +256,12 @@ class LocalPoolExecutor(Executor):
         if writer is not None:
             writer.close()
         pool.shutdown(wait=False, cancel_futures=True)
+        # Let the manager thread finish closing its wake-up pipe now: left running, it can
+        # close it while the interpreter's exit hook writes to it (a race of Python 3.11's
+        # concurrent.futures that prints "Exception ignored … Bad file descriptor").
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None and manager.is_alive():
+            manager.join(TERMINATE_GRACE + 3.0)
 
     def rows(self, job, units, datasets, codecs, before_cell=None):
         from concurrent.futures import FIRST_COMPLETED, wait
