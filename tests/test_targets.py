@@ -150,3 +150,13 @@ def test_integer_knob_is_the_best_integer(make_image):
     codec = get_codec("jpeg12")
     row = code_cell(codec, "target:ratio=10", image, repeats=0)
     _check_ratio_row(row, codec, image, 10)
+
+
+def test_a_codec_that_cannot_spend_the_budget_says_so():
+    """A flat image: JPEG 2000's richest lossy codestream is far below 10:1's bytes."""
+    import numpy as np
+
+    flat = Image(np.full((64, 64), 117, dtype=np.uint8), 8, "flat")
+    found = match(get_codec("jpeg2000"), flat, Target("ratio", 10))
+    assert found.met and found.note is not None
+    assert "cannot spend the bytes of 10:1" in found.note
