@@ -224,13 +224,13 @@ def match(codec: Codec, image: Image, target: Target) -> Match:
                      f"{codec.name} cannot reach {target.describe()} on this image: closest "
                      f"{search.achieved(near)} at {near.setting}", search.encodes)
     note = None
-    top = max(search.points.values(), key=lambda p: p.bpp)
-    if not search.within(best) and search.budget is not None and best is top:
+    top = max(search.points.values(), key=lambda p: (p.bpp, p.u))  # the richest setting
+    if not search.within(best) and search.budget is not None and best.bpp >= top.bpp:
         # Its richest setting still spends less than the target allows (a smooth image,
         # a lossy codestream that is complete): as close as this codec gets, not a search
         # that gave up.
         note = (f"{codec.name} cannot spend the bytes of {target.describe()} on this image: "
-                f"its highest rate is {search.achieved(best)} at {best.setting}")
+                f"its highest rate is {search.achieved(top)} at {top.setting}")
     elif not search.within(best):
         if knob is None:
             note = (f"{codec.name} has no rate knob: nearest setting {best.setting} at "
