@@ -13,6 +13,7 @@ import click
 from medbench import __version__
 from medbench.benchmark.timing import MAX_REPEATS
 from medbench.errors import MedbenchError, UnknownNameError
+from medbench.text import unique_names
 
 USAGE_EXIT = 2
 
@@ -33,14 +34,8 @@ class MedbenchGroup(click.Group):
 
 def _split_names(value: str | None, option: str = "--codecs") -> list[str] | None:
     """Comma-separated names without repeats (first order kept); an empty name is refused
-    (``--codecs ,`` must not mean every codec)."""
-    if value is None:
-        return None
-    names = [v.strip() for v in value.split(",")]
-    if not all(names):
-        raise MedbenchError(f"{option} got an empty name in {value!r}; give comma-separated "
-                            "names, e.g. jpeg,jpeg2000")
-    return list(dict.fromkeys(names))
+    (:func:`medbench.text.unique_names`)."""
+    return None if value is None else unique_names(value.split(","), option)
 
 
 class _Interrupts:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from medbench.errors import MedbenchError
+
 #: Characters kept as they are in a slug; every run of other characters is replaced.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -40,3 +42,25 @@ def slug(text: str, *, fill: str = "-", default: str = "x") -> str:
     'size_512_bits_native'
     """
     return _UNSAFE.sub(fill, text).strip(fill) or default
+
+
+def unique_names(names: list[str], option: str) -> list[str]:
+    """``names`` stripped and without repeats (first order kept); an empty name is refused
+    (``--codecs ,`` must not mean every codec).
+
+    Parameters
+    ----------
+    names
+        Names as given (e.g. a comma-separated option, split).
+    option
+        The option they came from, for the message.
+
+    Raises
+    ------
+    MedbenchError
+        One of the names is empty.
+    """
+    if any(not name.strip() for name in names):
+        raise MedbenchError(f"{option} got an empty name in {','.join(names)!r}; give "
+                            "comma-separated names, e.g. jpeg,jpeg2000")
+    return list(dict.fromkeys(name.strip() for name in names))

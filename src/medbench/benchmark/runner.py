@@ -33,6 +33,7 @@ from medbench.datasets.cache import default_cache_dir
 from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol, parse_protocol
 from medbench.errors import MedbenchError
+from medbench.text import unique_names
 
 log = logging.getLogger(__name__)
 
@@ -330,14 +331,6 @@ def _dataset_records(config: RunConfig, spec: str, dataset: Dataset, out: Path,
     plan.notes += [f"skipped file in {spec}: {item.source}: {item.reason}"
                    for item in dataset.skipped]
     return records
-
-
-def unique_names(names: list[str], option: str) -> list[str]:
-    """``names`` without repeats (first order kept); an empty name is refused."""
-    if any(not name.strip() for name in names):
-        raise MedbenchError(f"{option} got an empty name ({','.join(names)!r}); give "
-                            "comma-separated names without empty entries")
-    return list(dict.fromkeys(name.strip() for name in names))
 
 
 def visual_choice(records: list[Record], n: int = VISUAL_IMAGES) -> list[str]:
