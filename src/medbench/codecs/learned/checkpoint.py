@@ -211,6 +211,13 @@ def find_checkpoints(root: Path, arch: str,
     if not base.is_dir():
         return []
     skipped = {} if skipped is None else skipped
+    return [ckpt for folder, ckpt in _loadable(base, arch, skipped, "model")]
+
+
+def _loadable(base: Path, arch: str, skipped: dict[str, str],
+              what: str) -> list[tuple[Path, Checkpoint]]:
+    """Every sub-folder of ``base`` holding a finished ``arch`` model, by name; a broken or
+    foreign one is skipped with a one-line warning and its reason put in ``skipped``."""
     found = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         if not (folder / CONFIG).is_file():
@@ -218,15 +225,14 @@ def find_checkpoints(root: Path, arch: str,
         try:
             ckpt = read_checkpoint(folder)
         except CheckpointError as exc:
-            log.warning("skipping model folder: %s", exc)
-            skipped[str(folder)] = str(exc)
-            continue
-        if ckpt.arch != arch:
+            reason = str(exc)
+        else:
+            if ckpt.arch == arch:
+                found.append((folder, ckpt))
+                continue
             reason = f"{folder} holds a {ckpt.arch} model, not {arch}"
-            log.warning("skipping model folder: %s", reason)
-            skipped[str(folder)] = reason
-            continue
-        found.append(ckpt)
+        log.warning("skipping %s folder: %s", what, reason)
+        skipped[str(folder)] = reason
     return found
 
 
@@ -245,18 +251,7 @@ def find_milestones(models: list[Checkpoint],
         base = model.folder / MILESTONES
         if not base.is_dir():
             continue
-        for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-            if not (folder / CONFIG).is_file():
-                continue
-            try:
-                ckpt = read_checkpoint(folder)
-            except CheckpointError as exc:
-                log.warning("skipping milestone folder: %s", exc)
-                skipped[str(folder)] = str(exc)
-                continue
-            if ckpt.arch != model.arch:
-                skipped[str(folder)] = f"{folder} holds a {ckpt.arch} model, not {model.arch}"
-                continue
+        for folder, ckpt in _loadable(base, model.arch, skipped, "milestone"):
             budget = ckpt.config.get("budget")
             budget = budget if isinstance(budget, dict) else {}
             key = (_number(budget.get("wall_s")), _number(budget.get("steps")), rank)
