@@ -1,6 +1,6 @@
 """Harness overhead and worker scaling of a fixed run (a script, not a pytest suite).
 
-    python benchmarks/measure_overhead.py [--images 200] [--repeats 1] [--workers 1 2]
+    python benchmarks/measure_overhead.py [--images 200] [--repeats N] [--workers 1 2]
                                           [--torch-threads N]
 
 The fixed run is JPEG and JPEG 2000 over ``synthetic:N`` (all splits, ``paper``
@@ -9,9 +9,9 @@ protocol). It prints
 - the wall time of ``runner.run`` (executor start-up, loading, protocol, coding, metrics,
   store writes and CSV export) for each ``--workers`` value;
 - the *bare* time of the same cells: the same images prepared beforehand (not timed),
-  then, per cell, exactly the codec calls the run makes (``timed`` with the same
-  ``repeats``: one warm-up and ``repeats`` timed calls of encode and of decode) plus
-  ``metrics.measure``, summed; and the same with one encode + decode + measure per cell;
+  then, per cell, exactly the codec calls the run makes (``timing.timed_pair`` with the
+  same ``repeats``; default automatic, as the run) plus ``metrics.measure``, summed; and
+  the same with one encode + decode + measure per cell;
 - the overhead ratio: 1-worker wall time / bare time (goal <= 1.10).
 
 Bare and 1-worker run share one process and one torch thread setting. Give
@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 
-def bare_seconds(images: int, repeats: int) -> tuple[float, float, int]:
+def bare_seconds(images: int, repeats: int | None) -> tuple[float, float, int]:
     """(protocol-equivalent seconds, single-call seconds, cells) of the fixed run's cells."""
     from medbench.benchmark.metrics import measure
-    from medbench.benchmark.timing import timed
+    from medbench.benchmark.timing import timed_pair
     from medbench.codecs import get_codec
     from medbench.datasets import get_dataset
     from medbench.datasets.protocols import PAPER
@@ -45,10 +45,9 @@ def bare_seconds(images: int, repeats: int) -> tuple[float, float, int]:
         for codec in codecs:
             for setting in codec.settings():
                 start = time.perf_counter()
-                data, _ = timed(lambda c=codec, i=image, s=setting: c.encode(i, s),
-                                repeats=repeats)
-                decoded, _ = timed(lambda c=codec, d=data: c.decode(d), repeats=repeats)
-                measure(image.pixels, decoded, len(data), image.bit_depth)
+                timing = timed_pair(lambda c=codec, i=image, s=setting: c.encode(i, s),
+                                    codec.decode, repeats)
+                measure(image.pixels, timing.decoded, len(timing.encoded), image.bit_depth)
                 middle = time.perf_counter()
                 data = codec.encode(image, setting)
                 decoded = codec.decode(data)
@@ -60,7 +59,7 @@ def bare_seconds(images: int, repeats: int) -> tuple[float, float, int]:
     return protocol_total, single_total, cells
 
 
-def run_seconds(images: int, repeats: int, workers: int) -> tuple[float, int]:
+def run_seconds(images: int, repeats: int | None, workers: int) -> tuple[float, int]:
     from medbench.benchmark.runner import RunConfig, run
 
     config = RunConfig(codecs=["jpeg", "jpeg2000"], datasets=[f"synthetic:{images}"],
@@ -77,7 +76,8 @@ def run_seconds(images: int, repeats: int, workers: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed encode+decode pairs per cell [default: automatic]")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--torch-threads", type=int, default=None)
     args = parser.parse_args()
@@ -96,7 +96,8 @@ def main() -> None:
         print(f"run, {workers} worker(s): {walls[workers]:.1f} s wall, {cells} cells, "
               f"{cells / walls[workers]:.1f} cells/s (load {os.getloadavg()[0]:.2f})")
     protocol_s, single_s, cells = bare_seconds(args.images, args.repeats)
-    print(f"bare, same calls as the run (warm-up + {args.repeats} timed): {protocol_s:.1f} s "
+    repeats = "automatic" if args.repeats is None else args.repeats
+    print(f"bare, same calls as the run (repeats {repeats}): {protocol_s:.1f} s "
           f"for {cells} cells; one encode+decode+measure per cell: {single_s:.1f} s "
           f"(load {os.getloadavg()[0]:.2f})")
     if 1 in walls:

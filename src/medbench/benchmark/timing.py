@@ -108,19 +108,3 @@ def timed_pair(encode: Callable[[], A], decode: Callable[[A], B],
         enc, dec = [enc_first], [dec_first]
     return PairTiming(encoded, decoded, float(statistics.median(enc)),
                       float(statistics.median(dec)), len(enc))
-
-
-def timed(fn: Callable[[], T], repeats: int = 3, warmup: int = 1) -> tuple[T, float]:
-    """Result of ``fn()`` and its median wall time in milliseconds over ``repeats`` calls
-    after ``warmup`` calls; ``repeats`` = 0 times one call (for scripts timing one call)."""
-    if repeats < 0 or warmup < 0:
-        raise ValueError(f"repeats and warmup must be >= 0, got {repeats}, {warmup}")
-    result = None
-    for _ in range(warmup if repeats else 0):
-        result = fn()
-    _synchronize()
-    samples = []
-    for _ in range(max(repeats, 1)):
-        result, ms = _once(fn)
-        samples.append(ms)
-    return result, float(statistics.median(samples))  # type: ignore[return-value]
