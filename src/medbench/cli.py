@@ -409,8 +409,9 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 # -- train -------------------------------------------------------------------------------
 @main.command("train")
 @click.option("--model", "arch", required=True,
-              type=click.Choice(["ae", "cnn", "dcae", "hyperprior"]),
-              help="Which learned codec to train a model (one setting) for.")
+              type=click.Choice(["ae", "cnn", "dcae", "hyperprior", "jpeg2000+pf"]),
+              help="Which learned codec to train a model (one setting) for; jpeg2000+pf "
+                   "is a post-filter for JPEG 2000 at --ratio.")
 @click.option("--dataset", required=True,
               help="Dataset to train on: its train split, with early stopping on its val "
                    "split (e.g. sample, jsrt, folder:PATH).")
@@ -429,6 +430,9 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
               default=None, metavar="MODEL_DIR",
               help="Start from this trained model (same architecture and sizes) and "
                    "fine-tune it on --dataset; the new model records it as its parent.")
+@click.option("--ratio", type=float, default=None,
+              help="jpeg2000+pf only: the JPEG 2000 ratio (as its ratio=R setting) whose "
+                   "decodes the filter learns to clean.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True, help="Adam learning rate.")
@@ -455,11 +459,12 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 @models_option("Folder of trained models (the model goes to MODELS/<model>/<name>).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
-              batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
+              ratio, batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
               seed, name, device, models_dir, no_progress) -> None:
     """Train one model of a learned codec; re-running the same command resumes it."""
-    from medbench.training.config import TrainConfig, train_command
+    from medbench.training.config import POSTFILTER, TrainConfig, train_command
     from medbench.training.loop import train as train_model
+    from medbench.training.postfilter import train_postfilter
 
     config = TrainConfig(
         arch=arch, dataset=dataset, data_root=str(data_root) if data_root else None,
@@ -468,8 +473,10 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budge
         width=width, patience=patience, crop=crop, repeat=repeat, seed=seed, limit=limit,
         device=device,
         models_dir=str(models_dir), name=name,
-        budget=budget, steps=steps, init=str(init) if init else None,
+        budget=budget, steps=steps, init=str(init) if init else None, ratio=ratio,
     )
+    if arch == POSTFILTER:
+        train_model = train_postfilter
     try:
         result = train_model(config, progress=not no_progress, command=train_command(config),
                              echo=lambda m: click.echo(m, err=True))

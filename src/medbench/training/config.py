@@ -9,15 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from medbench.codecs.learned.models import ARCHITECTURES, DEFAULT_LATENT
+from medbench.codecs.learned.postfilter import CODEC as POSTFILTER
 from medbench.errors import MedbenchError
 from medbench.training.budget import Budget, parse_budget
 from medbench.training.transfer import check_parent
 
 OBJECTIVES = ("mse", "rd")
+#: What ``medbench train --model`` trains: the end-to-end architectures and the
+#: JPEG 2000 post-filter (:mod:`medbench.training.postfilter`).
+TRAINABLE = (*ARCHITECTURES, POSTFILTER)
 #: Keys that must match for a run to resume an unfinished one in the same folder.
 RESUME_KEYS = ("arch", "latent", "width", "objective", "lmbda", "dataset", "protocol",
                "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit",
-               "budget", "steps", "init")
+               "budget", "steps", "init", "ratio")
 #: ``medbench train`` flag of each field (what :func:`train_command` writes).
 FLAGS = {"data_root": "--data-root", "protocol": "--protocol", "size": "--size",
          "bit_depth": "--bit-depth", "epochs": "--epochs", "batch_size": "--batch-size",
@@ -25,7 +29,7 @@ FLAGS = {"data_root": "--data-root", "protocol": "--protocol", "size": "--size",
          "latent": "--latent", "width": "--width", "patience": "--patience",
          "crop": "--crop", "repeat": "--repeat", "limit": "--limit", "seed": "--seed",
          "name": "--name", "device": "--device", "models_dir": "--models",
-         "budget": "--budget", "steps": "--steps", "init": "--init"}
+         "budget": "--budget", "steps": "--steps", "init": "--init", "ratio": "--ratio"}
 
 
 @dataclass
@@ -37,7 +41,8 @@ class TrainConfig:
     Parameters
     ----------
     arch : str
-        Architecture: ``ae``, ``cnn``, ``dcae`` or ``hyperprior``.
+        Architecture: ``ae``, ``cnn``, ``dcae``, ``hyperprior``, or ``jpeg2000+pf`` (a
+        post-filter for JPEG 2000 at ``ratio``).
     dataset : str
         Dataset spec as on the command line (``jsrt``, ``folder:PATH``...); the model
         trains on its train split and stops early on its val split.
@@ -90,6 +95,9 @@ class TrainConfig:
     init : str, optional
         Folder of a finished model to start from (fine-tuning): same architecture,
         latent, width and density components; ``latent``/``width`` default to its.
+    ratio : float, optional
+        ``jpeg2000+pf`` only (and required there): the JPEG 2000 ratio whose decodes the
+        filter learns to clean.
 
     Raises
     ------
@@ -122,11 +130,25 @@ class TrainConfig:
     budget: str | None = None
     steps: int | None = None
     init: str | None = None
+    ratio: float | None = None
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
+        if self.arch not in TRAINABLE:
             raise MedbenchError(
-                f"unknown model {self.arch!r}; known models: {', '.join(ARCHITECTURES)}"
+                f"unknown model {self.arch!r}; known models: {', '.join(TRAINABLE)}"
+            )
+        if (self.arch == POSTFILTER) != (self.ratio is not None):
+            raise MedbenchError(
+                f"--ratio R (the JPEG 2000 ratio to filter, e.g. --ratio 40) goes with "
+                f"--model {POSTFILTER} and only with it"
+            )
+        if self.ratio is not None and not 1 < self.ratio <= 1000:
+            raise MedbenchError(f"--ratio must lie above 1 and at most 1000, not {self.ratio:g}")
+        if self.arch == POSTFILTER and (self.objective != "mse" or self.init is not None
+                                        or self.latent is not None):
+            raise MedbenchError(
+                f"--model {POSTFILTER} trains a post-filter on the MSE: --objective rd, "
+                f"--lmbda, --latent and --init do not apply to it"
             )
         if self.objective not in OBJECTIVES:
             raise MedbenchError(f"--objective must be mse or rd, not {self.objective!r}")
@@ -146,17 +168,20 @@ class TrainConfig:
         self._parent: dict[str, Any] | None = None
         if self.init is not None:
             self._parent = check_parent(self)
-        if self.latent is None:
+        if self.latent is None and self.arch in DEFAULT_LATENT:
             self.latent = DEFAULT_LATENT[self.arch]
         if self.name is not None:
             check_model_name(self.name)
 
     @property
     def model_name(self) -> str:
-        """Folder and setting name: ``<dataset>-l<latent>[-lam<λ>]`` unless ``--name``."""
+        """Folder and setting name: ``<dataset>-l<latent>[-lam<λ>]`` (a post-filter:
+        ``<dataset>-ratio<R>``) unless ``--name``."""
         if self.name:
             return self.name
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.dataset.rsplit("/", 1)[-1]).strip("-")
+        if self.ratio is not None:
+            return f"{slug or 'data'}-ratio{self.ratio:g}"
         name = f"{slug or 'data'}-l{self.latent}"
         if self.objective == "rd":
             name += f"-lam{self.lmbda:g}"
@@ -217,8 +242,10 @@ def train_command(cfg: TrainConfig) -> str:
     str
         A shell-quoted command line naming only the options that differ from the defaults.
     """
-    defaults = TrainConfig(arch=cfg.arch, dataset=cfg.dataset)
+    defaults = TrainConfig(arch=cfg.arch, dataset=cfg.dataset, ratio=cfg.ratio)
     parts = ["medbench", "train", "--model", cfg.arch, "--dataset", cfg.dataset]
+    if cfg.ratio is not None:  # required, so never "the default"
+        parts += ["--ratio", f"{cfg.ratio:g}"]
     for key, flag in FLAGS.items():
         value = getattr(cfg, key)
         if value is not None and value != getattr(defaults, key):

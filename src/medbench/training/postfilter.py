@@ -1,0 +1,200 @@
+"""Training of a ``jpeg2000+pf`` post-filter: JPEG 2000 decodes in, originals out.
+
+Every train and val image is coded once with JPEG 2000 at the model's ratio (the same
+codec and setting the harness runs), so the filter learns exactly the artefacts it will
+see. Training minimises the MSE between filtered random crops of the decodes and the
+same crops of the originals (Adam, a cosine learning-rate decay over the budget, random
+flips). A run is always budgeted: ``--budget``/``--steps``, or ``--epochs`` passes over
+the train split. At the end the filter is scored on the val split through the codec
+itself (real streams, the filter's decoder path) and the gain over plain JPEG 2000 is
+written to ``config.json``. Runs take minutes, so an interrupted one starts over; no
+milestones are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medbench import __version__
+from medbench.benchmark.metrics import bits_per_pixel, psnr, psnr_from_mse
+from medbench.codecs import CodecContext
+from medbench.codecs.learned.coding import resolve_device
+from medbench.codecs.learned.postfilter import (
+    CODEC,
+    CONFIG,
+    Jpeg2000PostFilterCodec,
+    PostFilterNet,
+    add_marker,
+    read_filter,
+    save_filter,
+)
+from medbench.datasets.protocols import parse_protocol
+from medbench.errors import MedbenchError
+from medbench.image import Image
+from medbench.training.budget import Budget, lr_factor
+from medbench.training.config import TrainConfig
+from medbench.training.data import load_splits
+from medbench.training.loop import TrainResult
+
+log = logging.getLogger(__name__)
+
+#: Default feature channels of the filter's full-resolution scale.
+DEFAULT_WIDTH = 16
+#: Echo a progress line this often (seconds) when bars are off.
+ECHO_EVERY_S = 30.0
+
+
+def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
+                     echo: Callable[[str], Any] = log.info,
+                     command: str | None = None) -> TrainResult:
+    """Train the ``jpeg2000+pf`` filter ``cfg`` describes (``cfg.ratio``); see the module.
+
+    Returns
+    -------
+    TrainResult
+        The finished checkpoint (``already_trained`` when the folder held it already).
+
+    Raises
+    ------
+    MedbenchError
+        When JPEG 2000 is unavailable, the dataset cannot be read or a split is empty.
+    """
+    folder = cfg.folder
+    if (folder / CONFIG).is_file():
+        ckpt, _ = read_filter(folder)
+        echo(f"{CODEC} filter {cfg.model_name} is already trained in {folder}; delete that "
+             f"folder or choose another --name to train again")
+        return TrainResult(ckpt, already_trained=True)
+    codec = Jpeg2000PostFilterCodec(CodecContext(models_dir=Path(cfg.models_dir)))
+    reason = codec.j2k.unavailable_reason()
+    if reason:
+        raise MedbenchError(reason)
+    device = resolve_device(cfg.device)
+    protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
+    root = Path(cfg.data_root) if cfg.data_root else None
+    splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
+                         manifest_dir=Path(cfg.models_dir))
+    setting = f"ratio={cfg.ratio:g}"
+    pairs = {name: [_pair(codec, image, setting) for image in split.images]
+             for name, split in splits.items()}
+    train_pairs = pairs["train"]
+
+    width = cfg.width or DEFAULT_WIDTH
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = PostFilterNet(width).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    budget = cfg.budget_rule()
+    if budget is None:  # --epochs passes over the train split
+        per_epoch = math.ceil(len(train_pairs) * cfg.repeat / cfg.batch_size)
+        budget = Budget(steps=int(cfg.epochs or 1) * per_epoch)
+    rng = np.random.default_rng(cfg.seed)
+    wall = 0.0
+    steps = seen = 0
+    shown = time.perf_counter()
+    net.train()
+    while not budget.done(wall, steps):
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(budget.progress(wall, steps))
+        x, y = _crops(train_pairs, cfg.crop, cfg.batch_size, rng, device)
+        start = time.perf_counter()
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        wall += time.perf_counter() - start
+        steps += 1
+        seen += len(x)
+        if time.perf_counter() - shown > ECHO_EVERY_S:
+            shown = time.perf_counter()
+            done = 100 * budget.progress(wall, steps)
+            echo(f"{CODEC} {cfg.model_name}: {steps} steps ({done:.0f} % of the budget), "
+                 f"train PSNR {_db(loss.item()):.2f} dB")
+    net.eval()
+
+    validation = _validate(net, pairs["val"], device)
+    config = {
+        "name": cfg.model_name,
+        "ratio": float(cfg.ratio),  # type: ignore[arg-type]
+        "width": width,
+        "medbench_version": __version__,
+        "command": command,
+        "train": {"dataset": cfg.dataset, "protocol": protocol.name,
+                  "images": {name: len(p) for name, p in pairs.items()},
+                  "budget": cfg.budget, "max_steps": cfg.steps, "epochs": cfg.epochs,
+                  "batch_size": cfg.batch_size, "lr": cfg.lr, "crop": cfg.crop,
+                  "seed": cfg.seed, "limit": cfg.limit},
+        "budget": {"device": device.type,
+                   "device_name": (torch.cuda.get_device_name(device)
+                                   if device.type == "cuda" else "cpu"),
+                   "torch_threads": torch.get_num_threads(), "wall_s": round(wall, 2),
+                   "steps": steps, "images_seen": seen},
+        "validation": validation,
+    }
+    ckpt = save_filter(net, folder, config)
+    echo(f"saved {CODEC} filter {cfg.model_name} to {folder}: validation "
+         f"{validation['bpp']:.3f} bpp, {validation['psnr']:.2f} dB PSNR "
+         f"({validation['gain_db']:+.2f} dB over plain JPEG 2000; {steps} steps, "
+         f"{wall:.0f} s on {device.type})")
+    return TrainResult(ckpt)
+
+
+def _pair(codec: Jpeg2000PostFilterCodec, image: Image,
+          setting: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(JPEG 2000 decode, original, stream bytes, bit depth) of one image."""
+    stream = add_marker(codec.j2k.encode(image, setting), "0" * 16)  # as the codec sends it
+    return codec.j2k.decode(stream), image.pixels, len(stream), image.bit_depth
+
+
+def _crops(pairs, crop: int, batch: int, rng: np.random.Generator,
+           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random, randomly flipped crops of (decode, original) on ``[0, 1]``."""
+    side = min(crop, *(min(p[0].shape) for p in pairs))
+    xs, ys = [], []
+    for k in rng.integers(len(pairs), size=batch):
+        decoded, original, _, bit_depth = pairs[k]
+        top = int(rng.integers(decoded.shape[0] - side + 1))
+        left = int(rng.integers(decoded.shape[1] - side + 1))
+        window = (slice(top, top + side), slice(left, left + side))
+        x, y = decoded[window], original[window]
+        if rng.random() < 0.5:
+            x, y = x[:, ::-1], y[:, ::-1]
+        if rng.random() < 0.5:
+            x, y = x[::-1], y[::-1]
+        peak = float(2**bit_depth - 1)
+        xs.append(np.ascontiguousarray(x, dtype=np.float32) / peak)
+        ys.append(np.ascontiguousarray(y, dtype=np.float32) / peak)
+    return (torch.from_numpy(np.stack(xs))[:, None].to(device),
+            torch.from_numpy(np.stack(ys))[:, None].to(device))
+
+
+def _validate(net: PostFilterNet, pairs, device: torch.device) -> dict[str, float]:
+    """Mean PSNR of the val split with and without the filter, and its real bpp."""
+    with_pf, plain, bpp = [], [], []
+    with torch.inference_mode():
+        for decoded, original, n_bytes, bit_depth in pairs:
+            peak = float(2**bit_depth - 1)
+            x = torch.from_numpy(decoded.astype(np.float32) / peak)[None, None].to(device)
+            y = net(x).clamp_(0.0, 1.0)[0, 0].cpu().numpy()
+            filtered = np.rint(y * peak).astype(decoded.dtype)
+            with_pf.append(psnr(original, filtered, data_range=peak))
+            plain.append(psnr(original, decoded, data_range=peak))
+            bpp.append(bits_per_pixel(n_bytes, *original.shape))
+    out = {"bpp": float(np.mean(bpp)), "psnr": float(np.mean(with_pf)),
+           "psnr_jpeg2000": float(np.mean(plain))}
+    out["gain_db"] = out["psnr"] - out["psnr_jpeg2000"]
+    return out
+
+
+def _db(mse: float) -> float:
+    return psnr_from_mse(mse, 1.0)
