@@ -164,8 +164,9 @@ def about() -> str:
     return (
         "Each codec coded every image at the setting that hits the target on that image "
         "(`run --target`). The rule: rates never exceed the target (achieved ratio ≥ "
-        f"target ratio). met: images within the tolerance, {100 * RATE_TOLERANCE:g} % below "
-        f"the target rate ({PSNR_TOLERANCE:g} dB above a PSNR target), the same for every "
+        f"target ratio). met: images within the tolerance, at most "
+        f"{100 * RATE_TOLERANCE:g} % below the target rate (at most {PSNR_TOLERANCE:g} dB "
+        "above a PSNR target), the same for every "
         "codec; ≤ rate: images that obey the rule, within the tolerance or not. "
         f"{OFF} marks a codec that missed the tolerance on some image, and its note says "
         "why: an integer knob (quality, JPEG-LS near) whose best value lies below it, a "
