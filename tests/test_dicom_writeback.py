@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pydicom.config
 import pytest
@@ -205,3 +206,47 @@ def test_run_write_dicom_writes_the_run_s_files(tmp_path):
     assert cli.exit_code == 0, cli.output
     assert len(list(out.glob("sample/jpegls_*/*.dcm"))) == 6
     assert (out / "index.csv").is_file()
+
+
+def test_run_write_dicom_with_target_rows(tmp_path):
+    """``run --target --write-dicom``: a rate-matched row is re-coded at the setting its
+    search chose on that image (its ``knob``), and the file holds the measured stream."""
+    from click.testing import CliRunner
+
+    from medbench.cli import main
+
+    out = tmp_path / "dicom"
+    cli = CliRunner().invoke(main, [
+        "run", "--codecs", "jpegls,jpeg2000,png", "--protocol", "native", "--limit", "2",
+        "--repeats", "0", "--workers", "1", "--no-cache", "--no-progress", "--no-report",
+        "--target", "ratio=10", "--out", str(tmp_path / "results"), "--write-dicom", str(out)])
+    assert cli.exit_code == 0, cli.output
+    rows = pd.read_csv(tmp_path / "results" / "results.csv")
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    targets = rows[(rows.setting == "target:ratio=10") & (rows.codec != "png")]
+    assert len(targets) == 4 and (targets.status == "ok").all()
+    series = {}
+    for row in targets.itertuples():
+        path = out / "sample" / f"{row.codec}_target_ratio=10" / f"{row.image_id}.dcm"
+        ds = _check_target_file(path, row)
+        assert f"{row.codec} target:ratio=10 at {row.knob} under" in ds.DerivationDescription
+        assert ds.SeriesDescription == f"medbench {row.codec} target:ratio=10"
+        series.setdefault(row.codec, set()).add(ds.SeriesInstanceUID)
+        entry = index[(index.codec == row.codec) & (index.image_id == row.image_id)
+                      & (index.setting == "target:ratio=10")]
+        assert list(entry.status) == ["written"] and list(entry.knob) == [row.knob]
+    assert all(len(uids) == 1 for uids in series.values())  # one series per cell
+    png = index[(index.codec == "png") & (index.setting == "target:ratio=10")]
+    assert set(png.status) == {"skipped"} and png.note.str.contains("no DICOM").all()
+
+
+def _check_target_file(path: Path, row) -> pydicom.Dataset:
+    ds = pydicom.dcmread(path)
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    n = int(row.bytes)
+    assert hashlib.sha256(frame[:n]).hexdigest() == row.stream_sha256, path
+    codec = get_codec(row.codec)
+    np.testing.assert_array_equal(ds.pixel_array, codec.decode(frame[:n]), err_msg=str(path))
+    assert ds.file_meta.TransferSyntaxUID == codec.dicom_syntax(row.knob, int(row.bit_depth))
+    assert ds.LossyImageCompression == "01"
+    return ds

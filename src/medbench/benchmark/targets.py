@@ -9,25 +9,45 @@ The rule
 --------
 Rate targets (``ratio``, ``bpp``) land on the **largest rate not above the target**: the
 achieved bytes never exceed the budget (achieved ratio >= target ratio). ``psnr`` targets
-land on the **smallest rate whose PSNR is at least the target**. A match is *within
-tolerance* when the achieved bpp is at most :data:`RATE_TOLERANCE` (2 %) below the target
-bpp, or the PSNR at most :data:`PSNR_TOLERANCE` (0.1 dB) above the target; on an integer
-knob (quality, JPEG-LS near) a point outside that tolerance is the best integer (the next
-one towards more bytes breaks the rule), however far from the target it is. JPEG 2000's
-rate control truncates at coding-pass boundaries, so on small images its achieved rate
-moves in steps coarser than 2 %; ``target_note`` then gives where the search stopped.
+land on the **smallest rate whose PSNR is at least the target**. One tolerance holds for
+every codec and knob kind: the achieved bpp at most :data:`RATE_TOLERANCE` (2 %) below
+the target bpp (10:1 lands on 10.0–10.2:1), or the PSNR at most :data:`PSNR_TOLERANCE`
+(0.1 dB) above the target.
+
+A row's ``target_met`` is true only when its point **obeys the rule and lies within that
+tolerance**. Otherwise it is false and ``target_note`` says which of these it is:
+
+- *cannot reach*: even the codec's lowest rate (or richest setting, for PSNR) breaks the
+  rule; the row is coded at the closest point, which is above the target rate;
+- *cannot spend the bytes*: the codec's richest setting still spends less than the
+  target allows (a smooth image, a complete codestream): as close as the codec gets;
+- *best integer*: on an integer knob (quality, JPEG-LS ``near``) the next value towards
+  more bytes breaks the rule, so the best integer lies outside the tolerance;
+- *rate jumps*: on a continuous knob the rate jumps across the tolerance window between
+  two settings the search narrowed down (libjxl at distance 0.5, OpenJPEG's coding-pass
+  steps even at the finest code-blocks);
+- *closest within N encodes*: the search ran out of encodes first;
+- *no rate knob*: a codec with fixed settings (learned models, ``png``) took its nearest.
+
+Every such row still obeys the rule except *cannot reach*; the report marks rows that
+missed the tolerance on any image.
 
 The search
 ----------
 Codecs with a :meth:`~medbench.codecs.base.Codec.knob` are searched over its whole lossy
 range: both ends first (a target beyond the lowest rate is unreachable), then a bracket
 that shrinks by interpolation of log(bpp) (or PSNR) against the knob (log scale for
-continuous knobs), clamped to the bracket's inner 80 % so it always shrinks. It stops
-within tolerance, when an integer bracket closes, or after :data:`MAX_ENCODES` encodes,
-whichever comes first, and keeps the best point it saw. Codecs without a knob (learned
+continuous knobs), clamped to the bracket's inner 80 % and bisected when one side keeps
+moving (a step-shaped rate curve), so it always shrinks. It stops within tolerance, when an
+integer bracket closes or the setting text cannot resolve it further, or after
+:data:`MAX_ENCODES` encodes, and keeps the best point it saw. A codec may also offer
+``finer_knobs(bit_depth)``: the same knob with finer rate steps (JPEG 2000 at 32×32, then
+16×16 code-blocks), each searched, with its own :data:`MAX_ENCODES`, only while the
+points so far straddle the target without one inside the tolerance; so a search spends at
+most ``MAX_ENCODES × (1 + len(finer_knobs))`` encodes. Codecs without a knob (learned
 models, ``png``) try their settings (all of them when there are at most
-:data:`MAX_ENCODES`) and take the nearest by the same rule, flagged when outside
-tolerance. Search encodes are not timed; the harness times the chosen setting as usual.
+:data:`MAX_ENCODES`) and take the nearest by the same rule. Search encodes are not timed;
+the harness times the chosen setting as usual.
 """
 
 from __future__ import annotations
@@ -120,8 +140,8 @@ class Match:
     """The setting a target cell is coded at, and how well it meets the target."""
 
     setting: str
-    met: bool  # the achieved point obeys the rule (rate not above / PSNR not below)
-    note: str | None  # why it is not within tolerance (unreachable, model choice...)
+    met: bool  # obeys the rule AND lies within the tolerance (see the module notes)
+    note: str | None  # why not, when ``met`` is false (cannot reach, best integer...)
     encodes: int
 
 
@@ -134,6 +154,11 @@ class _Point:
     psnr: float | None
 
 
+#: A continuous bracket narrower than this (search coordinate: log of the knob) that
+#: still straddles the tolerance window is a jump of the rate, not an unfinished search.
+JUMP_WIDTH = 0.01
+
+
 class _Search:
     """One search: evaluates points, remembers them, judges them against the target."""
 
@@ -141,8 +166,8 @@ class _Search:
         self.codec, self.image, self.target = codec, image, target
         self.points: dict[str, _Point] = {}
         self.encodes = 0
-        budget = target.budget_bpp(image.bit_depth)
-        self.budget = budget
+        self.budget = target.budget_bpp(image.bit_depth)
+        self.last_bracket: tuple[_Point, _Point] | None = None  # of the last knob searched
 
     def at(self, u: float, setting: str) -> _Point:
         if setting in self.points:
@@ -188,9 +213,18 @@ class _Search:
         good = [p for p in self.points.values() if self.feasible(p)]
         if not good:
             return None
+        if self.budget is not None:  # equal bytes: the setting nearer the crossing
+            return max(good, key=lambda p: (p.bpp, p.u))
+        return min(good, key=lambda p: (p.bpp, -p.u))
+
+    def above(self) -> _Point | None:
+        """The point nearest the target on the side that breaks the rule, if any."""
+        bad = [p for p in self.points.values() if not self.feasible(p)]
+        if not bad:
+            return None
         if self.budget is not None:
-            return max(good, key=lambda p: p.bpp)
-        return min(good, key=lambda p: p.bpp)
+            return min(bad, key=lambda p: p.bpp)
+        return max(bad, key=lambda p: p.psnr or -math.inf)
 
     def closest(self) -> _Point:
         if self.budget is not None:
@@ -199,46 +233,73 @@ class _Search:
 
     def achieved(self, p: _Point) -> str:
         if self.target.kind == "ratio":
-            return f"{p.ratio:.1f}:1"
+            return f"{p.ratio:.2f}:1"
         if self.target.kind == "bpp":
-            return f"{p.bpp:.3f} bpp"
+            return f"{p.bpp:.4f} bpp"
         return f"{p.psnr:.2f} dB"
+
+    def miss(self, p: _Point) -> str:
+        """How far a rule-obeying point lies from the target, in the tolerance's unit."""
+        if self.budget is not None:
+            return (f"{100 * (1 - p.bpp / self.budget):.1f} % below the target rate "
+                    f"(tolerance {100 * RATE_TOLERANCE:g} %)")
+        return (f"{p.psnr - self.target.value:.2f} dB above the target PSNR "
+                f"(tolerance {PSNR_TOLERANCE:g} dB)")
 
 
 def match(codec: Codec, image: Image, target: Target) -> Match:
     """The setting of ``codec`` that meets ``target`` on ``image`` by the module's rule.
 
-    Codec errors propagate (the harness turns them into an error row); a target the codec
-    cannot reach is a :class:`Match` with ``met=False`` and a note naming the closest rate.
+    Codec errors propagate (the harness turns them into an error row). ``met`` is true
+    only for a point that obeys the rule within the tolerance; otherwise the
+    :class:`Match` is the best point there is and its note says why (module notes).
     """
     search = _Search(codec, image, target)
     knob = codec.knob(image.bit_depth)
     if knob is None:
-        _search_settings(search, [s for s in codec.settings()])
+        _search_settings(search, list(codec.settings()))
     else:
         _search_knob(search, knob)
+        finer = getattr(codec, "finer_knobs", None)
+        for other in (finer(image.bit_depth) if finer is not None else []):
+            best, above = search.best(), search.above()
+            if best is None or above is None or search.within(best):
+                break  # within already, or nothing finer can help (unreachable / richest)
+            _search_knob(search, other, near=(best.u, above.u))
     best = search.best()
     if best is None:
         near = search.closest()
         return Match(near.setting, False,
                      f"{codec.name} cannot reach {target.describe()} on this image: closest "
                      f"{search.achieved(near)} at {near.setting}", search.encodes)
-    note = None
-    top = max(search.points.values(), key=lambda p: (p.bpp, p.u))  # the richest setting
-    if not search.within(best) and search.budget is not None and best.bpp >= top.bpp:
-        # Its richest setting still spends less than the target allows (a smooth image,
-        # a lossy codestream that is complete): as close as this codec gets, not a search
-        # that gave up.
-        note = (f"{codec.name} cannot spend the bytes of {target.describe()} on this image: "
-                f"its highest rate is {search.achieved(top)} at {top.setting}")
-    elif not search.within(best):
-        if knob is None:
-            note = (f"{codec.name} has no rate knob: nearest setting {best.setting} at "
-                    f"{search.achieved(best)} for {target.describe()}")
-        elif not knob.integer:
-            note = (f"closest within {search.encodes} encodes: {search.achieved(best)} at "
-                    f"{best.setting} for {target.describe()}")
-    return Match(best.setting, True, note, search.encodes)
+    if search.within(best):
+        return Match(best.setting, True, None, search.encodes)
+    return Match(best.setting, False, _why_not(search, knob, best), search.encodes)
+
+
+def _why_not(search: _Search, knob: Knob | None, best: _Point) -> str:
+    """The note of a rule-obeying point outside the tolerance (module notes, in order)."""
+    name, goal = search.codec.name, search.target.describe()
+    at = f"{search.achieved(best)} at {best.setting}, {search.miss(best)}"
+    above = search.above()
+    if above is None and search.budget is not None:
+        top = max(search.points.values(), key=lambda p: (p.bpp, p.u))  # the richest setting
+        return (f"{name} cannot spend the bytes of {goal} on this image: its highest rate "
+                f"is {search.achieved(top)} at {top.setting}, {search.miss(best)}")
+    if knob is None:
+        return f"{name} has no rate knob: nearest setting {at}"
+    if above is None:  # a PSNR target exceeded already at the knob's lowest rate
+        return f"{name}'s lowest rate already exceeds {goal}: {at}"
+    beyond = f"{above.setting} gives {search.achieved(above)}, beyond {goal}"
+    if knob.integer and search.last_bracket is not None:
+        a, b = search.last_bracket
+        if abs(b.u - a.u) <= 1:
+            return f"best integer {at}; {beyond}"
+    if search.last_bracket is not None:
+        a, b = search.last_bracket
+        if abs(b.u - a.u) <= JUMP_WIDTH or a.setting == b.setting:
+            return f"{name}'s rate jumps across the tolerance: {at}; {beyond}"
+    return f"closest within {search.encodes} encodes: {at}; {beyond}"
 
 
 def _search_settings(search: _Search, settings: list[str]) -> None:
@@ -250,8 +311,13 @@ def _search_settings(search: _Search, settings: list[str]) -> None:
     _bracket(search, 0, len(settings) - 1, True, lambda u: settings[int(u)])
 
 
-def _search_knob(search: _Search, knob: Knob) -> None:
-    """Both ends of the knob's range, then a shrinking bracket (see the module notes)."""
+def _search_knob(search: _Search, knob: Knob,
+                 near: tuple[float, float] | None = None) -> None:
+    """Both ends of the knob's range, then a shrinking bracket (see the module notes).
+
+    ``near``: search coordinates of a bracket another knob of the same scale found
+    (a finer knob's search starts there, widened a little, when it straddles the target).
+    """
     sign = -1.0 if knob.larger_is_smaller else 1.0
 
     def value(u: float) -> float:
@@ -261,18 +327,34 @@ def _search_knob(search: _Search, knob: Knob) -> None:
         return knob.setting_for(value(u))
 
     ends = [sign * (math.log(v) if knob.log else v) for v in (knob.low, knob.high)]
-    _bracket(search, min(ends), max(ends), knob.integer, setting)
+    low, high = min(ends), max(ends)
+    limit = search.encodes + MAX_ENCODES  # the hint's probes count against it too
+    if near is not None:
+        pad = 0.05 * (high - low) if not knob.log else 0.02
+        a, b = max(low, min(near) - pad), min(high, max(near) + pad)
+        if a < b and _low_side(search, search.at(a, setting(a))) \
+                and not _low_side(search, search.at(b, setting(b))):
+            low, high = a, b  # it straddles the target: shrink it; else the whole range
+    _bracket(search, low, high, knob.integer, setting, limit)
 
 
-def _bracket(search: _Search, low: float, high: float, integer: bool, setting) -> None:
-    """Shrink ``[low, high]`` (search coordinates, rate increasing) around the target."""
+def _bracket(search: _Search, low: float, high: float, integer: bool, setting,
+             limit: int | None = None) -> None:
+    """Shrink ``[low, high]`` (search coordinates, rate increasing) around the target.
+
+    Spends at most :data:`MAX_ENCODES` encodes from now (or until ``limit``).
+    """
+    limit = search.encodes + MAX_ENCODES if limit is None else limit
     a = search.at(low, setting(low))
     if low == high or not _low_side(search, a):
         return  # a rate target below the lowest rate, or a PSNR met there already
     b = search.at(high, setting(high))
     if _low_side(search, b):
         return  # the highest rate is still on the low side: it is the best there is
-    while search.encodes < MAX_ENCODES:
+    search.last_bracket = (a, b)
+    moved = ""  # which end moved last, twice in a row means a step: bisect
+    repeat = False
+    while search.encodes < limit:
         best = search.best()
         if best is not None and search.within(best):
             return
@@ -280,17 +362,21 @@ def _bracket(search: _Search, low: float, high: float, integer: bool, setting) -
             return  # adjacent integers: the best integer is known
         span = b.u - a.u
         la, lb = search.level(a), search.level(b)
-        t = 0.5 if lb == la else (search.goal() - la) / (lb - la)
+        t = 0.5 if lb == la or repeat else (search.goal() - la) / (lb - la)
         u = a.u + min(max(t, 0.1), 0.9) * span
         if integer:
             u = float(min(max(round(u), a.u + 1), b.u - 1))
         p = search.at(u, setting(u))
         if p.u in (a.u, b.u) or p.setting in (a.setting, b.setting):
             return  # the setting string cannot resolve the bracket further
-        if _low_side(search, p):
+        side = "a" if _low_side(search, p) else "b"
+        repeat = side == moved
+        moved = side
+        if side == "a":
             a = p
         else:
             b = p
+        search.last_bracket = (a, b)
 
 
 def _low_side(search: _Search, p: _Point) -> bool:

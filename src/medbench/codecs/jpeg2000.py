@@ -6,6 +6,7 @@ The bitstream is the raw J2K codestream (what DICOM stores), without JP2 boxes.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,24 @@ from medbench.image import Image
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 J2K = "1.2.840.10008.1.2.4.91"
 RATIOS = (160, 80, 40, 20, 10, 5)
+#: Code-block sizes a setting may ask for (``ratio=R,cb=32``); 64 is OpenJPEG's default.
+CODEBLOCKS = (64, 32, 16)
+
+
+@dataclass(frozen=True)
+class CodeblockKnob(Knob):
+    """The ``ratio`` knob at a smaller code-block size: settings ``ratio=R,cb=32``.
+
+    OpenJPEG truncates each code-block at a coding-pass boundary, so its rate moves in
+    steps of one pass of one code-block: on a small image (few 64×64 blocks) a step can
+    exceed 2 % of the rate. Smaller blocks have smaller passes, hence finer steps, at a
+    small cost in coding efficiency (more block side information).
+    """
+
+    codeblock: int = 64
+
+    def setting_for(self, value: float) -> str:
+        return f"{super().setting_for(value)},cb={self.codeblock}"
 
 
 class Jpeg2000Codec(Codec):
@@ -28,7 +47,10 @@ class Jpeg2000Codec(Codec):
     ``bit_depth`` bits per pixel: a 12-bit image at ``ratio=10`` targets 1.2 bpp. The
     codestream declares the image's true precision (e.g. 12 bits, not 16), because the
     rate allocation and the number of coded bit planes depend on it. Higher ratio =
-    fewer bytes. Six resolution levels (glymur's default), one quality layer.
+    fewer bytes. Six resolution levels (glymur's default), one quality layer, 64×64
+    code-blocks; ``ratio=R,cb=32`` (or ``cb=16``) codes with smaller code-blocks, whose
+    finer truncation steps let rate matching (``run --target``) land within tolerance
+    where the default's steps are too coarse (:meth:`finer_knobs`).
     """
 
     name = "jpeg2000"
@@ -50,6 +72,12 @@ class Jpeg2000Codec(Codec):
     def knob(self, bit_depth: int) -> Knob | None:
         return Knob("ratio", 1.0, 1000.0, log=True)
 
+    def finer_knobs(self, bit_depth: int) -> list[Knob]:
+        """The same knob at smaller code-blocks (finer rate steps), tried in this order
+        by a rate-matching search when :meth:`knob`'s steps skip the tolerance."""
+        return [CodeblockKnob("ratio", 1.0, 1000.0, log=True, codeblock=size)
+                for size in CODEBLOCKS[1:]]
+
     def dicom_syntax(self, setting: str, bit_depth: int) -> str | None:
         return J2K_LOSSLESS if setting == LOSSLESS else J2K
 
@@ -58,10 +86,17 @@ class Jpeg2000Codec(Codec):
         glymur = import_glymur()
         kwargs: dict = {"irreversible": False}
         if setting != LOSSLESS:
-            ratio = parse_setting(setting, "ratio")
+            rate, _, block = setting.partition(",")
+            ratio = parse_setting(rate, "ratio")
             if ratio < 1:
                 raise ValueError(f"JPEG 2000 ratio must be >= 1, got {setting!r}")
             kwargs = {"irreversible": True, "cratios": [ratio]}
+            if block:  # only when asked: the default settings' streams stay as they were
+                size = parse_setting(block, "cb")
+                if size not in CODEBLOCKS:
+                    raise ValueError(f"JPEG 2000 code-block size must be one of "
+                                     f"{', '.join(map(str, CODEBLOCKS))}, got {setting!r}")
+                kwargs["cbsize"] = (int(size), int(size))
         # Fewer decomposition levels for tiny images (each level halves the size).
         numres = max(1, min(6, int(np.log2(min(image.height, image.width))) - 2))
         writer = _precision_writer(glymur)

@@ -11,7 +11,9 @@ The image is re-coded from its source through the run's stored arguments
 SHA-256 equals the row's ``stream_sha256``: the file then holds exactly the bitstream
 whose size and errors the row reports. A codec whose stream is no DICOM transfer syntax
 (WebP, AVIF, PNG, learned codecs) and a re-coded stream that differs from the measured
-one (a non-deterministic encoder) are listed as skipped, never written.
+one (a non-deterministic encoder) are listed as skipped, never written. A rate-matched
+row (``setting=target:ratio=10``, ``run --target``) is re-coded at the setting its search
+chose for that image (its ``knob``) and written under ``<codec>_target_ratio=10``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medbench.benchmark.targets import parse_target_setting
 from medbench.codecs.base import Codec
 from medbench.errors import MedbenchError, UnsupportedInput
 from medbench.writeback.header import RLE_LOSSLESS, CodedImage, build_dataset
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 
 INDEX = "index.csv"
 INDEX_COLUMNS = ("dataset", "image_id", "codec", "setting", "status", "transfer_syntax",
-                 "file", "stream_sha256", "note")
+                 "file", "stream_sha256", "note", "knob")
 
 
 @dataclass
@@ -111,11 +114,13 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
     finally:
         store.close()
     rows = rows[rows["status"] == "ok"]
+    rows = rows.assign(coded=[_coded(s, k) for s, k in
+                              zip(rows["setting"], rows.get("knob", [None] * len(rows)))])
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
     names = sorted(set(rows["codec"])) if codec is None else [codec]
     if codec is not None:
         instance = get_codec(codec, context)  # an unknown name raises UnknownNameError
-        if setting is not None:
+        if setting is not None and not _is_target(setting):
             try:
                 instance.check_setting(setting)
             except ValueError as exc:
@@ -135,14 +140,14 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
         raise MedbenchError(f"{codec} {setting}: {result.skipped[0]}")
     index: list[dict[str, Any]] = []
     wanted = rows[[(c, s, int(b)) in syntaxes for c, s, b in
-                   zip(rows["codec"], rows["setting"], rows["bit_depth"])]]
+                   zip(rows["codec"], rows["coded"], rows["bit_depth"])]]
     if not wanted.empty:
         config.codecs = sorted(set(wanted["codec"]))
         config.datasets = sorted(set(wanted["dataset"]))
         plan = plan_run(config, Path(results), echo=echo)
         _write_units(plan, wanted, codecs, syntaxes, run_id, result, index)
     for row in rows.itertuples():
-        key = (row.codec, row.setting, int(row.bit_depth))
+        key = (row.codec, row.coded, int(row.bit_depth))
         if key not in syntaxes:
             index.append(_entry(row, "skipped", note=_reason_of(result, row)))
     result.index = _write_index(Path(out), index)
@@ -151,30 +156,51 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
 
 def _syntaxes(rows: Any, codecs: dict[str, Codec],
               result: ExportResult) -> dict[tuple[str, str, int], str]:
-    """``(codec, setting, bit_depth)`` → transfer syntax; the others noted as skipped."""
+    """``(codec, coded setting, bit_depth)`` → transfer syntax; the others noted as
+    skipped. The coded setting is the row's ``coded`` column (:func:`_coded`)."""
     syntaxes: dict[tuple[str, str, int], str] = {}
     seen = set()
-    for name, setting, bits in rows[["codec", "setting", "bit_depth"]].itertuples(index=False):
-        key = (name, setting, int(bits))
-        if key in seen:
+    for name, setting, coded, bits in rows[["codec", "setting", "coded",
+                                            "bit_depth"]].itertuples(index=False):
+        key = (name, coded, int(bits))
+        if (setting, *key) in seen:  # a target cell's note names it, so it is its own
             continue
-        seen.add(key)
+        seen.add((setting, *key))
+        label = _label(name, setting, coded, bits)
         try:
-            syntax = codecs[name].dicom_syntax(setting, int(bits))
+            syntax = codecs[name].dicom_syntax(coded, int(bits))
         except UnsupportedInput as exc:
-            result.skipped.append(f"{name} {setting} ({int(bits)}-bit): {exc}")
+            result.skipped.append(f"{label}: {exc}")
             continue
         if syntax is None:
-            result.skipped.append(
-                f"{name} {setting} ({int(bits)}-bit): its bitstream is no DICOM transfer "
-                "syntax, so it cannot be encapsulated")
+            result.skipped.append(f"{label}: its bitstream is no DICOM transfer syntax, so "
+                                  "it cannot be encapsulated")
             continue
         syntaxes[key] = syntax
     return syntaxes
 
 
+def _is_target(setting: str) -> bool:
+    return parse_target_setting(setting) is not None
+
+
+def _coded(setting: str, knob: Any) -> str:
+    """The codec setting a row was coded at: its ``knob`` for a ``target:…`` cell."""
+    if _is_target(setting):
+        if not isinstance(knob, str) or not knob:
+            raise MedbenchError(f"the {setting} row names no knob (the setting it was coded "
+                                "at); re-run it with this medbench version to export it")
+        return knob
+    return setting
+
+
+def _label(codec: str, setting: str, coded: str, bits: Any) -> str:
+    at = f" at {coded}" if coded != setting else ""
+    return f"{codec} {setting}{at} ({int(bits)}-bit)"
+
+
 def _reason_of(result: ExportResult, row: Any) -> str:
-    prefix = f"{row.codec} {row.setting} ({int(row.bit_depth)}-bit): "
+    prefix = f"{_label(row.codec, row.setting, row.coded, row.bit_depth)}: "
     for note in result.skipped:
         if note.startswith(prefix):
             return note[len(prefix):]
@@ -201,18 +227,20 @@ def _write_units(plan: Any, rows: Any, codecs: dict[str, Codec],
         folder = Path(result.out) / _safe(unit.dataset)
         for row in group.itertuples():
             codec = codecs[row.codec]
-            stream = codec.encode(image, row.setting)
+            stream = codec.encode(image, row.coded)
             digest = hashlib.sha256(stream).hexdigest()
             if row.stream_sha256 and digest != row.stream_sha256:
                 note = ("re-coding gave another bitstream than the measured one (SHA-256 "
                         f"{digest[:12]}… vs {row.stream_sha256[:12]}…): the encoder is not "
                         "deterministic here, so no file is written")
-                result.skipped.append(f"{row.codec} {row.setting} {row.image_id}: {note}")
+                result.skipped.append(f"{_label(row.codec, row.setting, row.coded, row.bit_depth)}"
+                                      f" {row.image_id}: {note}")
                 index.append(_entry(row, "skipped", note=note))
                 continue
-            syntax = syntaxes[(row.codec, row.setting, int(row.bit_depth))]
+            syntax = syntaxes[(row.codec, row.coded, int(row.bit_depth))]
             coded = CodedImage(image, unit.dataset, row.codec, row.setting, syntax,
-                               codec.is_lossless(row.setting), stream, run_id, protocol)
+                               codec.is_lossless(row.coded), stream, run_id, protocol,
+                               knob=row.coded if row.coded != row.setting else "")
             path = folder / _safe(f"{row.codec}_{row.setting}") / f"{_safe(row.image_id)}.dcm"
             write_encapsulated(coded, source, path)
             result.written.append(path)
@@ -269,7 +297,9 @@ def _entry(row: Any, status: str, syntax: str = "", path: Path | None = None,
            digest: str = "", note: str = "") -> dict[str, Any]:
     return {"dataset": row.dataset, "image_id": row.image_id, "codec": row.codec,
             "setting": row.setting, "status": status, "transfer_syntax": syntax,
-            "file": str(path) if path else "", "stream_sha256": digest, "note": note}
+            "file": str(path) if path else "", "stream_sha256": digest, "note": note,
+            # the setting a rate-matched cell (target:…) was coded at on this image
+            "knob": row.coded if row.coded != row.setting else ""}
 
 
 def _write_index(out: Path, entries: list[dict[str, Any]]) -> Path:

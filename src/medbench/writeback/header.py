@@ -63,6 +63,8 @@ class CodedImage:
     stream: bytes
     run_id: str
     protocol: Protocol
+    #: The codec setting a rate-matched cell (``setting=target:ratio=10``) was coded at.
+    knob: str = ""
 
 
 def derived_uid(*parts: str) -> str:
@@ -110,7 +112,8 @@ def build_dataset(coded: CodedImage, source: Path | None) -> Any:
     _mark_compression(ds, coded)
     ratio = _ratio(coded)
     notes.insert(0, (
-        f"Coded by medbench run {coded.run_id}: {coded.codec} {coded.setting} under "
+        f"Coded by medbench run {coded.run_id}: {coded.codec} {coded.setting}"
+        f"{f' at {coded.knob}' if coded.knob else ''} under "
         f"protocol {coded.protocol.name}, {len(coded.stream)} bytes ({ratio:.4g}:1 against "
         f"{image.bit_depth}-bit storage); the pixel data is the measured bitstream."
     ))
