@@ -18,7 +18,11 @@ one run, images per second of:
    :func:`medbench.benchmark.cells.code_units` (read the prepared image from the cache,
    code, measure PSNR/SSIM/MS-SSIM, hash) at batch 1 and N, as ``run --learned-batch``;
 
-each with its ratio to ``bare`` (the goal on a GPU is ``codec_bN`` >= 75 %), the share of
+4. ``codec_bN_wK``: bytes to bytes at batch N in ``--workers`` K processes sharing the
+   device, as ``run --workers K --learned-batch N`` codes (entropy coding runs on the
+   CPU and holds Python's lock, so more cores need more processes, not threads);
+
+each with its ratio to ``bare`` (the goal on a GPU is >= 75 %), the share of
 entropy coding (ANS, on the CPU) in ``codec_bN``, and whether every image's bytes and
 decoded pixels are identical at batch 1 and batch N. The model is the first (or
 ``--setting``) of ``--arch`` in ``--models``, else the shipped one. Exit status 1 when
@@ -29,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -54,12 +60,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _images(n: int, size: int) -> list[Image]:
+def _images(n: int, size: int, first: int = 0) -> list[Image]:
     """Radiograph-like 8-bit test pictures (smooth body, ribs, noise), one seed each."""
     out = []
     y, x = np.mgrid[0:size, 0:size] / size
     body = np.exp(-(((x - 0.5) / 0.35) ** 2 + ((y - 0.5) / 0.45) ** 2))
-    for i in range(n):
+    for i in range(first, first + n):
         rng = np.random.default_rng(i)
         ribs = 0.15 * np.sin((38 + i % 5) * y + 3 * np.sin(6 * x)) * body
         base = 0.15 + 0.6 * body + ribs + rng.normal(0, 0.01, body.shape)
@@ -147,6 +153,45 @@ def cells_rate(codec, setting: str, folder: Path, batch: int, rounds: int,
     return rate, sorted(rows, key=lambda r: r.image_id)
 
 
+_BARRIER = None
+
+
+def _start_worker(barrier, threads: int) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+    torch.set_num_threads(threads)
+
+
+def _worker(arch: str, models: str, device: str, setting: str, size: int, first: int,
+            count: int, batch: int) -> tuple[float, float]:
+    """Wall-clock start and end of one worker's bytes→bytes pass over its share."""
+    codec = get_codec(arch, CodecContext(models_dir=Path(models), device=device))
+    images = _images(count, size, first)
+    codec_pass(codec, setting, images, batch)  # warm-up (loads the model, CUDA context)
+    _sync(codec.device)
+    _BARRIER.wait()
+    start = time.time()
+    codec_pass(codec, setting, images, batch)
+    _sync(codec.device)
+    return start, time.time()
+
+
+def workers_rate(args, setting: str, n: int, workers: int) -> float:
+    """Images/s of ``workers`` processes each coding its share at ``--batch``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    share = -(-n // workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(barrier, threads)) as pool:
+        spans = list(pool.map(_worker, *zip(*[
+            (args.arch, args.models, args.device, setting, args.size, first,
+             min(share, n - first), args.batch) for first in range(0, n, share)])))
+    return n / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="dcae", help="ae, cnn, dcae or hyperprior")
@@ -158,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes (best kept)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes for codec_bN_wK; default: min(8, cores) on a GPU, "
+                             "none on the CPU")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -186,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     for batch, key in ((1, "codec_b1"), (args.batch, "codec_bN")):
         result[key] = _rate(lambda b=batch: codec_pass(codec, setting, images, b), n,
                             device, args.rounds)
+    workers = args.workers if args.workers is not None else (
+        min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    if workers > 0 and n >= workers:
+        result["workers"] = workers
+        result["codec_bN_wK"] = workers_rate(args, setting, n, workers)
     ans = ans_seconds(model, many)
     result["ans_share_codec_bN"] = ans / (n / result["codec_bN"])
     result["same_bytes"] = sum(a == b for a, b in zip(one, many))
@@ -214,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  bare network forward       {bare:10.1f} images/s")
     for key, what in (("codec_b1", "harness bytes→bytes, b=1"),
                       ("codec_bN", f"harness bytes→bytes, b={args.batch}"),
+                      ("codec_bN_wK", f"  same, {workers} processes"),
                       ("cells_b1", "whole cells (+metrics), b=1"),
                       ("cells_bN", f"whole cells (+metrics), b={args.batch}")):
+        if key not in result:
+            continue
         print(f"  {what:27s}{result[key]:10.1f} images/s  {100 * result[key] / bare:5.1f} % "
               "of bare")
     print(f"  entropy coding (ANS) share of bytes→bytes at b={args.batch}: "

@@ -3,6 +3,8 @@ one image at a time, rows that state the batch, and one bad image costing only i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -196,3 +198,22 @@ def test_cli_refuses_a_bad_learned_batch(tmp_path):
     result = CliRunner().invoke(main, ["run", "--codecs", "jpeg", "--learned-batch", "0",
                                        "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--learned-batch" in result.output
+
+
+def test_large_batches_are_coded_in_windows_of_bounded_pixels(monkeypatch):
+    from medbench.benchmark import cells
+
+    monkeypatch.setattr(cells, "MAX_BATCH_PIXELS", 2 * 256 * 256)  # two paper images
+    dataset = get_dataset("sample")
+    records = sorted(dataset.records(), key=lambda r: r.image_id)[:5]
+    codec = get_codec("dcae", CodecContext(device="cpu"))
+    cells_ = (("dcae", codec.settings()[0]),)
+    units = [WorkUnit("sample", r, cells_) for r in records]
+    job = Job(None, parse_protocol("paper"), 0, "models", "cpu", None, "r1", {},
+              learned_batch=32)
+    rows = list(code_units(job, units, {"sample": dataset}, {"dcae": codec}))
+    assert [r.image_id for r in rows] == [r.image_id for r in records]
+    assert [r.batch_size for r in rows] == [2, 2, 2, 2, 1]
+    alone = list(code_units(replace(job, learned_batch=1), units[:1], {"sample": dataset},
+                            {"dcae": codec}))
+    assert alone[0].stream_sha256 == rows[0].stream_sha256

@@ -84,7 +84,8 @@ class Job:
 #: CPU a batch saves little and ``auto`` codes one image at a time).
 AUTO_GPU_BATCH = 32
 #: Most pixels one batch holds (images x height x width), so large images make small
-#: batches: 256 images of 256², 4 of 2048².
+#: batches: 256 images of 256², 4 of 2048². :func:`code_units` also prepares images in
+#: windows of about this many pixels.
 MAX_BATCH_PIXELS = 1 << 24
 #: Called before cells are coded in this process: ``before_cells(units, codec, setting)``
 #: (one unit, or the units of a batch).
@@ -259,8 +260,29 @@ def code_units(job: Job, units: Sequence[WorkUnit], datasets: Mapping[str, Datas
     ResultRow
         One row per cell of each unit, the units in the order given.
     """
+    # Images are prepared and coded in windows of about MAX_BATCH_PIXELS, so that a large
+    # --learned-batch of large images holds a bounded number of them (and their SSIM
+    # statistics) at a time.
+    window: list[WorkUnit] = []
+    prepared: list[_Prepared | str] = []
+    pixels = 0
+    for unit in units:
+        window.append(unit)
+        prepared.append(_prepare(job, unit, datasets[unit.dataset], len(prepared)))
+        if isinstance(prepared[-1], _Prepared):
+            pixels += prepared[-1].image.pixels.size
+        if pixels >= MAX_BATCH_PIXELS:
+            yield from _code_window(job, window, prepared, codecs, before_cells)
+            window, prepared, pixels = [], [], 0
+    if window:
+        yield from _code_window(job, window, prepared, codecs, before_cells)
+
+
+def _code_window(job: Job, units: Sequence[WorkUnit], prepared: Sequence[_Prepared | str],
+                 codecs: Mapping[str, Codec | Exception],
+                 before_cells: BeforeCells | None) -> Iterator[ResultRow]:
+    """Rows of prepared units: learned cells in batches first, then the rest."""
     kinds = {n: c.kind for n, c in codecs.items() if not isinstance(c, Exception)}
-    prepared = [_prepare(job, unit, datasets[unit.dataset], i) for i, unit in enumerate(units)]
     done: dict[tuple[int, tuple[str, str]], tuple[ResultRow, np.ndarray | None]] = {}
     if job.learned_batch > 1 and len(units) > 1:
         done = _code_batches(job, units, [r if isinstance(r, _Prepared) else None
