@@ -128,7 +128,7 @@ def split_option(command):
 def _learned_batch(value: str) -> str:
     """``--learned-batch``: ``auto`` or a whole number >= 1 (kept as text in the run)."""
     text = value.strip().lower()
-    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+    if text != "auto" and not (text.isascii() and text.isdigit() and int(text) >= 1):
         raise click.BadParameter(f"{value!r} is neither a whole number >= 1 nor auto")
     return text if text == "auto" else str(int(text))
 

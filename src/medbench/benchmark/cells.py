@@ -358,15 +358,13 @@ def learned_batch(option: str | int, codecs: Sequence[Codec]) -> int:
     ``auto``: :data:`AUTO_GPU_BATCH` when one of ``codecs`` is a learned codec on a CUDA
     GPU, else 1; a number: itself (at least 1).
     """
-    if str(option) != "auto":
-        try:
-            batch = int(option)
-        except ValueError:
-            batch = 0
-        if batch < 1:
+    if option != "auto":
+        text = str(option).strip() if isinstance(option, (str, int)) else ""
+        if isinstance(option, bool) or not (text.isascii() and text.isdigit()) \
+                or int(text) < 1:
             raise MedbenchError(f"--learned-batch must be a whole number >= 1 or auto, "
                                 f"got {option!r}")
-        return batch
+        return int(text)
     on_gpu = any(_batches(codec) and codec.device.type == "cuda" for codec in codecs)
     return AUTO_GPU_BATCH if on_gpu else 1
 

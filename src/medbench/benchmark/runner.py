@@ -63,7 +63,7 @@ class RunConfig:
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
     scheduler: str | None = None
     # Images a learned cell codes in one call: a number, or auto (benchmark.cells).
-    learned_batch: str = "auto"
+    learned_batch: str | int = "auto"
     # Prepared-image cache: None = $MEDBENCH_CACHE or ~/.cache/medbench; use_cache off = none.
     cache_dir: str | None = None
     use_cache: bool = True
