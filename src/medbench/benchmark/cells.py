@@ -187,7 +187,7 @@ def _scored(row: ResultRow, codec: Codec, setting: str, image: Image, data: byte
 
 def _failed(row: ResultRow, exc: BaseException) -> ResultRow:
     """The row of a cell that raised ``exc``: ``unsupported`` or ``error``; anything
-    but a library failure (Ctrl-C, out of memory of the process) is raised again."""
+    but a library failure (Ctrl-C, ``SystemExit``) is raised again."""
     if isinstance(exc, UnsupportedInput):
         return row.refused(str(exc))
     if not is_library_failure(exc):
@@ -401,10 +401,10 @@ def _code_batches(job: Job, units: Sequence[WorkUnit], prepared: Sequence[_Prepa
             rows = _code_batch(codec, setting, batch, job.repeats)
             if rows is None:  # the batch failed: its images are coded one at a time
                 continue
-            for ready, result in zip(batch, rows):
-                visual = (units[ready.index].dataset,
-                          ready.image.image_id) in job.visual_images
-                done[ready.index, (name, setting)] = (result[0], result[1] if visual else None)
+            for ready, (row, decoded) in zip(batch, rows):
+                unit = units[ready.index]
+                visual = (unit.dataset, unit.record.image_id) in job.visual_images
+                done[ready.index, (name, setting)] = (row, decoded if visual else None)
     return done
 
 
@@ -444,8 +444,9 @@ def _code_batch(codec: Codec, setting: str, batch: Sequence[_Prepared], repeats:
     except BaseException as exc:
         if not is_library_failure(exc):
             raise
-        log.debug("batch of %d failed; coding its images one at a time", len(batch),
-                  exc_info=True)
+        log.warning("%s %s: a batch of %d images failed (%s: %s); coding them one at a "
+                    "time", codec.name, setting, len(batch), type(exc).__name__, exc)
+        log.debug("batch failed", exc_info=True)
         return None
     out = []
     for ready, data, decoded in zip(batch, timing.encoded, timing.decoded):

@@ -213,7 +213,7 @@ class Executor(ABC):
 
 
 class InProcessExecutor(Executor):
-    """``local`` with one worker: codes in the calling process, one cell at a time."""
+    """``local`` with one worker: codes in the calling process, one task at a time."""
 
     name = "local"
 
