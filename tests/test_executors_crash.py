@@ -43,8 +43,10 @@ def crasher(tmp_path, monkeypatch):
     registry.reset()
 
 
-def test_a_dying_worker_costs_only_its_own_image(tmp_path, crasher):
-    config = RunConfig(codecs=["crashing-jpeg"], limit=6, repeats=0, workers=2)
+@pytest.mark.parametrize("batch", ["1", "3"])  # 3: units travel in tasks of three
+def test_a_dying_worker_costs_only_its_own_image(tmp_path, crasher, batch):
+    config = RunConfig(codecs=["crashing-jpeg"], limit=6, repeats=0, workers=2,
+                       learned_batch=batch)
     rows = run(config, tmp_path / "out").rows
     assert len(rows) == 6
     bad = rows[rows["status"] == "error"]

@@ -125,6 +125,14 @@ def split_option(command):
 
 
 # -- run -------------------------------------------------------------------------------
+def _learned_batch(value: str) -> str:
+    """``--learned-batch``: ``auto`` or a whole number >= 1 (kept as text in the run)."""
+    text = value.strip().lower()
+    if text != "auto" and not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise click.BadParameter(f"{value!r} is neither a whole number >= 1 nor auto")
+    return text if text == "auto" else str(int(text))
+
+
 @main.command()
 @click.option("--codecs", "codecs", default="all", show_default=True,
               help="Comma-separated codec names, or 'all' (every available codec).")
@@ -165,6 +173,12 @@ def split_option(command):
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Address of a running Dask scheduler (with --executor dask); workers "
                    "read images from the same --data-root path.")
+@click.option("--learned-batch", "learned_batch", default="auto", show_default=True,
+              metavar="N|auto", callback=lambda _c, _p, value: _learned_batch(value),
+              help="Images of one size a learned codec codes in one call (same bytes as one "
+                   "at a time); auto: 32 when it runs on a CUDA GPU, else 1. Rows state "
+                   "batch_size; with N > 1 their encode_ms/decode_ms are amortized "
+                   "(the batch's time / N).")
 @click.option("--no-report", is_flag=True,
               help="Do not write the report into OUT/report at the end.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -188,7 +202,7 @@ def split_option(command):
               help="Let --write-dicom write into a folder that already holds files.")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
-        scheduler, no_report, cache_dir, no_cache, masks, target, write_dicom,
+        scheduler, learned_batch, no_report, cache_dir, no_cache, masks, target, write_dicom,
         overwrite_dicom) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
@@ -228,6 +242,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         executor=executor,
         workers=workers,
         scheduler=scheduler,
+        learned_batch=learned_batch,
         cache_dir=str(cache_dir) if cache_dir else None,
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,

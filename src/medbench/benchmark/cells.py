@@ -7,6 +7,16 @@ the only distortion and rate code) and time it. Every row of a run is made here,
 the :class:`~medbench.benchmark.rows.ResultRow` constructors; executors only decide where
 this runs and move the rows.
 
+Learned codecs can code several images in one call (one network pass). Under
+``run --learned-batch N`` (:attr:`Job.learned_batch`), executors hand :func:`code_units`
+up to N units at once, and each learned cell is coded for the units' same-size images
+together (:meth:`LearnedCodec.encode_batch`/``decode_batch``; same bytes as one at a time);
+each image's row is then measured as usual. Such a row's ``batch_size`` is the images
+coded together, and its ``encode_ms``/``decode_ms`` are **amortized**: the batch's median
+time divided by ``batch_size``. A batch that fails is coded again one image at a time,
+so one bad image costs only its own row. Every other cell is coded one image at a time
+(``batch_size`` 1).
+
 For the few images a run shows in its visual comparison (:attr:`Job.visual_images`), the
 cells of each codec nearest the target ratio also keep their decoded pixels (a crop at
 1:1 and the whole image, downscaled when large: :mod:`medbench.benchmark.visuals`), so
@@ -19,7 +29,7 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +40,7 @@ from medbench.benchmark.metrics import Reference, measure, region_metrics
 from medbench.benchmark.regions import Region, image_region
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
 from medbench.benchmark.targets import Target, match, parse_target_setting
-from medbench.benchmark.timing import timed_pair
+from medbench.benchmark.timing import PairTiming, timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
 from medbench.datasets.cache import PreparedCache, prepare_image
@@ -65,6 +75,21 @@ class Job:
     masks: str | None = None
     #: Learned codecs also code their models' milestone checkpoints (``run --milestones``).
     milestones: bool = False
+    #: Most images a learned cell codes in one call (``run --learned-batch``); executors
+    #: hand :func:`code_units` this many units at a time.
+    learned_batch: int = 1
+
+
+#: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
+#: CPU a batch saves little and ``auto`` codes one image at a time).
+AUTO_GPU_BATCH = 32
+#: Most pixels one batch holds (images x height x width), so large images make small
+#: batches: 256 images of 256², 4 of 2048². :func:`code_units` also prepares images in
+#: windows of about this many pixels.
+MAX_BATCH_PIXELS = 1 << 24
+#: Called before cells are coded in this process: ``before_cells(units, codec, setting)``
+#: (one unit, or the units of a batch).
+BeforeCells = Callable[[Sequence[WorkUnit], str, str], Any]
 
 
 def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = None,
@@ -104,8 +129,7 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
     the image's region mask; its ``roi_*`` metrics are measured on the same decoded pixels.
     """
     base = (base or ResultRow(image_id=image.image_id)).with_image(image)
-    row = base.for_cell(codec.name, setting, None, codec.kind,
-                        codec_conventions=codec.conventions or None)
+    row = _cell_row(codec, setting, base)
     decoded = None
     try:
         target = parse_target_setting(setting)
@@ -118,28 +142,58 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
         codec.check(image)
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
         data, decoded = timing.encoded, timing.decoded
-        row = replace(row, **measure(reference or image.pixels, decoded, len(data),
-                                     image.bit_depth),
-                      encode_ms=timing.encode_ms, decode_ms=timing.decode_ms,
-                      timed_calls=timing.calls, stream_sha256=hashlib.sha256(data).hexdigest())
-        if region is not None:
-            row = replace(row, **region_metrics(image.pixels, decoded, region,
-                                                data_range=float((1 << image.bit_depth) - 1)))
-        if codec.is_lossless(setting) and not row.lossless_exact:
-            row = row.failed(f"lossless setting did not decode bit-exact "
-                             f"(max_abs_error={row.max_abs_error})")
-        bound = codec.max_error(setting)
-        if row.status == "ok" and bound is not None and row.max_abs_error > bound:
-            row = row.failed(f"setting {setting} promises max_abs_error <= {bound} but the "
-                             f"image decoded with max_abs_error={row.max_abs_error}")
-    except UnsupportedInput as exc:
-        row = row.refused(str(exc))
+        row = _scored(_timed_row(row, timing, 1), codec, setting, image, data, decoded,
+                      reference, region)
     except BaseException as exc:  # one bad cell never ends a run (Ctrl-C does)
-        if not is_library_failure(exc):
-            raise
-        log.debug("cell failed", exc_info=True)
-        row = row.failed(f"{type(exc).__name__}: {exc}")
+        row = _failed(row, exc)
     return row, decoded
+
+
+def _cell_row(codec: Codec, setting: str, base: ResultRow) -> ResultRow:
+    return base.for_cell(codec.name, setting, None, codec.kind,
+                         codec_conventions=codec.conventions or None)
+
+
+def _timed_row(row: ResultRow, timing: PairTiming, batch: int) -> ResultRow:
+    """``row`` with the latency of one image of a ``batch`` coded together (amortized)."""
+    return replace(row, encode_ms=timing.encode_ms / batch, decode_ms=timing.decode_ms / batch,
+                   timed_calls=timing.calls, batch_size=batch)
+
+
+def _scored(row: ResultRow, codec: Codec, setting: str, image: Image, data: bytes,
+            decoded: np.ndarray, reference: Reference | None,
+            region: np.ndarray | None) -> ResultRow:
+    """``row`` measured: rate, distortion, region metrics, and the setting's promises.
+
+    A lossless setting that does not decode bit-exact is an error row (its metrics are
+    kept so the damage can be seen), and so is a setting whose promised error bound
+    (:meth:`Codec.max_error`) is exceeded.
+    """
+    row = replace(row, **measure(reference or image.pixels, decoded, len(data),
+                                 image.bit_depth),
+                  stream_sha256=hashlib.sha256(data).hexdigest())
+    if region is not None:
+        row = replace(row, **region_metrics(image.pixels, decoded, region,
+                                            data_range=float((1 << image.bit_depth) - 1)))
+    if codec.is_lossless(setting) and not row.lossless_exact:
+        row = row.failed(f"lossless setting did not decode bit-exact "
+                         f"(max_abs_error={row.max_abs_error})")
+    bound = codec.max_error(setting)
+    if row.status == "ok" and bound is not None and row.max_abs_error > bound:
+        row = row.failed(f"setting {setting} promises max_abs_error <= {bound} but the "
+                         f"image decoded with max_abs_error={row.max_abs_error}")
+    return row
+
+
+def _failed(row: ResultRow, exc: BaseException) -> ResultRow:
+    """The row of a cell that raised ``exc``: ``unsupported`` or ``error``; anything
+    but a library failure (Ctrl-C, ``SystemExit``) is raised again."""
+    if isinstance(exc, UnsupportedInput):
+        return row.refused(str(exc))
+    if not is_library_failure(exc):
+        raise exc
+    log.debug("cell failed", exc_info=exc)
+    return row.failed(f"{type(exc).__name__}: {exc}")
 
 
 def _encoded(codec: Codec, image: Image, setting: str) -> bytes:
@@ -174,7 +228,85 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
     ResultRow
         One row per cell of the unit, with ``run_id`` and ``setting_rank`` filled in.
     """
+    marks = None if before_cell is None else lambda _units, c, s: before_cell(c, s)
+    yield from code_units(replace(job, learned_batch=1), [unit], {unit.dataset: dataset},
+                          codecs, marks)
+
+
+def code_units(job: Job, units: Sequence[WorkUnit], datasets: Mapping[str, Dataset],
+               codecs: Mapping[str, Codec | Exception],
+               before_cells: BeforeCells | None = None) -> Iterator[ResultRow]:
+    """Rows of every cell of ``units``, unit after unit; learned cells batched.
+
+    Each learned cell (not a ``target:`` one) is coded for the units' images of one size
+    and bit depth together, up to :attr:`Job.learned_batch` images and
+    :data:`MAX_BATCH_PIXELS` pixels a batch (see the module notes); every other cell as
+    :func:`code_unit` codes it.
+
+    Parameters
+    ----------
+    job, codecs
+        As for :func:`code_unit`.
+    units
+        The units (images) coded together.
+    datasets
+        Dataset spec → dataset, for every unit's ``dataset``.
+    before_cells
+        Called as ``before_cells(units, codec, setting)`` just before a cell is coded for
+        ``units`` (one unit, or the units of a batch).
+
+    Yields
+    ------
+    ResultRow
+        One row per cell of each unit, the units in the order given.
+    """
+    # Images are prepared and coded in windows of about MAX_BATCH_PIXELS, so that a large
+    # --learned-batch of large images holds a bounded number of them (and their SSIM
+    # statistics) at a time.
+    window: list[WorkUnit] = []
+    prepared: list[_Prepared | str] = []
+    pixels = 0
+    for unit in units:
+        window.append(unit)
+        prepared.append(_prepare(job, unit, datasets[unit.dataset], len(prepared)))
+        if isinstance(prepared[-1], _Prepared):
+            pixels += prepared[-1].image.pixels.size
+        if pixels >= MAX_BATCH_PIXELS:
+            yield from _code_window(job, window, prepared, codecs, before_cells)
+            window, prepared, pixels = [], [], 0
+    if window:
+        yield from _code_window(job, window, prepared, codecs, before_cells)
+
+
+def _code_window(job: Job, units: Sequence[WorkUnit], prepared: Sequence[_Prepared | str],
+                 codecs: Mapping[str, Codec | Exception],
+                 before_cells: BeforeCells | None) -> Iterator[ResultRow]:
+    """Rows of prepared units: learned cells in batches first, then the rest."""
     kinds = {n: c.kind for n, c in codecs.items() if not isinstance(c, Exception)}
+    done: dict[tuple[int, tuple[str, str]], tuple[ResultRow, np.ndarray | None]] = {}
+    if job.learned_batch > 1 and len(units) > 1:
+        done = _code_batches(job, units, [r if isinstance(r, _Prepared) else None
+                                          for r in prepared], codecs, before_cells)
+    for unit, ready in zip(units, prepared):
+        if isinstance(ready, str):  # one bad image never ends a run: its cells are errors
+            yield from error_rows(unit, job.run_id, job.ranks, ready, kinds, job.protocol)
+        else:
+            yield from _unit_rows(job, unit, ready, codecs, before_cells, done)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A unit's image as the codecs receive it, and what its rows share."""
+
+    index: int  # of the unit among those coded together
+    image: Image
+    base: ResultRow
+    region: Region
+    reference: Reference
+
+
+def _prepare(job: Job, unit: WorkUnit, dataset: Dataset, index: int = 0) -> _Prepared | str:
+    """The unit's prepared image, or why it could not be read."""
     base = ResultRow.for_unit(unit, job.run_id, job.protocol)
     try:
         cache = PreparedCache(job.cache_dir) if job.cache_dir else None
@@ -183,25 +315,33 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
         if not is_library_failure(exc):
             raise
         message = str(exc) if isinstance(exc, MedbenchError) else f"{type(exc).__name__}: {exc}"
-        yield from error_rows(unit, job.run_id, job.ranks, f"image could not be read: {message}",
-                              kinds, job.protocol)
-        return
+        return f"image could not be read: {message}"
     region = _region(job, unit, dataset, image)
     base = replace(base.with_image(image), roi=region.label, roi_note=region.note)
+    return _Prepared(index, image, base, region, Reference(image.pixels))
+
+
+def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
+               codecs: Mapping[str, Codec | Exception], before_cells: BeforeCells | None,
+               done: Mapping[tuple[int, tuple[str, str]], tuple[ResultRow, np.ndarray | None]]
+               ) -> Iterator[ResultRow]:
+    """Rows of one prepared unit: its cells in ``done`` (coded in a batch) and the rest."""
     visual = (unit.dataset, unit.record.image_id) in job.visual_images
-    keeper = _VisualKeeper(image) if visual else None
-    reference = Reference(image.pixels)
+    keeper = _VisualKeeper(ready.image) if visual else None
     for name, setting in unit.cells:
         rank = job.ranks.get((name, setting))
         codec = codecs[name]
         if isinstance(codec, Exception):
-            yield base.for_cell(name, setting, rank).failed(
+            yield ready.base.for_cell(name, setting, rank).failed(
                 f"codec {name} could not be created on this worker: {codec}")
             continue
-        if before_cell is not None:
-            before_cell(name, setting)
-        row, decoded = _code_cell(codec, setting, image, job.repeats, base, reference,
-                                  region.mask)
+        if (ready.index, (name, setting)) in done:
+            row, decoded = done[ready.index, (name, setting)]
+        else:
+            if before_cells is not None:
+                before_cells([unit], name, setting)
+            row, decoded = _code_cell(codec, setting, ready.image, job.repeats, ready.base,
+                                      ready.reference, ready.region.mask)
         row = replace(row, setting_rank=rank)
         if keeper is None:
             yield row
@@ -209,6 +349,124 @@ def code_unit(job: Job, unit: WorkUnit, dataset: Dataset,
             keeper.offer(row, decoded)
     if keeper is not None:
         yield from keeper.rows()
+
+
+# -- learned cells in batches --------------------------------------------------------------
+def learned_batch(option: str | int, codecs: Sequence[Codec]) -> int:
+    """The images a learned cell codes in one call for ``run --learned-batch``.
+
+    ``auto``: :data:`AUTO_GPU_BATCH` when one of ``codecs`` is a learned codec on a CUDA
+    GPU, else 1; a number: itself (at least 1).
+    """
+    if option != "auto":
+        text = str(option).strip() if isinstance(option, (str, int)) else ""
+        if isinstance(option, bool) or not (text.isascii() and text.isdigit()) \
+                or int(text) < 1:
+            raise MedbenchError(f"--learned-batch must be a whole number >= 1 or auto, "
+                                f"got {option!r}")
+        return int(text)
+    on_gpu = any(_batches(codec) and codec.device.type == "cuda" for codec in codecs)
+    return AUTO_GPU_BATCH if on_gpu else 1
+
+
+def _batches(codec: Codec | Exception) -> bool:
+    """Whether the harness codes ``codec``'s cells in batches: a learned codec's."""
+    if isinstance(codec, Exception) or codec.kind != "learned":
+        return False
+    # Imported here: torch is loaded only where a learned codec is in the run.
+    from medbench.codecs.learned.codec import LearnedCodec
+
+    return isinstance(codec, LearnedCodec)
+
+
+def _code_batches(job: Job, units: Sequence[WorkUnit], prepared: Sequence[_Prepared | None],
+                  codecs: Mapping[str, Codec | Exception], before_cells: BeforeCells | None
+                  ) -> dict[tuple[int, tuple[str, str]], tuple[ResultRow, np.ndarray | None]]:
+    """Rows (and decoded pixels) of the learned cells the units' images share, coded in
+    batches of same-size images; cells left out are coded later one image at a time."""
+    done: dict[tuple[int, tuple[str, str]], tuple[ResultRow, np.ndarray | None]] = {}
+    cells = dict.fromkeys(cell for unit in units for cell in unit.cells)  # in order, once
+    for name, setting in cells:
+        codec = codecs[name]
+        if not _batches(codec) or parse_target_setting(setting) is not None:
+            continue
+        members = [ready for unit, ready in zip(units, prepared)
+                   if ready is not None and (name, setting) in unit.cells
+                   and _accepts(codec, ready.image)]
+        for batch in _split(members, job.learned_batch):
+            if len(batch) < 2:  # coded alone, as any cell
+                continue
+            if before_cells is not None:
+                before_cells([units[ready.index] for ready in batch], name, setting)
+            rows = _code_batch(codec, setting, batch, job.repeats)
+            if rows is None:  # the batch failed: its images are coded one at a time
+                continue
+            for ready, (row, decoded) in zip(batch, rows):
+                unit = units[ready.index]
+                visual = (unit.dataset, unit.record.image_id) in job.visual_images
+                done[ready.index, (name, setting)] = (row, decoded if visual else None)
+    return done
+
+
+def _accepts(codec: Codec, image: Image) -> bool:
+    """Whether ``codec`` takes ``image``; a refused one is coded alone (its own row)."""
+    try:
+        codec.check(image)
+    except Exception:  # the one-image path records why
+        return False
+    return True
+
+
+def _split(members: Sequence[_Prepared], most: int) -> Iterator[list[_Prepared]]:
+    """Batches of ``members`` of one shape and bit depth: at most ``most`` images and
+    :data:`MAX_BATCH_PIXELS` pixels each."""
+    groups: dict[tuple[int, ...], list[_Prepared]] = {}
+    for ready in members:
+        image = ready.image
+        groups.setdefault((*image.pixels.shape, image.bit_depth), []).append(ready)
+    for (height, width, _), group in groups.items():
+        size = max(1, min(most, MAX_BATCH_PIXELS // max(1, height * width)))
+        for start in range(0, len(group), size):
+            yield group[start : start + size]
+
+
+def _code_batch(codec: Codec, setting: str, batch: Sequence[_Prepared], repeats: int | None
+                ) -> list[tuple[ResultRow, np.ndarray | None]] | None:
+    """Rows of one learned cell for a batch of same-size images, or None when the batch
+    call failed (the caller then codes each image alone, so one bad image costs only its
+    own row). Each row is measured on its own image; latency is amortized (module notes).
+    """
+    images = [ready.image for ready in batch]
+    try:
+        info = codec.setting_info(setting)
+        timing = timed_pair(lambda: _encoded_batch(codec, images, setting),
+                            codec.decode_batch, repeats)  # type: ignore[attr-defined]
+    except BaseException as exc:
+        if not is_library_failure(exc):
+            raise
+        log.warning("%s %s: a batch of %d images failed (%s: %s); coding them one at a "
+                    "time", codec.name, setting, len(batch), type(exc).__name__, exc)
+        log.debug("batch failed", exc_info=True)
+        return None
+    out = []
+    for ready, data, decoded in zip(batch, timing.encoded, timing.decoded):
+        row = replace(_cell_row(codec, setting, ready.base), **info)
+        try:
+            row = _scored(_timed_row(row, timing, len(batch)), codec, setting, ready.image,
+                          data, decoded, ready.reference, ready.region.mask)
+        except BaseException as exc:
+            row = _failed(row, exc)
+        out.append((row, decoded))
+    return out
+
+
+def _encoded_batch(codec: Codec, images: Sequence[Image], setting: str) -> list[bytes]:
+    streams = codec.encode_batch(images, setting)  # type: ignore[attr-defined]
+    if len(streams) != len(images) or not all(isinstance(d, (bytes, bytearray))
+                                              for d in streams):
+        raise TypeError(f"{codec.name}.encode_batch did not return bytes for each of "
+                        f"{len(images)} images")
+    return [bytes(data) for data in streams]
 
 
 def _region(job: Job, unit: WorkUnit, dataset: Dataset, image: Image) -> Region:
@@ -274,21 +532,29 @@ _built = _Built()
 
 
 def code_unit_by_name(job: Job, unit: WorkUnit) -> list[ResultRow]:
-    """:func:`code_unit` in a worker: build the dataset and codecs by registry name.
+    """:func:`code_unit` in a worker: build the dataset and codecs by registry name."""
+    return code_units_by_name(replace(job, learned_batch=1), (unit,))
+
+
+def code_units_by_name(job: Job, units: Sequence[WorkUnit]) -> list[ResultRow]:
+    """:func:`code_units` in a worker: build the datasets and codecs by registry name.
 
     Datasets and codecs are built once per worker thread and reused for later units.
     """
     from medbench.codecs import CodecContext, get_codec
     from medbench.datasets import get_dataset
 
-    key = (unit.dataset, job.data_root)
-    if key not in _built.datasets:
-        root = Path(job.data_root) if job.data_root else None
-        _built.datasets[key] = get_dataset(unit.dataset, root)
+    datasets = {}
+    for spec in {unit.dataset for unit in units}:
+        key = (spec, job.data_root)
+        if key not in _built.datasets:
+            root = Path(job.data_root) if job.data_root else None
+            _built.datasets[key] = get_dataset(spec, root)
+        datasets[spec] = _built.datasets[key]
     context = CodecContext(models_dir=Path(job.models_dir), device=job.device,
                            milestones=job.milestones)
     codecs: dict[str, Codec | Exception] = {}
-    for name in {name for name, _ in unit.cells}:
+    for name in {name for unit in units for name, _ in unit.cells}:
         ckey = (name, job.models_dir, job.device, job.milestones)
         if ckey not in _built.codecs:
             try:
@@ -296,4 +562,4 @@ def code_unit_by_name(job: Job, unit: WorkUnit) -> list[ResultRow]:
             except Exception as exc:  # reported per cell, the other codecs go on
                 _built.codecs[ckey] = exc
         codecs[name] = _built.codecs[ckey]
-    return list(code_unit(job, unit, _built.datasets[key], codecs))
+    return list(code_units(job, units, datasets, codecs))

@@ -2,10 +2,12 @@
 
 A *work unit* (:class:`~medbench.benchmark.rows.WorkUnit`) is one image with the
 (codec, setting) cells still to do for it. Executors only schedule: whoever executes a
-unit runs :func:`medbench.benchmark.cells.code_unit` (which loads the image itself from
+unit runs :func:`medbench.benchmark.cells.code_units` (which loads the image itself from
 the shared data root: pixels never travel through a queue or a scheduler) and the rows
 stream back to the one process that writes the results store, so every executor gives
-the same rows; only the timing columns differ.
+the same rows; only the timing columns differ. Units travel in *tasks* of
+:attr:`Job.learned_batch` consecutive units (one unit unless ``run --learned-batch``),
+so that learned cells of a task's images are coded in batches.
 
 - ``local`` with 1 worker codes in the calling process (no pool).
 - ``local`` with N workers uses N ``spawn``-ed processes (torch and ``fork`` do not mix)
@@ -21,10 +23,11 @@ they are coding, and on Linux each worker asks the kernel to kill it when its pa
 (``PR_SET_PDEATHSIG``), so even ``kill -9`` of the parent leaves no process behind;
 elsewhere a watchdog thread notices the parent is gone.
 
-A unit that kills its worker process even when it runs alone is split into one unit per
-cell and each runs alone again, so only the cell whose codec kills the process becomes an
-error row. In-process, the runner records each cell before it is tried
-(``before_cell``), so a cell that kills the whole process is known on ``--resume``.
+A task of several units that kills its worker process even when it runs alone is split
+into its units, and a unit that still does is split into one unit per cell, each run
+alone again, so only the cell whose codec kills the process becomes an error row.
+In-process, the runner records each cell before it is tried (``before_cell``, every
+image of a batch), so a cell that kills the whole process is known on ``--resume``.
 
 Workers build codecs by registry name with the run's :class:`CodecContext` (codec objects
 need not be picklable) and datasets by spec, so ``Dataset.load(record)`` must work on a
@@ -45,7 +48,7 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +72,11 @@ QUEUED_PER_WORKER = 2
 RETRIES = 2
 #: Seconds a terminated worker gets to exit before it is killed.
 TERMINATE_GRACE = 2.0
-#: Called before a cell is tried in this process: ``before_cell(unit, codec, setting)``.
-BeforeCell = Callable[["WorkUnit", str, str], Any]
+#: Called before a cell is tried in this process for one unit or the units of a batch:
+#: ``before_cell(units, codec, setting)``.
+BeforeCell = Callable[[Sequence["WorkUnit"], str, str], Any]
+#: Units coded together by one call (:func:`medbench.benchmark.cells.code_units`).
+Task = tuple["WorkUnit", ...]
 
 
 def cpu_count() -> int:
@@ -86,6 +92,23 @@ def unit_failed(job: Job, unit: WorkUnit, message: str) -> list[ResultRow]:
     from medbench.benchmark.rows import error_rows
 
     return error_rows(unit, job.run_id, job.ranks, message, protocol=job.protocol)
+
+
+def task_failed(job: Job, task: Task, message: str) -> list[ResultRow]:
+    """Error rows for every cell of every unit of a task no worker could finish."""
+    return [row for unit in task for row in unit_failed(job, unit, message)]
+
+
+def tasks(units: Iterable[WorkUnit], size: int) -> Iterator[Task]:
+    """``units`` in tasks of ``size`` consecutive units (the last may hold fewer)."""
+    task: list[WorkUnit] = []
+    for unit in units:
+        task.append(unit)
+        if len(task) >= size:
+            yield tuple(task)
+            task = []
+    if task:
+        yield tuple(task)
 
 
 def limit_threads(threads: int) -> None:
@@ -173,7 +196,8 @@ class Executor(ABC):
     ) -> Iterator[ResultRow]:
         """Rows of every unit. ``datasets``/``codecs`` are the caller's own instances
         (used in-process; other processes build their own by name). ``before_cell`` is
-        called before each cell coded *in this process* (other executors ignore it)."""
+        called before each cell (or batch of cells) coded *in this process* (other
+        executors ignore it)."""
 
     def describe(self) -> str:
         return self.name
@@ -189,7 +213,7 @@ class Executor(ABC):
 
 
 class InProcessExecutor(Executor):
-    """``local`` with one worker: codes in the calling process, one cell at a time."""
+    """``local`` with one worker: codes in the calling process, one task at a time."""
 
     name = "local"
 
@@ -197,14 +221,10 @@ class InProcessExecutor(Executor):
         return "local, 1 worker (in-process)"
 
     def rows(self, job, units, datasets, codecs, before_cell=None):
-        from medbench.benchmark.cells import code_unit
+        from medbench.benchmark.cells import code_units
 
-        for unit in units:
-            mark = None
-            if before_cell is not None:
-                def mark(codec, setting, unit=unit):
-                    before_cell(unit, codec, setting)
-            yield from code_unit(job, unit, datasets[unit.dataset], codecs, mark)
+        for task in tasks(units, job.learned_batch):
+            yield from code_units(job, task, datasets, codecs, before_cell)
 
 
 class LocalPoolExecutor(Executor):
@@ -267,45 +287,46 @@ class LocalPoolExecutor(Executor):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        from medbench.benchmark.cells import code_unit_by_name as code_unit
+        from medbench.benchmark.cells import code_units_by_name as code
 
-        queue = iter(units)
-        retry: list[tuple[WorkUnit, int]] = []
-        # Units that were in flight when a worker process died. Any of them may have killed
-        # it, so each is run again *alone*: only a unit that kills a pool by itself is
-        # charged, and innocent neighbours never become error rows. A unit of several
-        # cells that kills it alone is split into one unit per cell, each run alone, so
-        # only the killing cell becomes an error row.
-        suspects: list[tuple[WorkUnit, int]] = []
+        queue = tasks(units, job.learned_batch)
+        retry: list[tuple[Task, int]] = []
+        # Tasks that were in flight when a worker process died. Any of them may have killed
+        # it, so each is run again *alone*: only a task that kills a pool by itself is
+        # charged, and innocent neighbours never become error rows. A task of several
+        # units that kills it alone is split into its units, and a unit of several cells
+        # into one unit per cell, each run alone, so only the killing cell becomes an
+        # error row.
+        suspects: list[tuple[Task, int]] = []
         pool = self._pool()
-        pending: dict[Any, tuple[WorkUnit, int, bool]] = {}
+        pending: dict[Any, tuple[Task, int, bool]] = {}
 
-        def submit(unit: WorkUnit, attempt: int, alone: bool) -> bool:
-            """Queue ``unit``; False when the pool broke since the last completion (a
-            worker died while others finished): the unit, never run, waits uncharged."""
+        def submit(task: Task, attempt: int, alone: bool) -> bool:
+            """Queue ``task``; False when the pool broke since the last completion (a
+            worker died while others finished): the task, never run, waits uncharged."""
             try:
-                pending[pool.submit(code_unit, job, unit)] = (unit, attempt, alone)
+                pending[pool.submit(code, job, task)] = (task, attempt, alone)
                 return True
             except BrokenProcessPool:
-                (suspects if alone else retry).append((unit, attempt))
+                (suspects if alone else retry).append((task, attempt))
                 return False
 
         def fill() -> bool:
             """Queue work; False when the pool turned out broken."""
             if suspects:
                 if not pending:
-                    unit, attempt = suspects.pop()
-                    return submit(unit, attempt, True)
+                    task, attempt = suspects.pop()
+                    return submit(task, attempt, True)
                 return True
             while len(pending) < self.workers * QUEUED_PER_WORKER:
                 if retry:
-                    unit, attempt = retry.pop()
+                    task, attempt = retry.pop()
                 else:
-                    unit = next(queue, None)
+                    task = next(queue, None)
                     attempt = 0
-                    if unit is None:
+                    if task is None:
                         return True
-                if not submit(unit, attempt, False):
+                if not submit(task, attempt, False):
                     return False
             return True
 
@@ -324,29 +345,35 @@ class LocalPoolExecutor(Executor):
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
-                    unit, attempt, alone = pending.pop(future)
+                    task, attempt, alone = pending.pop(future)
                     try:
                         rows = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        if alone and len(unit.cells) > 1:
+                        if alone and len(task) > 1:
+                            log.warning("a batch of %d images killed its worker: trying "
+                                        "them one by one", len(task))
+                            suspects.extend(((unit,), attempt) for unit in reversed(task))
+                            rows = []
+                        elif alone and len(task[0].cells) > 1:
+                            unit = task[0]
                             log.warning("%s %s killed its worker: trying its cells one by one",
                                         unit.dataset, unit.record.image_id)
-                            suspects.extend((replace(unit, cells=(cell,)), RETRIES)
+                            suspects.extend(((replace(unit, cells=(cell,)),), RETRIES)
                                             for cell in reversed(unit.cells))
                             rows = []
                         elif alone:
                             rows = self._retry_or_fail(
-                                job, unit, attempt, suspects, "its worker process died"
+                                job, task, attempt, suspects, "its worker process died"
                             )
                         else:
-                            suspects.append((unit, attempt))
+                            suspects.append((task, attempt))
                             rows = []
                     except Exception as exc:  # a bug in the harness itself: keep the run going
-                        rows = self._retry_or_fail(job, unit, attempt, retry, repr(exc))
+                        rows = self._retry_or_fail(job, task, attempt, retry, repr(exc))
                     yield from rows
-                if broken:  # every queued unit of a broken pool is lost: start a new pool
-                    suspects.extend((unit, attempt) for unit, attempt, _ in pending.values())
+                if broken:  # every queued task of a broken pool is lost: start a new pool
+                    suspects.extend((task, attempt) for task, attempt, _ in pending.values())
                     pending.clear()
                     self._stop(pool)
                     pool = self._pool()
@@ -359,13 +386,15 @@ class LocalPoolExecutor(Executor):
                 self._stop(pool)
 
     @staticmethod
-    def _retry_or_fail(job: Job, unit: WorkUnit, attempt: int, retry: list,
+    def _retry_or_fail(job: Job, task: Task, attempt: int, retry: list,
                        reason: str) -> list[ResultRow]:
         if attempt < RETRIES:
-            log.warning("retrying %s %s: %s", unit.dataset, unit.record.image_id, reason)
-            retry.append((unit, attempt + 1))
+            unit = task[0]
+            log.warning("retrying %s %s%s: %s", unit.dataset, unit.record.image_id,
+                        f" and {len(task) - 1} more" if len(task) > 1 else "", reason)
+            retry.append((task, attempt + 1))
             return []
-        return unit_failed(job, unit, f"no worker could code this image ({reason})")
+        return task_failed(job, task, f"no worker could code this image ({reason})")
 
 
 class DaskExecutor(Executor):
@@ -411,28 +440,28 @@ class DaskExecutor(Executor):
     def rows(self, job, units, datasets, codecs, before_cell=None):
         from distributed import as_completed
 
-        from medbench.benchmark.cells import code_unit_by_name as code_unit
+        from medbench.benchmark.cells import code_units_by_name as code
 
         slots = max(1, sum(self.client.nthreads().values())) * QUEUED_PER_WORKER
-        queue = iter(units)
-        live: dict[str, tuple[Any, WorkUnit]] = {}
+        queue = tasks(units, job.learned_batch)
+        live: dict[str, tuple[Any, Task]] = {}
 
         def submit():
-            unit = next(queue, None)
-            if unit is None:
+            task = next(queue, None)
+            if task is None:
                 return None
-            future = self.client.submit(code_unit, job, unit, retries=self.retries, pure=False)
-            live[future.key] = (future, unit)
+            future = self.client.submit(code, job, task, retries=self.retries, pure=False)
+            live[future.key] = (future, task)
             return future
 
         running = as_completed([f for f in (submit() for _ in range(slots)) if f is not None])
         try:
             for future in running:
-                _, unit = live.pop(future.key)
+                _, task = live.pop(future.key)
                 try:
                     rows = future.result()
-                except Exception as exc:  # retries used up (lost workers or a raising unit)
-                    rows = unit_failed(job, unit, f"no worker could code this image ({exc!r})")
+                except Exception as exc:  # retries used up (lost workers or a raising task)
+                    rows = task_failed(job, task, f"no worker could code this image ({exc!r})")
                 future.release()
                 nxt = submit()
                 if nxt is not None:

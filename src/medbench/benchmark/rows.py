@@ -115,6 +115,10 @@ class ResultRow:
     #: Why a target cell is not within tolerance: unreachable (with the closest rate), a
     #: learned model chosen as the nearest, or the search's closest point.
     target_note: str | None = _col("TEXT")
+    #: Images coded together in the encode and decode calls behind the latency columns:
+    #: 1, coded alone; N > 1 (``run --learned-batch``), ``encode_ms``/``decode_ms`` are
+    #: amortized, the batch's median time divided by N.
+    batch_size: int | None = _col("INTEGER")
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from medbench.benchmark import environment
-from medbench.benchmark.cells import Job
+from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
 from medbench.benchmark.rows import WorkUnit, error_rows
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
@@ -62,6 +62,8 @@ class RunConfig:
     executor: str = "local"
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
     scheduler: str | None = None
+    # Images a learned cell codes in one call: a number, or auto (benchmark.cells).
+    learned_batch: str | int = "auto"
     # Prepared-image cache: None = $MEDBENCH_CACHE or ~/.cache/medbench; use_cache off = none.
     cache_dir: str | None = None
     use_cache: bool = True
@@ -79,7 +81,8 @@ class RunConfig:
 
 
 #: RunConfig fields that say where cells are coded, not what is coded.
-EXECUTION_FIELDS = ("executor", "workers", "scheduler", "cache_dir", "use_cache")
+EXECUTION_FIELDS = ("executor", "workers", "scheduler", "cache_dir", "use_cache",
+                    "learned_batch")
 
 
 @dataclass
@@ -258,6 +261,7 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         parse_targets(config.target)  # a bad --target fails before anything is opened
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
+    learned_batch(config.learned_batch, [])  # a bad --learned-batch fails here
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device,
                            milestones=config.milestones)
     if config.train_missing and prepare_learned is None:
@@ -378,18 +382,21 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     cache_dir = None
     if config.use_cache:
         cache_dir = str(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+    batch = learned_batch(config.learned_batch, plan.codecs)
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
-              masks=config.masks, milestones=config.milestones)
+              masks=config.masks, milestones=config.milestones, learned_batch=batch)
     if units:
         images = len(units)
+        batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""
         echo(f"coding {sum(len(u.cells) for u in units)} cells ({images} image"
-             f"{'s' if images != 1 else ''}) on {executor.describe()}")
+             f"{'s' if images != 1 else ''}) on {executor.describe()}{batched}")
     by_name = {codec.name: codec for codec in plan.codecs}
     bar = progress(sum(len(unit.cells) for unit in units)) if progress else None
 
-    def before_cell(unit: WorkUnit, codec: str, setting: str) -> None:
-        store.mark_pending(run_id, unit.dataset, unit.record.image_id, codec, setting)
+    def before_cell(units: Sequence[WorkUnit], codec: str, setting: str) -> None:
+        store.mark_pending(run_id, [(unit.dataset, unit.record.image_id) for unit in units],
+                           codec, setting)
 
     try:
         with executor:

@@ -16,7 +16,7 @@ import json
 import math
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -206,14 +206,18 @@ class ResultsStore:
         return count
 
     # -- the cell in flight --------------------------------------------------------------
-    def mark_pending(self, run_id: str, dataset: str, image_id: str, codec: str,
+    def mark_pending(self, run_id: str, images: Iterable[tuple[str, str]], codec: str,
                      setting: str) -> None:
-        """Record, committed, that this cell is about to be coded in this process (and
-        that the one before it is no longer in flight)."""
+        """Record, committed, that the cell ``(codec, setting)`` of ``images`` (``(dataset,
+        image_id)``: one, or a batch coded together) is about to be coded in this process,
+        and that the cells before it are no longer in flight."""
+        started = _now()
         with self._writing():
             self._db.execute("DELETE FROM pending WHERE run_id = ?", (run_id,))
-            self._db.execute("INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?)",
-                             (run_id, dataset, image_id, codec, setting, _now()))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, dataset, image_id, codec, setting, started)
+                 for dataset, image_id in images])
 
     def pending_cells(self, run_id: str) -> list[tuple[str, str, str, str, str]]:
         """``(dataset, image_id, codec, setting, started_at)`` of cells in flight when the

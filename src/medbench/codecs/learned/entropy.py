@@ -21,7 +21,7 @@ J. Duda, "Asymmetric numeral systems", arXiv:0902.0271 (2009).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -116,6 +116,8 @@ class CodingTables:
     offsets: np.ndarray  # (C,) int32: the integer of symbol 0
     lengths: np.ndarray  # (C,) int32: explicit symbols (escape not counted)
     freqs: np.ndarray  # (C, max_len + 1) int32, zero padded
+    #: The channels' constriction models, made on first use (:func:`channel_model`).
+    _models: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_tensors(self, prefix: str = "tables") -> dict[str, torch.Tensor]:
         return {
@@ -183,7 +185,7 @@ def min_payload_bits(tables: CodingTables, symbols_per_channel: int) -> float:
     Each symbol costs at least ``-log2`` of its channel's largest probability, so a
     header declaring more latents than its bytes can hold is caught before decoding.
     """
-    top = np.array([tables.channel_freqs(c).max() for c in range(tables.channels)], float)
+    top = tables.freqs.max(axis=1).astype(float)  # zero padding never is the largest
     return float(symbols_per_channel * (PRECISION - np.log2(top)).sum())
 
 
@@ -239,13 +241,19 @@ def _constriction():
 
 def channel_model(tables: CodingTables, c: int):
     """The constriction model of channel ``c``'s integer table."""
-    cs = _constriction()
-    return cs.stream.model.Categorical(tables.channel_freqs(c).astype(np.float64),
-                                       perfect=False)
+    return _models(tables)[c]
 
 
 def _models(tables: CodingTables) -> list:
-    return [channel_model(tables, c) for c in range(tables.channels)]
+    """Every channel's model, made once per tables: making them cost as much as coding a
+    small image's latents. Models are immutable, so coders in any thread may share them."""
+    if tables._models is None:
+        cs = _constriction()
+        models = [cs.stream.model.Categorical(tables.channel_freqs(c).astype(np.float64),
+                                              perfect=False)
+                  for c in range(tables.channels)]
+        object.__setattr__(tables, "_models", models)  # a cache, not a field of the tables
+    return tables._models  # type: ignore[return-value]
 
 
 def encode_latents(latents: np.ndarray, tables: CodingTables) -> bytes:
@@ -260,15 +268,15 @@ def encode_latents(latents: np.ndarray, tables: CodingTables) -> bytes:
         raise ValueError("latents must lie in the int16 range; clamp them before coding")
     models = _models(tables)
     coder = cs.stream.stack.AnsCoder()
-    symbols, escapes = [], []
-    for c in range(tables.channels):
-        sym = lat[c].reshape(-1) - int(tables.offsets[c])
-        n = int(tables.lengths[c])
-        out = (sym < 0) | (sym >= n)
-        escapes.append(lat[c].reshape(-1)[out] - LATENT_MIN)
-        symbols.append(np.where(out, n, sym).astype(np.int32))
-    # ANS is a stack: push in reverse of the decoding order (channels, then escapes).
-    esc = np.concatenate(escapes).astype(np.int32) if escapes else np.zeros(0, np.int32)
+    # All channels at once: symbol = value - offset, or the escape symbol (``length``).
+    flat = lat.reshape(tables.channels, -1)
+    sym = flat - tables.offsets[:, None].astype(np.int64)
+    lengths = tables.lengths[:, None].astype(np.int64)
+    out = (sym < 0) | (sym >= lengths)
+    symbols = np.where(out, lengths, sym).astype(np.int32)
+    # ANS is a stack: push in reverse of the decoding order (channels, then escapes, which
+    # are read channel by channel in raster order: boolean indexing keeps that order).
+    esc = (flat[out] - LATENT_MIN).astype(np.int32)
     if esc.size:
         coder.encode_reverse(esc, cs.stream.model.Uniform(LATENT_MAX - LATENT_MIN + 1))
     for c in reversed(range(tables.channels)):
@@ -301,23 +309,17 @@ def decode_latents(data: bytes, tables: CodingTables, shape: tuple[int, int]) ->
         )
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     coder = cs.stream.stack.AnsCoder(words) if words.size else cs.stream.stack.AnsCoder()
-    out = np.empty((tables.channels, h * w), dtype=np.int64)
-    escaped = []
+    sym = np.empty((tables.channels, h * w), dtype=np.int32)
     for c, model in enumerate(_models(tables)):
-        sym = np.asarray(coder.decode(model, h * w), dtype=np.int64)
-        n = int(tables.lengths[c])
-        out[c] = sym + int(tables.offsets[c])
-        escaped.append(np.flatnonzero(sym == n))
-    count = sum(idx.size for idx in escaped)
+        sym[c] = coder.decode(model, h * w)
+    out = sym + tables.offsets[:, None].astype(np.int64)
+    escaped = sym == tables.lengths[:, None]  # escapes follow, channel by channel
+    count = int(np.count_nonzero(escaped))
     if count:
-        values = np.asarray(
+        out[escaped] = np.asarray(
             coder.decode(cs.stream.model.Uniform(LATENT_MAX - LATENT_MIN + 1), count),
             dtype=np.int64,
         ) + LATENT_MIN
-        start = 0
-        for c, idx in enumerate(escaped):
-            out[c, idx] = values[start : start + idx.size]
-            start += idx.size
     if not coder.is_empty():
         raise StreamError(
             f"latent payload of {len(data)} bytes has data left after {tables.channels}x"
