@@ -9,20 +9,24 @@ The rule
 --------
 Rate targets (``ratio``, ``bpp``) land on the **largest rate not above the target**: the
 achieved bytes never exceed the budget (achieved ratio >= target ratio). ``psnr`` targets
-land on the **smallest rate whose PSNR is at least the target**. One tolerance holds for
-every codec and knob kind: the achieved bpp at most :data:`RATE_TOLERANCE` (2 %) below
-the target bpp (10:1 lands on 10.0–10.2:1), or the PSNR at most :data:`PSNR_TOLERANCE`
-(0.1 dB) above the target.
+land on the **smallest rate whose PSNR is at least the target**. The tolerance:
+
+- continuous knobs (JPEG 2000 ratio, JPEG XL distance, HTJ2K qstep): the achieved bpp at
+  most :data:`RATE_TOLERANCE` (2 %) below the target bpp (10:1 lands on 10.0–10.2:1), or
+  the PSNR at most :data:`PSNR_TOLERANCE` (0.1 dB) above the target;
+- integer knobs (AVIF/JPEG/WebP quality, JPEG-LS ``near``): the same, or else the **best
+  integer**: the value whose next step towards more bytes breaks the rule. No setting
+  of such a codec lies closer, so this is its tolerance; the note says how far it lies
+  (one quality step is often 5–10 % of the rate at 256²).
 
 A row's ``target_met`` is true only when its point **obeys the rule and lies within that
-tolerance**. Otherwise it is false and ``target_note`` says which of these it is:
+tolerance**; a best-integer row is met and keeps its note. Otherwise ``target_met`` is
+false and ``target_note`` says which of these it is:
 
 - *cannot reach*: even the codec's lowest rate (or richest setting, for PSNR) breaks the
   rule; the row is coded at the closest point, which is above the target rate;
 - *cannot spend the bytes*: the codec's richest setting still spends less than the
   target allows (a smooth image, a complete codestream): as close as the codec gets;
-- *best integer*: on an integer knob (quality, JPEG-LS ``near``) the next value towards
-  more bytes breaks the rule, so the best integer lies outside the tolerance;
 - *rate jumps*: on a continuous knob the rate jumps across the tolerance window between
   two settings the search narrowed down (libjxl at distance 0.5, OpenJPEG's coding-pass
   steps even at the finest code-blocks);
@@ -66,6 +70,9 @@ KINDS = ("ratio", "bpp", "psnr")
 RATE_TOLERANCE = 0.02
 #: PSNR targets: the achieved PSNR may lie this many dB above the target (never below).
 PSNR_TOLERANCE = 0.1
+#: Note of an integer-knob point outside the 2 % window whose next integer breaks the rule:
+#: within the integer knobs' tolerance (met).
+BEST_INTEGER = "best integer"
 #: Encodes one search may spend (per image, codec and target).
 MAX_ENCODES = 12
 
@@ -141,7 +148,7 @@ class Match:
 
     setting: str
     met: bool  # obeys the rule AND lies within the tolerance (see the module notes)
-    note: str | None  # why not, when ``met`` is false (cannot reach, best integer...)
+    note: str | None  # why not, when ``met`` is false (cannot reach...); or a best integer
     encodes: int
 
 
@@ -274,7 +281,8 @@ def match(codec: Codec, image: Image, target: Target) -> Match:
                      f"{search.achieved(near)} at {near.setting}", search.encodes)
     if search.within(best):
         return Match(best.setting, True, None, search.encodes)
-    return Match(best.setting, False, _why_not(search, knob, best), search.encodes)
+    note = _why_not(search, knob, best)
+    return Match(best.setting, note.startswith(BEST_INTEGER), note, search.encodes)
 
 
 def _why_not(search: _Search, knob: Knob | None, best: _Point) -> str:
@@ -294,7 +302,7 @@ def _why_not(search: _Search, knob: Knob | None, best: _Point) -> str:
     if knob.integer and search.last_bracket is not None:
         a, b = search.last_bracket
         if abs(b.u - a.u) <= 1:
-            return f"best integer {at}; {beyond}"
+            return f"{BEST_INTEGER} {at}; {beyond}"
     if search.last_bracket is not None:
         a, b = search.last_bracket
         if abs(b.u - a.u) <= JUMP_WIDTH or a.setting == b.setting:
