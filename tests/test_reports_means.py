@@ -182,3 +182,13 @@ def test_one_image_per_group_keeps_the_student_t_interval():
     line = setting_means(rows).iloc[0]
     assert line["ci_method"] == "student-t"
     assert line["psnr_ci"] == pytest.approx(ci_halfwidth(rows["psnr"]))
+
+
+def test_batch_size_says_which_latencies_are_amortized():
+    rows = _run()
+    table = setting_means(rows)
+    assert (table["batch_size"] == 1).all()  # rows without the column: one image a call
+    rows["batch_size"] = np.where(rows["codec"] == "dcae", 4, 1)
+    table = setting_means(rows).set_index("codec")
+    assert table.loc["dcae", "batch_size"] == 4
+    assert (table.loc["jpeg2000", "batch_size"] == 1).all()

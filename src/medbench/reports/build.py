@@ -235,6 +235,11 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
              "PSNR dB: mean over the images that did not decode exactly (exact: how many "
              "did, shown when any did; inf when all did). PSNR pooled dB: the PSNR of the "
              "mean MSE over all images, each divided by its peak² (2^bits - 1)².")
+    batched = summary[summary["batch_size"] > 1] if len(summary) else summary
+    if len(batched):  # run --learned-batch: say which latencies are per-image shares
+        about += (" enc/dec ms of " + ", ".join(sorted(set(batched["codec"])))
+                  + f" are amortized: the time of a batch of up to "
+                  f"{int(batched['batch_size'].max())} images divided by its size.")
     sections.append(H.Section("summary",
                               H.paragraph(about, "note") + _html(summary_text)))
 

@@ -41,7 +41,7 @@ BOOTSTRAP_SEED = 20031
 COLUMNS = [
     *KEYS, "codec_kind", "setting_rank", "images", "errors", "unsupported", "exact_images",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "psnr_pooled", "nmse",
-    "groups", "ci_method",
+    "groups", "ci_method", "batch_size",
 ]
 
 
@@ -82,6 +82,8 @@ def setting_means(rows: pd.DataFrame) -> pd.DataFrame:
         - ``groups``: distinct ``group_id`` values among the ``ok`` images (images when
           the rows carry none); ``ci_method``: ``student-t`` or
           ``cluster bootstrap (2000 resamples of N groups)``.
+        - ``batch_size``: the most images coded together (``run --learned-batch``); above
+          1, ``encode_ms``/``decode_ms`` are amortized per image (batch time / batch).
     """
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -126,6 +128,8 @@ def _line(group: pd.DataFrame) -> dict:
         line[f"{name}_ci"] = ci_halfwidth(values, groups[values.index] if clustered else None)
     if len(psnr) and exact.all():  # every image exact: no finite value to average
         line["psnr"] = math.inf
+    batch = _numbers(ok, "batch_size").max() if len(ok) else math.nan
+    line["batch_size"] = 1 if pd.isna(batch) else int(batch)
     line["nmse"] = _nmse(ok)
     line["psnr_pooled"] = psnr_from_mse(line["nmse"], 1.0)
     return line

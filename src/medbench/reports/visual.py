@@ -9,7 +9,7 @@ them, so a report can be rebuilt from a copied results folder with the data and 
 gone. Panel titles give the rate and PSNR recorded in the cell's result row. When the
 run has rate-matched cells (``run --target ratio=30``), those are shown: every codec at
 exactly the target on that image, titled with the knob the search chose; a codec that
-could not reach the target is marked MISSED and named in the notes.
+missed the target (outside its tolerance) is marked MISSED and named in the notes.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _add_image(visual: Visual, original: dict[str, Any], views: list[dict[str, A
             setting = str(knob) if isinstance(knob, str) else setting
             if row.get("target_met") is not None and not _true(row.get("target_met")):
                 setting += f"\nMISSED {ratio}:1"
-                visual.notes.append(f"{visual.dataset}/{image_id}: {codec} could not reach "
+                visual.notes.append(f"{visual.dataset}/{image_id}: {codec} missed "
                                     f"{ratio}:1: {row.get('target_note')}")
         title = (f"{codec}" + (f"\ntrain {train}" if train else "")
                  + f"\n{setting}\n{float(row['bpp']):.3f} bpp, "

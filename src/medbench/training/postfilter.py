@@ -91,7 +91,9 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         net = PostFilterNet(width).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    # The MSE of a decent decode is ~1e-4 and its gradients far smaller: Adam's default
+    # eps (1e-8) would damp the steps of the inner layers.
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-12)
     budget = cfg.budget_rule()
     if budget is None:  # --epochs passes over the train split
         per_epoch = math.ceil(len(train_pairs) * cfg.repeat / cfg.batch_size)

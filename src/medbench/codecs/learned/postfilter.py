@@ -53,6 +53,8 @@ CODEC = "jpeg2000+pf"
 ARCH = "postfilter"
 FORMAT = "medbench-postfilter/1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+#: Scale of the filter's correction (see :class:`PostFilterNet`).
+RESIDUAL_SCALE = 0.1
 #: Filter widths a config may declare (checked before a tensor is made).
 MAX_WIDTH = 256
 _TEXT = b"medbench-pf "
@@ -67,7 +69,9 @@ class PostFilterNet(nn.Module):
     Three scales (1, 1/2, 1/4) of ``width``, ``2·width``, ``4·width`` channels give a
     receptive field of about 40 px for little compute at full resolution; the last
     layer starts at zero, so an untrained filter is the identity (it can only learn to
-    improve on plain JPEG 2000).
+    improve on plain JPEG 2000), and its output is scaled by :data:`RESIDUAL_SCALE`:
+    the corrections are a few grey levels, and a full-size first Adam step on that layer
+    would add noise far larger than them.
     """
 
     def __init__(self, width: int = 16):
@@ -100,7 +104,7 @@ class PostFilterNet(nn.Module):
         quarter = self.enc4(half)
         half = self.mix_half(half + self.up_half(quarter))
         full = self.mix_full(full + self.up_full(half))
-        return (xp + self.out(full))[..., :h, :w]
+        return (xp + RESIDUAL_SCALE * self.out(full))[..., :h, :w]
 
 
 # -- checkpoints -----------------------------------------------------------------------
