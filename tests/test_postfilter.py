@@ -153,3 +153,18 @@ def test_run_shows_it_beside_jpeg2000_at_the_same_bytes(models, tmp_path, no_pre
     assert len(pf) == 2 and pf.error.isna().all()
     assert (pf.bytes == j2k.bytes.loc[pf.index]).all()
     assert (pf.train_dataset == "sample").all() and (pf.codec_kind == "learned").all()
+
+
+def test_large_images_are_filtered_in_bands_with_the_same_pixels():
+    from medbench.codecs.learned.postfilter import BAND_ROWS, apply_filter
+
+    torch.manual_seed(0)
+    net = PostFilterNet(4).eval()
+    torch.nn.init.normal_(net.out.weight, std=0.05)  # a filter that changes pixels
+    pixels = (np.random.default_rng(0).random((2 * BAND_ROWS + 37, 61)) * 4095).astype(np.uint16)
+    banded = apply_filter(net, pixels, 12)
+    with torch.inference_mode():
+        whole = net(torch.from_numpy(pixels.astype(np.float32) / 4095)[None, None])
+    whole = np.rint(whole.clamp(0, 1)[0, 0].numpy() * 4095).astype(np.uint16)
+    assert (banded != pixels).mean() > 0.5
+    np.testing.assert_array_equal(banded, whole)

@@ -33,6 +33,7 @@ from medbench.codecs.learned.postfilter import (
     Jpeg2000PostFilterCodec,
     PostFilterNet,
     add_marker,
+    apply_filter,
     read_filter,
     save_filter,
 )
@@ -183,15 +184,12 @@ def _crops(pairs, crop: int, batch: int, rng: np.random.Generator,
 def _validate(net: PostFilterNet, pairs, device: torch.device) -> dict[str, float]:
     """Mean PSNR of the val split with and without the filter, and its real bpp."""
     with_pf, plain, bpp = [], [], []
-    with torch.inference_mode():
-        for decoded, original, n_bytes, bit_depth in pairs:
-            peak = float(2**bit_depth - 1)
-            x = torch.from_numpy(decoded.astype(np.float32) / peak)[None, None].to(device)
-            y = net(x).clamp_(0.0, 1.0)[0, 0].cpu().numpy()
-            filtered = np.rint(y * peak).astype(decoded.dtype)
-            with_pf.append(psnr(original, filtered, data_range=peak))
-            plain.append(psnr(original, decoded, data_range=peak))
-            bpp.append(bits_per_pixel(n_bytes, *original.shape))
+    for decoded, original, n_bytes, bit_depth in pairs:
+        peak = float(2**bit_depth - 1)
+        filtered = apply_filter(net, decoded, bit_depth, device)  # as the codec decodes
+        with_pf.append(psnr(original, filtered, data_range=peak))
+        plain.append(psnr(original, decoded, data_range=peak))
+        bpp.append(bits_per_pixel(n_bytes, *original.shape))
     out = {"bpp": float(np.mean(bpp)), "psnr": float(np.mean(with_pf)),
            "psnr_jpeg2000": float(np.mean(plain))}
     out["gain_db"] = out["psnr"] - out["psnr_jpeg2000"]
