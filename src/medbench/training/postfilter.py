@@ -36,6 +36,7 @@ from medbench.codecs.learned.postfilter import (
     apply_filter,
     read_filter,
     save_filter,
+    stored_weights,
 )
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
@@ -124,7 +125,8 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
             echo(f"{CODEC} {cfg.model_name}: {steps} steps ({done:.0f} % of the budget), "
                  f"train PSNR {_db(loss.item()):.2f} dB")
     net.eval()
-
+    # validate the weights as the checkpoint will hold them (float16)
+    net.load_state_dict({k: v.float() for k, v in stored_weights(net).items()})
     validation = _validate(net, pairs["val"], device)
     config = {
         "name": cfg.model_name,

@@ -120,10 +120,15 @@ class CodingTables:
     _models: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_tensors(self, prefix: str = "tables") -> dict[str, torch.Tensor]:
+        # Frequencies of 16-bit-precision tables are below 2**16 (every table holds at
+        # least two symbols): stored as uint16 they take half the bytes. Older int32
+        # checkpoints load the same (from_tensors widens either).
+        wide = self.freqs.size and int(self.freqs.max()) > np.iinfo(np.uint16).max
         return {
             f"{prefix}.offsets": torch.from_numpy(self.offsets.astype(np.int32)),
             f"{prefix}.lengths": torch.from_numpy(self.lengths.astype(np.int32)),
-            f"{prefix}.freqs": torch.from_numpy(self.freqs.astype(np.int32)),
+            f"{prefix}.freqs": torch.from_numpy(self.freqs.astype(np.int32 if wide
+                                                                  else np.uint16)),
         }
 
     @classmethod

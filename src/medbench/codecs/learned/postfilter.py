@@ -138,7 +138,7 @@ def save_filter(net: PostFilterNet, folder: Path, config: dict[str, Any]) -> Che
     """Write ``model.safetensors`` then ``config.json`` (the latter marks it finished)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors = stored_weights(net)
     save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT, "arch": ARCH})
     model_id = _tensors_id(tensors)
     full = {"format": FORMAT, "arch": ARCH, "codec": CODEC, **config, "model_id": model_id}
@@ -146,6 +146,13 @@ def save_filter(net: PostFilterNet, folder: Path, config: dict[str, Any]) -> Che
     tmp.write_text(json.dumps(full, indent=2) + "\n")
     tmp.replace(folder / CONFIG)
     return Checkpoint(folder, full, model_id)
+
+
+def stored_weights(net: PostFilterNet) -> dict[str, torch.Tensor]:
+    """The filter's weights as a checkpoint stores them: float16, half the bytes (the
+    filter then runs in float32; training validates with these very weights)."""
+    return {k: v.detach().to("cpu", torch.float16).contiguous()
+            for k, v in net.state_dict().items()}
 
 
 def read_filter(folder: Path) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
@@ -179,6 +186,9 @@ def read_filter(folder: Path) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in PostFilterNet(width).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if not all(v.dtype in (torch.float16, torch.float32) for v in tensors.values()):
+        raise CheckpointError(f"{weights} holds tensors that are not float16/float32; "
+                              f"re-train it")
     if found != expected:
         wrong = sorted(k for k in expected.keys() | found.keys()
                        if expected.get(k) != found.get(k))
@@ -313,7 +323,7 @@ class Jpeg2000PostFilterCodec(Codec):
             self.check_setting(setting)
             ckpt, tensors = self._found[setting]  # type: ignore[index]
             net = PostFilterNet(int(ckpt.config["width"]))
-            net.load_state_dict(tensors)
+            net.load_state_dict({k: v.float() for k, v in tensors.items()})
             self._nets[setting] = net.to(self.device).eval()
         return self._nets[setting]
 
