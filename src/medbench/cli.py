@@ -456,9 +456,11 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 @click.option("--lmbda", type=click.FloatRange(min=0, min_open=True), default=None,
               help="λ of --objective rd (D: MSE on [0,1], R: bpp); larger = lower rate.")
 @click.option("--latent", type=click.IntRange(min=1), default=None,
-              help="Latent channels (ae: latents per 16x16 block) [ae 16, cnn 4, dcae 16].")
+              help="Latent channels (ae: latents per 16x16 block) [ae 16, cnn 4, dcae 16, "
+                   "hyperprior 96].")
 @click.option("--width", type=click.IntRange(min=1), default=None,
-              help="Hidden units (ae) or feature channels (cnn, dcae) [ae 128, else 32].")
+              help="Hidden units (ae) or feature channels (the others) [ae 128, hyperprior "
+                   "64, jpeg2000+pf 16, else 32].")
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
               help="Stop after this many epochs without a better val loss.")
 @click.option("--crop", type=click.IntRange(min=1), default=256, show_default=True,
