@@ -36,7 +36,7 @@ def test_shipped_models_are_recorded_and_intact(arch):
         _check_recorded(cfg, arch, ckpt.folder)
         assert cfg["model_id"] == file_id(ckpt.weights_path) == ckpt.model_id
     rates = sorted(c.config["validation"]["bpp"] for c in found)
-    assert rates[0] < 0.12 and rates[-1] > 0.3  # spans low to high rate
+    assert rates[0] < 0.2 and rates[-1] > 0.4  # spans low to high rate (about 0.05-1 bpp)
 
 
 def test_shipped_postfilters_are_recorded_and_intact():

@@ -354,8 +354,9 @@ def test_the_first_screen_holds_the_answer_not_the_metadata(quickstart_run, brow
     for text, color, right in s["flags"]:
         assert "†" in text and re.search(r"\(\d+% overlap\)", text), text
         assert color not in ("rgb(0, 0, 0)", "rgb(27, 27, 27)") and right <= s["bd"][2] + 1
-    # The shipped models' small budgets are said next to them.
-    assert any("tiny budget" in w for w in s["warnings"])
+    # The shipped models' training budgets are said next to them (steps, seconds, device).
+    headline = next(text for section, _, text in s["sections"] if section == "headline")
+    assert "training budget" in headline and "s, cpu" in headline
     # No section of only dashes: a table has some value, a section some text.
     for section, cells, text in s["sections"]:
         assert text.strip("–- \n"), section

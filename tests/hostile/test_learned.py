@@ -31,7 +31,7 @@ from medbench.codecs.learned.entropy import CodingTables, TableError
 from medbench.errors import MedbenchError
 from medbench.training.config import TrainConfig, check_model_name
 
-GOOD = PRETRAINED_DIR / "ae" / "sample-l8"
+GOOD = PRETRAINED_DIR / "ae" / "nih-l8"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_pretrained")
