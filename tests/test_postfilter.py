@@ -168,3 +168,26 @@ def test_large_images_are_filtered_in_bands_with_the_same_pixels():
     whole = np.rint(whole.clamp(0, 1)[0, 0].numpy() * 4095).astype(np.uint16)
     assert (banded != pixels).mean() > 0.5
     np.testing.assert_array_equal(banded, whole)
+
+
+def test_rate_matching_codes_any_ratio_with_the_nearest_filter(tmp_path, make_image,
+                                                                no_pretrained):
+    from medbench.benchmark.cells import code_cell
+
+    for ratio in (10.0, 40.0):
+        save_filter(PostFilterNet(4), tmp_path / CODEC / f"x-ratio{ratio:g}",
+                    {"ratio": ratio, "width": 4, "train": {"dataset": "x"}})
+    codec = _codec(tmp_path)
+    assert codec.filter_for("ratio=30") == "x-ratio40"
+    assert codec.filter_for("ratio=15,cb=32") == "x-ratio10"
+    image = make_image(256, 8)
+    row = code_cell(codec, "target:ratio=30", image, repeats=0)
+    assert row.status == "ok" and row.knob.startswith("ratio=") and row.ratio >= 30
+    assert row.target_met or "rate jumps" in row.target_note, row.target_note
+    assert json.loads(row.model_info)["model_id"] == codec.checkpoints()["x-ratio40"].model_id
+    stream = codec.encode(image, row.knob)
+    assert read_marker(stream) == codec.checkpoints()["x-ratio40"].model_id
+    with pytest.raises(ValueError):
+        codec.encode(image, "ratio=0.5")
+    with pytest.raises(ValueError):
+        codec.encode(image, "q=50")

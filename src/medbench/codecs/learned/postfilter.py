@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from medbench.codecs.base import Codec
+from medbench.codecs.base import Codec, Knob, parse_setting
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
 from medbench.codecs.learned.checkpoint import (
     Checkpoint,
@@ -263,7 +264,7 @@ class Jpeg2000PostFilterCodec(Codec):
                    "bytes); learned residual CNN after OpenJPEG's decoder")
     bit_depths = tuple(range(1, 17))
     rate_knob = ("trained filter <train dataset>-ratio<R>: JPEG 2000 at ratio R; ordered "
-                 "low to high rate")
+                 "low to high rate (run --target: any ratio, the nearest filter)")
 
     def __init__(self, context=None):
         super().__init__(context)
@@ -306,6 +307,30 @@ class Jpeg2000PostFilterCodec(Codec):
     def settings(self) -> list[str]:
         return list(self.checkpoints())
 
+    def knob(self, bit_depth: int) -> Knob | None:
+        """JPEG 2000's ratio knob (``run --target``): any ratio, decoded by the filter
+        trained at the nearest ratio (see :meth:`filter_for`)."""
+        return self.j2k.knob(bit_depth) if self.checkpoints() else None
+
+    def finer_knobs(self, bit_depth: int) -> list[Knob]:
+        return self.j2k.finer_knobs(bit_depth) if self.checkpoints() else []
+
+    def filter_for(self, setting: str) -> str:
+        """The filter (setting name) that decodes ``setting``: the setting itself, or for
+        a JPEG 2000 setting ``ratio=R[,cb=N]`` (what a rate-matching search asks for) the
+        filter trained at the ratio nearest to R on a log scale."""
+        if setting in self.checkpoints() or not setting.startswith("ratio="):
+            self.check_setting(setting)
+            return setting
+        ratio = parse_setting(setting.partition(",")[0], "ratio")
+        if not ratio >= 1:
+            raise ValueError(f"JPEG 2000 ratio must be >= 1, got {setting!r}")
+        found = self.checkpoints()
+        if not found:
+            self.check_setting(setting)  # no filter at all: the usual error
+        return min(found, key=lambda name: (abs(math.log(ratio / found[name].config["ratio"])),
+                                            name))
+
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info["skipped"] = dict(self.skipped)
@@ -329,6 +354,7 @@ class Jpeg2000PostFilterCodec(Codec):
 
     def setting_info(self, setting: str) -> dict[str, Any]:
         """``train_dataset`` and ``model_info``; loads the filter so timings exclude it."""
+        setting = self.filter_for(setting)
         self.net(setting)
         ckpt = self.checkpoints()[setting]
         cfg = ckpt.config
@@ -342,10 +368,10 @@ class Jpeg2000PostFilterCodec(Codec):
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)
-        self.check_setting(setting)
-        ckpt = self.checkpoints()[setting]
-        stream = self.j2k.encode(image, f"ratio={float(ckpt.config['ratio']):g}")
-        return add_marker(stream, ckpt.model_id)
+        name = self.filter_for(setting)
+        ckpt = self.checkpoints()[name]
+        coded_at = f"ratio={float(ckpt.config['ratio']):g}" if name == setting else setting
+        return add_marker(self.j2k.encode(image, coded_at), ckpt.model_id)
 
     def decode(self, data: bytes) -> np.ndarray:
         return self.decode_batch([data])[0]
