@@ -53,3 +53,26 @@ def no_pretrained(tmp_path_factory, monkeypatch):
     from medbench.codecs.learned import codec
 
     monkeypatch.setattr(codec, "PRETRAINED_DIR", tmp_path_factory.mktemp("none"))
+
+
+def train_tiny_hyperprior(root, epochs: int = 1):
+    """A tiny hyperprior (``<root>/hyperprior/tiny``) trained for ``epochs`` on 64² sample
+    images through the CLI, on one torch thread; returns ``root``."""
+    import torch
+    from click.testing import CliRunner
+
+    from medbench.cli import main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(main, [
+            "train", "--model", "hyperprior", "--dataset", "sample", "--size", "64",
+            "--crop", "64", "--limit", "4", "--width", "8", "--latent", "8",
+            "--epochs", str(epochs), "--batch-size", "2", "--objective", "rd",
+            "--lmbda", "0.01", "--device", "cpu", "--models", str(root), "--name", "tiny",
+        ])
+    finally:
+        torch.set_num_threads(before)
+    assert result.exit_code == 0, result.output
+    return root

@@ -29,7 +29,7 @@ from medbench.datasets.base import Record
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 
-from .conftest import radiograph_like
+from .conftest import radiograph_like, train_tiny_hyperprior
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,18 +49,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hyperprior_models(tmp_path_factory):
     """A tiny hyperprior trained for a few steps on 64² sample images, via the CLI."""
-    root = tmp_path_factory.mktemp("models")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    result = CliRunner().invoke(main, [
-        "train", "--model", "hyperprior", "--dataset", "sample", "--size", "64",
-        "--crop", "64", "--limit", "4", "--width", "8", "--latent", "8", "--epochs", "1",
-        "--batch-size", "2", "--objective", "rd", "--lmbda", "0.01", "--device", "cpu",
-        "--models", str(root), "--name", "tiny",
-    ])
-    torch.set_num_threads(before)
-    assert result.exit_code == 0, result.output
-    return root
+    return train_tiny_hyperprior(tmp_path_factory.mktemp("models"), epochs=1)
 
 
 def _rows(units, dataset, codecs, batch, models="models", visual=frozenset()):

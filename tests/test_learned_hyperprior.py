@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from medbench.cli import main
 from medbench.codecs import CodecContext
 from medbench.codecs.learned import gaussian
 from medbench.codecs.learned.codec import HyperpriorCodec
 from medbench.codecs.learned.hyperprior import HyperpriorModel, stream_latents
 from medbench.codecs.learned.models import pad_to_stride
+
+from .conftest import train_tiny_hyperprior
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -27,18 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_pretrained")
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A tiny hyperprior trained for a few steps on 64² sample images, via the CLI."""
-    root = tmp_path_factory.mktemp("models")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    result = CliRunner().invoke(main, [
-        "train", "--model", "hyperprior", "--dataset", "sample", "--size", "64",
-        "--crop", "64", "--limit", "4", "--width", "8", "--latent", "8", "--epochs", "2",
-        "--batch-size", "2", "--objective", "rd", "--lmbda", "0.01", "--device", "cpu",
-        "--models", str(root), "--name", "tiny",
-    ])
-    torch.set_num_threads(before)
-    assert result.exit_code == 0, result.output
-    return root
+    return train_tiny_hyperprior(tmp_path_factory.mktemp("models"), epochs=2)
 
 
 def _codec(models) -> HyperpriorCodec:

@@ -191,3 +191,16 @@ def test_rate_matching_codes_any_ratio_with_the_nearest_filter(tmp_path, make_im
         codec.encode(image, "ratio=0.5")
     with pytest.raises(ValueError):
         codec.encode(image, "q=50")
+
+
+def test_ctrl_c_during_training_says_it_starts_over(tmp_path, monkeypatch):
+    import medbench.training.postfilter as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_postfilter", interrupted)
+    result = CliRunner().invoke(main, ["train", "--model", "jpeg2000+pf", "--ratio", "20",
+                                       "--dataset", "sample", "--models", str(tmp_path)])
+    assert result.exit_code == 130
+    assert "Nothing was written" in result.output and "resume" not in result.output

@@ -478,7 +478,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
               ratio, batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
               seed, name, device, models_dir, no_progress) -> None:
-    """Train one model of a learned codec; re-running the same command resumes it."""
+    """Train one model of a learned codec; re-running the same command resumes it (a
+    jpeg2000+pf filter, minutes long, starts over)."""
     from medbench.training.config import POSTFILTER, TrainConfig, train_command
     from medbench.training.loop import train as train_model
     from medbench.training.postfilter import train_postfilter
@@ -498,8 +499,12 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budge
         result = train_model(config, progress=not no_progress, command=train_command(config),
                              echo=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted. Progress is saved in {config.folder}; run the "
-                   f"same command again to resume.", err=True)
+        if arch == POSTFILTER:  # minutes of training: it starts over rather than resumes
+            click.echo(f"\nInterrupted. Nothing was written to {config.folder}; run the "
+                       f"same command again to train the filter from the start.", err=True)
+        else:
+            click.echo(f"\nInterrupted. Progress is saved in {config.folder}; run the "
+                       f"same command again to resume.", err=True)
         sys.exit(130)
     click.echo(f"model: {result.checkpoint.folder} (setting {result.checkpoint.name} of "
                f"codec {arch}, id {result.checkpoint.model_id})")
