@@ -130,6 +130,7 @@ def test_pickled_weights_are_never_loaded(tmp_path, no_pretrained):
     (["--model", "jpeg2000+pf"], "--ratio R"),
     (["--model", "dcae", "--ratio", "10"], "--ratio R"),
     (["--model", "jpeg2000+pf", "--ratio", "0.5"], "above 1"),
+    (["--model", "jpeg2000+pf", "--ratio", "10", "--width", "100000"], "is above 256"),
     (["--model", "jpeg2000+pf", "--ratio", "10", "--objective", "rd", "--lmbda", "0.1"],
      "do not apply"),
 ])

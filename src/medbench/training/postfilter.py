@@ -30,6 +30,7 @@ from medbench.codecs.learned.coding import resolve_device
 from medbench.codecs.learned.postfilter import (
     CODEC,
     CONFIG,
+    MAX_WIDTH,
     Jpeg2000PostFilterCodec,
     PostFilterNet,
     add_marker,
@@ -69,6 +70,10 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
     MedbenchError
         When JPEG 2000 is unavailable, the dataset cannot be read or a split is empty.
     """
+    width = cfg.width or DEFAULT_WIDTH
+    if width > MAX_WIDTH:
+        raise MedbenchError(f"--width {width} is above {MAX_WIDTH}, the widest {CODEC} filter "
+                            f"a checkpoint may hold; the default is {DEFAULT_WIDTH}")
     folder = cfg.folder
     if (folder / CONFIG).is_file():
         ckpt, _ = read_filter(folder)
@@ -89,7 +94,6 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
              for name, split in splits.items()}
     train_pairs = pairs["train"]
 
-    width = cfg.width or DEFAULT_WIDTH
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         net = PostFilterNet(width).to(device)
