@@ -192,3 +192,12 @@ def test_batch_size_says_which_latencies_are_amortized():
     table = setting_means(rows).set_index("codec")
     assert table.loc["dcae", "batch_size"] == 4
     assert (table.loc["jpeg2000", "batch_size"] == 1).all()
+
+
+def test_error_rows_of_unreadable_images_count_on_their_learned_setting():
+    rows = _run()
+    unreadable = {**_row(math.nan, image="bad"), "status": "error", "train_dataset": None}
+    table = setting_means(pd.concat([rows, pd.DataFrame([unreadable])], ignore_index=True))
+    learned = table[table["codec"] == "dcae"]
+    assert len(learned) == 1  # not a second line with no train dataset
+    assert learned.iloc[0]["errors"] == 1 and learned.iloc[0]["train_dataset"] == "jsrt"

@@ -91,6 +91,7 @@ def setting_means(rows: pd.DataFrame) -> pd.DataFrame:
     for column in ("train_dataset", "setting_rank", "codec_kind"):
         if column not in rows:
             rows[column] = None
+    rows["train_dataset"] = _with_known_train_dataset(rows)
     out = []
     for key, group in rows.groupby(KEYS, sort=False, dropna=False):
         out.append({**dict(zip(KEYS, key)), **_line(group)})
@@ -99,6 +100,21 @@ def setting_means(rows: pd.DataFrame) -> pd.DataFrame:
     order = table.assign(train_key=table["train_dataset"].fillna(""))
     order = order.sort_values(["dataset", "codec", "train_key", "setting_rank"], kind="stable")
     return table.loc[order.index].reset_index(drop=True)
+
+
+def _with_known_train_dataset(rows: pd.DataFrame) -> pd.Series:
+    """``train_dataset``, filled in on rows that lack it (an image no worker could read:
+    its error rows never loaded the model) from the other rows of the same dataset,
+    codec and setting when those name exactly one; so such errors count on that
+    setting's line instead of a line of their own."""
+    keys = ["dataset", "codec", "setting"]
+    known = rows.dropna(subset=["train_dataset"]).groupby(keys)["train_dataset"].unique()
+    known = known[known.map(len) == 1].map(lambda v: v[0])
+    if known.empty:
+        return rows["train_dataset"]
+    fill = pd.Series([known.get(tuple(k)) for k in rows[keys].itertuples(index=False)],
+                     index=rows.index, dtype=object)
+    return rows["train_dataset"].where(rows["train_dataset"].notna(), fill)
 
 
 def _line(group: pd.DataFrame) -> dict:
