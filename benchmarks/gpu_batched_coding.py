@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -274,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"  {what:27s}{result[key]:10.1f} images/s  {100 * result[key] / bare:5.1f} % "
               "of bare")
+    share = result["ans_share_codec_bN"]
     print(f"  entropy coding (ANS) share of bytes→bytes at b={args.batch}: "
-          f"{100 * result['ans_share_codec_bN']:.0f} %")
+          + ("not measured for hyperprior (two table sets)" if math.isnan(share)
+             else f"{100 * share:.0f} %"))
     identical = result["same_bytes"] == n and result["cells_same_sha256"] == n
     print(f"  identical bytes b=1 vs b={args.batch}: {result['same_bytes']}/{n} images "
           f"(cells: {result['cells_same_sha256']}/{n}); identical pixels "
