@@ -399,3 +399,24 @@ def test_report_rebuilds_from_a_copied_read_only_folder_with_the_data_gone(tmp_p
     assert figure.is_file() and figure.stat().st_size > 10_000
     assert "visual comparison on folder:" in report.markdown["visual"]
     assert not [n for n in report.notes if "stored no pixels" in n or "left out" in n]
+
+
+def test_near_lossless_points_are_named_off_scale_not_squashing_the_curves():
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+
+    from medbench.reports.figures import OFF_SCALE_DB, _off_scale
+
+    points = pd.DataFrame({"bpp": [0.1, 0.5, 4.6], "psnr": [30.0, 40.0, 96.3]})
+    curve = SimpleNamespace(label="htj2k", points=points)
+    ax = Figure().subplots()
+    ax.plot(points["bpp"], points["psnr"])
+    _off_scale(ax, "psnr", [curve])
+    low, high = ax.get_ylim()
+    assert high == OFF_SCALE_DB["psnr"] and 20 < low < 30  # the bottom stays the data's
+    assert "htj2k 96 dB at 4.60 bpp" in ax.texts[0].get_text()
+    calm = Figure().subplots()
+    calm.plot([0.1], [30.0])
+    _off_scale(calm, "psnr", [SimpleNamespace(label="a", points=points.iloc[:2])])
+    assert not calm.texts

@@ -117,6 +117,7 @@ def rd_figure(dataset: str, dataset_curves: list[Curve], stem: Path,
             ax.plot(pts["bpp"], pts[metric], linestyle=style, marker=marker, color=color,
                     label=c.label + (f" (= {hidden[c.label]})" if c.label in hidden else ""),
                     **kw)
+        _off_scale(ax, metric, dataset_curves)
         depths = sorted({d for c in dataset_curves for d in c.bit_depths})
         for ratio in CLINICAL_RATIOS:
             for depth in depths:
@@ -136,6 +137,28 @@ def rd_figure(dataset: str, dataset_curves: list[Curve], stem: Path,
                    title=f"RD on {dataset}\n(dotted: clinical ratios)", title_fontsize=9)
     fig.subplots_adjust(left=0.05, right=0.82, bottom=0.13, top=0.97, wspace=0.22)
     return _save(fig, stem, formats)
+
+
+#: Axis tops of the RD figure: near-lossless points above them (a codec's finest setting
+#: where most images decode exactly) would squash every lossy curve into a strip.
+OFF_SCALE_DB = {"psnr": 70.0, "ms_ssim_db": 50.0}
+
+
+def _off_scale(ax, metric: str, dataset_curves: list[Curve]) -> None:
+    """Cap ``ax`` at :data:`OFF_SCALE_DB` when some point lies above it, and name those
+    points (codec, bpp, value) in the corner, so nothing is hidden silently."""
+    cap = OFF_SCALE_DB[metric]
+    above = [(c.label, float(b), float(v)) for c in dataset_curves
+             for b, v in zip(c.points["bpp"], c.points[metric])
+             if np.isfinite(v) and v > cap]
+    if not above:
+        return
+    ax.set_ylim(ax.get_ylim()[0], cap)  # after plotting: the bottom stays the data's
+    text = "off scale: " + ", ".join(f"{name} {v:.0f} dB at {b:.2f} bpp"
+                                     for name, b, v in above[:3])
+    text += f" (+{len(above) - 3} more)" if len(above) > 3 else ""
+    ax.annotate(text, (0.01, 0.98), xycoords="axes fraction", ha="left", va="top",
+                fontsize=7, color="0.3")
 
 
 def heatmap_figure(codec: str, grid: pd.DataFrame, stem: Path, title: str,
