@@ -104,7 +104,7 @@ def test_config_records_budget_and_gain(models):
     ({"width": 10**6}, "not an integer"),
     ({"ratio": "40"}, "not a JPEG 2000 ratio"),
     ({"width": 8}, "does not match"),
-    ({"format": "other"}, "not a medbench-postfilter"),
+    ({"format": "other"}, "expected 'medbench-postfilter/1'"),
 ])
 def test_broken_model_folders_are_skipped(tmp_path, change, reason, no_pretrained):
     folder = tmp_path / CODEC / "bad"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -30,6 +31,7 @@ __all__ = ["Checkpoint", "CheckpointError", "CompressionModel", "new_model", "fi
            "save_checkpoint", "read_checkpoint", "find_checkpoints"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -116,10 +118,33 @@ def read_checkpoint(folder: Path) -> Checkpoint:
     """
     folder = Path(folder)
     config_path, weights = folder / CONFIG, folder / WEIGHTS
-    if not config_path.is_file() or not weights.is_file():
+    config = read_config(folder, FORMAT, "finish it with `medbench train` (training resumes "
+                                         "from its last epoch)")
+    for key in ("arch", "latent", "width", "components"):
+        if key not in config:
+            raise CheckpointError(f"{config_path} lacks {key!r}; re-train this model")
+    if config["arch"] not in ARCHITECTURES:
         raise CheckpointError(
-            f"{folder} is not a finished model: it needs {CONFIG} and {WEIGHTS}; "
-            f"finish it with `medbench train` (training resumes from its last epoch)"
+            f"{config_path} names architecture {config['arch']!r}, not one of "
+            f"{', '.join(ARCHITECTURES)}; re-train this model"
+        )
+    sizes = _sizes(config, config_path)
+    tensors = _load_tensors(weights)
+    _check_shapes(str(config["arch"]), sizes, tensors, weights)
+    return Checkpoint(folder, config, _tensors_id(tensors))
+
+
+def read_config(folder: Path, fmt: str, fix: str) -> dict[str, Any]:
+    """The ``config.json`` of the finished model in ``folder``, whose format is ``fmt``.
+
+    Raises :class:`CheckpointError` (``fix`` says how to finish an unfinished folder)
+    unless both files are there, the config is a JSON object of that format, and its
+    ``validation`` and ``train`` entries, when present, are objects.
+    """
+    config_path = Path(folder) / CONFIG
+    if not config_path.is_file() or not (Path(folder) / WEIGHTS).is_file():
+        raise CheckpointError(
+            f"{folder} is not a finished model: it needs {CONFIG} and {WEIGHTS}; {fix}"
         )
     try:
         config = json.loads(config_path.read_text())
@@ -129,17 +154,9 @@ def read_checkpoint(folder: Path) -> Checkpoint:
         raise CheckpointError(
             f"{config_path} holds a JSON {type(config).__name__}, not an object; re-train"
         )
-    if config.get("format") != FORMAT:
+    if config.get("format") != fmt:
         raise CheckpointError(
-            f"{config_path} has format {config.get('format')!r}, expected {FORMAT!r}"
-        )
-    for key in ("arch", "latent", "width", "components"):
-        if key not in config:
-            raise CheckpointError(f"{config_path} lacks {key!r}; re-train this model")
-    if config["arch"] not in ARCHITECTURES:
-        raise CheckpointError(
-            f"{config_path} names architecture {config['arch']!r}, not one of "
-            f"{', '.join(ARCHITECTURES)}; re-train this model"
+            f"{config_path} has format {config.get('format')!r}, expected {fmt!r}"
         )
     for key in ("validation", "train"):
         if not isinstance(config.get(key, {}), dict):
@@ -147,10 +164,7 @@ def read_checkpoint(folder: Path) -> Checkpoint:
                 f"{config_path}: {key!r} must be a JSON object, not "
                 f"{type(config[key]).__name__}; re-train this model"
             )
-    sizes = _sizes(config, config_path)
-    tensors = _load_tensors(weights)
-    _check_shapes(str(config["arch"]), sizes, tensors, weights)
-    return Checkpoint(folder, config, _tensors_id(tensors))
+    return config
 
 
 def _sizes(config: dict[str, Any], source: Path) -> tuple[int, int, int]:
@@ -218,21 +232,30 @@ def _loadable(base: Path, arch: str, skipped: dict[str, str],
               what: str) -> list[tuple[Path, Checkpoint]]:
     """Every sub-folder of ``base`` holding a finished ``arch`` model, by name; a broken or
     foreign one is skipped with a one-line warning and its reason put in ``skipped``."""
+    def read(folder: Path) -> Checkpoint:
+        ckpt = read_checkpoint(folder)
+        if ckpt.arch != arch:
+            raise CheckpointError(f"{folder} holds a {ckpt.arch} model, not {arch}")
+        return ckpt
+
+    return loadable_folders(base, read, skipped, what)
+
+
+def loadable_folders(base: Path, read: Callable[[Path], T], skipped: dict[str, str],
+                     what: str) -> list[tuple[Path, T]]:
+    """``(folder, read(folder))`` for every sub-folder of ``base`` with a ``config.json``,
+    by name. A folder ``read`` refuses (:class:`CheckpointError`) is skipped with a
+    one-line warning naming ``what`` it is, and its reason put in ``skipped``; one
+    without a config is unfinished training (resumable) or foreign, and passed over."""
     found = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         if not (folder / CONFIG).is_file():
-            continue  # unfinished training (resumable) or foreign folder
+            continue
         try:
-            ckpt = read_checkpoint(folder)
+            found.append((folder, read(folder)))
         except CheckpointError as exc:
-            reason = str(exc)
-        else:
-            if ckpt.arch == arch:
-                found.append((folder, ckpt))
-                continue
-            reason = f"{folder} holds a {ckpt.arch} model, not {arch}"
-        log.warning("skipping %s folder: %s", what, reason)
-        skipped[str(folder)] = reason
+            log.warning("skipping %s folder: %s", what, exc)
+            skipped[str(folder)] = str(exc)
     return found
 
 

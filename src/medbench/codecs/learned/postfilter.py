@@ -38,10 +38,14 @@ from torch import nn
 from medbench.codecs.base import Codec, Knob, parse_setting
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
 from medbench.codecs.learned.checkpoint import (
+    CONFIG,
+    WEIGHTS,
     Checkpoint,
     CheckpointError,
     _load_tensors,
     _tensors_id,
+    loadable_folders,
+    read_config,
 )
 from medbench.codecs.learned.codec import model_roots
 from medbench.codecs.learned.coding import resolve_device
@@ -53,7 +57,6 @@ log = logging.getLogger(__name__)
 CODEC = "jpeg2000+pf"
 ARCH = "postfilter"
 FORMAT = "medbench-postfilter/1"
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
 #: Rows of one band of a large image and the context rows on each side (multiples of 4;
 #: the margin exceeds the filter's receptive-field radius of about 30 px).
 BAND_ROWS, BAND_MARGIN = 256, 48
@@ -164,15 +167,7 @@ def read_filter(folder: Path) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
     """
     folder = Path(folder)
     config_path, weights = folder / CONFIG, folder / WEIGHTS
-    if not config_path.is_file() or not weights.is_file():
-        raise CheckpointError(f"{folder} is not a finished {CODEC} model: it needs {CONFIG} "
-                              f"and {WEIGHTS}; train it with `medbench train --model {CODEC}`")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{config_path} is not valid JSON ({exc}); re-train") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{config_path} is not a {FORMAT} config; re-train this model")
+    config = read_config(folder, FORMAT, f"train it with `medbench train --model {CODEC}`")
     width, ratio = config.get("width"), config.get("ratio")
     if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
         raise CheckpointError(f"{config_path}: 'width' is {width!r}, not an integer "
@@ -180,9 +175,6 @@ def read_filter(folder: Path) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1 < ratio <= 1000:
         raise CheckpointError(f"{config_path}: 'ratio' is {ratio!r}, not a JPEG 2000 ratio "
                               f"above 1 and up to 1000; re-train")
-    for key in ("validation", "train"):
-        if not isinstance(config.get(key, {}), dict):
-            raise CheckpointError(f"{config_path}: {key!r} must be a JSON object; re-train")
     tensors = _load_tensors(weights)
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in PostFilterNet(width).state_dict().items()}
@@ -283,14 +275,9 @@ class Jpeg2000PostFilterCodec(Codec):
                 base = Path(root) / CODEC
                 if not base.is_dir():
                     continue
-                for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-                    if folder.name in found or not (folder / CONFIG).is_file():
-                        continue
-                    try:
-                        found[folder.name] = read_filter(folder)
-                    except CheckpointError as exc:
-                        log.warning("skipping %s model folder: %s", CODEC, exc)
-                        self.skipped[str(folder)] = str(exc)
+                for folder, loaded in loadable_folders(base, read_filter, self.skipped,
+                                                       f"{CODEC} model"):
+                    found.setdefault(folder.name, loaded)  # --models shadows the shipped
             order = sorted(found.items(), key=lambda kv: (-float(kv[1][0].config["ratio"]),
                                                            kv[0]))
             self._found = dict(order)
