@@ -70,9 +70,6 @@ KINDS = ("ratio", "bpp", "psnr")
 RATE_TOLERANCE = 0.02
 #: PSNR targets: the achieved PSNR may lie this many dB above the target (never below).
 PSNR_TOLERANCE = 0.1
-#: Note of an integer-knob point outside the 2 % window whose next integer breaks the rule:
-#: within the integer knobs' tolerance (met).
-BEST_INTEGER = "best integer"
 #: Encodes one search may spend (per image, codec and target).
 MAX_ENCODES = 12
 
@@ -281,33 +278,34 @@ def match(codec: Codec, image: Image, target: Target) -> Match:
                      f"{search.achieved(near)} at {near.setting}", search.encodes)
     if search.within(best):
         return Match(best.setting, True, None, search.encodes)
-    note = _why_not(search, knob, best)
-    return Match(best.setting, note.startswith(BEST_INTEGER), note, search.encodes)
+    note, met = _why_not(search, knob, best)
+    return Match(best.setting, met, note, search.encodes)
 
 
-def _why_not(search: _Search, knob: Knob | None, best: _Point) -> str:
-    """The note of a rule-obeying point outside the tolerance (module notes, in order)."""
+def _why_not(search: _Search, knob: Knob | None, best: _Point) -> tuple[str, bool]:
+    """The note of a rule-obeying point outside the 2 % window (module notes, in order),
+    and whether it is met all the same (the best integer of an integer knob)."""
     name, goal = search.codec.name, search.target.describe()
     at = f"{search.achieved(best)} at {best.setting}, {search.miss(best)}"
     above = search.above()
     if above is None and search.budget is not None:
         top = max(search.points.values(), key=lambda p: (p.bpp, p.u))  # the richest setting
         return (f"{name} cannot spend the bytes of {goal} on this image: its highest rate "
-                f"is {search.achieved(top)} at {top.setting}, {search.miss(best)}")
+                f"is {search.achieved(top)} at {top.setting}, {search.miss(best)}"), False
     if knob is None:
-        return f"{name} has no rate knob: nearest setting {at}"
+        return f"{name} has no rate knob: nearest setting {at}", False
     if above is None:  # a PSNR target exceeded already at the knob's lowest rate
-        return f"{name}'s lowest rate already exceeds {goal}: {at}"
+        return f"{name}'s lowest rate already exceeds {goal}: {at}", False
     beyond = f"{above.setting} gives {search.achieved(above)}, beyond {goal}"
     if knob.integer and search.last_bracket is not None:
         a, b = search.last_bracket
         if abs(b.u - a.u) <= 1:
-            return f"{BEST_INTEGER} {at}; {beyond}"
+            return f"best integer {at}; {beyond}", True
     if search.last_bracket is not None:
         a, b = search.last_bracket
         if abs(b.u - a.u) <= JUMP_WIDTH or a.setting == b.setting:
-            return f"{name}'s rate jumps across the tolerance: {at}; {beyond}"
-    return f"closest within {search.encodes} encodes: {at}; {beyond}"
+            return f"{name}'s rate jumps across the tolerance: {at}; {beyond}", False
+    return f"closest within {search.encodes} encodes: {at}; {beyond}", False
 
 
 def _search_settings(search: _Search, settings: list[str]) -> None:
