@@ -127,7 +127,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
             shown = time.perf_counter()
             done = 100 * budget.progress(wall, steps)
             echo(f"{CODEC} {cfg.model_name}: {steps} steps ({done:.0f} % of the budget), "
-                 f"train PSNR {_db(loss.item()):.2f} dB")
+                 f"train PSNR {psnr_from_mse(loss.item(), 1.0):.2f} dB")
     net.eval()
     # validate the weights as the checkpoint will hold them (float16)
     net.load_state_dict({k: v.float() for k, v in stored_weights(net).items()})
@@ -200,7 +200,3 @@ def _validate(net: PostFilterNet, pairs, device: torch.device) -> dict[str, floa
            "psnr_jpeg2000": float(np.mean(plain))}
     out["gain_db"] = out["psnr"] - out["psnr_jpeg2000"]
     return out
-
-
-def _db(mse: float) -> float:
-    return psnr_from_mse(mse, 1.0)
