@@ -119,6 +119,24 @@ class ResultRow:
     #: 1, coded alone; N > 1 (``run --learned-batch``), ``encode_ms``/``decode_ms`` are
     #: amortized, the batch's median time divided by N.
     batch_size: int | None = _col("INTEGER")
+    # Provenance: what the image is, what its groups are, what coded it.
+    #: What ``group_id`` is, so intervals know what they resample: ``patient``,
+    #: ``report``, ``radiograph`` (tiles of one film), or ``image`` where the dataset knows
+    #: no grouping (intervals then assume its images are independent).
+    group_kind: str | None = _col("TEXT")
+    #: SHA-256 of the image's pixels as the reader gave them (native size and bit depth,
+    #: before the protocol): the same radiograph under any file name or format.
+    image_sha256: str | None = _col("TEXT")
+    #: SHA-256 of the source file's bytes (datasets read from files; else empty).
+    file_sha256: str | None = _col("TEXT")
+    #: Learned rows: whether the source image was among the images the model trained or
+    #: validated on, by content (``image_sha256`` or ``file_sha256``); empty when not
+    #: known (classical codecs, models that record no training images).
+    seen_in_training: bool | None = _col("INTEGER")
+    #: The library that wrote and read the stream, with its version (and, where a codec
+    #: can load one of several builds, which file): two rows whose ``codec_library``
+    #: agree must have identical streams for identical input.
+    codec_library: str | None = _col("TEXT")
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})

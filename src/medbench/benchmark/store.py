@@ -304,10 +304,9 @@ class ResultsStore:
             query += " WHERE run_id = ?"
             params = (run_id,)
         df = pd.read_sql_query(query + " ORDER BY rowid", self._db, params=params)
-        if "lossless_exact" in df:
-            df["lossless_exact"] = df["lossless_exact"].map(
-                lambda v: None if pd.isna(v) else bool(v)
-            )
+        for flag in ("lossless_exact", "seen_in_training"):  # SQLite keeps 0/1
+            if flag in df:
+                df[flag] = df[flag].map(lambda v: None if pd.isna(v) else bool(v))
         return df
 
     def export_csv(self, run_id: str, path: Path) -> Path:
