@@ -221,6 +221,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
 
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
+    from medbench.reports.seen import leave_out_seen
     from medbench.reports.summary import format_table, summarize
     from medbench.training.missing import prepare_learned
 
@@ -265,7 +266,10 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         sys.exit(interrupts.exit_code)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    table = summarize(result.rows)
+    kept, _, left_out = leave_out_seen(result.rows)  # images a learned model trained on
+    for dataset, note in left_out.items():
+        click.echo(f"note: {dataset}: {note}", err=True)
+    table = summarize(kept)
     click.echo(format_table(table))
     errors = int((result.rows["status"] == "error").sum()) if len(result.rows) else 0
     click.echo("")
@@ -508,6 +512,37 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budge
         sys.exit(130)
     click.echo(f"model: {result.checkpoint.folder} (setting {result.checkpoint.name} of "
                f"codec {arch}, id {result.checkpoint.model_id})")
+
+
+# -- provenance --------------------------------------------------------------------------
+@main.command("provenance")
+@click.argument("model_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_root_option()
+@models_option("The --models folder the models were trained into (its manifests/ holds "
+               "their split).")
+@click.option("--overwrite", is_flag=True, help="Recompute a list a model already records.")
+def provenance_cmd(model_dirs, data_root, models_dir, overwrite) -> None:
+    """Record in trained models which images they trained on (content hashes).
+
+    For models trained before medbench recorded them: their train and val images are
+    chosen again from the split they trained on (their dataset, --limit and --seed,
+    through MODELS/manifests/ when it is there) and hashed; the weights are untouched.
+    A run then marks rows of those images seen_in_training.
+    """
+    from medbench.training.recover import recover
+
+    manifests = Path(models_dir) if (Path(models_dir) / "manifests").is_dir() else None
+    done = recover(list(model_dirs), data_root, manifests, overwrite,
+                   echo=lambda m: click.echo(m, err=True))
+    for folder in done.kept:
+        click.echo(f"{folder}: already records its images (--overwrite to recompute)")
+    for folder, reason in done.refused.items():
+        click.echo(f"Error: {folder}: {reason}", err=True)
+    click.echo(f"{len(done.written)} model(s) written, {len(done.kept)} kept, "
+               f"{len(done.refused)} refused")
+    if done.refused:
+        sys.exit(1)
 
 
 # -- codecs ------------------------------------------------------------------------------

@@ -169,9 +169,12 @@ def _scored(row: ResultRow, codec: Codec, setting: str, image: Image, data: byte
     kept so the damage can be seen), and so is a setting whose promised error bound
     (:meth:`Codec.max_error`) is exceeded.
     """
+    seen = codec.training_images(setting)
     row = replace(row, **measure(reference or image.pixels, decoded, len(data),
                                  image.bit_depth),
-                  stream_sha256=hashlib.sha256(data).hexdigest())
+                  stream_sha256=hashlib.sha256(data).hexdigest(),
+                  seen_in_training=None if seen is None
+                  else seen.seen(row.image_sha256, row.file_sha256))
     if region is not None:
         row = replace(row, **region_metrics(image.pixels, decoded, region,
                                             data_range=float((1 << image.bit_depth) - 1)))

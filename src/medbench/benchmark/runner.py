@@ -23,6 +23,7 @@ from medbench.benchmark import environment
 from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
 from medbench.benchmark.rows import WorkUnit, error_rows
+from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
 from medbench.benchmark.targets import parse_targets
 from medbench.benchmark.timing import MAX_REPEATS
@@ -301,6 +302,9 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         plan.units += [WorkUnit(spec, record, cells) for record in records]
         visual |= {(spec, image_id) for image_id in visual_choice(records)}
     plan.visual_images = frozenset(visual)
+    for line in seen_warnings(codecs, plan.units):  # said before the wait for coding
+        echo(f"warning: {line}")
+        plan.notes.append(line)
     return plan
 
 

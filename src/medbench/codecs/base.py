@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from medbench.codecs.provenance import TrainingImages
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -110,6 +111,24 @@ class Codec(ABC):
     def setting_info(self, setting: str) -> dict[str, Any]:
         """Extra result columns for a setting (learned codecs: ``train_dataset``)."""
         return {}
+
+    def training_images(self, setting: str) -> TrainingImages | None:
+        """The content hashes of the images the model behind ``setting`` trained and
+        validated on, so a row can say whether its image was among them
+        (``seen_in_training``); None (the default) when the codec learned nothing from
+        images or its model records none.
+
+        Parameters
+        ----------
+        setting
+            One of :meth:`settings` (or a knob setting a rate-matching search chose).
+
+        Returns
+        -------
+        TrainingImages or None
+            See :mod:`medbench.codecs.provenance`.
+        """
+        return None
 
     def max_error(self, setting: str) -> int | None:
         """The largest absolute pixel error ``setting`` guarantees, or ``None`` if none.

@@ -12,6 +12,7 @@ Writes into ``OUT`` (default ``RESULTS_DIR/report``)::
     table1.csv/.md        the seed paper's Table 1 beside our measurement
     body_parts.csv/.md, body_part_settings.csv
     errors.csv            every row that is not ``ok``
+    seen_in_training.csv  rows of images a learned model trained on (left out of the rest)
     figures/              rd_<dataset>.png/.svg, generalization_<codec>.png/.svg,
                           visual_<dataset>.png
 """
@@ -40,6 +41,7 @@ from medbench.reports.generalization import generalization_table, learned_curves
 from medbench.reports.headline import UNRELIABLE, headline
 from medbench.reports.headline import to_html as headline_html
 from medbench.reports.headline import to_markdown as headline_markdown
+from medbench.reports.seen import SEEN_CSV, leave_out_seen
 from medbench.reports.summary import summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
@@ -149,11 +151,15 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         notes on what could not be shown.
     """
     all_rows, info = load_run(results, run_id, visuals=visual)
+    out = Path(out) if out is not None else Path(results) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    # Images a learned model trained on: out of every comparison, listed on their own.
+    all_rows, seen, seen_notes = leave_out_seen(all_rows)
+    seen.to_csv(out / SEEN_CSV, index=False)
     rows = split_milestones(all_rows)[0]  # milestone checkpoints: their own section only
     matched = target_rows(rows)  # rate-matched cells: their own table and the summary only
     rows = rows.drop(index=matched.index)
     at_targets = targets_table(matched)
-    out = Path(out) if out is not None else Path(results) / "report"
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     report = Report(out, info["run_id"], out / "index.html")
@@ -163,7 +169,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     bd = bd_table(all_curves)
 
     # -- headline: the answer first ------------------------------------------------------------
-    lines = headline(rows, all_curves, bd, at_targets)
+    lines = headline(rows, all_curves, bd, at_targets, seen_notes)
+    report.notes += [f"{d}: {n}" for d, n in seen_notes.items()]
     md["headline"] = headline_markdown(lines)
     sections.append(H.Section("headline", headline_html(lines)))
 

@@ -51,7 +51,8 @@ class DatasetHeadline:
 
 
 def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
-             targets: pd.DataFrame | None = None) -> list[DatasetHeadline]:
+             targets: pd.DataFrame | None = None,
+             left_out: dict[str, str] | None = None) -> list[DatasetHeadline]:
     """The headline of every dataset in ``rows``, in dataset order.
 
     Parameters
@@ -66,14 +67,22 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
         The rate-matched table (:func:`~medbench.reports.targets.targets_table`); where
         it has a dataset's lines, the best codecs at each target are read from it rather
         than off the RD curves.
+    left_out : dict of str to str, optional
+        Per dataset, what was left out of ``rows`` and why (images a learned model
+        trained on, :func:`~medbench.reports.seen.leave_out_seen`), said second.
     """
     out = []
-    if rows.empty:
-        return out
-    for dataset in sorted({str(d) for d in rows["dataset"]}):
-        d_rows = rows[rows["dataset"] == dataset]
+    left_out = left_out or {}
+    datasets = {str(d) for d in rows["dataset"]} if len(rows) else set()
+    for dataset in sorted(datasets | set(left_out)):
+        d_rows = rows[rows["dataset"] == dataset] if len(rows) else rows
+        if d_rows.empty:  # every image was left out: say so, and nothing else
+            out.append(DatasetHeadline(dataset, [left_out[dataset]]))
+            continue
         group = [c for c in all_curves if c.dataset == dataset]
         h = DatasetHeadline(dataset, [_what_ran(d_rows)])
+        if dataset in left_out:
+            h.lines.append(left_out[dataset])
         matched = (targets[targets["dataset"] == dataset] if targets is not None
                    and len(targets) else None)
         if matched is not None and len(matched):

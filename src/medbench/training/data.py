@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medbench.codecs import provenance
 from medbench.datasets import Dataset, Record, get_dataset
+from medbench.datasets.cache import prepare_image
 from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol
 from medbench.errors import DatasetError, MedbenchError
@@ -97,8 +99,8 @@ def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
             )
 
     def read(record) -> Image | None:
-        try:
-            return protocol.apply(dataset.load(record))
+        try:  # prepared as a run prepares it, with its content hash (trained_on)
+            return prepare_image(dataset, record, protocol)
         except MedbenchError as exc:  # one bad image never ends training
             log.warning("skipping %s: %s", record.source, exc)
             return None
@@ -119,6 +121,18 @@ def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
         if not out[s].images:
             raise DatasetError(f"no image of the {s} split of {spec} could be read")
     return out
+
+
+def trained_on(splits: dict[str, SplitImages],
+               parent: provenance.TrainingImages | None = None) -> dict:
+    """The ``trained_on`` block of a model's config.json: the content hashes of every
+    image of its train and val splits (and of its parent's images, when fine-tuned), so
+    a run can tell when it scores the model on one of them (:mod:`medbench.codecs.provenance`)."""
+    dataset = next(iter(splits.values())).dataset
+    return provenance.block(dataset, {
+        name: [(image.meta.get("image_sha256"), image.meta.get("file_hash"))
+               for image in split.images]
+        for name, split in splits.items()}, parent)
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -55,8 +55,8 @@ from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 from medbench.training.budget import Budget, crop_at, lr_factor
 from medbench.training.config import TrainConfig
-from medbench.training.data import CropBatches, SplitImages, load_splits
-from medbench.training.transfer import load_parent_weights, parent_record
+from medbench.training.data import CropBatches, SplitImages, load_splits, trained_on
+from medbench.training.transfer import load_parent_weights, parent_images, parent_record
 from medbench.training.validation import evaluate, measure_split
 
 log = logging.getLogger(__name__)
@@ -337,6 +337,7 @@ class _Run:
                 "budget": _budget_json(state, self.device),
                 "validation": {"est_bpp": val["est_bpp"], "psnr": val["psnr"],
                                "loss": val["loss"]},
+                "trained_on": trained_on(self.splits, parent_images(cfg)),
             }
             parent = parent_record(cfg)
             if parent is not None:
@@ -458,6 +459,7 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
             "loss": best["loss"],
         },
         "history": state.history,
+        "trained_on": trained_on(splits, parent_images(cfg)),
     }
     if milestones:
         config["milestones"] = milestones

@@ -44,7 +44,7 @@ from medbench.errors import MedbenchError
 from medbench.image import Image
 from medbench.training.budget import Budget, lr_factor
 from medbench.training.config import TrainConfig
-from medbench.training.data import load_splits
+from medbench.training.data import load_splits, trained_on
 from medbench.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
                    "torch_threads": torch.get_num_threads(), "wall_s": round(wall, 2),
                    "steps": steps, "images_seen": seen},
         "validation": validation,
+        "trained_on": trained_on(splits),
     }
     ckpt = save_filter(net, folder, config)
     echo(f"saved {CODEC} filter {cfg.model_name} to {folder}: validation "

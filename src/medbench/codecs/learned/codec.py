@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from medbench.codecs.base import Codec
+from medbench.codecs.provenance import TrainingImages
 from medbench.codecs.learned.bitstream import MAGIC, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import (
     Checkpoint,
@@ -26,6 +27,7 @@ from medbench.codecs.learned.checkpoint import (
     CompressionModel,
     find_checkpoints,
     find_milestones,
+    training_images,
 )
 from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
 from medbench.errors import MedbenchError, UnsupportedInput
@@ -156,6 +158,11 @@ class LearnedCodec(Codec):
                 info[key] = cfg[key]
         return {"train_dataset": dataset,
                 "model_info": json.dumps(info, sort_keys=True)}
+
+    def training_images(self, setting: str) -> TrainingImages | None:
+        """The images the model of ``setting`` trained and validated on (its config's
+        ``trained_on``; milestones list their model's)."""
+        return training_images(self.checkpoint(setting))
 
     # -- coding ----------------------------------------------------------------------
     def check(self, image: Image) -> None:

@@ -37,6 +37,7 @@ from torch import nn
 
 from medbench.codecs.base import Codec, Knob, parse_setting
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
+from medbench.codecs.provenance import TrainingImages
 from medbench.codecs.learned.checkpoint import (
     CONFIG,
     WEIGHTS,
@@ -46,6 +47,7 @@ from medbench.codecs.learned.checkpoint import (
     _tensors_id,
     loadable_folders,
     read_config,
+    training_images,
 )
 from medbench.codecs.learned.codec import model_roots
 from medbench.codecs.learned.coding import resolve_device
@@ -352,6 +354,10 @@ class Jpeg2000PostFilterCodec(Codec):
                 "folder": str(ckpt.folder)}
         return {"train_dataset": train.get("dataset"),
                 "model_info": json.dumps(info, sort_keys=True)}
+
+    def training_images(self, setting: str) -> TrainingImages | None:
+        """The images the filter that decodes ``setting`` trained and validated on."""
+        return training_images(self.checkpoints()[self.filter_for(setting)])
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)
