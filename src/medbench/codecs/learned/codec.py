@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from medbench.codecs.base import Codec
-from medbench.codecs.provenance import TrainingImages
 from medbench.codecs.learned.bitstream import MAGIC, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import (
     Checkpoint,
@@ -30,6 +29,7 @@ from medbench.codecs.learned.checkpoint import (
     training_images,
 )
 from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
+from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError, UnsupportedInput
 from medbench.image import Image
 

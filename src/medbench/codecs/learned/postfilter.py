@@ -37,7 +37,6 @@ from torch import nn
 
 from medbench.codecs.base import Codec, Knob, parse_setting
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
-from medbench.codecs.provenance import TrainingImages
 from medbench.codecs.learned.checkpoint import (
     CONFIG,
     WEIGHTS,
@@ -51,6 +50,7 @@ from medbench.codecs.learned.checkpoint import (
 )
 from medbench.codecs.learned.codec import model_roots
 from medbench.codecs.learned.coding import resolve_device
+from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError
 from medbench.image import Image
 
