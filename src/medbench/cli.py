@@ -189,6 +189,14 @@ def _learned_batch(value: str) -> str:
               help="Folder of binary region masks named like the images (<image_id>.png), "
                    "at native or prepared size: roi_* metrics inside them [default: the "
                    "datasets' own regions, JSRT nodules].")
+@click.option("--groups", "groups", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="CSV",
+              help="folder: datasets: a CSV 'image,patient' (image id or path, then its "
+                   "group) saying which images share a patient; splits keep groups whole "
+                   "and intervals resample them.")
+@click.option("--group-by", "group_by", default=None, metavar="REGEX",
+              help="folder: datasets: the group is the first capturing group of REGEX "
+                   "searched in each image's path, e.g. '^(?P<patient>\\d{8})_'.")
 @click.option("--target", "target", default=None, metavar="KIND=V[,V...]",
               help="Also code each image with each codec at the setting that hits a target: "
                    "ratio=10,30 (compression ratio vs native bits), bpp=0.25 or psnr=40. "
@@ -202,8 +210,8 @@ def _learned_batch(value: str) -> str:
               help="Let --write-dicom write into a folder that already holds files.")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
-        scheduler, learned_batch, no_report, cache_dir, no_cache, masks, target, write_dicom,
-        overwrite_dicom) -> None:
+        scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups, group_by, target,
+        write_dicom, overwrite_dicom) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -248,6 +256,8 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,
         target=target,
+        groups=str(groups.resolve()) if groups else None,
+        group_by=group_by,
     )
 
     def progress(total: int):

@@ -31,6 +31,7 @@ from medbench.codecs import CodecContext, codec_names, get_codec
 from medbench.codecs.base import Codec
 from medbench.datasets import Dataset, Record, get_dataset
 from medbench.datasets.cache import default_cache_dir
+from medbench.datasets.grouping import group_by, read_groups
 from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol, parse_protocol
 from medbench.errors import MedbenchError
@@ -59,6 +60,9 @@ class RunConfig:
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
     target: str | None = None  # --target: rate-matching cells (benchmark.targets)
+    # folder: datasets' groups (datasets.grouping): a CSV table or a path expression.
+    groups: str | None = None
+    group_by: str | None = None
     # Where cells are coded; not part of what a run means (--resume may change them).
     executor: str = "local"
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
@@ -291,6 +295,7 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     specs = unique_names(config.datasets, "--datasets")
     # Every dataset is opened (a wrong --data-root fails) before any manifest is written.
     plan.datasets = {spec: get_dataset(spec, root) for spec in specs}
+    _apply_grouping(config, plan.datasets)
     visual: set[tuple[str, str]] = set()
     for spec in specs:
         dataset = plan.datasets[spec]
@@ -306,6 +311,21 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         echo(f"warning: {line}")
         plan.notes.append(line)
     return plan
+
+
+def _apply_grouping(config: RunConfig, datasets: dict[str, Dataset]) -> None:
+    """``--groups``/``--group-by`` on the run's ``folder:`` datasets (refused with none)."""
+    if config.groups and config.group_by:
+        raise MedbenchError("give either --groups or --group-by, not both")
+    if not (config.groups or config.group_by):
+        return
+    grouping = read_groups(Path(config.groups)) if config.groups else group_by(config.group_by)
+    folders = [d for spec, d in datasets.items() if spec.partition(":")[0] == "folder"]
+    if not folders:
+        raise MedbenchError(f"{grouping.source} groups the images of folder: datasets, and "
+                            f"this run has none; the other datasets know their groups")
+    for dataset in folders:
+        dataset.use_grouping(grouping)
 
 
 def _chosen_text(config: RunConfig, dataset: Dataset, records: list[Record],

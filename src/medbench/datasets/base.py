@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from medbench.datasets.files import FileHasher
+from medbench.datasets.grouping import Grouping
+from medbench.errors import DatasetError
 from medbench.image import Image
 
 
@@ -188,6 +190,17 @@ class Dataset(ABC):
         """
         path = Path(record.source)
         return path if path.is_file() else None
+
+    def use_grouping(self, grouping: Grouping) -> None:
+        """Group the images as ``run --groups``/``--group-by`` say (``folder:`` only).
+
+        Raises
+        ------
+        DatasetError
+            The default: this dataset knows its groups (or has none to give).
+        """
+        raise DatasetError(f"dataset {self.name} takes no {grouping.source}: its groups are "
+                           f"its own ({self.group_kind}); they apply to folder: datasets")
 
     def interval_group(self, record: Record) -> str:
         """The group a record's values are resampled with in confidence intervals.

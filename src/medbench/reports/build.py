@@ -41,6 +41,7 @@ from medbench.reports.generalization import generalization_table, learned_curves
 from medbench.reports.headline import UNRELIABLE, headline
 from medbench.reports.headline import to_html as headline_html
 from medbench.reports.headline import to_markdown as headline_markdown
+from medbench.reports.means import MIN_GROUPS
 from medbench.reports.seen import SEEN_CSV, leave_out_seen
 from medbench.reports.summary import summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
@@ -236,8 +237,10 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     md["summary"] = markdown(summary_text)
     (out / "summary.md").write_text(md["summary"])
     about = ("Means over images, ± the half-width of the 95 % confidence interval of the "
-             "mean: Student-t where every image is its own patient/group, else a cluster "
-             "bootstrap over groups (2000 seeded resamples; summary.csv: ci_method, groups). "
+             "mean: Student-t where every image is its own patient/group (assuming "
+             "independent images where the dataset names no patients), else a cluster "
+             f"bootstrap over groups (2000 seeded resamples, at least {MIN_GROUPS} groups; "
+             "with fewer no interval is given; summary.csv: ci_method, groups, group_kind). "
              "n: images coded, err: error rows, unsup.: images the codec refused. "
              "PSNR dB: mean over the images that did not decode exactly (exact: how many "
              "did, shown when any did; inf when all did). PSNR pooled dB: the PSNR of the "

@@ -19,6 +19,7 @@ from medbench.reports import html as H
 from medbench.reports.bd import MIN_OVERLAP
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, Curve, clinical_bpp
 from medbench.reports.format import html_table, markdown
+from medbench.reports.means import NO_GROUPING, group_kind
 
 #: The mark of a BD value whose curves overlap too little (the BD table uses it too).
 UNRELIABLE = "†"
@@ -117,7 +118,9 @@ def _what_ran(rows: pd.DataFrame) -> str:
     if "group_id" in rows and rows["group_id"].notna().any() \
             and (rows["group_id"].astype(str) != rows["image_id"].astype(str)).any():
         groups = rows["group_id"].nunique()
-        text += f" from {groups} patient{_s(groups)}"
+        kind = group_kind(rows)  # patients, reports, radiographs: what the dataset groups by
+        noun = kind if kind and kind != NO_GROUPING else "group"
+        text += f" from {groups} {noun}{_s(groups)}"
     return text + f" at {_protocol(rows)}."
 
 

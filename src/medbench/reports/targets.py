@@ -23,7 +23,7 @@ from medbench.benchmark.targets import (
     Target,
     parse_target_setting,
 )
-from medbench.reports.means import ci_halfwidth, setting_means
+from medbench.reports.means import group_kind, interval, setting_means
 
 #: What fills the table when a run has no target rows.
 EMPTY = "No rate-matched rows in this run: `medbench run --target ratio=10,30` fills this table."
@@ -154,9 +154,8 @@ def _region_mean(ok: pd.DataFrame, column: str) -> tuple[float, float]:
     if "group_id" in ok:
         ids = ok.loc[values.index, "group_id"]
         images = ok.loc[values.index, "image_id"].astype(str)
-        ids = ids.where(ids.notna(), images).astype(str)
-        groups = ids if ids.nunique() < len(ids) else None
-    return float(values.mean()), ci_halfwidth(values, groups)
+        groups = ids.where(ids.notna(), images).astype(str)
+    return float(values.mean()), interval(values, groups, group_kind(ok)).halfwidth
 
 
 def about() -> str:
