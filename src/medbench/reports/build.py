@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from medbench.benchmark.store import ResultsStore
 from medbench.errors import MedbenchError
 from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
+from medbench.reports.bd_ci import RESAMPLES, bd_intervals
 from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
 from medbench.reports.budget import budget_section, split_milestones
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
@@ -63,11 +65,14 @@ SUMMARY_COLUMNS = [
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
     ("decode_ms", "dec ms", "pm{:.2f}"),
 ]
-#: The BD table's value columns: (column, header, format, the overlap that makes it reliable).
+#: The BD table's value columns: (column, header, format, the overlap that makes it reliable,
+#: the columns of its bootstrap interval or None).
 BD_VALUES = [
-    ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}", "quality_overlap"),
-    ("bd_psnr", "BD-PSNR dB", "{:+.2f}", "rate_overlap"),
-    ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}", "msssim_overlap"),
+    ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}", "quality_overlap",
+     ("bd_rate_psnr_low", "bd_rate_psnr_high")),
+    ("bd_psnr", "BD-PSNR dB", "{:+.2f}", "rate_overlap",
+     ("bd_psnr_low", "bd_psnr_high")),
+    ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}", "msssim_overlap", None),
 ]
 GEN_COLUMNS = [
     ("codec", "codec", "{}"), ("train_dataset", "train", "{}"), ("test_dataset", "test", "{}"),
@@ -167,10 +172,11 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     md, sections = report.markdown, []
     learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
     all_curves = curves(rows)
-    bd = bd_table(all_curves)
+    bd = bd_intervals(rows, bd_table(all_curves))  # and how much each moves with the sample
 
     # -- headline: the answer first ------------------------------------------------------------
-    lines = headline(rows, all_curves, bd, at_targets, seen_notes)
+    lines = headline(rows, all_curves, bd, at_targets, seen_notes,
+                     _incomplete(info, all_rows, results))
     report.notes += [f"{d}: {n}" for d, n in seen_notes.items()]
     md["headline"] = headline_markdown(lines)
     sections.append(H.Section("headline", headline_html(lines)))
@@ -220,7 +226,11 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                 f"BD-PSNR = more dB at the same rate. † unreliable (greyed): the two curves "
                 f"overlap less than {MIN_OVERLAP:.0%} of their joint range along the axis the "
                 f"value averages over (the overlap is given); without overlap a value is not "
-                f"computed. The integration intervals are in bd_rate.csv.")
+                f"computed. [low, high] after a value: its 95 % interval, the values' spread when the images (patients, where "
+                f"the dataset groups them) are drawn again: a percentile bootstrap of "
+                f"{RESAMPLES} resamples, both curves recomputed each time (bd_rate.csv: "
+                f"bd_ci_method; none with fewer than {MIN_GROUPS} groups). The integration "
+                f"intervals are in bd_rate.csv.")
     md["bd-rate"] = bd_about + "\n\n" + markdown(bd_text)
     (out / "bd_rate.md").write_text(md["bd-rate"])
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
@@ -298,6 +308,18 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     return report
 
 
+def _incomplete(info: dict, rows: pd.DataFrame, results: Path) -> str | None:
+    """A warning when the run did not finish: what is there, and that it may change."""
+    status = info.get("status")
+    if status == "finished":
+        return None
+    cells = len(rows)
+    images = rows["image_id"].nunique() if len(rows) else 0
+    return (f"⚠ This run did not finish (status {status}): {cells} cells of {images} images "
+            f"are in the store; images or settings may be missing, and every number below "
+            f"may change when it is completed (`medbench run --out {results} --resume`).")
+
+
 def bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The BD table as text, and the CSS classes of its cells.
 
@@ -315,10 +337,14 @@ def bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     text["points"] = [fmt(v, "{:.0f}") for v in bd["points"]]
     for key in text:
         classes[key] = ["num" if key == "points" else ""] * len(bd)
-    for column, header, spec, overlap_column in BD_VALUES:
+    for column, header, spec, overlap_column, ends in BD_VALUES:
         text[header], classes[header] = [], []
-        for value, share in zip(bd[column], bd[overlap_column]):
+        lows = bd[ends[0]] if ends and ends[0] in bd else [math.nan] * len(bd)
+        highs = bd[ends[1]] if ends and ends[1] in bd else [math.nan] * len(bd)
+        for value, share, low, high in zip(bd[column], bd[overlap_column], lows, highs):
             cell, cls = fmt(value, spec), "num"
+            if cell != MISSING and pd.notna(low) and pd.notna(high):
+                cell += f" [{fmt(low, spec)}, {fmt(high, spec)}]"
             if cell != MISSING and pd.notna(share) and share < MIN_OVERLAP:
                 cell += f" {UNRELIABLE} ({share:.0%} overlap)"
                 cls += " unreliable"

@@ -20,6 +20,7 @@ from medbench.reports.bd import MIN_OVERLAP
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, Curve, clinical_bpp
 from medbench.reports.format import html_table, markdown
 from medbench.reports.means import NO_GROUPING, group_kind
+from medbench.reports.targets import TIE
 
 #: The mark of a BD value whose curves overlap too little (the BD table uses it too).
 UNRELIABLE = "†"
@@ -53,7 +54,8 @@ class DatasetHeadline:
 
 def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
              targets: pd.DataFrame | None = None,
-             left_out: dict[str, str] | None = None) -> list[DatasetHeadline]:
+             left_out: dict[str, str] | None = None,
+             incomplete: str | None = None) -> list[DatasetHeadline]:
     """The headline of every dataset in ``rows``, in dataset order.
 
     Parameters
@@ -71,17 +73,20 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
     left_out : dict of str to str, optional
         Per dataset, what was left out of ``rows`` and why (images a learned model
         trained on, :func:`~medbench.reports.seen.leave_out_seen`), said second.
+    incomplete : str, optional
+        Said first of every dataset: the run did not finish, so its numbers may change.
     """
     out = []
     left_out = left_out or {}
     datasets = {str(d) for d in rows["dataset"]} if len(rows) else set()
     for dataset in sorted(datasets | set(left_out)):
         d_rows = rows[rows["dataset"] == dataset] if len(rows) else rows
+        first = [incomplete] if incomplete else []
         if d_rows.empty:  # every image was left out: say so, and nothing else
-            out.append(DatasetHeadline(dataset, [left_out[dataset]]))
+            out.append(DatasetHeadline(dataset, [*first, left_out[dataset]]))
             continue
         group = [c for c in all_curves if c.dataset == dataset]
-        h = DatasetHeadline(dataset, [_what_ran(d_rows)])
+        h = DatasetHeadline(dataset, [*first, _what_ran(d_rows)])
         if dataset in left_out:
             h.lines.append(left_out[dataset])
         matched = (targets[targets["dataset"] == dataset] if targets is not None
@@ -141,25 +146,68 @@ def _protocol(rows: pd.DataFrame) -> str:
 
 
 def _best_matched(table: pd.DataFrame) -> list[str]:
-    """One line per target of a dataset's rate-matched table: the best codecs by PSNR."""
+    """One line per target of a dataset's rate-matched table: the best codecs, what the
+    paired differences say of them, and what the data do not support.
+
+    "At exactly" is said only where the best codec met the target within its tolerance on
+    every image; codecs above the target rate on some image are never called best; a
+    runner-up whose paired difference to the codec above it includes 0 is called tied.
+    """
     lines = []
     for target, group in table.groupby("target", sort=False):
         ranked = group.sort_values("rank")
-        names = [f"{c}" + (f" ({t})" if isinstance(t, str) else "") + f" {p:.2f} dB"
-                 for c, t, p in zip(ranked["codec"], ranked["train_dataset"], ranked["psnr"])
-                 if math.isfinite(p)][:1 + RUNNERS_UP]
-        if not names:
-            lines.append(f"At exactly {target}: no codec decoded with a finite PSNR.")
+        finite = ranked[ranked["psnr"].map(lambda p: isinstance(p, float) and math.isfinite(p))]
+        if finite.empty:
+            lines.append(f"At {target}: no codec decoded with a finite PSNR.")
             continue
-        text = f"At exactly {target} (rate-matched per image): best PSNR {names[0]}"
-        if names[1:]:
-            text += ", then " + ", ".join(names[1:])
-        missed = [c for c, m in zip(ranked["codec"], ranked["met"])
-                  if str(m).split("/")[0] != str(m).split("/")[-1]]
+        fair = finite[[_complete(r) for r in finite["rule"]]]
+        if fair.empty:
+            lines.append(f"At {target}: no codec stayed at or below the target's rate on every "
+                         f"image, so none is called best (see the rate-matched table).")
+            continue
+        exact = any(_complete(m) for m in fair["met"])
+        by = "bpp" if str(target).endswith("PSNR") else "PSNR"
+        text = (f"At exactly {target} (rate-matched per image): best {by} " if exact else
+                f"At {target} no codec met the target within its tolerance on every image; "
+                f"at or below its rate, best {by} ")
+        entries = fair.iloc[:1 + RUNNERS_UP]
+        parts = []
+        for i, (_, line) in enumerate(entries.iterrows()):
+            part = _matched_name(line, by)
+            above = entries.iloc[i - 1] if i else None
+            if above is not None and str(above["vs_next"] or "").endswith(f"({TIE})"):
+                part += f" (tied with {_label(above)}: {above['vs_next'][:-6]}, paired)"
+            elif i == 0 and len(entries) > 1 and "±" in str(line["vs_next"]) \
+                    and not str(line["vs_next"]).endswith(f"({TIE})"):
+                part += f" ({line['vs_next']} over {line['next']}, paired)"
+            parts.append(part)
+        text += parts[0] + (", then " + ", ".join(parts[1:]) if parts[1:] else "")
+        missed = [_label(r) for _, r in ranked.iterrows() if not _complete(r["met"])]
         if missed:
-            text += f"; missed the target on some images: {', '.join(missed)}"
+            text += f"; missed the target's tolerance on some images: {', '.join(missed)}"
         lines.append(text + ".")
     return lines
+
+
+def _complete(count: object) -> bool:
+    """Whether a ``k/n`` count is all of at least one."""
+    done, _, total = str(count).partition("/")
+    return done == total and total not in ("", "0")
+
+
+def _label(line: pd.Series) -> str:
+    train = line["train_dataset"]
+    return str(line["codec"]) + (f" ({train})" if isinstance(train, str) else "")
+
+
+def _matched_name(line: pd.Series, by: str) -> str:
+    """``avif 46.94 dB``; a codec off the tolerance also says where it landed."""
+    value = f"{line['bpp']:.4f} bpp" if by == "bpp" else f"{line['psnr']:.2f} dB"
+    text = f"{_label(line)} {value}"
+    if not _complete(line["met"]) and isinstance(line["ratio"], float) \
+            and math.isfinite(line["ratio"]):
+        text += f" at {line['ratio']:.1f}:1"
+    return text
 
 
 def _best_at(group: list[Curve], ratio: int) -> str:
@@ -206,7 +254,8 @@ def _learned(rows: pd.DataFrame, group: list[Curve], bd: pd.DataFrame) -> list[L
 
 
 def _bd_text(c: Curve, bd: pd.DataFrame) -> str:
-    """``-3.14 dB``, with ``† (38% overlap)`` when unreliable."""
+    """``-3.14 dB [-3.60, -2.71]`` (its 95 % bootstrap interval, where there is one), with
+    ``† (38% overlap)`` when unreliable."""
     match = bd[(bd["codec"] == c.codec)
                & (bd["train_dataset"].fillna("") == (c.train_dataset or ""))] if len(bd) else bd
     if match.empty:
@@ -216,6 +265,9 @@ def _bd_text(c: Curve, bd: pd.DataFrame) -> str:
     if pd.isna(value):
         return f"not computed ({row.get('note') or 'no overlap'})"
     text = f"{value:+.2f} dB"
+    low, high = row.get("bd_psnr_low"), row.get("bd_psnr_high")
+    if low is not None and high is not None and pd.notna(low) and pd.notna(high):
+        text += f" [{low:+.2f}, {high:+.2f}]"
     overlap = row["rate_overlap"]
     if pd.notna(overlap) and overlap < MIN_OVERLAP:
         text += f" {UNRELIABLE} ({overlap:.0%} overlap)"
