@@ -226,8 +226,9 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                 f"BD-PSNR = more dB at the same rate. † unreliable (greyed): the two curves "
                 f"overlap less than {MIN_OVERLAP:.0%} of their joint range along the axis the "
                 f"value averages over (the overlap is given); without overlap a value is not "
-                f"computed. [low, high] after a value: its 95 % interval, the values' spread when the images (patients, where "
-                f"the dataset groups them) are drawn again: a percentile bootstrap of "
+                f"computed. [low, high] after a value: its 95 % interval, the values' spread "
+                f"when the images (patients, where the dataset groups them) are drawn "
+                f"again: a percentile bootstrap of "
                 f"{RESAMPLES} resamples, both curves recomputed each time (bd_rate.csv: "
                 f"bd_ci_method; none with fewer than {MIN_GROUPS} groups). The integration "
                 f"intervals are in bd_rate.csv.")
@@ -255,6 +256,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
              "PSNR dB: mean over the images that did not decode exactly (exact: how many "
              "did, shown when any did; inf when all did). PSNR pooled dB: the PSNR of the "
              "mean MSE over all images, each divided by its peak² (2^bits - 1)².")
+    about += _interval_notes(summary)
     batched = summary[summary["batch_size"] > 1] if len(summary) else summary
     if len(batched):  # run --learned-batch: say which latencies are per-image shares
         about += (" enc/dec ms of " + ", ".join(sorted(set(batched["codec"])))
@@ -306,6 +308,21 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         doc.append(f"## {s.title}\n\n{md[s.id]}")
     (out / "report.md").write_text("\n".join(doc), encoding="utf-8")
     return report
+
+
+def _interval_notes(summary: pd.DataFrame) -> str:
+    """Per dataset, what its intervals assumed or why it has none (said once, not per line)."""
+    notes = []
+    for dataset, lines in summary.groupby("dataset", sort=True) if len(summary) else []:
+        methods = [str(m) for m in lines["ci_method"].dropna()]
+        none = next((m for m in methods if m.startswith("none: ") and "images from" in m), None)
+        assumed = next((m for m in methods if "assuming independent" in m), None)
+        if none:
+            notes.append(f"{dataset}: no intervals: {none[len('none: '):]}.")
+        elif assumed:
+            notes.append(f"{dataset}: intervals assume independent images (the dataset names "
+                         f"no patients; `--groups`/`--group-by` give them for folder:).")
+    return (" " + " ".join(notes)) if notes else ""
 
 
 def _incomplete(info: dict, rows: pd.DataFrame, results: Path) -> str | None:
