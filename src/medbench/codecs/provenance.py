@@ -32,7 +32,7 @@ from typing import Any
 DIGITS = 16
 HASH = f"sha256/{DIGITS}"
 #: Most hashes one list may hold (a hostile config must not make a run allocate gigabytes).
-MAX_HASHES = 10_000_000
+MAX_HASHES = 2_000_000
 SPLITS = ("train", "val")
 _HEX = re.compile(rf"^[0-9a-f]{{{DIGITS}}}$")
 

@@ -77,19 +77,23 @@ def read_groups(path: Path) -> Grouping:
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            return _read_table(path, csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"--groups {path} cannot be read as a CSV table ({exc}); give a "
                            "CSV with the columns image,patient") from None
-    if not rows or len(rows[0]) < 2 or rows[0][0].strip().lower() not in IMAGE_HEADERS:
+
+
+def _read_table(path: Path, rows) -> Grouping:
+    header = next(rows, None)
+    if not header or len(header) < 2 or header[0].strip().lower() not in IMAGE_HEADERS:
         raise DatasetError(f"--groups {path} needs a header row 'image,<kind>' (e.g. "
                            f"image,patient), the image's id or path first, then its group")
-    if len(rows) > MAX_ROWS + 1:
-        raise DatasetError(f"--groups {path} has more than {MAX_ROWS} rows")
-    header = rows[0][1].strip().lower()
-    kind = header if _KIND.match(header) else "group"
+    kind = header[1].strip().lower()
+    kind = kind if _KIND.match(kind) else "group"
     table: dict[str, str] = {}
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in enumerate(rows, start=2):
+        if number > MAX_ROWS + 1:
+            raise DatasetError(f"--groups {path} has more than {MAX_ROWS} rows")
         if not row or not any(cell.strip() for cell in row):
             continue
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
