@@ -103,3 +103,4 @@ def test_an_unfinished_run_says_so_before_any_number(tmp_path):
     first = report.markdown["headline"].splitlines()[0]
     assert first.startswith("- **sample**: ⚠ This run did not finish (status interrupted)")
     assert f"medbench run --out {tmp_path} --resume" in first
+    assert report.markdown["bd-rate"].startswith("⚠ This run did not finish")

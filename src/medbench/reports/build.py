@@ -175,8 +175,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     bd = bd_intervals(rows, bd_table(all_curves))  # and how much each moves with the sample
 
     # -- headline: the answer first ------------------------------------------------------------
-    lines = headline(rows, all_curves, bd, at_targets, seen_notes,
-                     _incomplete(info, all_rows, results))
+    incomplete = _incomplete(info, all_rows, results)
+    lines = headline(rows, all_curves, bd, at_targets, seen_notes, incomplete)
     report.notes += [f"{d}: {n}" for d, n in seen_notes.items()]
     md["headline"] = headline_markdown(lines)
     sections.append(H.Section("headline", headline_html(lines)))
@@ -232,6 +232,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                 f"{RESAMPLES} resamples, both curves recomputed each time (bd_rate.csv: "
                 f"bd_ci_method; none with fewer than {MIN_GROUPS} groups). The integration "
                 f"intervals are in bd_rate.csv.")
+    if incomplete:  # BD values of a partial run move when it is completed
+        bd_about = f"{incomplete} {bd_about}"
     md["bd-rate"] = bd_about + "\n\n" + markdown(bd_text)
     (out / "bd_rate.md").write_text(md["bd-rate"])
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
