@@ -45,8 +45,9 @@ def test_headline_says_what_ran_and_the_best_codec_at_each_clinical_ratio():
     (h,) = headline(rows, curves(rows), bd_table(curves(rows)))
     assert h.lines[0].startswith("4 classical codecs (jpeg, jpeg12, jpeg2000, webp) on 2 test "
                                  "images from 1 patient at protocol paper (64×64, 8-bit)")
-    assert h.lines[1].startswith("At 10:1 (0.8 bpp): best PSNR webp 39.53 dB, then jpeg2000 "
-                                 "39.03, jpeg 38.03 (")
+    assert h.lines[1].startswith("At 10:1 (0.8 bpp): best PSNR webp 39.53 dB (+0.50 dB over "
+                                 "jpeg2000 on the same 2 images, too few for an interval), "
+                                 "then jpeg2000 39.03, jpeg 38.03 (")
     assert "4 of 4 curves reach this rate" in h.lines[1]
     assert h.lines[-1] == "No learned codec in this run."
 

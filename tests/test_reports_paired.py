@@ -104,3 +104,32 @@ def test_an_unfinished_run_says_so_before_any_number(tmp_path):
     assert first.startswith("- **sample**: ⚠ This run did not finish (status interrupted)")
     assert f"medbench run --out {tmp_path} --resume" in first
     assert report.markdown["bd-rate"].startswith("⚠ This run did not finish")
+
+
+def _curve_rows(offsets: dict[str, float], images: int = 16, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 3.0, images)
+    rows = []
+    for codec, offset in offsets.items():
+        for i in range(images):
+            for k, bpp in enumerate((0.1, 0.2, 0.4, 0.8, 1.6)):
+                rows.append({"dataset": "d", "split": "test", "image_id": f"i{i}",
+                             "group_id": f"i{i}", "group_kind": "patient", "codec": codec,
+                             "setting": f"s{k}", "setting_rank": k, "status": "ok",
+                             "codec_kind": "classical", "train_dataset": None, "bpp": bpp,
+                             "psnr": 30 + 10 * np.log10(bpp / 0.1) + difficulty[i] + offset
+                             + rng.normal(0, 0.05), "ms_ssim": 0.99, "mse": 1.0,
+                             "bit_depth": 8, "protocol": "paper", "height": 64, "width": 64})
+    return pd.DataFrame(rows)
+
+
+def test_the_curve_headline_pairs_the_best_with_the_next_on_the_same_images():
+    rows = _curve_rows({"jpeg2000": 0.0, "a": 0.01, "b": -1.0})
+    (h,) = headline(rows, curves(rows), bd_table(curves(rows)))
+    line = next(x for x in h.lines if x.startswith("At 10:1"))
+    assert "(tied with" in line and "paired on 16 images" in line
+    rows = _curve_rows({"jpeg2000": 0.0, "a": 1.0})
+    (h,) = headline(rows, curves(rows), bd_table(curves(rows)))
+    line = next(x for x in h.lines if x.startswith("At 10:1"))
+    assert "best PSNR a " in line and "over jpeg2000, paired on 16 images)" in line
+    assert "tied" not in line

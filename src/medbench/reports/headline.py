@@ -17,9 +17,15 @@ import pandas as pd
 
 from medbench.reports import html as H
 from medbench.reports.bd import MIN_OVERLAP
-from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, Curve, clinical_bpp
+from medbench.reports.curves import (
+    ANCHOR,
+    CLINICAL_RATIOS,
+    Curve,
+    clinical_bpp,
+    image_values_at,
+)
 from medbench.reports.format import html_table, markdown
-from medbench.reports.means import NO_GROUPING, group_kind
+from medbench.reports.means import NO_GROUPING, group_kind, interval
 from medbench.reports.targets import TIE
 
 #: The mark of a BD value whose curves overlap too little (the BD table uses it too).
@@ -94,7 +100,7 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
         if matched is not None and len(matched):
             h.lines += _best_matched(matched)
         else:
-            h.lines += [_best_at(group, ratio) for ratio in CLINICAL_RATIOS]
+            h.lines += [_best_at(group, ratio, d_rows) for ratio in CLINICAL_RATIOS]
         h.learned = _learned(d_rows, group, bd[bd["dataset"] == dataset] if len(bd) else bd)
         if not h.learned:
             h.lines.append("No learned codec in this run.")
@@ -210,8 +216,9 @@ def _matched_name(line: pd.Series, by: str) -> str:
     return text
 
 
-def _best_at(group: list[Curve], ratio: int) -> str:
-    """The codecs with the highest PSNR on their RD curve at the ``ratio``:1 bpp."""
+def _best_at(group: list[Curve], ratio: int, rows: pd.DataFrame) -> str:
+    """The codecs with the highest PSNR on their RD curve at the ``ratio``:1 bpp, and
+    whether the best is told apart from the next on the same images (:func:`_paired`)."""
     depths = sorted({d for c in group for d in c.bit_depths})
     if len(depths) != 1:
         why = "images of several bit depths" if depths else "no RD curve"
@@ -227,13 +234,49 @@ def _best_at(group: list[Curve], ratio: int) -> str:
         return f"{head}: no codec's RD curve reaches this rate{span}."
     best, others = reached[0], reached[1:1 + RUNNERS_UP]
     text = f"{head}: best PSNR {best[1].label} {best[0]:.2f} dB"
-    if others:
-        text += ", then " + ", ".join(f"{c.label} {v:.2f}" for v, c in others)
+    if others:  # is the best told apart from the next on the same images?
+        after_best, after_runner = _paired_text(
+            best[1], others[0][1], _paired(rows, best[1], others[0][1], bpp))
+        runner = f"{others[0][1].label} {others[0][0]:.2f}{after_runner}"
+        text += after_best + ", then " + ", ".join(
+            [runner] + [f"{c.label} {v:.2f}" for v, c in others[1:]])
     anchor = [(v, c) for v, c in values if c.codec == ANCHOR and not c.train_dataset]
     if anchor and all(c.codec != ANCHOR for _, c in [best, *others]):
         text += ("; JPEG 2000 " + (f"{anchor[0][0]:.2f} dB" if math.isfinite(anchor[0][0])
                                    else "does not reach this rate"))
     return text + f" ({len(reached)} of {len(values)} curves reach this rate)."
+
+
+def _paired(rows: pd.DataFrame, a: Curve, b: Curve, bpp: float
+            ) -> tuple[float, float, int] | None:
+    """``a`` minus ``b`` at ``bpp``, image by image (each read off its own RD curve): the
+    mean difference, its 95 % half-width (NaN: too few images or groups) and the images;
+    None where no image has both."""
+    diff = (image_values_at(rows, a, bpp) - image_values_at(rows, b, bpp)).dropna()
+    if diff.empty:
+        return None
+    first = rows.drop_duplicates("image_id")
+    groups = None
+    if "group_id" in first:
+        groups = first.set_index(first["image_id"].astype(str))["group_id"].reindex(diff.index)
+        groups = groups.where(groups.notna(), pd.Series(diff.index, index=diff.index))
+    found = interval(diff, groups, group_kind(rows))
+    return float(diff.mean()), found.halfwidth, len(diff)
+
+
+def _paired_text(best: Curve, runner: Curve, paired: tuple[float, float, int] | None
+                 ) -> tuple[str, str]:
+    """What to say after the best codec and after the runner-up."""
+    if paired is None:
+        return "", ""
+    mean, half, count = paired
+    if math.isnan(half):
+        return (f" ({mean:+.2f} dB over {runner.label} on the same {count} images, too few "
+                f"for an interval)", "")
+    if abs(mean) <= half:
+        return "", f" (tied with {best.label}: {mean:+.2f} ± {half:.2f} dB, paired on " \
+                   f"{count} images)"
+    return f" ({mean:+.2f} ± {half:.2f} dB over {runner.label}, paired on {count} images)", ""
 
 
 def _learned(rows: pd.DataFrame, group: list[Curve], bd: pd.DataFrame) -> list[Learned]:
