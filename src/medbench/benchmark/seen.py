@@ -69,10 +69,10 @@ def seen_warnings(codecs: Sequence[Codec], units: Sequence[WorkUnit]) -> list[st
                 f"validation images of {names} (same file content); their rows say "
                 f"seen_in_training and reports leave these images out of every comparison")
     for name, count in unknown.items():
-        lines.append(f"{name}: {count} model(s) record no training images (trained before "
-                     f"medbench kept them), so their rows cannot be checked for images they "
-                     f"trained on; record them with `medbench provenance MODEL_DIR "
-                     f"--data-root DIR`")
+        lines.append(f"{name}: {count} model(s) record no training images, so their rows "
+                     f"cannot be checked for images they trained on (for models medbench "
+                     f"trained before it kept the list: `medbench provenance MODEL_DIR "
+                     f"--data-root DIR`)")
     return lines
 
 
