@@ -91,6 +91,9 @@ def recover(folders: list[Path], data_root: Path | None, manifest_dir: Path | No
                  f"validation images of {key[0]}")
         except MedbenchError as exc:
             out.refused[str(folder)] = str(exc)
+        except OSError as exc:  # a read-only or full model folder: this model only
+            out.refused[str(folder)] = (f"{path} could not be written "
+                                        f"({exc.strerror or exc}); make it writable")
     return out
 
 
