@@ -213,7 +213,7 @@ def _streams(g: pd.DataFrame) -> str:
         return DIFFER
     if not g["ok"].any():
         return "-"
-    if g["same_library"].sum() == g["ok"].sum():
+    if (g["same_library"] & ~g["unrecorded"]).sum() == g["ok"].sum():
         return IDENTICAL
     return OTHER_LIBRARY if g["other_library"].any() else NOT_RECORDED
 
