@@ -408,26 +408,41 @@ def report_cmd(results_dir: Path, out: Path | None, run_id: str | None, no_visua
 @click.option("--bpp-tol", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Largest allowed rise of a cell's mean bpp, in percent.")
 @click.option("--allow-missing", is_flag=True,
-              help="List cells found in only one of the two results, but do not fail on them.")
-def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) -> None:
-    """Compare NEW results with BASELINE; exit 1 when a cell got worse than the tolerances.
+              help="List cells and images found in only one of the two results, but do not "
+                   "fail on them.")
+@click.option("--strict", is_flag=True,
+              help="Also fail when a cell's mean bpp drops by more than --bpp-tol (an "
+                   "unexplained rate improvement; without --strict it is reported).")
+def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, strict) -> None:
+    """Compare NEW results with BASELINE; exit 1 when a cell changed beyond what is allowed.
 
     BASELINE and NEW are results folders (their store's latest run) or results CSV files.
-    Prints, per dataset x codec x setting, the change in mean bpp, PSNR and MS-SSIM.
+    Rows are matched image by image: the same images, and identical streams where both
+    rows name the same codec_library. Prints, per dataset x codec x setting, the change in
+    mean bpp, PSNR and MS-SSIM, checked against the tolerances.
     """
     from medbench.reports.compare import Tolerances, compare, format_comparison, load_results
 
     base_rows, base_label = load_results(baseline)
     new_rows, new_label = load_results(new)
-    tolerances = Tolerances(psnr_tol, ms_ssim_tol, bpp_tol, allow_missing)
+    tolerances = Tolerances(psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, strict)
     result = compare(base_rows, new_rows, tolerances)
     click.echo(f"baseline: {base_label}")
     click.echo(f"new:      {new_label}")
     click.echo(format_comparison(result))
     click.echo("")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.improvements:
+        click.echo(f"{len(result.improvements)} rate improvement(s) beyond --bpp-tol "
+                   "(they fail with --strict):")
+        for line in result.improvements:
+            click.echo(f"  {line}")
     if result.passed:
-        click.echo(f"no regression ({len(result.table)} cells; tolerances: PSNR -{psnr_tol:g} dB, "
-                   f"MS-SSIM -{ms_ssim_tol:g}, bpp +{bpp_tol:g} %)")
+        click.echo(f"no regression ({len(result.table)} cells; streams identical where the "
+                   f"library is the same; tolerances: PSNR -{psnr_tol:g} dB, "
+                   f"MS-SSIM -{ms_ssim_tol:g}, bpp +{bpp_tol:g} %"
+                   f"{f' and -{bpp_tol:g} % (--strict)' if strict else ''})")
         return
     click.echo(f"{len(result.regressions)} regression(s):", err=True)
     for line in result.regressions:

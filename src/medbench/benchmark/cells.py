@@ -78,6 +78,9 @@ class Job:
     #: Most images a learned cell codes in one call (``run --learned-batch``); executors
     #: hand :func:`code_units` this many units at a time.
     learned_batch: int = 1
+    #: The libopenjp2 file the run's process loaded (:func:`medbench.codecs._openjpeg.pin`):
+    #: workers load the same one, so JPEG 2000 streams never depend on the worker.
+    openjpeg: str | None = None
 
 
 #: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
@@ -137,7 +140,8 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
             codec.check(image)
             found = match(codec, image, target)
             setting = found.setting
-            row = replace(row, knob=setting, target_met=found.met, target_note=found.note)
+            row = replace(row, knob=setting, target_met=found.met, target_note=found.note,
+                          codec_library=_library(codec, setting))
         row = replace(row, **codec.setting_info(setting))
         codec.check(image)
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
@@ -151,7 +155,17 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
 
 def _cell_row(codec: Codec, setting: str, base: ResultRow) -> ResultRow:
     return base.for_cell(codec.name, setting, None, codec.kind,
-                         codec_conventions=codec.conventions or None)
+                         codec_conventions=codec.conventions or None,
+                         codec_library=_library(codec, setting))
+
+
+def _library(codec: Codec, setting: str) -> str:
+    """The row's ``codec_library`` (:meth:`Codec.library`), asked in the process that codes
+    the cell, so a worker that loaded another library says so; a failing plugin's says why."""
+    try:
+        return codec.library(setting)
+    except Exception as exc:  # a plugin's bug must not cost the row
+        return f"unknown ({type(exc).__name__}: {exc})"
 
 
 def _timed_row(row: ResultRow, timing: PairTiming, batch: int) -> ResultRow:
@@ -544,9 +558,10 @@ def code_units_by_name(job: Job, units: Sequence[WorkUnit]) -> list[ResultRow]:
 
     Datasets and codecs are built once per worker thread and reused for later units.
     """
-    from medbench.codecs import CodecContext, get_codec
+    from medbench.codecs import CodecContext, _openjpeg, get_codec
     from medbench.datasets import get_dataset
 
+    _openjpeg.honour(job.openjpeg)  # before any codec of this worker imports glymur
     datasets = {}
     for spec in {unit.dataset for unit in units}:
         key = (spec, job.data_root)

@@ -27,7 +27,7 @@ from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
 from medbench.benchmark.targets import parse_targets
 from medbench.benchmark.timing import MAX_REPEATS
-from medbench.codecs import CodecContext, codec_names, get_codec
+from medbench.codecs import CodecContext, _openjpeg, codec_names, get_codec
 from medbench.codecs.base import Codec
 from medbench.datasets import Dataset, Record, get_dataset
 from medbench.datasets.cache import default_cache_dir
@@ -399,6 +399,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     workers = config.workers
     if config.scheduler is None and units:  # no idle processes for tiny runs
         workers = min(workers or cpu_count(), len(units))
+    openjpeg = _openjpeg.pin()  # before any worker starts: one OpenJPEG for the whole run
     executor = make_executor(config.executor, workers, config.scheduler)
     if run_id is None:
         run_id = store.new_run(config.to_dict(), environment.describe())
@@ -409,7 +410,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     batch = learned_batch(config.learned_batch, plan.codecs)
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
-              masks=config.masks, milestones=config.milestones, learned_batch=batch)
+              masks=config.masks, milestones=config.milestones, learned_batch=batch,
+              openjpeg=openjpeg)
     if units:
         images = len(units)
         batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from medbench.codecs._libraries import distribution
 from medbench.codecs.provenance import TrainingImages
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
@@ -75,6 +76,35 @@ class Codec(ABC):
 
     def __init__(self, context: CodecContext | None = None):
         self.context = context or CodecContext()
+
+    # -- provenance -----------------------------------------------------------------
+    def library(self, setting: str) -> str:
+        """What writes (and reads) this codec's streams at ``setting``, with versions.
+
+        The ``codec_library`` column of every row the codec codes. Two rows that name the
+        same library must hold identical streams for identical input (``medbench
+        compare`` relies on it), so name everything that decides the bytes: the library
+        and its version, the file it was loaded from where several copies can be found
+        (``OpenJPEG 2.5.4 (<site-packages>/pillow.libs/libopenjp2-….so.2.5.4)``), and for
+        learned codecs the framework and the kind of processor they ran on. Must not
+        raise, and must be cheap (it is asked once per cell).
+
+        Parameters
+        ----------
+        setting
+            One of :meth:`settings`, or the setting a rate-matching cell was coded at.
+
+        Returns
+        -------
+        str
+            This default names the installed distribution that provides the codec class
+            and its version, then the class (``mycodecs 1.2 (mycodecs.codec.MyCodec)``);
+            codecs that call a native library override it.
+        """
+        cls = type(self)
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        provider = distribution(cls.__module__)
+        return f"{provider} ({where})" if provider else where
 
     # -- availability -------------------------------------------------------------
     def unavailable_reason(self) -> str | None:

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from medbench.codecs._libraries import distribution
 from medbench.codecs.base import Codec
 from medbench.codecs.limits import check_declared_size
 from medbench.errors import MedbenchError, UnsupportedInput
@@ -314,6 +315,20 @@ class ByoCodec(Codec):
             self._ids[setting] = digest.digest()[:8]
             self._models[setting] = net.to(self.device).eval()
         return self._models[setting]
+
+    def library(self, setting: str) -> str:
+        """``byo <factory> (<its distribution>; torch …, cpu …)``: the spec's factory is the
+        code that writes the strings (medbench only frames them)."""
+        from medbench.codecs.learned.coding import runtime
+
+        spec = self.specs().get(setting)
+        factory = spec.factory if spec is not None else "(no such spec)"
+        provider = distribution(factory.partition(":")[0]) if spec is not None else None
+        try:
+            where = runtime(self.device, entropy_coder=False)
+        except MedbenchError as exc:  # --device cuda without a GPU
+            where = str(exc)
+        return f"byo {factory} ({provider + '; ' if provider else ''}{where})"
 
     def setting_info(self, setting: str) -> dict[str, Any]:
         spec = self.specs().get(setting)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+import medbench
 from medbench.codecs.base import Codec
 from medbench.codecs.learned.bitstream import MAGIC, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import (
@@ -28,7 +29,12 @@ from medbench.codecs.learned.checkpoint import (
     find_milestones,
     training_images,
 )
-from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
+from medbench.codecs.learned.coding import (
+    decode_streams,
+    encode_images,
+    resolve_device,
+    runtime,
+)
 from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError, UnsupportedInput
 from medbench.image import Image
@@ -103,6 +109,15 @@ class LearnedCodec(Codec):
 
     def settings(self) -> list[str]:
         return list(self.checkpoints())
+
+    def library(self, setting: str) -> str:
+        """``medbench <version> <arch> (torch …, constriction …, cpu AVX512)``: the code that
+        turns the model into bytes and where it ran (:func:`~.coding.runtime`)."""
+        try:
+            where = runtime(self.device)
+        except MedbenchError as exc:  # --device cuda without a GPU
+            where = str(exc)
+        return f"medbench {medbench.__version__} {self.arch} ({where})"
 
     def describe(self) -> dict[str, Any]:
         """The base description plus ``skipped``: broken model folders and why."""

@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+import medbench
 from medbench.codecs.base import Codec, Knob, parse_setting
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
 from medbench.codecs.learned.checkpoint import (
@@ -49,7 +50,7 @@ from medbench.codecs.learned.checkpoint import (
     training_images,
 )
 from medbench.codecs.learned.codec import model_roots
-from medbench.codecs.learned.coding import resolve_device
+from medbench.codecs.learned.coding import resolve_device, runtime
 from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError
 from medbench.image import Image
@@ -295,6 +296,15 @@ class Jpeg2000PostFilterCodec(Codec):
 
     def settings(self) -> list[str]:
         return list(self.checkpoints())
+
+    def library(self, setting: str) -> str:
+        """JPEG 2000's library (the stream is its codestream) and the filter's runtime."""
+        try:
+            where = runtime(self.device, entropy_coder=False)
+        except MedbenchError as exc:  # --device cuda without a GPU
+            where = str(exc)
+        return (f"{self.j2k.library(setting)}; filter: medbench {medbench.__version__} "
+                f"{ARCH} ({where})")
 
     def knob(self, bit_depth: int) -> Knob | None:
         """JPEG 2000's ratio knob (``run --target``): any ratio, decoded by the filter
