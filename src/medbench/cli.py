@@ -161,6 +161,11 @@ def _learned_batch(value: str) -> str:
               help="Also code each learned model's milestone checkpoints (kept by `medbench "
                    "train --budget/--steps`) as settings <model>@<budget>; the report then "
                    "shows learned vs classical by training budget.")
+@click.option("--trust-byo", "trust_byo", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Trust the bring-your-own spec folder DIR (MODELS/byo): import the "
+                   "Python factories its specs name, when byo is named in --codecs. Never "
+                   "stored with the run: give it again with --resume.")
 @click.option("--resume", is_flag=True,
               help="Continue the latest run in --out (with its original arguments).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -203,7 +208,7 @@ def _learned_batch(value: str) -> str:
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
         scheduler, learned_batch, no_report, cache_dir, no_cache, masks, target, write_dicom,
-        overwrite_dicom) -> None:
+        overwrite_dicom, trust_byo) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -247,6 +252,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,
         target=target,
+        trust_byo=str(trust_byo.resolve()) if trust_byo else None,
     )
 
     def progress(total: int):
@@ -525,6 +531,8 @@ def codecs_cmd(models_dir) -> None:
         click.echo(f"    settings: {', '.join(info['settings']) or '(none)'}")
         if info["rate_knob"]:
             click.echo(f"    knob:     {info['rate_knob']}")
+        for note in info["notes"]:
+            click.echo(f"    note:     {note}")
     for name, reason in registry.broken.items():
         click.echo(f"{name}  [failed to load: {reason}]")
 
