@@ -475,7 +475,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
               help="Crops per training image per epoch (for small datasets).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per split (quick tries).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit sample (as in `run`), initial weights and crops.")
 @click.option("--name", default=None,
               help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
 @device_option("auto: CUDA when present.")
