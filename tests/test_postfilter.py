@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from medbench.cli import main
 from medbench.codecs import CodecContext, get_codec
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
-from medbench.datasets.protocols import PAPER
 from medbench.codecs.learned.postfilter import (
     MARKER_BYTES,
     RESIDUAL_SCALE,
@@ -21,6 +20,7 @@ from medbench.codecs.learned.postfilter import (
     read_marker,
     save_filter,
 )
+from medbench.datasets.protocols import PAPER
 from medbench.errors import MedbenchError
 from medbench.image import Image
 from medbench.training.config import TrainConfig
