@@ -210,3 +210,6 @@ def test_a_named_and_trusted_byo_runs_and_resume_asks_for_trust_again(tmp_path):
     store.close()
     result = _cli("run", "--out", out, "--resume", "--no-progress")
     assert result.exit_code == 1 and "--trust-byo" in result.output
+    result = _cli("run", "--out", out, "--resume", "--trust-byo", models / "byo",
+                  "--no-progress", "--no-report")
+    assert result.exit_code == 0 and "run " in result.output, result.output

@@ -255,8 +255,10 @@ def _resolve_resume(store: ResultsStore, config: RunConfig,
     if run_id is None:
         raise MedbenchError(f"--resume found no earlier run in {store.path.parent}; "
                             "run without --resume")
-    execution = {name: getattr(config, name) for name in EXECUTION_FIELDS + CALL_ONLY_FIELDS}
-    config = RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution})
+    execution = {name: getattr(config, name) for name in EXECUTION_FIELDS}
+    call = {name: getattr(config, name) for name in CALL_ONLY_FIELDS}  # never stored
+    config = replace(RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution}),
+                     **call)
     echo(f"resuming run {run_id} with its original arguments")
     return config, run_id
 
