@@ -74,9 +74,9 @@ class RunConfig:
         return parse_protocol(self.protocol, self.size, self.bit_depth)
 
     def trusted_byo(self) -> Path | None:
-        """The byo spec folder given by ``--trust-byo`` (:func:`resolve_codecs` never
-        hands it to ``--codecs all``)."""
-        return Path(self.trust_byo) if self.trust_byo else None
+        """The byo spec folder given by ``--trust-byo``, for codecs named in ``--codecs``
+        only: None with ``--codecs all`` (and :func:`resolve_codecs` drops it there too)."""
+        return Path(self.trust_byo) if self.trust_byo and self.codecs is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in CALL_ONLY_FIELDS}

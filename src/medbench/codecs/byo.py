@@ -12,7 +12,7 @@ Keys::
     pad         = 64                         # input padded (edge replication) to a multiple
     bit_depth   = 8                          # optional: the only depth the model accepts
     name        = "mymodel-q1"               # optional: the setting name
-    python_path = "src"                      # optional: folder put on sys.path (relative)
+    python_path = "src"                      # optional: put on sys.path (relative; trusted)
     args        = { quality = 1 }            # optional: keyword arguments of the factory
     train_dataset = "nih"                    # optional: shown in the rows
 
@@ -20,8 +20,9 @@ The module follows CompressAI's convention: ``compress(x) -> {"strings": [[bytes
 ...], "shape": ...}`` and ``decompress(strings, shape) -> {"x_hat": tensor}``, on
 ``(1, channels, H, W)`` tensors in ``[0, 1]`` (pixels divided by ``2**bit_depth - 1``).
 Weights are read with :func:`safetensors.torch.load_file` (nothing is unpickled);
-``.pt``/``.pth``/``.pkl`` weights are refused. A spec that does not parse, whose factory
-does not import or whose weights are not safetensors is skipped with one warning line.
+``.pt``/``.pth``/``.pkl`` weights are refused. A spec that does not parse, whose weights
+are not safetensors or (in a trusted folder) whose factory does not import is skipped
+with one warning line.
 
 Trust
 -----
