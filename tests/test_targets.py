@@ -273,3 +273,23 @@ def test_milestones_never_stand_in_for_a_model_at_a_target(tmp_path, make_image,
     assert "cannot spend the bytes of 1.5:1" in found.note and "at poor," in found.note
     row = code_cell(codec, target.setting, image, repeats=0)
     assert row.status == "ok" and row.knob == "poor" and row.bytes == sizes["poor"]
+
+
+def test_recheck_judges_the_measured_point_by_the_rule_and_tolerance():
+    """Same bytes as the search's encode, yet another decode (a decoder that is not
+    deterministic): a PSNR target is kept only if the measured PSNR still meets it."""
+    from medbench.benchmark.targets import Match, recheck
+
+    psnr40 = Target("psnr", 40)
+    found = Match("q=50", True, None, 5, nbytes=900)
+    assert recheck(found, psnr40, 8, 900, 0.11, 72.7, 40.05) == (True, None)
+    met, note = recheck(found, psnr40, 8, 900, 0.11, 72.7, 39.9)
+    assert not met and "breaks the rule of 40 dB PSNR" in note
+    met, note = recheck(found, psnr40, 8, 900, 0.11, 72.7, 40.3)
+    assert not met and "outside the tolerance of 40 dB PSNR" in note
+    best = Match("near=22", True, "best integer …", 5, nbytes=900)  # judged by the search
+    assert recheck(best, Target("ratio", 10), 8, 900, 0.75, 10.6, 40.0) == (True,
+                                                                          "best integer …")
+    missed = Match("lossless", False, "png cannot reach 30:1", 1, nbytes=5000)
+    assert recheck(missed, Target("ratio", 30), 8, 5000, 4.0, 2.0, None) == (
+        False, "png cannot reach 30:1")
