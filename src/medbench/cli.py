@@ -161,6 +161,11 @@ def _learned_batch(value: str) -> str:
               help="Also code each learned model's milestone checkpoints (kept by `medbench "
                    "train --budget/--steps`) as settings <model>@<budget>; the report then "
                    "shows learned vs classical by training budget.")
+@click.option("--trust-byo", "trust_byo", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Trust the bring-your-own spec folder DIR (MODELS/byo): import the "
+                   "Python factories its specs name, when byo is named in --codecs. Never "
+                   "stored with the run: give it again with --resume.")
 @click.option("--resume", is_flag=True,
               help="Continue the latest run in --out (with its original arguments).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -211,7 +216,7 @@ def _learned_batch(value: str) -> str:
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
         scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups, group_by, target,
-        write_dicom, overwrite_dicom) -> None:
+        write_dicom, overwrite_dicom, trust_byo) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -258,6 +263,7 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         target=target,
         groups=str(groups.resolve()) if groups else None,
         group_by=group_by,
+        trust_byo=str(trust_byo.resolve()) if trust_byo else None,
     )
 
     def progress(total: int):
@@ -498,7 +504,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, st
               help="Crops per training image per epoch (for small datasets).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per split (quick tries).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit sample (as in `run`), initial weights and crops.")
 @click.option("--name", default=None,
               help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
 @device_option("auto: CUDA when present.")
@@ -585,6 +592,8 @@ def codecs_cmd(models_dir) -> None:
         click.echo(f"    settings: {', '.join(info['settings']) or '(none)'}")
         if info["rate_knob"]:
             click.echo(f"    knob:     {info['rate_knob']}")
+        for note in info["notes"]:
+            click.echo(f"    note:     {note}")
     for name, reason in registry.broken.items():
         click.echo(f"{name}  [failed to load: {reason}]")
 
@@ -655,26 +664,72 @@ def datasets_show(ctx: click.Context, name: str, data_root: Path | None) -> None
               help="Folder to write <image_id>.png files (and index.csv) into.")
 @split_option
 @protocol_options
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most N images: the sample `run --limit N --seed S` codes.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit sample (as `run --seed`).")
+@click.option("--manifest-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Splits from the manifest kept in DIR/manifests/ (a run's --out, a "
+                   "training's --models), as that run chose them; read, never written.")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR",
+              help="Exactly the images of NAME that the run in results folder DIR coded "
+                   "(its recorded images and manifest; its protocol unless given).")
+@click.option("--run", "run_id", default=None,
+              help="With --results: the run [default: the latest].")
 @_DATA_ROOT
 @click.pass_context
 def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protocol: str,
-                    size: str | None, bit_depth: str | None, limit: int | None,
+                    size: str | None, bit_depth: str | None, limit: int | None, seed: int,
+                    manifest_dir: Path | None, results: Path | None, run_id: str | None,
                     data_root: Path | None) -> None:
     """Write dataset NAME's images as codecs receive them, as <image_id>.png in OUT."""
+    from medbench.benchmark.choice import run_manifest, stored_choice
     from medbench.datasets import get_dataset
     from medbench.datasets.cache import PreparedCache
     from medbench.datasets.export import export_images
     from medbench.datasets.protocols import parse_protocol
 
-    chosen = parse_protocol(protocol, size, bit_depth)
-    dataset = get_dataset(name, _dataset_root(ctx, data_root))
-    result = export_images(dataset, out, split, chosen, limit, PreparedCache())
+    given = {key for key in ("split", "limit", "seed", "manifest_dir", "run_id", "protocol",
+                             "size", "bit_depth")
+             if ctx.get_parameter_source(key) is click.core.ParameterSource.COMMANDLINE}
+    root = _dataset_root(ctx, data_root)
+    if results is None:
+        if "run_id" in given:
+            raise MedbenchError("--run names a run of --results DIR; add --results")
+        chosen = parse_protocol(protocol, size, bit_depth)
+        dataset = get_dataset(name, root)
+        manifest = run_manifest(manifest_dir, name, dataset) if manifest_dir else None
+        result = export_images(dataset, out, split, chosen, limit, PreparedCache(),
+                               seed=seed, manifest=manifest)
+        what = f"split {split}"
+    else:
+        clash = sorted(given & {"split", "limit", "seed", "manifest_dir"})
+        if clash:
+            raise MedbenchError(f"--results takes the split, limit, seed and manifest from "
+                                f"the run; drop --{clash[0].replace('_', '-')}")
+        choice = stored_choice(results, run_id)
+        run_config = choice.config
+        if not given & {"protocol", "size", "bit_depth"}:  # as the run prepared them
+            protocol, size, bit_depth = (run_config.protocol, run_config.size,
+                                         run_config.bit_depth)
+        chosen = parse_protocol(protocol, size, bit_depth)
+        if root is None and run_config.data_root:
+            root = Path(run_config.data_root)
+        dataset = get_dataset(name, root)
+        records, missing = choice.records(name, dataset)
+        result = export_images(dataset, out, protocol=chosen, cache=PreparedCache(),
+                               records=records)
+        for image_id in missing:
+            click.echo(f"note: run {choice.run_id} coded {image_id}, which {name} no longer "
+                       f"holds", err=True)
+        what = f"run {choice.run_id}"
     for item in dataset.skipped:
         click.echo(f"note: skipped file: {item.source}: {item.reason}", err=True)
     for item in result.failed:
         click.echo(f"note: could not read: {item.reason}", err=True)
-    click.echo(f"wrote {len(result.written)} images ({chosen.name}, split {split}) to {out}")
+    click.echo(f"wrote {len(result.written)} images ({chosen.name}, {what}) to {out}")
     click.echo(f"index: {result.index}")
 
 

@@ -39,7 +39,7 @@ import numpy as np
 from medbench.benchmark.metrics import Reference, measure, region_metrics
 from medbench.benchmark.regions import Region, image_region
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
-from medbench.benchmark.targets import Target, match, parse_target_setting
+from medbench.benchmark.targets import Target, match, parse_target_setting, recheck
 from medbench.benchmark.timing import PairTiming, timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
@@ -81,6 +81,8 @@ class Job:
     #: The libopenjp2 file the run's process loaded (:func:`medbench.codecs._openjpeg.pin`):
     #: workers load the same one, so JPEG 2000 streams never depend on the worker.
     openjpeg: str | None = None
+    #: The byo spec folder the user trusts (``run --trust-byo``; see CodecContext).
+    trusted_byo: Path | None = None
 
 
 #: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
@@ -148,6 +150,10 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
         data, decoded = timing.encoded, timing.decoded
         row = _scored(_timed_row(row, timing, 1), codec, setting, image, data, decoded,
                       reference, region)
+        if target is not None:  # judged again on the stream measured, not the search's
+            met, note = recheck(found, target, image.bit_depth, row.bytes, row.bpp,
+                                row.ratio, row.psnr)
+            row = replace(row, target_met=met, target_note=note)
     except BaseException as exc:  # one bad cell never ends a run (Ctrl-C does)
         row = _failed(row, exc)
     return row, decoded
@@ -570,10 +576,10 @@ def code_units_by_name(job: Job, units: Sequence[WorkUnit]) -> list[ResultRow]:
             _built.datasets[key] = get_dataset(spec, root)
         datasets[spec] = _built.datasets[key]
     context = CodecContext(models_dir=Path(job.models_dir), device=job.device,
-                           milestones=job.milestones)
+                           milestones=job.milestones, trusted_byo=job.trusted_byo)
     codecs: dict[str, Codec | Exception] = {}
     for name in {name for unit in units for name, _ in unit.cells}:
-        ckey = (name, job.models_dir, job.device, job.milestones)
+        ckey = (name, job.models_dir, job.device, job.milestones, job.trusted_byo)
         if ckey not in _built.codecs:
             try:
                 _built.codecs[ckey] = get_codec(name, context)

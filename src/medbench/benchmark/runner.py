@@ -72,22 +72,33 @@ class RunConfig:
     # Prepared-image cache: None = $MEDBENCH_CACHE or ~/.cache/medbench; use_cache off = none.
     cache_dir: str | None = None
     use_cache: bool = True
+    # --trust-byo: the byo spec folder whose code may run (CALL_ONLY_FIELDS).
+    trust_byo: str | None = None
 
     def protocol_obj(self) -> Protocol:
         return parse_protocol(self.protocol, self.size, self.bit_depth)
 
+    def trusted_byo(self) -> Path | None:
+        """The byo spec folder given by ``--trust-byo``, for codecs named in ``--codecs``
+        only: None with ``--codecs all`` (and :func:`resolve_codecs` drops it there too)."""
+        return Path(self.trust_byo) if self.trust_byo and self.codecs is not None else None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in CALL_ONLY_FIELDS}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in values.items()
+                 if k in cls.__dataclass_fields__ and k not in CALL_ONLY_FIELDS}
         return cls(**known)
 
 
 #: RunConfig fields that say where cells are coded, not what is coded.
 EXECUTION_FIELDS = ("executor", "workers", "scheduler", "cache_dir", "use_cache",
                     "learned_batch")
+#: RunConfig fields given by each call and never stored with a run nor read from one: a
+#: results folder received from someone must not carry the trust to run code.
+CALL_ONLY_FIELDS = ("trust_byo",)
 
 
 @dataclass
@@ -102,10 +113,15 @@ class RunResult:
 
 
 def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list[Codec], list[str]]:
-    """Codec instances for ``names`` (None = all available) and notes on those left out."""
+    """Codec instances for ``names`` (None = all available) and notes on those left out.
+
+    ``context.trusted_byo`` reaches only codecs named in ``names``: with None (``--codecs
+    all``) no codec may run code a model folder names (``byo`` is listed as skipped).
+    """
     notes: list[str] = []
     if names is None:
         codecs = []
+        context = replace(context, trusted_byo=None)  # `all` never runs a spec's code
         for name in codec_names():
             codec = get_codec(name, context)
             reason = codec.unavailable_reason()
@@ -245,7 +261,9 @@ def _resolve_resume(store: ResultsStore, config: RunConfig,
         raise MedbenchError(f"--resume found no earlier run in {store.path.parent}; "
                             "run without --resume")
     execution = {name: getattr(config, name) for name in EXECUTION_FIELDS}
-    config = RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution})
+    call = {name: getattr(config, name) for name in CALL_ONLY_FIELDS}  # never stored
+    config = replace(RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution}),
+                     **call)
     echo(f"resuming run {run_id} with its original arguments")
     return config, run_id
 
@@ -268,7 +286,7 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     learned_batch(config.learned_batch, [])  # a bad --learned-batch fails here
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device,
-                           milestones=config.milestones)
+                           milestones=config.milestones, trusted_byo=config.trusted_byo())
     if config.train_missing and prepare_learned is None:
         raise MedbenchError("train_missing needs run(prepare_learned=...), see "
                             "medbench.training.missing.prepare_learned")
@@ -411,7 +429,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
               masks=config.masks, milestones=config.milestones, learned_batch=batch,
-              openjpeg=openjpeg)
+              openjpeg=openjpeg, trusted_byo=config.trusted_byo())
     if units:
         images = len(units)
         batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""

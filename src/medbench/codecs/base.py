@@ -56,6 +56,9 @@ class CodecContext:
     device: str = "auto"
     #: Learned codecs also offer each model's milestone checkpoints (``<model>@<budget>``).
     milestones: bool = False
+    #: The one ``byo`` spec folder whose factories may be imported (``run --codecs byo
+    #: --trust-byo DIR``): a spec names code, so None (the default) imports nothing.
+    trusted_byo: Path | None = None
 
 
 class Codec(ABC):
@@ -134,6 +137,12 @@ class Codec(ABC):
         range for ``bit_depth``-bit images, or None: the codec offers only its
         :meth:`settings` (learned models, lossless-only codecs)."""
         return None
+
+    def target_settings(self) -> list[str]:
+        """The settings a rate-matching search (``run --target``) may pick among when the
+        codec has no :meth:`knob`, low to high rate: the codec's finished operating points
+        (learned codecs leave out milestone checkpoints). Default: :meth:`settings`."""
+        return self.settings()
 
     def is_lossless(self, setting: str) -> bool:
         return setting == LOSSLESS
@@ -266,6 +275,7 @@ class Codec(ABC):
             "settings": self.settings(),
             "rate_knob": self.rate_knob,
             "unavailable": self.unavailable_reason(),
+            "notes": [],  # more lines for `medbench codecs` (byo: each spec's factory)
         }
 
 

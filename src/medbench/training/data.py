@@ -53,7 +53,7 @@ class SplitImages:
 
 def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
                   limit: int | None = None,
-                  manifest_dir: Path | None = None) -> dict[str, list[Record]]:
+                  manifest_dir: Path | None = None, seed: int = 0) -> dict[str, list[Record]]:
     """The records of each of ``splits``, chosen as ``medbench run`` chooses them.
 
     Parameters
@@ -69,6 +69,8 @@ def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
     manifest_dir : Path, optional
         Folder whose ``manifests/`` holds the dataset's split manifest (read, updated and
         saved); None, or a dataset without a manifest: the group hash alone.
+    seed : int
+        Seed of the ``limit`` sample (``train --seed``, as ``run --seed``).
 
     Returns
     -------
@@ -76,20 +78,21 @@ def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
         Per split, what :func:`~medbench.datasets.manifest.choose_records` gives a run of
         that split with the same limit and manifest.
     """
-    return choose_with_manifest(dataset, spec, splits, limit, manifest_dir)
+    return choose_with_manifest(dataset, spec, splits, limit, manifest_dir, seed)
 
 
 def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
                 splits: tuple[str, ...] = ("train", "val"), limit: int | None = None,
-                progress: bool = False,
-                manifest_dir: Path | None = None) -> dict[str, SplitImages]:
-    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split).
+                progress: bool = False, manifest_dir: Path | None = None,
+                seed: int = 0) -> dict[str, SplitImages]:
+    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split, a
+    sample drawn with ``seed``).
 
-    Records come from :func:`choose_splits` (``manifest_dir`` as there); each image is
-    prepared by ``protocol``. An unreadable image is logged and left out.
+    Records come from :func:`choose_splits` (``manifest_dir`` and ``seed`` as there); each
+    image is prepared by ``protocol``. An unreadable image is logged and left out.
     """
     dataset = get_dataset(spec, data_root)
-    chosen = choose_splits(dataset, spec, splits, limit, manifest_dir)
+    chosen = choose_splits(dataset, spec, splits, limit, manifest_dir, seed)
     for s in splits:
         if not chosen[s]:
             raise DatasetError(

@@ -136,7 +136,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
     splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
-                         manifest_dir=Path(cfg.models_dir))
+                         manifest_dir=Path(cfg.models_dir), seed=cfg.seed)
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
         torch.manual_seed(cfg.seed)

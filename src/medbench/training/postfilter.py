@@ -88,7 +88,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
     splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
-                         manifest_dir=Path(cfg.models_dir))
+                         manifest_dir=Path(cfg.models_dir), seed=cfg.seed)
     setting = f"ratio={cfg.ratio:g}"
     pairs = {name: [_pair(codec, image, setting) for image in split.images]
              for name, split in splits.items()}

@@ -64,6 +64,7 @@ class LearnedCodec(Codec):
     def __init__(self, context=None):
         super().__init__(context)
         self._checkpoints: dict[str, Checkpoint] | None = None
+        self._milestones: set[str] = set()  # settings of checkpoints() that are milestones
         self._loaded: dict[str, CompressionModel] = {}
         self._device = None
         #: Model folders that were skipped, and why (folder → reason).
@@ -84,7 +85,9 @@ class LearnedCodec(Codec):
             order = sorted(found.values(), key=lambda c: (_val_bpp(c), c.name))
             self._checkpoints = {c.name: c for c in order}
             if self.context.milestones:  # after the finished models, smallest budget first
-                self._checkpoints.update(find_milestones(order, self.skipped))
+                milestones = find_milestones(order, self.skipped)
+                self._milestones = set(milestones)
+                self._checkpoints.update(milestones)
         return self._checkpoints
 
     def forget_models(self) -> None:
@@ -118,6 +121,12 @@ class LearnedCodec(Codec):
         except MedbenchError as exc:  # --device cuda without a GPU
             where = str(exc)
         return f"medbench {medbench.__version__} {self.arch} ({where})"
+
+    def target_settings(self) -> list[str]:
+        """Finished models only: a half-trained milestone (``run --milestones``) never
+        stands in for a model in a ``--target`` row."""
+        checkpoints = self.checkpoints()
+        return [s for s in checkpoints if s not in self._milestones]
 
     def describe(self) -> dict[str, Any]:
         """The base description plus ``skipped``: broken model folders and why."""
