@@ -147,7 +147,8 @@ def _learned_batch(value: str) -> str:
               help="At most N images per dataset: a random sample of whole patients/groups "
                    "(then images), the same for one --seed.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the --limit sample.")
+              help="Seed of the --limit sample (and of --observer's nodule sites and "
+                   "bootstrap).")
 @click.option("--repeats", type=click.IntRange(min=0, max=MAX_REPEATS), default=None,
               help="Timed encode+decode pairs per cell after one warm-up (median reported) "
                    "[default: automatic: the measured calls are timed, and repeated only "
@@ -207,6 +208,17 @@ def _learned_batch(value: str) -> str:
                    "ratio=10,30 (compression ratio vs native bits), bpp=0.25 or psnr=40. "
                    "Rows have setting target:ratio=10 and the knob used in column knob; "
                    "rates never exceed the target (see README).")
+@click.option("--observer", "observer", type=click.Choice(["nodules"]), default=None,
+              help="Also measure detectability: add simulated nodules in the lung fields, "
+                   "code each image again with them, and score CHO and NPWE model "
+                   "observers (d', AUC, d' coded/original; see README).")
+@click.option("--nodule-sizes", "nodule_sizes", default=None, metavar="MM[,MM...]",
+              help="--observer: nodule diameters in mm [default: 4,6,10].")
+@click.option("--nodule-contrasts", "nodule_contrasts", default=None, metavar="C[,C...]",
+              help="--observer: nodule peaks as fractions of the image's peak grey level "
+                   "[default: 0.025,0.05,0.1].")
+@click.option("--nodule-sites", "nodule_sites", type=click.IntRange(min=1), default=None,
+              help="--observer: sites per size and contrast per image [default: 4].")
 @click.option("--write-dicom", "write_dicom", type=click.Path(file_okay=False, path_type=Path),
               default=None, metavar="DIR",
               help="Also write each coded image whose bitstream is a DICOM transfer syntax "
@@ -216,7 +228,8 @@ def _learned_batch(value: str) -> str:
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
         scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups, group_by, target,
-        write_dicom, overwrite_dicom, trust_byo) -> None:
+        write_dicom, overwrite_dicom, trust_byo, observer, nodule_sizes, nodule_contrasts,
+        nodule_sites) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -264,6 +277,10 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         groups=str(groups.resolve()) if groups else None,
         group_by=group_by,
         trust_byo=str(trust_byo.resolve()) if trust_byo else None,
+        observer=observer,
+        nodule_sizes=nodule_sizes,
+        nodule_contrasts=nodule_contrasts,
+        nodule_sites=nodule_sites,
     )
 
     def progress(total: int):

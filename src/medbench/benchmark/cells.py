@@ -17,6 +17,12 @@ time divided by ``batch_size``. A batch that fails is coded again one image at a
 so one bad image costs only its own row. Every other cell is coded one image at a time
 (``batch_size`` 1).
 
+Under ``run --observer nodules`` (:attr:`Job.observer`) each image also gets simulated
+nodules (:mod:`medbench.benchmark.observers`): planned once per image, then every cell
+codes the image with nodules once more at the cell's setting (``target:`` cells at their
+knob), and the row carries what the observers saw at each site of both decodes
+(``row.observations``; the uncoded original's travel with the image's first row).
+
 For the few images a run shows in its visual comparison (:attr:`Job.visual_images`), the
 cells of each codec nearest the target ratio also keep their decoded pixels (a crop at
 1:1 and the whole image, downscaled when large: :mod:`medbench.benchmark.visuals`), so
@@ -37,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medbench.benchmark.metrics import Reference, measure, region_metrics
-from medbench.benchmark.regions import Region, image_region
+from medbench.benchmark.observers.experiment import ImagePlan, ObserverSpec, plan_image
+from medbench.benchmark.regions import Region, image_region, region_mask
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
 from medbench.benchmark.targets import Target, match, parse_target_setting, recheck
 from medbench.benchmark.timing import PairTiming, timed_pair
@@ -83,6 +90,8 @@ class Job:
     openjpeg: str | None = None
     #: The byo spec folder the user trusts (``run --trust-byo``; see CodecContext).
     trusted_byo: Path | None = None
+    #: ``run --observer nodules``: the detection experiment (benchmark.observers).
+    observer: ObserverSpec | None = None
 
 
 #: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
@@ -326,6 +335,7 @@ class _Prepared:
     base: ResultRow
     region: Region
     reference: Reference
+    observer: ImagePlan | None = None
 
 
 def _prepare(job: Job, unit: WorkUnit, dataset: Dataset, index: int = 0) -> _Prepared | str:
@@ -341,7 +351,56 @@ def _prepare(job: Job, unit: WorkUnit, dataset: Dataset, index: int = 0) -> _Pre
         return f"image could not be read: {message}"
     region = _region(job, unit, dataset, image)
     base = replace(base.with_image(image), roi=region.label, roi_note=region.note)
-    return _Prepared(index, image, base, region, Reference(image.pixels))
+    plan = _observer_plan(job, unit, dataset, image, region)
+    return _Prepared(index, image, base, region, Reference(image.pixels), plan)
+
+
+def _observer_plan(job: Job, unit: WorkUnit, dataset: Dataset, image: Image,
+                   region: Region) -> ImagePlan | None:
+    """The image's nodule experiment (``run --observer``), or None when the run has none.
+
+    The lung field is the ``--masks`` region when the run gives masks; the dataset's own
+    regions (a JSRT nodule) are kept free of simulated nodules.
+    """
+    if job.observer is None:
+        return None
+
+    def native_shape() -> tuple[int, int]:
+        probe = dataset.probe(unit.record)
+        return probe.height, probe.width
+
+    masks = job.masks is not None
+    try:
+        avoid = region_mask(unit.record.meta, image.pixels.shape).mask
+        return plan_image(job.observer, image, {**image.meta, **unit.record.meta},
+                          unit.dataset, native_shape, lung=region.mask if masks else None,
+                          lung_note=region.note if masks else None, avoid=avoid, masks=masks)
+    except Exception as exc:  # a broken plan costs the image's sites, not its rows
+        log.debug("observer plan failed", exc_info=True)
+        return ImagePlan.skipped(job.observer, image, f"the nodule experiment could not be "
+                                 f"planned: {type(exc).__name__}: {exc}")
+
+
+def _observed(ready: _Prepared, codec: Codec, row: ResultRow,
+              decoded: np.ndarray | None) -> ResultRow:
+    """``row`` with what the observers saw in the cell (``run --observer``): the image
+    with nodules is coded at the cell's setting (a ``target:`` cell's knob) and each site
+    cut from both decodes; a failure to code it is a note on the sites, never the row's."""
+    plan = ready.observer
+    if plan is None or row.status != "ok" or decoded is None or not plan.placed \
+            or plan.present is None:
+        return row
+    setting = row.knob or row.setting
+    try:
+        data = _encoded(codec, plan.present, setting)
+        found = plan.observe(decoded, codec.decode(data), row.codec, row.setting, len(data))
+    except BaseException as exc:  # one bad cell never ends a run (Ctrl-C does)
+        if not is_library_failure(exc):
+            raise
+        found = plan.failed(row.codec, row.setting, f"the image with nodules could not be "
+                                                     f"coded at {setting}: "
+                                                     f"{type(exc).__name__}: {exc}")
+    return replace(row, observations=found)
 
 
 def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
@@ -351,12 +410,17 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
     """Rows of one prepared unit: its cells in ``done`` (coded in a batch) and the rest."""
     visual = (unit.dataset, unit.record.image_id) in job.visual_images
     keeper = _VisualKeeper(ready.image) if visual else None
+    # The original's observations travel with the image's first row (written again,
+    # identical, when a resumed image codes its remaining cells).
+    original = ready.observer.original() if ready.observer is not None else ()
     for name, setting in unit.cells:
         rank = job.ranks.get((name, setting))
         codec = codecs[name]
         if isinstance(codec, Exception):
-            yield ready.base.for_cell(name, setting, rank).failed(
+            row = ready.base.for_cell(name, setting, rank).failed(
                 f"codec {name} could not be created on this worker: {codec}")
+            yield replace(row, observations=original)
+            original = ()
             continue
         if (ready.index, (name, setting)) in done:
             row, decoded = done[ready.index, (name, setting)]
@@ -365,7 +429,9 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
                 before_cells([unit], name, setting)
             row, decoded = _code_cell(codec, setting, ready.image, job.repeats, ready.base,
                                       ready.reference, ready.region.mask)
-        row = replace(row, setting_rank=rank)
+        row = _observed(ready, codec, row, decoded)
+        row = replace(row, setting_rank=rank, observations=original + row.observations)
+        original = ()
         if keeper is None:
             yield row
         else:  # a visual image: its rows wait until each codec's nearest cell is known
@@ -427,7 +493,8 @@ def _code_batches(job: Job, units: Sequence[WorkUnit], prepared: Sequence[_Prepa
             for ready, (row, decoded) in zip(batch, rows):
                 unit = units[ready.index]
                 visual = (unit.dataset, unit.record.image_id) in job.visual_images
-                done[ready.index, (name, setting)] = (row, decoded if visual else None)
+                keep = visual or job.observer is not None  # observers read the decode
+                done[ready.index, (name, setting)] = (row, decoded if keep else None)
     return done
 
 

@@ -7,7 +7,9 @@ made only by the constructors here, from a :class:`WorkUnit` (what is known befo
 pixels are read) and, once the image is prepared, from the :class:`~medbench.image.Image`.
 
 A row may carry :class:`VisualCrop` pixels (``row.visuals``) for the report's visual
-comparison; they travel with the row from the worker to the store and are not a column.
+comparison, and the observer experiment's site observations (``row.observations``,
+:mod:`medbench.benchmark.observers`); they travel with the row from the worker to the
+store and are not columns.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from medbench.benchmark.observers.experiment import SiteObservation
     from medbench.datasets.protocols import Protocol
     from medbench.image import Image
 
@@ -140,6 +143,10 @@ class ResultRow:
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})
+    #: ``run --observer``: the cell's (and, on an image's first row, the original's)
+    #: observed sites (:mod:`medbench.benchmark.observers`); not a column.
+    observations: tuple[SiteObservation, ...] = field(default=(), compare=False,
+                                                      repr=False, metadata={"sql": None})
 
     # -- constructors ---------------------------------------------------------------
     @classmethod

@@ -22,6 +22,8 @@ import pandas as pd
 from medbench.benchmark import environment
 from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
+from medbench.benchmark.observers.experiment import ObserverSpec, parse_spec
+from medbench.benchmark.observers.summary import summarize as summarize_observer
 from medbench.benchmark.rows import WorkUnit, error_rows
 from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
@@ -60,6 +62,12 @@ class RunConfig:
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
     target: str | None = None  # --target: rate-matching cells (benchmark.targets)
+    # --observer nodules: the detection experiment (benchmark.observers); its sites are
+    # drawn with --seed.
+    observer: str | None = None
+    nodule_sizes: str | None = None  # mm, comma-separated
+    nodule_contrasts: str | None = None  # fractions of the peak, comma-separated
+    nodule_sites: int | None = None  # sites per condition per image
     # folder: datasets' groups (datasets.grouping): a CSV table or a path expression.
     groups: str | None = None
     group_by: str | None = None
@@ -77,6 +85,11 @@ class RunConfig:
 
     def protocol_obj(self) -> Protocol:
         return parse_protocol(self.protocol, self.size, self.bit_depth)
+
+    def observer_spec(self) -> ObserverSpec | None:
+        """The ``--observer`` experiment, or None (a bad option raises MedbenchError)."""
+        return parse_spec(self.observer, self.nodule_sizes, self.nodule_contrasts,
+                          self.nodule_sites, self.seed)
 
     def trusted_byo(self) -> Path | None:
         """The byo spec folder given by ``--trust-byo``, for codecs named in ``--codecs``
@@ -285,6 +298,7 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     learned_batch(config.learned_batch, [])  # a bad --learned-batch fails here
+    spec = config.observer_spec()  # a bad --observer/--nodule-* fails here
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device,
                            milestones=config.milestones, trusted_byo=config.trusted_byo())
     if config.train_missing and prepare_learned is None:
@@ -308,6 +322,11 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     if not ranks:
         raise MedbenchError("no codec can run; see `medbench codecs` for what is missing")
     echo(f"codecs: {', '.join(codec.name for codec in codecs)} ({len(ranks)} settings)")
+    if spec is not None:
+        echo(f"observer: nodules of {', '.join(f'{d:g}' for d in spec.sizes_mm)} mm x "
+             f"contrasts {', '.join(f'{c:g}' for c in spec.contrasts)} (of the peak), "
+             f"{spec.per_condition} sites each per image (seed {spec.seed}); every cell also "
+             "codes each image with nodules")
     plan = RunPlan(config, codecs, {}, [], ranks, frozenset(), notes)
     root = Path(config.data_root) if config.data_root else None
     specs = unique_names(config.datasets, "--datasets")
@@ -429,7 +448,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
               masks=config.masks, milestones=config.milestones, learned_batch=batch,
-              openjpeg=openjpeg, trusted_byo=config.trusted_byo())
+              openjpeg=openjpeg, trusted_byo=config.trusted_byo(),
+              observer=config.observer_spec())
     if units:
         images = len(units)
         batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""
@@ -450,6 +470,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
                     bar.update(1)
                     if row.status == "error":
                         bar.set_postfix_str(f"last error: {row.codec} {row.setting}")
+        if job.observer is not None:
+            _summarize_observer(store, run_id, job.observer, echo)
         store.set_run_status(run_id, "finished")
     except BaseException:
         try:
@@ -461,6 +483,16 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
         if bar is not None:
             bar.close()
     return run_id
+
+
+def _summarize_observer(store: ResultsStore, run_id: str, spec: ObserverSpec,
+                        echo: Callable[[str], Any]) -> None:
+    """Fit the observers on the run's sites and store the ``observer`` table."""
+    echo("observer: fitting the CHO and bootstrapping d' over patients")
+    table = summarize_observer(store.observer_sites(run_id), store.frame(run_id), spec.seed,
+                               run_id)
+    store.write_observer(run_id, table)
+    echo(f"observer: {len(table)} rows in the store's observer table")
 
 
 def _image_entry(unit: WorkUnit) -> tuple[str, str, str, str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.benchmark.observers import storage as observer_storage
 from medbench.benchmark.rows import COLUMNS, STATUSES, ResultRow, VisualCrop
 from medbench.benchmark.visuals import pack, unpack
 from medbench.errors import MedbenchError
@@ -117,6 +118,7 @@ class ResultsStore:
                 "image_id TEXT NOT NULL, codec TEXT NOT NULL, setting TEXT NOT NULL, "
                 "started_at TEXT, PRIMARY KEY (run_id, dataset, image_id, codec, setting))"
             )
+            observer_storage.create_tables(self._db)  # run --observer (benchmark.observers)
             existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
             for name, sqltype in COLUMNS.items():  # stores written by older versions
                 if name not in existing:
@@ -203,6 +205,7 @@ class ResultsStore:
             self._db.execute(
                 "DELETE FROM visuals WHERE run_id = ? AND dataset = ? AND image_id = ?",
                 (run_id, dataset, image_id))
+            observer_storage.delete_image(self._db, run_id, dataset, image_id)
         return count
 
     # -- the cell in flight --------------------------------------------------------------
@@ -257,6 +260,7 @@ class ResultsStore:
                 (row.run_id, row.dataset, row.image_id, row.codec, row.setting))
             for view in row.visuals:
                 self._write_visual(row, view)
+            observer_storage.write_sites(self._db, row)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -295,6 +299,20 @@ class ResultsStore:
                         "setting": setting, "role": role, "bit_depth": depth, "top": top,
                         "left": left, "pixels": unpack(blob, dtype, h, w)})
         return out
+
+    # -- the observer experiment (run --observer, medbench.benchmark.observers) ------------
+    def observer_sites(self, run_id: str) -> pd.DataFrame:
+        """The run's observed sites (one row per image × cell × site × condition)."""
+        return observer_storage.read_sites(self._db, run_id)
+
+    def write_observer(self, run_id: str, table: pd.DataFrame) -> None:
+        """Replace the run's ``observer`` summary table with ``table``."""
+        with self._writing():
+            observer_storage.write_table(self._db, run_id, table)
+
+    def observer(self, run_id: str) -> pd.DataFrame:
+        """The run's ``observer`` summary table (empty when none was written)."""
+        return observer_storage.read_table(self._db, run_id)
 
     def frame(self, run_id: str | None = None) -> pd.DataFrame:
         """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""

@@ -97,7 +97,19 @@ def read_jsrt_img(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
             "12-bit JSRT .IMG (a little-endian or other raw file?)"
         )
     pixels = (2**BIT_DEPTH - 1 - words).astype(np.uint16).reshape(SIDE, SIDE)
-    return pixels, BIT_DEPTH, {"format": "jsrt-img", "stored_inverted": True}
+    return pixels, BIT_DEPTH, {"format": "jsrt-img", "stored_inverted": True,
+                               **film_spacing(pixels.shape)}
+
+
+def film_spacing(shape: tuple[int, ...]) -> dict[str, Any]:
+    """The pixel spacing of a JSRT image of ``shape``: :data:`PIXEL_MM` at 2048², and a
+    conversion of another size taken to hold the whole film (spacing scaled)."""
+    rows, cols = shape[:2]
+    source = f"JSRT: {PIXEL_MM} mm per pixel at {SIDE}x{SIDE}"
+    if (rows, cols) != (SIDE, SIDE):
+        source += f" (this {cols}x{rows} conversion taken to hold the whole film)"
+    return {"spacing_row_mm": PIXEL_MM * SIDE / rows, "spacing_col_mm": PIXEL_MM * SIDE / cols,
+            "spacing_source": source}
 
 
 # -- the clinical information ------------------------------------------------------------------
@@ -221,7 +233,8 @@ class JsrtDataset(FileTreeDataset):
     def read_file(self, path: Path, kind: str):
         if kind == "jsrt-img":
             return read_jsrt_img(path)
-        return super().read_file(path, kind)
+        pixels, bit_depth, meta = super().read_file(path, kind)
+        return pixels, bit_depth, {**meta, **film_spacing(pixels.shape)}
 
     def probe_file(self, path: Path, kind: str) -> Probe:
         if kind == "jsrt-img":
