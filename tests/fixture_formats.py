@@ -135,8 +135,10 @@ def write_dicom(
     signed: bool = False,
     frames: int = 1,
     patient_id: str = "P0",
+    **elements: object,
 ) -> Path:
-    """A DICOM file with the given stored values (``stored=None``: no pixel data)."""
+    """A DICOM file with the given stored values (``stored=None``: no pixel data);
+    ``elements`` sets more data elements by keyword (``PixelSpacing=[0.2, 0.1]``)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -172,6 +174,8 @@ def write_dicom(
         ds.RescaleSlope = slope
     if intercept is not None:
         ds.RescaleIntercept = intercept
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)

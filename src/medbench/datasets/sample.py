@@ -79,7 +79,8 @@ class SampleDataset(Dataset):
                             image_id=image_id,
                             group=image_id,
                             source=f"{filename}#r{r}c{c}",
-                            meta={"body_part": body_part, "row": r, "col": c, "file": filename},
+                            meta={"body_part": body_part, "row": r, "col": c, "file": filename,
+                                  "tile": f"{TILE}x{TILE} tile of {filename}"},
                         )
                     )
         return sorted(records, key=lambda rec: rec.image_id)

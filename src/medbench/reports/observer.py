@@ -9,9 +9,10 @@ reads it into the highest compression ratio at which each codec keeps detectabil
 **Task-lossless.** A setting is *task-lossless* for a nodule size and observer when, at
 every contrast, detectability is shown not to drop by more than 5 %: the lower end of the
 95 % interval of ``dprime_ratio`` is at least :data:`MARGIN` = 0.95 (a non-inferiority
-test with a 5 % margin). The limit is the highest mean compression ratio of the codec's
-settings, scanned from the least compressed, before the first setting that is not
-task-lossless. This criterion is used rather than "the interval includes 1" because the
+test with a 5 % margin). The limit is the highest mean compression ratio among the
+codec's task-lossless settings; the least compressed setting that is not task-lossless is
+named beside it, with a note where it lies below the limit (detectability that is not
+monotone in the rate). This criterion is used rather than "the interval includes 1" because the
 latter (a) counts an experiment too small to see a loss as evidence that there is none:
 the fewer the images, the wider the interval and the *higher* the limit, and (b) calls a
 codec that makes nodules more detectable (an interval above 1) lossy. With the margin,
@@ -71,32 +72,14 @@ def write_observer_csv(store: ResultsStore, run_id: str, folder: Path) -> Path |
     return path
 
 
-def _passes(rows: pd.DataFrame, criterion: str, margin: float) -> bool:
-    """Whether every contrast of one setting meets ``criterion`` (an interval is needed)."""
+def _failing(rows: pd.DataFrame, criterion: str, margin: float) -> pd.DataFrame:
+    """The contrasts of one setting that do not meet ``criterion`` (no interval: failing)."""
     low, high = rows["dprime_ratio_low"], rows["dprime_ratio_high"]
-    if low.isna().any() or high.isna().any():
-        return False
     if criterion == "noninferior":
-        return bool((low >= margin).all())
-    return bool(((low <= 1) & (high >= 1)).all())
-
-
-def _limit(settings: list[tuple[str, float, float, pd.DataFrame]], criterion: str,
-           margin: float) -> dict[str, object]:
-    """The last passing setting before the first failing one (ascending ratio)."""
-    best = None
-    for setting, ratio, bpp, rows in settings:
-        if not _passes(rows, criterion, margin):
-            failing = rows.sort_values("contrast")
-            if criterion == "noninferior":
-                bad = failing[~(failing["dprime_ratio_low"] >= margin)]
-            else:
-                bad = failing[~((failing["dprime_ratio_low"] <= 1)
-                                & (failing["dprime_ratio_high"] >= 1))]
-            contrast = bad["contrast"].iloc[0] if len(bad) else None
-            return {"best": best, "fails": (setting, ratio, contrast)}
-        best = (setting, ratio, bpp)
-    return {"best": best, "fails": None}
+        ok = low >= margin
+    else:
+        ok = (low <= 1) & (high >= 1)
+    return rows[~ok.fillna(False).astype(bool)].sort_values("contrast")
 
 
 def task_lossless_limits(table: pd.DataFrame, margin: float = MARGIN) -> pd.DataFrame:
@@ -114,16 +97,18 @@ def task_lossless_limits(table: pd.DataFrame, margin: float = MARGIN) -> pd.Data
     -------
     pandas.DataFrame
         ``dataset, codec, train_dataset, observer, diameter_mm, limit_ratio,
-        limit_setting, limit_bpp, fails_at, fails_at_ratio, fails_at_contrast,
-        limit_ratio_includes_1, limit_setting_includes_1, settings``: ``limit_*`` empty
-        when no setting is task-lossless (the least compressed already fails, or no
-        interval could be computed); ``fails_at*`` the first setting that is not (empty
-        when every setting is).
+        limit_setting, limit_bpp, first_failure, first_failure_ratio,
+        first_failure_contrast, limit_ratio_includes_1, limit_setting_includes_1,
+        settings, note``. ``limit_*``: the setting of highest mean ratio that is
+        task-lossless at every contrast, empty when none is; ``first_failure*``: the
+        least compressed setting that is not, and its first failing contrast; ``note``
+        says when that failure lies *below* the limit (detectability not monotone in
+        the rate, e.g. a near-lossless setting that spends more bytes than lossless).
     """
     columns = ["dataset", "codec", "train_dataset", "observer", "diameter_mm", "limit_ratio",
-               "limit_setting", "limit_bpp", "fails_at", "fails_at_ratio",
-               "fails_at_contrast", "limit_ratio_includes_1", "limit_setting_includes_1",
-               "settings"]
+               "limit_setting", "limit_bpp", "first_failure", "first_failure_ratio",
+               "first_failure_contrast", "limit_ratio_includes_1",
+               "limit_setting_includes_1", "settings", "note"]
     coded = table[(table["codec"] != ORIGINAL) & table["ratio"].notna()]
     if coded.empty:
         return pd.DataFrame(columns=columns)
@@ -133,18 +118,25 @@ def task_lossless_limits(table: pd.DataFrame, margin: float = MARGIN) -> pd.Data
         settings = sorted(
             ((str(setting), float(part["ratio"].mean()), float(part["bpp"].mean()), part)
              for setting, part in rows.groupby("setting")), key=lambda item: item[1])
-        strict = _limit(settings, "noninferior", margin)
-        loose = _limit(settings, "includes_1", margin)
-        best, fails, wide = strict["best"], strict["fails"], loose["best"]
+        strict = [item for item in settings if _failing(item[3], "noninferior", margin).empty]
+        loose = [item for item in settings if _failing(item[3], "includes_1", margin).empty]
+        failures = [item for item in settings if not _failing(item[3], "noninferior",
+                                                              margin).empty]
+        best = strict[-1] if strict else None
+        fail = failures[0] if failures else None
+        note = None
+        if best and fail and fail[1] < best[1]:
+            note = (f"not monotone: {fail[0]} ({fail[1]:.3g}:1) fails below the limit")
         out.append({
             **dict(zip(keys, key)),
             "limit_ratio": best[1] if best else np.nan,
             "limit_setting": best[0] if best else None,
             "limit_bpp": best[2] if best else np.nan,
-            "fails_at": fails[0] if fails else None,
-            "fails_at_ratio": fails[1] if fails else np.nan,
-            "fails_at_contrast": fails[2] if fails else np.nan,
-            "limit_ratio_includes_1": wide[1] if wide else np.nan,
-            "limit_setting_includes_1": wide[0] if wide else None,
-            "settings": len(settings)})
+            "first_failure": fail[0] if fail else None,
+            "first_failure_ratio": fail[1] if fail else np.nan,
+            "first_failure_contrast": (_failing(fail[3], "noninferior", margin)["contrast"]
+                                       .iloc[0] if fail else np.nan),
+            "limit_ratio_includes_1": loose[-1][1] if loose else np.nan,
+            "limit_setting_includes_1": loose[-1][0] if loose else None,
+            "settings": len(settings), "note": note})
     return pd.DataFrame(out, columns=columns)

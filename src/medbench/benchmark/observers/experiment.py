@@ -160,20 +160,29 @@ class Condition:
     refused: str | None = None  # why this condition cannot be used on this image
 
 
+def roi_half(diameter_mm: float, spacing: Spacing, blur_mm: float) -> tuple[int, int]:
+    """Half-size ``(h, k)`` of a condition's ROI: :data:`ROI_RADII` radii, at least the
+    nodule's stamp (:func:`~medbench.benchmark.observers.nodules.stamp`)."""
+    radius = diameter_mm / 2
+    out = []
+    for pixel in (spacing.row_mm, spacing.col_mm):
+        stamp_half = int(math.ceil((radius + 3 * blur_mm) / pixel)) + 1
+        out.append(max(stamp_half, int(math.ceil(ROI_RADII * radius / pixel)) + 1))
+    return out[0], out[1]
+
+
 @lru_cache(maxsize=64)
 def _fixed_parts(diameter_mm: float, spacing: Spacing, blur_mm: float, count: int
-                 ) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray, float]:
-    """ROI half-size, unit stamp, LG channels, unit NPWE template and LG width (cached:
-    they depend only on the nodule and the spacing)."""
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Unit stamp, LG channels, unit NPWE template and LG width (cached: they depend only
+    on the nodule and the spacing)."""
     unit = nodules.stamp(diameter_mm, 1.0, spacing, blur_mm)
-    radius = diameter_mm / 2
-    half = (max(unit.shape[0] // 2, int(math.ceil(ROI_RADII * radius / spacing.row_mm)) + 1),
-            max(unit.shape[1] // 2, int(math.ceil(ROI_RADII * radius / spacing.col_mm)) + 1))
+    half = roi_half(diameter_mm, spacing, blur_mm)
     roi = _on_roi(unit, half)
-    width, _ = templates.matched_width(roi, radius, half, spacing, count)
+    width, _ = templates.matched_width(roi, diameter_mm / 2, half, spacing, count)
     channels = templates.lg_channels(width, half, spacing, count)
     npwe = templates.npwe_template(roi, spacing).ravel()
-    return half, unit, channels, npwe, width
+    return unit, channels, npwe, width
 
 
 def _on_roi(patch: np.ndarray, half: tuple[int, int]) -> np.ndarray:
@@ -199,15 +208,18 @@ def conditions_for(spec: ObserverSpec, spacing: Spacing, bit_depth: int,
                                  f"{spacing.describe()}, under {nodules.MIN_DIAMETER_PX:g}: "
                                  "the image is too small for this size"))
             continue
-        half, unit, channels, npwe, width = _fixed_parts(diameter, spacing, spec.blur_mm,
-                                                         spec.channels)
-        refused = None
+        half = roi_half(diameter, spacing, spec.blur_mm)
         if 2 * half[0] + 1 > shape[0] // 2 or 2 * half[1] + 1 > shape[1] // 2:
-            refused = (f"a {diameter:g} mm nodule needs a {2 * half[1] + 1}x{2 * half[0] + 1} "
-                       f"region, more than half the {shape[1]}x{shape[0]} image: the image is "
-                       "too small for this size")
+            out.append(Condition(diameter, contrast, half, np.zeros((1, 1)), np.zeros((0, 0)),
+                                 np.zeros(0), 0.0,
+                                 f"a {diameter:g} mm nodule needs a {2 * half[1] + 1}x"
+                                 f"{2 * half[0] + 1} region, more than half the {shape[1]}x"
+                                 f"{shape[0]} image: the image is too small for this size"))
+            continue
+        unit, channels, npwe, width = _fixed_parts(diameter, spacing, spec.blur_mm,
+                                                   spec.channels)
         out.append(Condition(diameter, contrast, half, unit * contrast * peak,
-                             channels, npwe * contrast, width, refused))
+                             channels, npwe * contrast, width))
     return out
 
 

@@ -77,7 +77,8 @@ def prepared_spacing(meta: Mapping[str, Any], native_shape: tuple[int, int],
     ----------
     meta
         The image's metadata (reader's and dataset's): ``spacing_row_mm``,
-        ``spacing_col_mm``, ``spacing_source``, ``body_part``, ``group_kind``, ``view``.
+        ``spacing_col_mm``, ``spacing_source``, ``body_part``, ``tile`` (the ``sample``
+        dataset's tiles), ``group_kind``, ``view``.
     native_shape, prepared_shape
         ``(height, width)`` as read and as coded.
 
@@ -111,7 +112,7 @@ def chest_film(meta: Mapping[str, Any]) -> None:
     if part and not any(name in part for name in CHEST_PARTS):
         raise SiteSkip(f"no pixel spacing recorded and the body part is {part}, not a chest "
                        "film: the nodule sizes in mm cannot be mapped to pixels")
-    if meta.get("group_kind") == "tile":
+    if meta.get("tile") or meta.get("group_kind") == "tile":
         raise SiteSkip("the image is a tile of a radiograph, not a whole chest film: neither "
                        "the film-width assumption nor the lung-field rule applies (give "
                        "--masks and a dataset with pixel spacing)")

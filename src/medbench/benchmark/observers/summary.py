@@ -101,14 +101,15 @@ def _unusable(sites: det.Sites, label: int) -> str | None:
 
 
 def _estimates(coded: det.Sites, original: det.Sites | None, seed: list[int],
-               replicates: int) -> list[dict[str, object]]:
-    """Per condition: d', AUC and (with ``original``) the ratio, with bootstrap intervals."""
+               replicates: int, conditions: int) -> list[dict[str, object]]:
+    """Per condition (``conditions`` of them, labelled 0..): d', AUC and (with
+    ``original``) the ratio, with bootstrap intervals."""
     out: list[dict[str, object]] = []
-    for label in range(coded.conditions):
+    for label in range(conditions):
         mine = coded.labels == label
         out.append({"n_present": int(mine.sum()), "n_absent": int(mine.sum()),
                     "n_groups": int(np.unique(coded.group[mine]).size)})
-    reasons = [_unusable(coded, label) for label in range(coded.conditions)]
+    reasons = [_unusable(coded, label) for label in range(conditions)]
     if all(reasons):
         for row, reason in zip(out, reasons):
             row["ci_method"] = f"none: {reason}"
@@ -154,8 +155,8 @@ def _estimates(coded: det.Sites, original: det.Sites | None, seed: list[int],
         kept = int(np.isfinite(draws[:, label]).sum())
         row["ci_method"] = (f"cluster bootstrap over {groups} patient groups ({kept} of "
                             f"{replicates} replicates usable), bias-corrected percentile 95 %"
-                            + ("; CHO refitted on each, 2-fold by patient" if coded.channelized
-                               else ""))
+                            + ("; CHO templates of the estimate (2-fold by patient)"
+                               if coded.channelized else ""))
     return out
 
 
@@ -249,7 +250,7 @@ def _dataset_rows(dataset: str, data: pd.DataFrame, results: pd.DataFrame, seed:
         for observer in OBSERVERS:
             estimates = _estimates(_sites(reference, groups, halves, contrasts, observer),
                                    None, _seed(seed, dataset, "", "", diameter, observer),
-                                   replicates)
+                                   replicates, len(contrasts))
             for contrast, estimate in zip(contrasts, estimates):
                 n_images = reference[reference["contrast"] == contrast].index \
                     .get_level_values(0).nunique()
@@ -267,7 +268,8 @@ def _dataset_rows(dataset: str, data: pd.DataFrame, results: pd.DataFrame, seed:
                 estimates = _estimates(
                     _sites(cell, groups, halves, contrasts, observer),
                     _sites(same, groups, halves, contrasts, observer),
-                    _seed(seed, dataset, codec, setting, diameter, observer), replicates)
+                    _seed(seed, dataset, codec, setting, diameter, observer), replicates,
+                    len(contrasts))
                 for contrast, estimate in zip(contrasts, estimates):
                     images = cell[cell["contrast"] == contrast].index.get_level_values(0)
                     images = images.unique()
