@@ -113,3 +113,21 @@ def test_multi_frame_dicom_is_refused(tmp_path):
     path = write_dicom(tmp_path / "a.dcm", frames, frames=3)
     with pytest.raises(ImageReadError, match="multi-frame DICOM \\(3 frames\\)"):
         read_dicom(path)
+
+
+@pytest.mark.parametrize("elements, expected", [
+    ({"PixelSpacing": [0.2, 0.1], "ImagerPixelSpacing": [0.3, 0.3]},
+     (0.2, 0.1, "(0028,0030) Pixel Spacing")),
+    ({"ImagerPixelSpacing": [0.15, 0.15]}, (0.15, 0.15, "(0018,1164) Imager Pixel Spacing")),
+    ({"PixelSpacing": [0.0, 0.1], "ImagerPixelSpacing": [0.15, 0.15]},
+     (0.15, 0.15, "(0018,1164) Imager Pixel Spacing")),  # an unusable value is passed over
+])
+def test_pixel_spacing_is_read_rows_then_columns(tmp_path, elements, expected):
+    path = write_dicom(tmp_path / "a.dcm", picture((8, 8), 12), **elements)
+    meta = read_dicom(path)[2]
+    assert (meta["spacing_row_mm"], meta["spacing_col_mm"], meta["spacing_source"]) == expected
+
+
+def test_a_dicom_without_spacing_records_none(tmp_path):
+    meta = read_dicom(write_dicom(tmp_path / "a.dcm", picture((8, 8), 12)))[2]
+    assert "spacing_row_mm" not in meta and "spacing_source" not in meta

@@ -132,3 +132,15 @@ def test_missing_data_root_folder_and_empty_folder(tmp_path):
     (tmp_path / "jsrt" / "JPCLN001.IMG").write_bytes(b"")
     with pytest.raises(DatasetError, match="all 1 files were skipped.*zero-byte"):
         get_dataset("jsrt", tmp_path).records()
+
+
+def test_jsrt_images_carry_their_pixel_spacing(tmp_path):
+    meta = read_jsrt_img(write_jsrt_img(tmp_path / "JPCLN001.IMG", jsrt_picture(0)))[2]
+    assert meta["spacing_row_mm"] == meta["spacing_col_mm"] == 0.175
+    root = tmp_path / "root"
+    write_png(root / "jsrt" / "JPCNN002.png", picture((1024, 1024), 12), sbit=12)
+    dataset = get_dataset("jsrt", root)
+    (record,) = dataset.records()
+    image = dataset.load(record)
+    assert image.meta["spacing_col_mm"] == pytest.approx(0.35)  # the whole film in 1024 px
+    assert "conversion taken to hold the whole film" in image.meta["spacing_source"]

@@ -34,13 +34,14 @@ def roi_signal(diameter_mm: float = 8.0, amplitude: float = 4.0, half: int = 20)
     return roi
 
 
-def noisy(signal: np.ndarray, sigma: float, seed: int, n: int = N
+def noisy(signal: np.ndarray, sigma: float, seed: int, n: int = N, baseline: float = 50.0
           ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` signal-present and ``n`` signal-absent ROIs (flattened) in white noise."""
+    """``n`` signal-present and ``n`` signal-absent ROIs (flattened) in white noise on a
+    uniform ``baseline`` (which no observer may mistake for the signal)."""
     rng = np.random.default_rng(seed)
     flat = signal.ravel()
-    present = flat + rng.normal(0, sigma, (n, flat.size))
-    absent = rng.normal(0, sigma, (n, flat.size))
+    present = baseline + flat + rng.normal(0, sigma, (n, flat.size))
+    absent = baseline + rng.normal(0, sigma, (n, flat.size))
     return present, absent
 
 
@@ -132,6 +133,20 @@ def test_added_white_noise_lowers_dprime_by_the_predicted_amount():
     theory = np.linalg.norm(signal) / np.sqrt(SIGMA**2 + added**2)
     assert matched_dprime(signal, present, absent) == pytest.approx(theory,
                                                                    abs=allowed(theory))
+
+
+def test_the_cho_is_tested_on_patients_it_was_not_trained_on():
+    # No signal at all: a CHO tested on its own training sites would still find one
+    # (resubstitution bias, about sqrt(J (1/n_p + 1/n_a)) here); cross-validated, it does not.
+    signal = np.zeros((21, 21))
+    channels = templates.lg_channels(2.0, (10, 10), SPACING)
+    found = []
+    for seed in range(20):
+        present, absent = noisy(signal, SIGMA, seed=100 + seed, n=24)
+        groups = np.arange(24)
+        sites = det.Sites(groups, groups % 2, present @ channels.T, absent @ channels.T)
+        found.append(det.point(sites)[0][0])
+    assert np.mean(found) < 0.2
 
 
 def test_dprime_and_auc_match_independent_formulas():

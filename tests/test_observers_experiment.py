@@ -83,6 +83,13 @@ def test_the_original_observes_each_site_with_and_without_its_nodule():
         assert "ASSUMED" in o.spacing_source
     same = result.observe(result.image.pixels, result.image.pixels, "c", "s")
     assert all(np.array_equal(o.cho_present, o.cho_absent) for o in same)
+    # Both observers are blind to the region's mean grey level (a brighter patient).
+    brighter = result.observe(result.image.pixels.astype(float) + 20,
+                              result.present.pixels.astype(float) + 20, "c", "s")
+    plain = result.observe(result.image.pixels, result.present.pixels, "c", "s")
+    for a, b in zip(brighter, plain):
+        assert np.allclose(a.cho_present, b.cho_present, atol=1e-9)
+        assert a.npwe_absent == pytest.approx(b.npwe_absent, abs=1e-9)
 
 
 def test_an_image_too_small_for_a_size_is_a_stated_skip():

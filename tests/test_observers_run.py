@@ -54,6 +54,8 @@ def test_the_observer_table_is_stored_with_every_cell_observer_and_condition(cla
     assert original["ci_method"].str.startswith("cluster bootstrap over 12").all()
     assert original["note"].str.contains("ASSUMED a PA chest film 430 mm").all()
     assert store.run_info(result.run_id)["arguments"]["observer"] == "nodules"
+    stored = store.observer(result.run_id)  # written by the run, not recomputed
+    assert len(stored) == len(table) and not stored["note"].str.contains("unfinished").any()
 
 
 def test_lossless_coding_keeps_detectability_exactly(classical):
@@ -152,9 +154,14 @@ def test_the_five_codecs_of_the_issue_run_with_the_experiment(chests, tmp_path):
         (picked / name).write_bytes((chests / name).read_bytes())
     codecs = ["jpeg", "jpeg2000", "jpegxl", "hyperprior", "dcae"]
     result = run(config(picked, codecs, nodule_sizes="10", nodule_contrasts="0.08",
-                        nodule_sites=2, learned_batch=1), tmp_path / "out")
+                        nodule_sites=2, learned_batch=3), tmp_path / "out")
     assert (result.rows["status"] == "ok").all()
-    table = observer_table(ResultsStore.open_existing(tmp_path / "out"), result.run_id)
+    learned = result.rows[result.rows["codec"].isin(["hyperprior", "dcae"])]
+    assert (learned["batch_size"] == 3).all()  # coded in batches, observed all the same
+    store = ResultsStore.open_existing(tmp_path / "out")
+    table = observer_table(store, result.run_id)
+    sites = store.observer_sites(result.run_id)
+    assert set(sites[sites["codec"] == "dcae"]["image_id"]) == {"chest00", "chest01", "chest02"}
     cells = result.rows[["codec", "setting"]].drop_duplicates()
     assert set(table["codec"]) == set(codecs) | {"original"}
     assert len(table) == (len(cells) + 1) * 2

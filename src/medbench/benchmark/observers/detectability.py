@@ -141,15 +141,29 @@ def _group_sums(sites: Sites, data: np.ndarray, keep: np.ndarray
     return n, first, second
 
 
-def _weighted_templates(sites: Sites, train: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """CHO templates of replicates, ``(B, C, J)``: ``weight`` is ``(B, G)`` group
-    multiplicities, ``train`` the boolean mask of the training sites.
+def _weighted_templates(sites: Sites, train: np.ndarray, weight: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """CHO templates of replicates and their thresholds, both ``(B, C, J)``: ``weight`` is
+    ``(B, G)`` group multiplicities, ``train`` the boolean mask of the training sites.
+
+    The statistic of a channel vector ``v`` is ``wᵀ (v - m)``, ``m`` the midpoint of the
+    training class means, so the statistics of the two halves' templates share their
+    origin and can be pooled (without it each half's statistics would carry their own
+    constant offset ``wᵀ m``, which pooling would count as variance).
 
     Channel statistics are summed per group first, so a replicate costs ``O(G C J²)``.
-    The covariance is pooled within class over conditions (module notes).
+    The covariance is pooled within class over conditions (module notes). Both classes
+    are first shifted by their condition's mean absent vector (a constant: covariances and
+    the mean difference are unchanged), so the one-pass moments do not cancel
+    catastrophically when the channel responses sit far from zero.
     """
+    labels = sites.labels
+    shift = np.zeros((sites.conditions, sites.absent.shape[1]))
+    for c in range(sites.conditions):
+        if np.any(labels == c):
+            shift[c] = sites.absent[labels == c].mean(axis=0)
     means, scatter, dof = [], 0.0, 0.0
-    for data in (sites.present, sites.absent):
+    for data in (sites.present - shift[labels], sites.absent - shift[labels]):
         n, first, second = _group_sums(sites, data, train)
         count = weight @ n  # (B, C)
         total = np.einsum("bg,gcj->bcj", weight, first, optimize=False)
@@ -163,10 +177,11 @@ def _weighted_templates(sites: Sites, train: np.ndarray, weight: np.ndarray) -> 
     difference = means[0] - means[1]  # (B, C, J)
     template = np.linalg.solve(pooled[:, None], difference[..., None])[..., 0]
     scale = np.sqrt(np.einsum("bci,bij,bcj->bc", template, pooled, template, optimize=False))
+    midpoint = (means[0] + means[1]) / 2 + shift[None]
     # No mean difference in training (a codec that erased the nodules there): a zero
     # template, whose statistic cannot tell the regions apart.
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale[..., None] > 0, template / scale[..., None], 0.0)
+        return np.where(scale[..., None] > 0, template / scale[..., None], 0.0), midpoint
 
 
 def statistics(sites: Sites, weight: np.ndarray | None = None
@@ -176,7 +191,8 @@ def statistics(sites: Sites, weight: np.ndarray | None = None
 
     NPWE statistics are returned as they are. CHO channel vectors are turned into
     statistics by the template of their condition fitted on the *other* half
-    (cross-validation, module notes) with the same multiplicities.
+    (cross-validation, module notes) with the same multiplicities, measured from that
+    template's threshold (:func:`_weighted_templates`).
     """
     n = sites.group.size
     weight = np.ones((1, sites.groups)) if weight is None else weight
@@ -189,11 +205,13 @@ def statistics(sites: Sites, weight: np.ndarray | None = None
         test = sites.half == half
         if not test.any():
             continue
-        templates = _weighted_templates(sites, ~test, weight)[:, sites.labels[test]]
-        present[:, test] = np.einsum("bnj,nj->bn", templates, sites.present[test],
-                                     optimize=False)
-        absent[:, test] = np.einsum("bnj,nj->bn", templates, sites.absent[test],
-                                    optimize=False)
+        templates, midpoints = _weighted_templates(sites, ~test, weight)
+        labels = sites.labels[test]
+        templates, midpoints = templates[:, labels], midpoints[:, labels]
+        present[:, test] = np.einsum("bnj,bnj->bn", templates,
+                                     sites.present[test][None] - midpoints, optimize=False)
+        absent[:, test] = np.einsum("bnj,bnj->bn", templates,
+                                    sites.absent[test][None] - midpoints, optimize=False)
     return present, absent
 
 
