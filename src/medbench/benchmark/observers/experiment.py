@@ -18,7 +18,7 @@ statistic of each region (:class:`SiteObservation`). The CHO template is fitted 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -386,12 +386,3 @@ def plan_image(spec: ObserverSpec, image: Image, meta: Mapping[str, Any], datase
                                               **plan._common(conditions[which])))
     plan.present = image.replace(pixels=inserted.pixels)
     return plan
-
-
-def summary_counts(observations: Sequence[SiteObservation]) -> dict[str, int]:
-    """``{status: count}`` of site rows (``site >= 0``), for logs and tests."""
-    out: dict[str, int] = {}
-    for item in observations:
-        if item.site >= 0:
-            out[item.status] = out.get(item.status, 0) + 1
-    return out

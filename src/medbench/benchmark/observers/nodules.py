@@ -24,6 +24,15 @@ Adding it to an integer image rounds to the image's grey levels (the codec recei
 integers). A site where the rounded sum would exceed the peak is **not** clipped: it is
 refused (:class:`Insertion` names it and why), because clipping would change the signal
 the observers' templates assume.
+
+References
+----------
+Samei E, Flynn MJ, Eyler WR. Detection of subtle lung nodules: relative influence of
+quantum and anatomic noise on chest radiographs. Radiology 1999;213(3):727–734.
+doi:10.1148/radiology.213.3.r99dc19727 (simulated nodules of a sphere's projected
+profile added to real chest radiographs).
+Barrett HH, Myers KJ. *Foundations of Image Science*. Wiley, 2004, §13.2 (signal-known-
+exactly tasks on real backgrounds).
 """
 
 from __future__ import annotations
