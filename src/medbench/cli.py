@@ -222,6 +222,8 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
     dataset_list = _split_names(datasets, "--datasets") or ["sample"]
     codec_registry.check_names(codec_list or [])
     dataset_registry.check_names(dataset_list)
+    given = _given_fields(ctx)
+    _check_combinations(given, resume, limit, write_dicom, no_cache, scheduler)
     click.echo("medbench: loading codecs and datasets…", err=True)
 
     from medbench.benchmark.runner import RunConfig
@@ -267,7 +269,7 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
                                    progress=None if no_progress else progress,
                                    echo=lambda m: click.echo(m, err=True),
                                    prepare_learned=prepare_learned,
-                                   given=_given_fields(ctx), check_plan=_check_run_outputs)
+                                   given=given, check_plan=_check_run_plan)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
                    f"`medbench run --out {out} --resume`.", err=True)
@@ -314,10 +316,37 @@ def _given_fields(ctx: click.Context) -> set[str]:
     return given
 
 
-def _check_run_outputs(plan, run_id: str | None) -> None:
-    """Before a run codes anything: the ``--write-dicom`` folder can take this run's
-    files, lies outside the datasets' folders, and some codec writes DICOM."""
+def _check_combinations(given: set[str], resume: bool, limit, write_dicom, no_cache,
+                        scheduler) -> None:
+    """Refuse an option that would do nothing with the others given (said, not ignored)."""
+    unused = None
+    if "overwrite_dicom" in given and write_dicom is None and not resume:
+        unused = "--overwrite-dicom only applies with --write-dicom DIR; add it or drop it"
+    elif "seed" in given and limit is None and not resume:
+        unused = ("--seed only chooses the --limit sample, and without --limit every image "
+                  "of the split is coded; add --limit N or drop --seed")
+    elif "cache_dir" in given and no_cache:
+        unused = "--cache-dir goes unused with --no-cache; drop one of them"
+    elif "workers" in given and scheduler:
+        unused = ("--workers starts that many local Dask workers, but with --scheduler the "
+                  "cluster's own workers code; drop --workers")
+    if unused:
+        raise click.UsageError(unused)
+
+
+def _check_run_plan(plan, run_id: str | None) -> None:
+    """Before a run codes anything: options for learned codecs have one to act on; the
+    ``--write-dicom`` folder can take this run's files, lies outside the datasets'
+    folders, and some codec writes DICOM."""
     config = plan.config
+    learned = [codec.name for codec in plan.codecs if codec.kind == "learned"]
+    for flag, wanted in (("--milestones", config.milestones),
+                         ("--train-missing", config.train_missing)):
+        if wanted and not learned:
+            raise MedbenchError(
+                f"{flag} acts on learned codecs, and none of the codecs "
+                f"{', '.join(codec.name for codec in plan.codecs)} is one; add a learned "
+                f"codec (ae, cnn, dcae, hyperprior, jpeg2000+pf) to --codecs or drop {flag}")
     if config.write_dicom is None:
         return
     from medbench.benchmark.runner import check_inside_datasets
