@@ -354,10 +354,10 @@ def _check_run_plan(plan, run_id: str | None) -> None:
     from medbench.writeback.folder import safe
 
     folder = Path(config.write_dicom)
-    check_out_folder(folder, config.overwrite_dicom, option="--write-dicom",
-                     overwrite_option="--overwrite-dicom", run_id=run_id)
     check_inside_datasets(folder, plan, "--write-dicom",
                           [folder / safe(spec) for spec in plan.datasets])
+    check_out_folder(folder, config.overwrite_dicom, option="--write-dicom",
+                     overwrite_option="--overwrite-dicom", run_id=run_id)
     if not codecs_writable(plan.codecs, config.protocol_obj().bit_depth):
         names = ", ".join(codec.name for codec in plan.codecs)
         raise MedbenchError(

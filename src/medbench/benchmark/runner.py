@@ -224,6 +224,11 @@ def run(
 
         plan = plan_run(config, out, echo=echo, prepare_learned=prepare_learned,
                         progress=progress is not None, chosen=chosen, check=check)
+        if store is None and not plan.units:  # an empty run would look like a result
+            raise MedbenchError(
+                f"the {config.split} split of {', '.join(plan.datasets)} holds no image to "
+                "code (see the lines above); choose another --split (all: every image), "
+                "or add images")
         if store is None:
             store = _new_store(out, echo)
         run_id = execute(plan, store, run_id, progress=progress, echo=echo)
