@@ -269,7 +269,9 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
                                    progress=None if no_progress else progress,
                                    echo=lambda m: click.echo(m, err=True),
                                    prepare_learned=prepare_learned,
-                                   given=given, check_plan=_check_run_plan)
+                                   given=given,
+                                   check_plan=lambda plan, run_id: _check_run_plan(
+                                       plan, run_id, given, out))
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
                    f"`medbench run --out {out} --resume`.", err=True)
@@ -334,14 +336,15 @@ def _check_combinations(given: set[str], resume: bool, limit, write_dicom, no_ca
         raise click.UsageError(unused)
 
 
-def _check_run_plan(plan, run_id: str | None) -> None:
+def _check_run_plan(plan, run_id: str | None, given: set[str], out: Path) -> None:
     """Before a run codes anything: options for learned codecs have one to act on; the
     ``--write-dicom`` folder can take this run's files, lies outside the datasets'
-    folders, and some codec writes DICOM."""
+    folders and apart from ``--out``, and some codec writes DICOM."""
     config = plan.config
     learned = [codec.name for codec in plan.codecs if codec.kind == "learned"]
     for flag, wanted in (("--milestones", config.milestones),
-                         ("--train-missing", config.train_missing)):
+                         ("--train-missing", config.train_missing),
+                         ("--learned-batch", "learned_batch" in given)):
         if wanted and not learned:
             raise MedbenchError(
                 f"{flag} acts on learned codecs, and none of the codecs "
@@ -356,6 +359,12 @@ def _check_run_plan(plan, run_id: str | None) -> None:
     folder = Path(config.write_dicom)
     check_inside_datasets(folder, plan, "--write-dicom",
                           [folder / safe(spec) for spec in plan.datasets])
+    results = Path(out).resolve()
+    if folder.resolve() == results or folder.resolve() in results.parents:
+        raise MedbenchError(
+            f"--write-dicom {folder} holds --out {out}: the run's results would be files "
+            "of the DICOM folder; give --write-dicom a folder of its own (e.g. "
+            f"{Path(out) / 'dicom'})")
     check_out_folder(folder, config.overwrite_dicom, option="--write-dicom",
                      overwrite_option="--overwrite-dicom", run_id=run_id)
     if not codecs_writable(plan.codecs, config.protocol_obj().bit_depth):

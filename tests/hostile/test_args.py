@@ -98,6 +98,7 @@ def test_run_seed_must_not_be_negative(tmp_path):
     (["--limit", "1", "--milestones"], "--milestones acts on learned codecs, and none of the "
                                        "codecs png is one"),
     (["--limit", "1", "--train-missing"], "--train-missing acts on learned codecs"),
+    (["--limit", "1", "--learned-batch", "4"], "--learned-batch acts on learned codecs"),
 ])
 def test_an_option_that_would_do_nothing_is_refused(tmp_path, extra, said):
     out = tmp_path / "out"
@@ -118,3 +119,12 @@ def test_a_run_with_no_image_to_code_is_refused(tmp_path):
                     "lines above); choose another --split (all: every image), or add images")
     assert "test split: 0 of 3 images" in result.output
     assert not (out / "results.sqlite").exists()
+
+
+def test_write_dicom_holding_out_is_refused_before_coding(tmp_path):
+    """The export at the end would find the results in its folder: refused at the start."""
+    out = tmp_path / "out"
+    result = invoke("run", "--codecs", "jpeg2000", "--limit", "1", *QUICK, "--out", out,
+                    "--write-dicom", tmp_path)
+    assert f"--write-dicom {tmp_path} holds --out {out}" in error_line(result)
+    assert not out.exists()

@@ -242,3 +242,14 @@ def test_the_refusal_names_the_option_of_the_command(finished, tmp_path):
     assert line.endswith("pass --overwrite-dicom to replace what it holds")
     line = error_line(_export(results, out))
     assert line.endswith("pass --overwrite to replace what it holds")
+
+
+def test_an_unfinished_run_is_said_to_be_partial(copied, tmp_path):
+    _, results = copied
+    db = sqlite3.connect(results / STORE_NAME)
+    db.execute("UPDATE runs SET status = 'interrupted'")
+    db.commit()
+    db.close()
+    result = _export(results, tmp_path / "dicom")
+    assert result.exit_code == 0, result.output
+    assert "is interrupted, not finished: only the cells it coded are exported" in result.output

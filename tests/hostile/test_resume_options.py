@@ -5,6 +5,7 @@ included), and an option that would change what the run codes is refused, not ig
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -126,3 +127,27 @@ def test_resume_refuses_options_that_change_the_run(interrupted_once, change, sa
     assert line.startswith("Error: --resume continues run ") and said in line, line
     assert "or start a new run without --resume" in line
     assert _rows_and_runs(interrupted_once) == before  # nothing coded, nothing recorded
+
+
+def _train(models: Path, seed: int) -> None:
+    result = invoke("train", "--model", "ae", "--dataset", "sample", "--size", "64", "--crop",
+                    "64", "--limit", "2", "--latent", "2", "--width", "8", "--device", "cpu",
+                    "--no-progress", "--steps", "2", "--seed", seed, "--name", "tiny",
+                    "--models", models)
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_refuses_a_model_retrained_since(tmp_path, no_pretrained, one_torch_thread):
+    models, out = tmp_path / "models", tmp_path / "out"
+    _train(models, seed=0)
+    first = invoke("run", "--codecs", "ae,png", "--models", models, "--limit", "1", *QUICK,
+                   "--no-report", "--out", out)
+    assert first.exit_code == 0, first.output
+    _interrupt(out)  # png lossless is to be coded again
+    shutil.rmtree(models / "ae" / "tiny")
+    _train(models, seed=1)  # the same setting name, another model
+    before = _rows_and_runs(out)
+    line = error_line(invoke("run", "--resume", "--out", out, "--no-progress"))
+    assert "--resume: the model of ae tiny is not the one run" in line
+    assert "its rows would mix two models" in line
+    assert _rows_and_runs(out) == before

@@ -135,3 +135,14 @@ def test_a_store_of_an_older_version_reads_its_rows(sound, tmp_path):
     assert len(rows) == 8 and rows["codec_library"].isna().all()
     result = invoke("compare", out, sound)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command", ["report", "compare", "dicom-export"])
+def test_damage_the_opening_check_misses_is_still_one_line(sound, tmp_path, monkeypatch,
+                                                           command):
+    """Reads of a store that passed its check (damage after opening, or damage the check
+    cannot see) fail in one line too, not as pandas' or SQLite's traceback."""
+    out = _damaged(sound, tmp_path, "broken-table")
+    monkeypatch.setattr(ResultsStore, "_check", lambda self: None)
+    line = error_line(invoke(*_commands(out, tmp_path, sound)[command]))
+    assert "is damaged or not a medbench store (database disk image is malformed)" in line

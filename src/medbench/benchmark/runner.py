@@ -10,6 +10,7 @@ crashed it) becomes an error row instead of being tried again.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -422,6 +423,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     """
     config = plan.config
     if run_id is not None:  # resuming: settle what changed since the run last stopped
+        _check_models_unchanged(plan, store, run_id)
         _recode_changed_images(plan, store, run_id, echo)
         _charge_crashed_cells(plan, store, run_id, echo)
         _mark_missing_images(plan, store, run_id, echo)
@@ -483,6 +485,22 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
 def _image_entry(unit: WorkUnit) -> tuple[str, str, str, str]:
     record = unit.record
     return (unit.dataset, record.image_id, record.source, record.meta.get("file_hash", ""))
+
+
+def _check_models_unchanged(plan: RunPlan, store: ResultsStore, run_id: str) -> None:
+    """Refuse to resume when a learned setting's model is no longer the one that coded
+    the run's rows (retrained, or replaced): the run would mix two models' rows."""
+    learned = {codec.name: codec for codec in plan.codecs if codec.kind == "learned"}
+    for (name, setting), ids in sorted(store.model_ids(run_id).items()):
+        codec = learned.get(name)
+        if codec is None or setting not in codec.settings():
+            continue
+        now = json.loads(codec.setting_info(setting).get("model_info") or "{}").get("model_id")
+        if now and set(ids) != {now}:
+            raise MedbenchError(
+                f"--resume: the model of {name} {setting} is not the one run {run_id} coded "
+                f"with (model id {', '.join(sorted(ids))}, now {now}); its rows would mix "
+                "two models: put the run's model back, or start a new run without --resume")
 
 
 def _recode_changed_images(plan: RunPlan, store: ResultsStore, run_id: str,

@@ -310,6 +310,22 @@ class ResultsStore:
             return []
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
+    @_guarded
+    def model_ids(self, run_id: str) -> dict[tuple[str, str], set[str]]:
+        """``(codec, setting)`` → the ``model_id``s its rows' ``model_info`` name (learned
+        codecs: the model that coded them)."""
+        found: dict[tuple[str, str], set[str]] = {}
+        for codec, setting, info in self._db.execute(
+                "SELECT DISTINCT codec, setting, model_info FROM results WHERE run_id = ? AND "
+                "model_info IS NOT NULL", (run_id,)):
+            try:
+                model_id = json.loads(info).get("model_id")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if model_id:
+                found.setdefault((codec, setting), set()).add(str(model_id))
+        return found
+
     # -- rows ---------------------------------------------------------------------------
     @_guarded
     def finished_cells(self, run_id: str) -> set[tuple[str, str, str, str]]:

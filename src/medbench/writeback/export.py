@@ -116,8 +116,11 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
             raise MedbenchError(f"{results} holds no run; run `medbench run --out {results}`")
         check_out_folder(out, overwrite, option=option, overwrite_option=overwrite_option,
                          run_id=run_id)
-        config = RunConfig.from_dict(store.run_info(run_id)["arguments"],
-                                     where=f"run {run_id} in {results}")
+        info = store.run_info(run_id)
+        config = RunConfig.from_dict(info["arguments"], where=f"run {run_id} in {results}")
+        if info["status"] != "finished":  # said, so a partial export is not taken for whole
+            echo(f"note: run {run_id} is {info['status']}, not finished: only the cells it "
+                 "coded are exported (continue it with `medbench run --resume`)")
         rows = store.frame(run_id)
         images = store.run_images(run_id)
     finally:
