@@ -294,13 +294,22 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
     click.echo(f"results: {result.csv_path}")
     click.echo(f"store:   {result.store_path}")
     done = result.config or config  # a resumed run's: what it was started with
-    if done.report:
-        click.echo("writing the report…", err=True)
-        _write_report(result.out, result.out / "report", result.run_id)
-    if done.write_dicom is not None:
-        _export_dicom(result.out, Path(done.write_dicom), result.run_id, None, None,
-                      done.overwrite_dicom, option="--write-dicom",
-                      overwrite_option="--overwrite-dicom")
+    step = "the report"
+    try:
+        with interrupts:  # Ctrl-C here: every row is saved; say how to finish the rest
+            if done.report:
+                click.echo("writing the report…", err=True)
+                _write_report(result.out, result.out / "report", result.run_id)
+            if done.write_dicom is not None:
+                step = "the DICOM export"
+                _export_dicom(result.out, Path(done.write_dicom), result.run_id, None, None,
+                              done.overwrite_dicom, option="--write-dicom",
+                              overwrite_option="--overwrite-dicom")
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted while writing {step}. Every cell of run {result.run_id} "
+                   f"is saved in {out}; `medbench run --out {out} --resume` writes {step} "
+                   "again.", err=True)
+        sys.exit(interrupts.exit_code)
 
 
 #: RunConfig fields of `run` options whose parameter has another name.
@@ -344,7 +353,8 @@ def _check_run_plan(plan, run_id: str | None, given: set[str], out: Path) -> Non
     learned = [codec.name for codec in plan.codecs if codec.kind == "learned"]
     for flag, wanted in (("--milestones", config.milestones),
                          ("--train-missing", config.train_missing),
-                         ("--learned-batch", "learned_batch" in given)):
+                         ("--learned-batch", "learned_batch" in given),
+                         ("--device", "device" in given)):
         if wanted and not learned:
             raise MedbenchError(
                 f"{flag} acts on learned codecs, and none of the codecs "
@@ -595,11 +605,17 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
 @device_option("auto: CUDA when present.")
 @models_option("Folder of trained models (the model goes to MODELS/<model>/<name>).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
+@click.pass_context
+def train_cmd(ctx, arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
               ratio, batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
               seed, name, device, models_dir, no_progress) -> None:
     """Train one model of a learned codec; re-running the same command resumes it (a
     jpeg2000+pf filter, minutes long, starts over)."""
+    if (budget is not None or steps is not None) \
+            and ctx.get_parameter_source("patience") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--patience stops epoch-based training early; with --budget or "
+                               "--steps the model trains to the end of its budget: drop "
+                               "--patience")
     from medbench.training.config import POSTFILTER, TrainConfig, train_command
     from medbench.training.loop import train as train_model
     from medbench.training.postfilter import train_postfilter

@@ -99,6 +99,7 @@ def test_run_seed_must_not_be_negative(tmp_path):
                                        "codecs png is one"),
     (["--limit", "1", "--train-missing"], "--train-missing acts on learned codecs"),
     (["--limit", "1", "--learned-batch", "4"], "--learned-batch acts on learned codecs"),
+    (["--limit", "1", "--device", "cpu"], "--device acts on learned codecs"),
 ])
 def test_an_option_that_would_do_nothing_is_refused(tmp_path, extra, said):
     out = tmp_path / "out"

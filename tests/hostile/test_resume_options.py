@@ -151,3 +151,31 @@ def test_resume_refuses_a_model_retrained_since(tmp_path, no_pretrained, one_tor
     assert "--resume: the model of ae tiny is not the one run" in line
     assert "its rows would mix two models" in line
     assert _rows_and_runs(out) == before
+
+
+def test_ctrl_c_during_the_export_says_how_to_finish_it(tmp_path, monkeypatch):
+    from medbench.writeback import export as export_module
+
+    out, dicom = tmp_path / "out", tmp_path / "dicom"
+    written = []
+
+    def interrupted_after_one(*args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(args)
+        return original(*args, **kwargs)
+
+    original = export_module.write_encapsulated
+    monkeypatch.setattr(export_module, "write_encapsulated", interrupted_after_one)
+    result = invoke("run", *FIRST, "--no-report", "--out", out, "--write-dicom", dicom)
+    assert result.exit_code == 130
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Interrupted while writing the DICOM export. Every cell of run "
+        f"{_rows_and_runs(out)[1][0][0]} is saved in {out}; `medbench run --out {out} "
+        "--resume` writes the DICOM export again.")
+    assert (dicom / "index.csv").is_file()  # what was done is listed
+    monkeypatch.undo()
+    resumed = invoke("run", "--resume", "--out", out, "--no-progress")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(list(dicom.rglob("*.dcm"))) == 2 * 7 + 2

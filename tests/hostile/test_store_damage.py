@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from medbench.benchmark.store import STORE_NAME, ResultsStore
-from tests.hostile.cli_helpers import QUICK, error_line, invoke
+from tests.hostile.cli_helpers import QUICK, error_line, invoke, png_folder
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +146,18 @@ def test_damage_the_opening_check_misses_is_still_one_line(sound, tmp_path, monk
     monkeypatch.setattr(ResultsStore, "_check", lambda self: None)
     line = error_line(invoke(*_commands(out, tmp_path, sound)[command]))
     assert "is damaged or not a medbench store (database disk image is malformed)" in line
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff not text\n\"open", b"hello\nworld\n"])
+def test_a_damaged_split_manifest_is_one_line(tmp_path, content):
+    """The manifests in the results folder are read by every later run (and --resume)."""
+    data = png_folder(tmp_path / "data")
+    args = ["run", "--datasets", f"folder:{data}", "--split", "all", "--codecs", "png",
+            *QUICK, "--no-report", "--out", tmp_path / "out"]
+    assert invoke(*args).exit_code == 0
+    (manifest,) = (tmp_path / "out" / "manifests").iterdir()
+    manifest.write_bytes(content)
+    line = error_line(invoke(*args))
+    assert line.startswith(f"Error: the split manifest {manifest} is damaged (")
+    assert line.endswith("move it away to have the splits decided again by the same rule, "
+                         "or restore it")

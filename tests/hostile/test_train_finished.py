@@ -33,7 +33,7 @@ def test_the_same_command_returns_the_finished_model(models, one_torch_thread):
     (["--steps", "4"], "--steps 2, not 4"),
     (["--lr", "0.01"], "--lr 0.001, not 0.01"),
     (["--seed", "3"], "--seed 0, not 3"),
-    (["--patience", "2"], "--patience 5, not 2"),
+    (["--batch-size", "2"], "--batch-size 4, not 2"),
 ])
 def test_another_model_under_the_same_name_is_refused(models, change, said):
     args = list(TINY)
@@ -49,3 +49,11 @@ def test_a_finished_model_as_its_own_parent_is_refused(models):
     folder = models / "ae" / "sample-l2"
     line = error_line(invoke(*TINY, "--models", models, "--init", folder, "--name", "sample-l2"))
     assert f"--init (none), not {folder.resolve()}" in line
+
+
+def test_patience_with_a_budget_is_refused(tmp_path):
+    """--patience stops epoch-based training; a budgeted run would ignore it silently."""
+    result = invoke(*TINY, "--patience", "2", "--models", tmp_path)
+    assert result.exit_code == 2
+    assert "--patience stops epoch-based training early" in error_line(result)
+    assert list(tmp_path.iterdir()) == []
