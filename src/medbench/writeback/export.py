@@ -130,6 +130,13 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
     rows = rows.assign(coded=[_coded(s, k) for s, k in zip(rows["setting"], knobs)])
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device)
     names = sorted(set(rows["codec"])) if codec is None else [codec]
+    if setting is not None and setting.startswith("target:"):
+        try:
+            _is_target(setting)
+        except MedbenchError:  # its message names --target, an option of `run`
+            raise MedbenchError(
+                f"--setting {setting!r} names no target cell; write one target as `run "
+                "--target` made it, e.g. --setting target:ratio=10") from None
     if codec is not None:
         instance = get_codec(codec, context)  # an unknown name raises UnknownNameError
         if setting is not None and not _is_target(setting):
