@@ -360,29 +360,10 @@ def _check_run_plan(plan, run_id: str | None, given: set[str], out: Path) -> Non
                 f"{flag} acts on learned codecs, and none of the codecs "
                 f"{', '.join(codec.name for codec in plan.codecs)} is one; add a learned "
                 f"codec (ae, cnn, dcae, hyperprior, jpeg2000+pf) to --codecs or drop {flag}")
-    if config.write_dicom is None:
-        return
-    from medbench.benchmark.runner import check_inside_datasets
-    from medbench.writeback import check_out_folder, codecs_writable
-    from medbench.writeback.folder import safe
+    if config.write_dicom is not None:
+        from medbench.writeback import check_run_export
 
-    folder = Path(config.write_dicom)
-    check_inside_datasets(folder, plan, "--write-dicom",
-                          [folder / safe(spec) for spec in plan.datasets])
-    results = Path(out).resolve()
-    if folder.resolve() == results or folder.resolve() in results.parents:
-        raise MedbenchError(
-            f"--write-dicom {folder} holds --out {out}: the run's results would be files "
-            "of the DICOM folder; give --write-dicom a folder of its own (e.g. "
-            f"{Path(out) / 'dicom'})")
-    check_out_folder(folder, config.overwrite_dicom, option="--write-dicom",
-                     overwrite_option="--overwrite-dicom", run_id=run_id)
-    if not codecs_writable(plan.codecs, config.protocol_obj().bit_depth):
-        names = ", ".join(codec.name for codec in plan.codecs)
-        raise MedbenchError(
-            f"--write-dicom {folder}: none of the codecs {names} writes a DICOM transfer "
-            "syntax (see README, For PACS engineers), so nothing would be written; add "
-            "e.g. jpeg2000, jpegls or htj2k to --codecs, or drop --write-dicom")
+        check_run_export(plan, Path(config.write_dicom), config.overwrite_dicom, out, run_id)
 
 
 class _CellBar:

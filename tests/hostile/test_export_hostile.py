@@ -253,3 +253,11 @@ def test_an_unfinished_run_is_said_to_be_partial(copied, tmp_path):
     result = _export(results, tmp_path / "dicom")
     assert result.exit_code == 0, result.output
     assert "is interrupted, not finished: only the cells it coded are exported" in result.output
+
+
+def test_a_setting_that_is_no_target_names_setting(finished, tmp_path):
+    _, results = finished
+    line = error_line(invoke("dicom-export", results, "--codec", "jpegls", "--setting",
+                             "target:junk", "--out", tmp_path / "dicom"))
+    assert line == ("Error: --setting 'target:junk' names no target cell; write one target "
+                    "as `run --target` made it, e.g. --setting target:ratio=10")

@@ -51,7 +51,8 @@ from medbench.writeback.header import RLE_LOSSLESS, CodedImage, build_dataset
 log = logging.getLogger(__name__)
 
 __all__ = ["INDEX", "INDEX_COLUMNS", "ExportResult", "ExportWriteError", "check_out_folder",
-           "codecs_writable", "export_run", "write_encapsulated", "write_reference"]
+           "check_run_export", "codecs_writable", "export_run", "write_encapsulated",
+           "write_reference"]
 
 
 class ExportWriteError(MedbenchError):
@@ -187,6 +188,37 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
                                if len(reasons) > 1 else "")
                             + f"; {result.index} lists every row")
     return result
+
+
+def check_run_export(plan: Any, folder: Path, overwrite: bool, out: Path,
+                     run_id: str | None) -> None:
+    """Before ``run --write-dicom`` codes anything: the folder lies outside the datasets'
+    folders and apart from the results folder ``out``, can take this run's files, and
+    some codec of ``plan`` writes a DICOM transfer syntax.
+
+    Raises
+    ------
+    MedbenchError
+        Naming ``--write-dicom``, what is wrong and what to give instead.
+    """
+    from medbench.benchmark.runner import check_inside_datasets
+
+    check_inside_datasets(folder, plan, "--write-dicom",
+                          [folder / safe(spec) for spec in plan.datasets])
+    results = Path(out).resolve()
+    if folder.resolve() == results or folder.resolve() in results.parents:
+        raise MedbenchError(
+            f"--write-dicom {folder} holds --out {out}: the run's results would be files "
+            "of the DICOM folder; give --write-dicom a folder of its own (e.g. "
+            f"{Path(out) / 'dicom'})")
+    check_out_folder(folder, overwrite, option="--write-dicom",
+                     overwrite_option="--overwrite-dicom", run_id=run_id)
+    if not codecs_writable(plan.codecs, plan.config.protocol_obj().bit_depth):
+        names = ", ".join(codec.name for codec in plan.codecs)
+        raise MedbenchError(
+            f"--write-dicom {folder}: none of the codecs {names} writes a DICOM transfer "
+            "syntax (see README, For PACS engineers), so nothing would be written; add "
+            "e.g. jpeg2000, jpegls or htj2k to --codecs, or drop --write-dicom")
 
 
 def codecs_writable(codecs: list[Codec], bit_depth: int | None) -> bool:
