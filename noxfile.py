@@ -43,10 +43,15 @@ def lint(session: nox.Session) -> None:
 #: pytest-benchmark storage of the saved baseline; ``0001`` is its fixed id there.
 BENCH_STORAGE = Path(".benchmarks") / "medbench-baseline"
 BENCH_ID = "0001"
-#: The fixed run of ``nox -s regression`` and the committed results it must reproduce.
-REGRESSION_RUN = ["--codecs", "jpeg,jpeg2000", "--datasets", "sample", "--limit", "4",
-                  "--repeats", "0", "--workers", "2"]
+#: The fixed run of ``nox -s regression`` and the committed results it must reproduce:
+#: classical codecs, the shipped hyperprior models (deterministic streams), rate-matched
+#: cells (``--target``) and region metrics (``--masks``: a centred disc of 160 px diameter
+#: on each 320² tile the run codes), in parallel workers.
 REGRESSION_REFERENCE = Path("tests") / "reference" / "sample-regression.csv"
+REGRESSION_MASKS = Path("tests") / "reference" / "masks"
+REGRESSION_RUN = ["--codecs", "jpeg,jpeg2000,hyperprior", "--datasets", "sample", "--limit",
+                  "4", "--repeats", "0", "--workers", "2", "--target", "ratio=10",
+                  "--masks", str(REGRESSION_MASKS)]
 
 
 @nox.session(**VENV)
@@ -80,17 +85,23 @@ def bench(session: nox.Session) -> None:
 def regression(session: nox.Session) -> None:
     """A fixed ``medbench run`` on ``sample``, compared with the committed reference results.
 
-    Extra arguments go to ``medbench compare`` (e.g. ``-- --psnr-tol 0.1``);
-    ``nox -s regression -- save`` rewrites the reference from this machine (review the diff).
+    ``medbench compare --strict``: the same images, identical streams wherever a row names
+    the same ``codec_library`` as the reference, the tolerances elsewhere, and a rate
+    improvement beyond ``--bpp-tol`` fails too. Extra arguments go to ``medbench compare``
+    (e.g. ``-- --psnr-tol 0.1``); ``nox -s regression -- save`` rewrites the reference
+    from this machine (review the diff).
     """
     install(session, "-e", ".")
-    out = Path(session.create_tmp()) / "regression-run"
+    tmp = Path(session.create_tmp())
+    out = tmp / "regression-run"
     shutil.rmtree(out, ignore_errors=True)
-    session.run("medbench", "run", *REGRESSION_RUN, "--out", str(out), "--no-progress",
-                "--no-report")
+    # An empty --models folder: only the shipped models, whatever ./medbench-models holds.
+    session.run("medbench", "run", *REGRESSION_RUN, "--models", str(tmp / "no-models"),
+                "--out", str(out), "--no-progress", "--no-report")
     if session.posargs[:1] == ["save"]:
         REGRESSION_REFERENCE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "results.csv", REGRESSION_REFERENCE)
         session.log(f"saved {REGRESSION_REFERENCE}; commit it with the change that explains it")
         return
-    session.run("medbench", "compare", str(REGRESSION_REFERENCE), str(out), *session.posargs)
+    session.run("medbench", "compare", str(REGRESSION_REFERENCE), str(out), "--strict",
+                *session.posargs)

@@ -34,6 +34,8 @@ def _isolated(tmp_path_factory, monkeypatch):
     """Keep caches and model folders of tests away from the user's home."""
     monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("MEDBENCH_DATA", raising=False)
+    # A run pins its OpenJPEG in the environment (codecs._openjpeg); undone after each test.
+    monkeypatch.setenv("MEDBENCH_OPENJPEG", "")
 
 
 @pytest.fixture

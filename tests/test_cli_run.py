@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -67,9 +68,33 @@ def test_lossless_rows_are_exact_and_lossy_ones_plausible(paper_run):
 
 
 def test_end_of_run_table_and_paths(paper_run):
-    out, output, _ = paper_run
-    assert "jpeg2000" in output and "ratio=160" in output and "PSNR" in output
-    assert str(out / "results.csv") in output
+    """The table printed at the end holds each setting's image count and means, as
+    computed here from results.csv."""
+    out, output, df = paper_run
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("dataset") and "PSNR dB" in line)
+    header = re.split(r"\s{2,}", lines[start].strip())
+    table = {}
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        if set(line.strip()) <= {"-", " "}:  # the rule under the header
+            continue
+        cells = dict(zip(header, re.split(r"\s{2,}", line.strip())))
+        table[(cells["codec"], cells["setting"])] = cells
+    ok = df[df["status"] == "ok"]
+    assert len(table) == ok.groupby(["codec", "setting"]).ngroups == 9 + 7
+    for (codec, setting), group in ok.groupby(["codec", "setting"]):
+        cells = table[(codec, setting)]
+        assert cells["n"] == str(len(group)) == "3"
+        assert cells["bpp"] == f"{group['bpp'].mean():.3f}"
+        assert cells["MS-SSIM"] == f"{group['ms_ssim'].mean():.4f}"
+        finite = group["psnr"][np.isfinite(group["psnr"])]
+        if len(finite):  # lossless rows decode exactly: no finite PSNR to average
+            assert cells["PSNR dB"] == f"{finite.mean():.2f}", (codec, setting)
+    assert table[("jpeg2000", "lossless")]["exact"] == "3"
+    assert f"results: {out / 'results.csv'}" in output
 
 
 def test_native_protocol_keeps_bit_depth_and_jpeg_refuses(tmp_path):

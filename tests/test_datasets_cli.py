@@ -122,3 +122,78 @@ def test_run_over_jsrt_openi_mxid_end_to_end(data_root, tmp_path, one_setting_co
     assert all(splits[i] == s for i, s in zip(manifest["image_id"], manifest["split"])
                if i in splits)
     assert any((tmp_path / "cache").rglob("*.npy"))
+
+
+def _nih(root, patients, start=0):
+    from tests.fixture_formats import picture, write_png
+
+    for p in range(start, start + patients):
+        write_png(root / "nih" / "images" / f"{p:08d}_000.png", picture((16, 16), 8, p))
+    return root
+
+
+def _ids(path):
+    return sorted(row["image_id"] for row in csv.DictReader(open(path / "index.csv")))
+
+
+def test_export_gives_exactly_the_images_a_run_scored(tmp_path):
+    from medbench.datasets import get_dataset
+    from medbench.datasets.manifest import SplitManifest, choose_records
+
+    root, out = _nih(tmp_path / "data", 40), tmp_path / "results"
+    result = invoke("run", "--datasets", "nih", "--data-root", root, "--codecs", "png",
+                    "--limit", "4", "--seed", "5", "--repeats", "0", "--out", out,
+                    "--no-progress", "--no-report")
+    assert result.exit_code == 0, result.output
+    scored = sorted(set(pd.read_csv(out / "results.csv")["image_id"]))
+    assert len(scored) == 4
+    dataset = get_dataset("nih", root)
+    manifest = SplitManifest.in_folder(out, "nih", dataset.name)
+    unseeded = [r.image_id for r in choose_records(dataset, "test", 4, manifest)]
+    assert unseeded != scored  # so a lost --seed shows
+    # the same draw, by hand: the run's manifest and seed
+    drawn = invoke("datasets", "export", "nih", "--data-root", root, "--out", tmp_path / "a",
+                   "--manifest-dir", out, "--limit", "4", "--seed", "5")
+    assert drawn.exit_code == 0, drawn.output
+    assert _ids(tmp_path / "a") == scored
+    # a store from before runs recorded their images: drawn again from its arguments
+    import shutil
+    import sqlite3
+
+    old = shutil.copytree(out, tmp_path / "old")
+    with sqlite3.connect(old / "results.sqlite") as db:
+        db.execute("DELETE FROM run_images")
+    redrawn = invoke("datasets", "export", "nih", "--data-root", root, "--out",
+                     tmp_path / "c", "--results", old)
+    assert redrawn.exit_code == 0, redrawn.output
+    assert _ids(tmp_path / "c") == scored
+    # from the run itself, even after files were added to the dataset
+    _nih(root, 40, start=40)
+    again = invoke("datasets", "export", "nih", "--out", tmp_path / "b", "--results", out)
+    assert again.exit_code == 0, again.output
+    assert _ids(tmp_path / "b") == scored
+    assert "wrote 4 images (paper, run " in again.output
+    index = list(csv.DictReader(open(tmp_path / "b" / "index.csv")))
+    assert {row["split"] for row in index} == {"test"} and index[0]["height"] == "256"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--results", "{out}", "--limit", "3"], "drop --limit"),
+    (["--results", "{out}", "--manifest-dir", "{out}"], "drop --manifest-dir"),
+    (["--results", "{out}", "--run", "nope"], "run 'nope' is not in"),
+    (["--run", "x"], "add --results"),
+    (["--manifest-dir", "{empty}"], "holds no split manifest of nih"),
+    (["--results", "{empty}"], "no results store"),
+])
+def test_export_option_mistakes_are_one_line(tmp_path, args, message):
+    root = _nih(tmp_path / "data", 5)
+    (tmp_path / "empty").mkdir()
+    if "{out}" in args:  # a run to export from
+        invoke("run", "--datasets", "nih", "--data-root", root, "--codecs", "png", "--split",
+               "all", "--repeats", "0", "--out", tmp_path / "r", "--no-progress", "--no-report")
+    args = [a.format(out=tmp_path / "r", empty=tmp_path / "empty") for a in args]
+    result = CliRunner().invoke(main, ["datasets", "export", "nih", "--data-root", str(root),
+                                       "--out", str(tmp_path / "x"), *args])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines

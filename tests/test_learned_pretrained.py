@@ -4,11 +4,13 @@ loadable, an RD curve each, and small."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from medbench.codecs import CodecContext, get_codec
+from medbench.codecs.jpeg2000 import Jpeg2000Codec
 from medbench.codecs.learned.checkpoint import file_id, find_checkpoints
 from medbench.codecs.learned.codec import PRETRAINED_DIR
 from medbench.codecs.learned.postfilter import read_filter
@@ -67,3 +69,32 @@ def test_shipped_models_code_a_sample_image(arch, tmp_path):
         assert decoded.shape == image.pixels.shape and decoded.dtype == np.uint8
         err = np.mean((decoded.astype(float) - image.pixels) ** 2)
         assert 10 * np.log10(255**2 / err) > 22  # trained, not noise (another dataset)
+        if arch == "jpeg2000+pf":  # the filter's pixels, not JPEG 2000's
+            assert (decoded != Jpeg2000Codec().decode(data)).any()
+
+
+def _psnr8(reference: np.ndarray, decoded: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((decoded.astype(float) - reference) ** 2)))
+
+
+def test_shipped_postfilters_gain_on_a_chest_film_they_never_saw(tmp_path):
+    """Each shipped filter decodes closer to the original than JPEG 2000 from the same bytes
+    on a chest radiograph outside NIH: pydicom-data's RG1 (a CR chest PA), whole, under the
+    paper protocol the filters were trained with (256², 8-bit). Measured when written:
+    +0.20 dB at 160:1, +0.55 at 80:1, +0.67 at 40:1, +0.80 at 20:1, +0.68 at 10:1 (the
+    ``sample`` tiles are no such test: cut from the film, they are no chest the filters
+    know, and they lose 0.6-2 dB)."""
+    from pydicom.data import get_testdata_file
+
+    shutil.copy(get_testdata_file("RG1_UNCR.dcm"), tmp_path / "RG1_UNCR.dcm")
+    film = get_dataset(f"folder:{tmp_path}")
+    image = PAPER.apply(film.load(film.records()[0]))
+    assert image.pixels.shape == (256, 256) and image.bit_depth == 8
+    codec = get_codec("jpeg2000+pf", CodecContext(models_dir=tmp_path / "none", device="cpu"))
+    gains = {}
+    for setting in codec.settings():
+        stream = codec.encode(image, setting)
+        gains[setting] = (_psnr8(image.pixels, codec.decode(stream))
+                          - _psnr8(image.pixels, Jpeg2000Codec().decode(stream)))
+    assert len(gains) == 5 and min(gains.values()) > 0.1, gains
+    assert np.mean(list(gains.values())) > 0.4, gains

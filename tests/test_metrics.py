@@ -175,14 +175,22 @@ def test_measure_agrees_with_the_single_metrics():
     assert row["psnr"] == metrics.psnr(ref, test, data_range=peak)
 
 
-def test_metrics_device_follows_the_environment(monkeypatch):
+@pytest.mark.parametrize("gpu", [True, False])
+@pytest.mark.parametrize("setting, expected", [
+    (None, {True: "cuda", False: "cpu"}),  # auto: the GPU when there is one
+    ("auto", {True: "cuda", False: "cpu"}),
+    ("cpu", {True: "cpu", False: "cpu"}),
+    ("CUDA", {True: "cuda", False: "cuda"}),  # asked for: no silent fallback
+])
+def test_metrics_device_follows_the_environment(monkeypatch, gpu, setting, expected):
     import torch
 
-    monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", "cpu")
-    assert metrics.metrics_device().type == "cpu"
-    monkeypatch.delenv("MEDBENCH_METRICS_DEVICE")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert metrics.metrics_device().type == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    if setting is None:
+        monkeypatch.delenv("MEDBENCH_METRICS_DEVICE", raising=False)
+    else:
+        monkeypatch.setenv("MEDBENCH_METRICS_DEVICE", setting)
+    assert metrics.metrics_device().type == expected[gpu]
 
 
 def test_gpu_and_cpu_structural_metrics_agree(monkeypatch):

@@ -14,14 +14,17 @@ from medbench.codecs import CodecContext, get_codec
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
 from medbench.codecs.learned.postfilter import (
     MARKER_BYTES,
+    RESIDUAL_SCALE,
     PostFilterNet,
     add_marker,
     read_marker,
     save_filter,
 )
+from medbench.datasets.protocols import PAPER
 from medbench.errors import MedbenchError
 from medbench.image import Image
 from medbench.training.config import TrainConfig
+from medbench.training.data import load_splits
 from medbench.training.postfilter import train_postfilter
 
 CODEC = "jpeg2000+pf"
@@ -29,10 +32,12 @@ CODEC = "jpeg2000+pf"
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """A tiny filter trained on ``sample`` at 20:1 (a few steps: the path, not quality)."""
+    """A tiny filter trained on ``sample`` at 20:1 (a few steps: the path, not quality; a
+    learning rate large enough that its decodes differ from JPEG 2000's, for worse)."""
     root = tmp_path_factory.mktemp("models")
     cfg = TrainConfig(arch=CODEC, dataset="sample", ratio=20, steps=3, crop=32,
-                      batch_size=2, width=4, limit=3, device="cpu", models_dir=str(root))
+                      batch_size=2, width=4, limit=3, lr=0.1, device="cpu",
+                      models_dir=str(root))
     result = train_postfilter(cfg, progress=False, command="test")
     assert result.checkpoint.name == "sample-ratio20"
     return root
@@ -54,6 +59,21 @@ def test_stream_is_jpeg2000s_bytes_and_names_the_filter(models, make_image, no_p
     np.testing.assert_array_equal(Jpeg2000Codec().decode(stream), Jpeg2000Codec().decode(plain))
     decoded = codec.decode(stream)
     assert decoded.shape == image.pixels.shape and decoded.dtype == np.uint8
+    assert (decoded != Jpeg2000Codec().decode(stream)).mean() > 0.5  # the filter's pixels
+
+
+def test_decode_is_jpeg2000s_decode_through_the_filter(tmp_path, make_image, no_pretrained):
+    """A filter whose only weight is a bias of +3 grey levels: jpeg2000+pf must decode to
+    JPEG 2000's pixels plus 3 (clipped), not to JPEG 2000's pixels."""
+    shift = PostFilterNet(4)
+    torch.nn.init.constant_(shift.out.bias, 3 / 255 / RESIDUAL_SCALE)
+    save_filter(shift, tmp_path / CODEC / "shift-ratio20",
+                {"ratio": 20.0, "width": 4, "train": {"dataset": "none"}})
+    codec = _codec(tmp_path)
+    stream = codec.encode(make_image(64, 8, seed=3), "shift-ratio20")
+    plain = Jpeg2000Codec().decode(stream)
+    assert plain.max() < 250  # the +3 is seen everywhere
+    np.testing.assert_array_equal(codec.decode(stream), plain + 3)
 
 
 def test_untrained_filter_is_the_identity(tmp_path, make_image, no_pretrained):
@@ -91,13 +111,26 @@ def test_foreign_streams_are_clear_errors(models, make_image, no_pretrained):
         codec.decode(b"\xff\x4f\xff\x51\x00")
 
 
-def test_config_records_budget_and_gain(models):
+def test_config_records_budget_and_gain(models, no_pretrained):
     cfg = json.loads((models / CODEC / "sample-ratio20" / "config.json").read_text())
     assert cfg["ratio"] == 20 and cfg["width"] == 4 and cfg["train"]["dataset"] == "sample"
     assert cfg["budget"]["steps"] == 3 and cfg["budget"]["images_seen"] == 6
+    # The val images the training scored, measured again here through both decoders.
+    val_images = load_splits("sample", None, PAPER, ("val",), limit=3)["val"].images
+    codec, with_pf, plain, bpp = _codec(models), [], [], []
+    for image in val_images:
+        stream = codec.encode(image, "sample-ratio20")
+        bpp.append(8 * len(stream) / image.pixels.size)
+        for scores, decoded in ((with_pf, codec.decode(stream)),
+                                (plain, Jpeg2000Codec().decode(stream))):
+            mse = np.mean((decoded.astype(np.float64) - image.pixels) ** 2)
+            scores.append(10 * np.log10(255**2 / mse))
     val = cfg["validation"]
-    assert val["gain_db"] == pytest.approx(val["psnr"] - val["psnr_jpeg2000"])
-    assert 0.2 < val["bpp"] <= 8 / 20 * 1.001  # JPEG 2000's rate at 20:1, never above
+    assert abs(np.mean(with_pf) - np.mean(plain)) > 1  # the filter changes pixels
+    assert val["psnr"] == pytest.approx(np.mean(with_pf), abs=1e-9)
+    assert val["psnr_jpeg2000"] == pytest.approx(np.mean(plain), abs=1e-9)
+    assert val["gain_db"] == pytest.approx(np.mean(with_pf) - np.mean(plain), abs=1e-9)
+    assert val["bpp"] == pytest.approx(np.mean(bpp)) and val["bpp"] <= 8 / 20 * 1.001
 
 
 @pytest.mark.parametrize("change, reason", [

@@ -140,3 +140,25 @@ def test_milestones_without_bd_values_give_a_table_and_no_figure(tmp_path):
     report = _report(tmp_path, rows)
     assert "too few RD points" in report.markdown["budget"]
     assert not list((tmp_path / "report" / "figures").glob("budget_*"))
+
+
+def test_a_target_row_coded_at_a_milestone_is_in_no_table():
+    """Stores from before milestones were kept out of rate matching may hold a learned
+    ``target:`` row whose knob is a milestone: neither a model's point nor a budget's."""
+    from medbench.reports.targets import targets_table
+
+    base = {"dataset": "d", "image_id": "i", "status": "ok", "bpp": 0.8, "ratio": 10.0,
+            "psnr": 40.0, "ms_ssim": 0.99, "ssim": 0.98, "setting_rank": 9,
+            "target_met": 1, "target_note": None, "error": None}
+    rows = pd.DataFrame([
+        {**base, "codec": "dcae", "codec_kind": "learned", "train_dataset": "nih",
+         "setting": "target:ratio=10", "knob": "nih-l16@4m"},
+        {**base, "codec": "dcae", "codec_kind": "learned", "train_dataset": "nih",
+         "setting": "target:ratio=10", "knob": "nih-l16"},
+        {**base, "codec": "jpeg2000", "codec_kind": "classical", "train_dataset": None,
+         "setting": "target:ratio=10", "knob": "ratio=10.1"},
+    ])
+    main, milestones = split_milestones(rows)
+    assert list(main["knob"]) == ["nih-l16", "ratio=10.1"] and milestones.empty
+    table = targets_table(main)
+    assert table.set_index("codec").loc["dcae", "images"] == 1

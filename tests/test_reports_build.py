@@ -154,9 +154,37 @@ def test_run_writes_the_report_with_a_visual_comparison(sample_run):
     assert (out / "report" / "figures" / "visual_sample.png").is_file()
     md = (out / "report" / "report.md").read_text()
     assert "![visual comparison on sample](figures/visual_sample.png)" in md
-    assert "bytes now" not in md  # re-coding for the figure gave the recorded rates
     page = (out / "report" / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # RD curves + visual comparison
+
+
+def test_visual_panels_show_the_pixels_of_the_rows_they_name(sample_run):
+    """Each codec panel of the visual comparison is the setting nearest 30:1 on its image,
+    titled with that row's recorded rate and PSNR, and its pixels are the ones scored: their
+    PSNR against the original panel, computed here, is the row's."""
+    import numpy as np
+
+    from medbench.reports.visual import visual_comparisons
+
+    out, _ = sample_run
+    store = ResultsStore.open_existing(out)
+    run_id = store.latest_run()
+    rows, views = store.frame(run_id), store.visuals(run_id)
+    store.close()
+    (visual,) = visual_comparisons(rows, views)
+    assert len(visual.images) == 2 and not visual.notes
+    for caption, panels in visual.images:
+        image_id = caption.split()[0]
+        original, *coded = panels
+        assert original.title == "original" and len(coded) == 2
+        for panel in coded:
+            codec, setting, rate = panel.title.split("\n")
+            mine = rows[(rows["image_id"] == image_id) & (rows["codec"] == codec)]
+            nearest = mine.loc[(np.log(mine["bpp"] / (8 / 30))).abs().idxmin()]
+            assert setting == nearest["setting"]
+            assert rate == f"{nearest['bpp']:.3f} bpp, {nearest['psnr']:.1f} dB"
+            mse = np.mean((panel.pixels.astype(float) - original.pixels) ** 2)
+            assert 10 * np.log10(255**2 / mse) == pytest.approx(nearest["psnr"], abs=1e-9)
 
 
 def test_report_command_rebuilds_into_another_folder(sample_run, tmp_path):

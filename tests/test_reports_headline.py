@@ -19,7 +19,8 @@ def _rows(learned_info=None, rates=(0.1, 0.2, 0.4, 0.8, 1.6), patients=True):
 
     def add(codec, k, bpp, psnr, image, **extra):
         rows.append({"dataset": "d", "split": "test", "image_id": image,
-                     "group_id": "p0" if patients else image, "protocol": "paper",
+                     "group_id": "p0" if patients else image, "group_kind": "patient",
+                     "protocol": "paper",
                      "bit_depth": 8, "height": 64, "width": 64, "codec": codec,
                      "setting": f"s{k}", "setting_rank": k, "bpp": bpp, "psnr": psnr,
                      "ms_ssim": 1 - 10 ** (-psnr / 20), "mse": 1.0, "status": "ok",
@@ -44,10 +45,20 @@ def test_headline_says_what_ran_and_the_best_codec_at_each_clinical_ratio():
     (h,) = headline(rows, curves(rows), bd_table(curves(rows)))
     assert h.lines[0].startswith("4 classical codecs (jpeg, jpeg12, jpeg2000, webp) on 2 test "
                                  "images from 1 patient at protocol paper (64×64, 8-bit)")
-    assert h.lines[1].startswith("At 10:1 (0.8 bpp): best PSNR webp 39.53 dB, then jpeg2000 "
-                                 "39.03, jpeg 38.03 (")
+    assert h.lines[1].startswith("At 10:1 (0.8 bpp): best PSNR webp 39.53 dB (+0.50 dB over "
+                                 "jpeg2000 on the same 2 images, too few for an interval), "
+                                 "then jpeg2000 39.03, jpeg 38.03 (")
     assert "4 of 4 curves reach this rate" in h.lines[1]
     assert h.lines[-1] == "No learned codec in this run."
+
+
+def test_headline_names_what_the_groups_are():
+    """OPEN-I groups images by report, sample by radiograph: not 'patients'."""
+    for kind, words in (("report", "from 1 report at"), ("radiograph", "from 1 radiograph at"),
+                        (None, "from 1 group at")):
+        rows = _rows().assign(group_kind=kind)
+        (h,) = headline(rows, curves(rows), bd_table(curves(rows)))
+        assert words in h.lines[0], h.lines[0]
 
 
 def test_headline_says_when_no_curve_reaches_a_clinical_rate():

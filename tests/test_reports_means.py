@@ -172,6 +172,9 @@ def test_shared_groups_get_a_cluster_bootstrap_wider_than_the_iid_interval():
     line = setting_means(rows).iloc[0]
     iid = ci_halfwidth(rows["psnr"])
     assert line["ci_method"] == "cluster bootstrap (2000 resamples of 12 groups)"
+    rows["group_kind"] = "patient"  # the label names what was resampled
+    assert setting_means(rows).iloc[0]["ci_method"] == \
+        "cluster bootstrap (2000 resamples of 12 patients)"
     assert line["groups"] == 12
     assert line["psnr_ci"] > 1.5 * iid  # 5 near-copies per patient are not 5 samples
     assert setting_means(rows).iloc[0]["psnr_ci"] == line["psnr_ci"]  # seeded
@@ -180,8 +183,34 @@ def test_shared_groups_get_a_cluster_bootstrap_wider_than_the_iid_interval():
 def test_one_image_per_group_keeps_the_student_t_interval():
     rows = _grouped_rows(per_group=1)
     line = setting_means(rows).iloc[0]
-    assert line["ci_method"] == "student-t"
+    assert line["ci_method"] == ("student-t, assuming independent images (no patient "
+                                 "grouping known)")
     assert line["psnr_ci"] == pytest.approx(ci_halfwidth(rows["psnr"]))
+    rows["group_kind"] = "patient"  # one image per known patient: nothing assumed
+    assert setting_means(rows).iloc[0]["ci_method"] == "student-t (one image per patient)"
+
+
+def test_too_few_groups_give_no_interval_and_say_why():
+    """sample: 11 tiles of 2 radiographs are not 11 independent images."""
+    rows = _grouped_rows(groups=2, per_group=6).assign(group_kind="radiograph")
+    line = setting_means(rows).iloc[0]
+    assert math.isnan(line["psnr_ci"]) and math.isnan(line["bpp_ci"])
+    assert line["ci_method"] == ("none: 12 images from only 2 radiographs (a cluster "
+                                 "bootstrap needs at least 10)")
+    assert line["groups"] == 2 and line["group_kind"] == "radiograph"
+
+
+def test_the_method_is_decided_on_the_values_each_metric_used():
+    """PSNR leaves out exact images: with them gone, its groups can fall below the
+    minimum while the other metrics keep theirs, and the label says so."""
+    rows = _grouped_rows(groups=12, per_group=2)
+    exact = rows["group_id"].isin([f"p{g}" for g in range(4)])
+    rows.loc[exact, "psnr"] = math.inf  # 8 groups keep a finite PSNR, 12 a bpp
+    line = setting_means(rows).iloc[0]
+    assert math.isnan(line["psnr_ci"]) and not math.isnan(line["bpp_ci"])
+    assert line["ci_method"] == ("bpp: cluster bootstrap (2000 resamples of 12 groups); "
+                                 "psnr: none: 16 images from only 8 groups (a cluster "
+                                 "bootstrap needs at least 10)")
 
 
 def test_batch_size_says_which_latencies_are_amortized():

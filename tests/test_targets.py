@@ -10,6 +10,7 @@ from medbench.benchmark.runner import RunConfig, run
 from medbench.benchmark.targets import MAX_ENCODES, RATE_TOLERANCE, Target, match, parse_targets
 from medbench.codecs import get_codec
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
+from medbench.codecs.learned.codec import PRETRAINED_DIR as SHIPPED
 from medbench.errors import MedbenchError
 from medbench.image import Image
 from medbench.reports.build import build_report
@@ -218,3 +219,77 @@ def test_a_codec_that_cannot_spend_the_budget_says_so():
     assert not found.met and found.note is not None  # obeys the rule, far off the target
     assert "cannot spend the bytes of 10:1" in found.note
     assert "below the target rate (tolerance 2 %)" in found.note
+
+
+def test_target_met_is_decided_on_the_stream_that_was_measured(make_image):
+    """The search judged ratio=10.x; the stream then timed and stored is a richer one
+    (a codec whose second encode differs): the row must not claim the target."""
+
+    class Drifting(_Counting):
+        def __init__(self, codec):
+            super().__init__(codec)
+            self.seen = set()
+
+        def encode(self, image, setting):
+            self.encodes += 1
+            if setting in self.seen:  # the harness encodes the chosen setting again
+                return self.codec.encode(image, "ratio=8")
+            self.seen.add(setting)
+            return self.codec.encode(image, setting)
+
+    image = make_image(96, 8, seed=1)
+    honest = code_cell(get_codec("jpeg2000"), "target:ratio=10", image, repeats=0)
+    assert honest.status == "ok" and honest.target_met is True, honest.target_note
+    row = code_cell(Drifting(get_codec("jpeg2000")), "target:ratio=10", image, repeats=0)
+    assert row.status == "ok" and row.ratio < 10 and row.knob == honest.knob
+    assert row.target_met is False
+    assert row.target_note.startswith(f"not met as measured ({row.ratio:.2f}:1): its stream "
+                                      f"has {row.bytes} bytes, the search's encode at "
+                                      f"{honest.knob} had {honest.bytes}")
+
+
+def test_milestones_never_stand_in_for_a_model_at_a_target(tmp_path, make_image,
+                                                            no_pretrained):
+    """A learned codec has no rate knob: its target cell takes the nearest setting among
+    its finished models. Here the model's milestone is a richer network, which the rule
+    (the largest rate within the budget) would pick if milestones counted."""
+    import shutil
+
+    from medbench.codecs import CodecContext
+
+    shipped = SHIPPED / "dcae"
+    shutil.copytree(shipped / "nih-l16-lam0.01", tmp_path / "dcae" / "poor")
+    shutil.copytree(shipped / "nih-l16-lam1e-05",
+                    tmp_path / "dcae" / "poor" / "milestones" / "4m")
+    codec = get_codec("dcae", CodecContext(models_dir=tmp_path, device="cpu",
+                                           milestones=True))
+    assert codec.settings() == ["poor", "poor@4m"]
+    image = make_image(64, 8, seed=5)
+    target = Target("ratio", 1.5)  # 5.3 bpp: every setting fits, the richest is nearest
+    sizes = {s: len(codec.encode(image, s)) for s in codec.settings()}
+    assert sizes["poor"] < sizes["poor@4m"] < 8 / 1.5 * 64 * 64 / 8
+    found = match(codec, image, target)
+    assert found.setting == "poor" and found.encodes == 1  # the milestone was not tried
+    assert "cannot spend the bytes of 1.5:1" in found.note and "at poor," in found.note
+    row = code_cell(codec, target.setting, image, repeats=0)
+    assert row.status == "ok" and row.knob == "poor" and row.bytes == sizes["poor"]
+
+
+def test_recheck_judges_the_measured_point_by_the_rule_and_tolerance():
+    """Same bytes as the search's encode, yet another decode (a decoder that is not
+    deterministic): a PSNR target is kept only if the measured PSNR still meets it."""
+    from medbench.benchmark.targets import Match, recheck
+
+    psnr40 = Target("psnr", 40)
+    found = Match("q=50", True, None, 5, nbytes=900)
+    assert recheck(found, psnr40, 8, 900, 0.11, 72.7, 40.05) == (True, None)
+    met, note = recheck(found, psnr40, 8, 900, 0.11, 72.7, 39.9)
+    assert not met and "breaks the rule of 40 dB PSNR" in note
+    met, note = recheck(found, psnr40, 8, 900, 0.11, 72.7, 40.3)
+    assert not met and "outside the tolerance of 40 dB PSNR" in note
+    best = Match("near=22", True, "best integer …", 5, nbytes=900)  # judged by the search
+    assert recheck(best, Target("ratio", 10), 8, 900, 0.75, 10.6, 40.0) == (True,
+                                                                          "best integer …")
+    missed = Match("lossless", False, "png cannot reach 30:1", 1, nbytes=5000)
+    assert recheck(missed, Target("ratio", 30), 8, 5000, 4.0, 2.0, None) == (
+        False, "png cannot reach 30:1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -133,3 +134,41 @@ def test_cli_train_errors_are_one_line(tmp_path):
     ])
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("Error: --objective rd needs")
+
+
+@pytest.mark.parametrize("arch", ["cnn", "jpeg2000+pf"])
+def test_seed_draws_the_limit_sample_as_run_does(tmp_path, monkeypatch, arch):
+    """`train --limit 3 --seed 7` trains on the sample `run --limit 3 --seed 7` codes."""
+    from medbench.datasets import get_dataset
+    from medbench.datasets.manifest import SplitManifest, choose_records
+    from medbench.training import postfilter
+    from tests.fixture_formats import picture, write_png
+
+    for patient in range(30):
+        write_png(tmp_path / "data" / "nih" / "images" / f"{patient:08d}_000.png",
+                  picture((32, 32), 8, patient))
+    used = {}
+
+    def spy(*args, **kwargs):
+        splits = real(*args, **kwargs)
+        used.update({name: [im.image_id for im in split.images]
+                     for name, split in splits.items()})
+        return splits
+
+    module = loop if arch == "cnn" else postfilter
+    real = module.load_splits
+    monkeypatch.setattr(module, "load_splits", spy)
+    models = tmp_path / "models"
+    cfg = tiny(models, dataset="nih", data_root=str(tmp_path / "data"), limit=3, seed=7,
+               steps=1)
+    if arch == "cnn":
+        train(cfg, progress=False)
+    else:
+        postfilter.train_postfilter(replace(cfg, arch=arch, ratio=20, latent=None, width=4),
+                                    progress=False)
+    dataset = get_dataset("nih", tmp_path / "data")
+    manifest = SplitManifest.in_folder(models, "nih", dataset.name)
+    for split in ("train", "val"):
+        seeded = [r.image_id for r in choose_records(dataset, split, 3, manifest, seed=7)]
+        assert sorted(used[split]) == seeded
+        assert seeded != [r.image_id for r in choose_records(dataset, split, 3, manifest)]

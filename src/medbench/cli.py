@@ -168,6 +168,11 @@ def _learned_batch(value: str) -> str:
               help="Also code each learned model's milestone checkpoints (kept by `medbench "
                    "train --budget/--steps`) as settings <model>@<budget>; the report then "
                    "shows learned vs classical by training budget.")
+@click.option("--trust-byo", "trust_byo", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Trust the bring-your-own spec folder DIR (MODELS/byo): import the "
+                   "Python factories its specs name, when byo is named in --codecs. Never "
+                   "stored with the run: give it again with --resume.")
 @click.option("--resume", is_flag=True,
               help="Continue the latest run in --out (with its original arguments).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -197,6 +202,14 @@ def _learned_batch(value: str) -> str:
               help="Folder of binary region masks named like the images (<image_id>.png), "
                    "at native or prepared size: roi_* metrics inside them [default: the "
                    "datasets' own regions, JSRT nodules].")
+@click.option("--groups", "groups", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="CSV",
+              help="folder: datasets: a CSV 'image,patient' (image id or path, then its "
+                   "group) saying which images share a patient; splits keep groups whole "
+                   "and intervals resample them.")
+@click.option("--group-by", "group_by", default=None, metavar="REGEX",
+              help="folder: datasets: the group is the first capturing group of REGEX "
+                   "searched in each image's path, e.g. '^(?P<patient>\\d{8})_'.")
 @click.option("--target", "target", default=None, metavar="KIND=V[,V...]",
               help="Also code each image with each codec at the setting that hits a target: "
                    "ratio=10,30 (compression ratio vs native bits), bpp=0.25 or psnr=40. "
@@ -211,8 +224,8 @@ def _learned_batch(value: str) -> str:
 @click.pass_context
 def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed,
         repeats, models_dir, device, train_missing, milestones, resume, no_progress, executor,
-        workers, scheduler, learned_batch, no_report, cache_dir, no_cache, masks, target,
-        write_dicom, overwrite_dicom) -> None:
+        workers, scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups,
+        group_by, target, write_dicom, overwrite_dicom, trust_byo) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.codecs import registry as codec_registry
     from medbench.datasets import registry as dataset_registry
@@ -228,6 +241,7 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
 
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
+    from medbench.reports.seen import leave_out_seen
     from medbench.reports.summary import format_table, summarize
     from medbench.training.missing import prepare_learned
 
@@ -254,6 +268,9 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,
         target=target,
+        groups=str(groups.resolve()) if groups else None,
+        group_by=group_by,
+        trust_byo=str(trust_byo.resolve()) if trust_byo else None,
         report=not no_report,
         write_dicom=str(write_dicom.resolve()) if write_dicom else None,
         overwrite_dicom=overwrite_dicom,
@@ -278,7 +295,10 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         sys.exit(interrupts.exit_code)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    table = summarize(result.rows)
+    kept, _, left_out = leave_out_seen(result.rows)  # images a learned model trained on
+    for dataset, note in left_out.items():
+        click.echo(f"note: {dataset}: {note}", err=True)
+    table = summarize(kept)
     click.echo(format_table(table))
     errors = int((result.rows["status"] == "error").sum()) if len(result.rows) else 0
     click.echo("")
@@ -505,26 +525,41 @@ def _check_report_folder(results: Path, folder: Path, run_id: str | None) -> Non
 @click.option("--bpp-tol", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Largest allowed rise of a cell's mean bpp, in percent.")
 @click.option("--allow-missing", is_flag=True,
-              help="List cells found in only one of the two results, but do not fail on them.")
-def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) -> None:
-    """Compare NEW results with BASELINE; exit 1 when a cell got worse than the tolerances.
+              help="List cells and images found in only one of the two results, but do not "
+                   "fail on them.")
+@click.option("--strict", is_flag=True,
+              help="Also fail when a cell's mean bpp drops by more than --bpp-tol (an "
+                   "unexplained rate improvement; without --strict it is reported).")
+def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, strict) -> None:
+    """Compare NEW results with BASELINE; exit 1 when a cell changed beyond what is allowed.
 
     BASELINE and NEW are results folders (their store's latest run) or results CSV files.
-    Prints, per dataset x codec x setting, the change in mean bpp, PSNR and MS-SSIM.
+    Rows are matched image by image: the same images, and identical streams where both
+    rows name the same codec_library. Prints, per dataset x codec x setting, the change in
+    mean bpp, PSNR and MS-SSIM, checked against the tolerances.
     """
     from medbench.reports.compare import Tolerances, compare, format_comparison, load_results
 
     base_rows, base_label = load_results(baseline)
     new_rows, new_label = load_results(new)
-    tolerances = Tolerances(psnr_tol, ms_ssim_tol, bpp_tol, allow_missing)
+    tolerances = Tolerances(psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, strict)
     result = compare(base_rows, new_rows, tolerances)
     click.echo(f"baseline: {base_label}")
     click.echo(f"new:      {new_label}")
     click.echo(format_comparison(result))
     click.echo("")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.improvements:
+        click.echo(f"{len(result.improvements)} rate improvement(s) beyond --bpp-tol "
+                   "(they fail with --strict):")
+        for line in result.improvements:
+            click.echo(f"  {line}")
     if result.passed:
-        click.echo(f"no regression ({len(result.table)} cells; tolerances: PSNR -{psnr_tol:g} dB, "
-                   f"MS-SSIM -{ms_ssim_tol:g}, bpp +{bpp_tol:g} %)")
+        click.echo(f"no regression ({len(result.table)} cells; streams identical where the "
+                   f"library is the same; tolerances: PSNR -{psnr_tol:g} dB, "
+                   f"MS-SSIM -{ms_ssim_tol:g}, bpp +{bpp_tol:g} %"
+                   f"{f' and -{bpp_tol:g} % (--strict)' if strict else ''})")
         return
     click.echo(f"{len(result.regressions)} regression(s):", err=True)
     for line in result.regressions:
@@ -580,7 +615,8 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing) ->
               help="Crops per training image per epoch (for small datasets).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per split (quick tries).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit sample (as in `run`), initial weights and crops.")
 @click.option("--name", default=None,
               help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
 @device_option("auto: CUDA when present.")
@@ -630,6 +666,37 @@ def train_cmd(ctx, arch, dataset, data_root, protocol, size, bit_depth, epochs, 
                f"codec {arch}, id {result.checkpoint.model_id})")
 
 
+# -- provenance --------------------------------------------------------------------------
+@main.command("provenance")
+@click.argument("model_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_root_option()
+@models_option("The --models folder the models were trained into (its manifests/ holds "
+               "their split).")
+@click.option("--overwrite", is_flag=True, help="Recompute a list a model already records.")
+def provenance_cmd(model_dirs, data_root, models_dir, overwrite) -> None:
+    """Record in trained models which images they trained on (content hashes).
+
+    For models trained before medbench recorded them: their train and val images are
+    chosen again from the split they trained on (their dataset, --limit and --seed,
+    through MODELS/manifests/ when it is there) and hashed; the weights are untouched.
+    A run then marks rows of those images seen_in_training.
+    """
+    from medbench.training.recover import recover
+
+    manifests = Path(models_dir) if (Path(models_dir) / "manifests").is_dir() else None
+    done = recover(list(model_dirs), data_root, manifests, overwrite,
+                   echo=lambda m: click.echo(m, err=True))
+    for folder in done.kept:
+        click.echo(f"{folder}: already records its images (--overwrite to recompute)")
+    for folder, reason in done.refused.items():
+        click.echo(f"Error: {folder}: {reason}", err=True)
+    click.echo(f"{len(done.written)} model(s) written, {len(done.kept)} kept, "
+               f"{len(done.refused)} refused")
+    if done.refused:
+        sys.exit(1)
+
+
 # -- codecs ------------------------------------------------------------------------------
 @main.command("codecs")
 @models_option("Folder of trained learned-codec models whose settings to list.")
@@ -645,6 +712,8 @@ def codecs_cmd(models_dir) -> None:
         click.echo(f"    settings: {', '.join(info['settings']) or '(none)'}")
         if info["rate_knob"]:
             click.echo(f"    knob:     {info['rate_knob']}")
+        for note in info["notes"]:
+            click.echo(f"    note:     {note}")
     for name, reason in registry.broken.items():
         click.echo(f"{name}  [failed to load: {reason}]")
 
@@ -721,24 +790,69 @@ def datasets_show(ctx: click.Context, name: str, data_root: Path | None) -> None
               help="Folder to write <image_id>.png files (and index.csv) into.")
 @split_option
 @protocol_options
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most N images: the sample `run --limit N --seed S` codes.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit sample (as `run --seed`).")
+@click.option("--manifest-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Splits from the manifest kept in DIR/manifests/ (a run's --out, a "
+                   "training's --models), as that run chose them; read, never written.")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR",
+              help="Exactly the images of NAME that the run in results folder DIR coded "
+                   "(its recorded images and manifest; its protocol unless given).")
+@click.option("--run", "run_id", default=None,
+              help="With --results: the run [default: the latest].")
 @_DATA_ROOT
 @click.pass_context
 def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protocol: str,
-                    size: str | None, bit_depth: str | None, limit: int | None,
+                    size: str | None, bit_depth: str | None, limit: int | None, seed: int,
+                    manifest_dir: Path | None, results: Path | None, run_id: str | None,
                     data_root: Path | None) -> None:
     """Write dataset NAME's images as codecs receive them, as <image_id>.png in OUT."""
+    from medbench.benchmark.choice import run_manifest, stored_choice
     from medbench.datasets import get_dataset
     from medbench.datasets.cache import PreparedCache
     from medbench.datasets.export import export_images
     from medbench.datasets.protocols import parse_protocol
-    from medbench.folders import check_outside, check_writable
 
-    chosen = parse_protocol(protocol, size, bit_depth)
-    dataset = get_dataset(name, _dataset_root(ctx, data_root))
-    check_writable(out, "--out")
-    check_outside(out, {name: dataset.root()} if dataset.root() else {}, "--out")
-    result = export_images(dataset, out, split, chosen, limit, PreparedCache())
+    given = {key for key in ("split", "limit", "seed", "manifest_dir", "run_id", "protocol",
+                             "size", "bit_depth")
+             if ctx.get_parameter_source(key) is click.core.ParameterSource.COMMANDLINE}
+    root = _dataset_root(ctx, data_root)
+    if results is None:
+        if "run_id" in given:
+            raise MedbenchError("--run names a run of --results DIR; add --results")
+        chosen = parse_protocol(protocol, size, bit_depth)
+        dataset = get_dataset(name, root)
+        _check_export_out(out, name, dataset)
+        manifest = run_manifest(manifest_dir, name, dataset) if manifest_dir else None
+        result = export_images(dataset, out, split, chosen, limit, PreparedCache(),
+                               seed=seed, manifest=manifest)
+        what = f"split {split}"
+    else:
+        clash = sorted(given & {"split", "limit", "seed", "manifest_dir"})
+        if clash:
+            raise MedbenchError(f"--results takes the split, limit, seed and manifest from "
+                                f"the run; drop --{clash[0].replace('_', '-')}")
+        choice = stored_choice(results, run_id)
+        run_config = choice.config
+        if not given & {"protocol", "size", "bit_depth"}:  # as the run prepared them
+            protocol, size, bit_depth = (run_config.protocol, run_config.size,
+                                         run_config.bit_depth)
+        chosen = parse_protocol(protocol, size, bit_depth)
+        if root is None and run_config.data_root:
+            root = Path(run_config.data_root)
+        dataset = get_dataset(name, root)
+        _check_export_out(out, name, dataset)
+        records, missing = choice.records(name, dataset)
+        result = export_images(dataset, out, protocol=chosen, cache=PreparedCache(),
+                               records=records)
+        for image_id in missing:
+            click.echo(f"note: run {choice.run_id} coded {image_id}, which {name} no longer "
+                       f"holds", err=True)
+        what = f"run {choice.run_id}"
     for item in dataset.skipped:
         click.echo(f"note: skipped file: {item.source}: {item.reason}", err=True)
     for item in result.failed:
@@ -746,8 +860,17 @@ def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protoc
     if result.replaced:
         click.echo(f"note: replaced the earlier export in {out} ({result.replaced} files)",
                    err=True)
-    click.echo(f"wrote {len(result.written)} images ({chosen.name}, split {split}) to {out}")
+    click.echo(f"wrote {len(result.written)} images ({chosen.name}, {what}) to {out}")
     click.echo(f"index: {result.index}")
+
+
+def _check_export_out(out: Path, name: str, dataset) -> None:
+    """``datasets export --out``: writable, and outside the dataset's own folder."""
+    from medbench.folders import check_outside, check_writable
+
+    check_writable(out, "--out")
+    root = dataset.root()
+    check_outside(out, {name: root} if root else {}, "--out")
 
 
 if __name__ == "__main__":  # pragma: no cover

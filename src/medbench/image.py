@@ -7,6 +7,7 @@ explicitly because a 12-bit radiograph in a ``uint16`` array cannot be told from
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,34 @@ def dtype_for(bit_depth: int) -> np.dtype:
     """
     check_bit_depth(bit_depth)
     return np.dtype(np.uint8) if bit_depth <= 8 else np.dtype(np.uint16)
+
+
+def pixel_sha256(pixels: np.ndarray) -> str:
+    """SHA-256 (hex) of a 2-D image's values: the same radiograph gives the same hash
+    whatever its file name, format or container.
+
+    The hash covers the shape (``"HxW"``) and the values as little-endian 16-bit words, so
+    an 8-bit image and the same values stored in a 16-bit file agree, and a PNG re-saved
+    with other compression settings keeps its hash; a resized or requantized image does
+    not. Models record the hashes of the images they trained on, so a run can tell when a
+    model is scored on one of them (``seen_in_training``).
+
+    Parameters
+    ----------
+    pixels
+        2-D array of unsigned integers (``uint8`` or ``uint16``).
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    if pixels.ndim != 2 or pixels.dtype.kind != "u" or pixels.dtype.itemsize > 2:
+        raise ValueError(f"pixel_sha256 needs a 2-D uint8/uint16 array, got "
+                         f"{pixels.dtype} of shape {pixels.shape}")
+    digest = hashlib.sha256(f"{pixels.shape[0]}x{pixels.shape[1]}\n".encode())
+    digest.update(np.ascontiguousarray(pixels, dtype="<u2").tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,14 @@ _CHILD = textwrap.dedent("""
     from medbench.image import Image, dtype_for
 
     name, models, per_kind = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    trusted = sys.argv[4] if len(sys.argv) > 4 else None  # a byo folder the test wrote
     try:
         import torch
         torch.set_num_threads(1)
     except ImportError:
         pass
-    codec = get_codec(name, CodecContext(models_dir=models, device="cpu"))
+    codec = get_codec(name, CodecContext(models_dir=models, device="cpu",
+                                         trusted_byo=trusted))
     depths = codec.bit_depths or (8,)
     bits = 8 if 8 in depths else min(depths)
     rng = np.random.default_rng(13)
@@ -84,19 +86,28 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _available(name: str, models: Path) -> str | None:
-    return get_codec(name, CodecContext(models_dir=models, device="cpu")).unavailable_reason()
+def _models(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The models folder of ``name``'s fuzz child and the trust it passes: learned codecs
+    use the shipped models; ``byo`` a tiny spec this test writes, trusted explicitly."""
+    models = tmp_path / "models"
+    if name != "byo":
+        return models, []
+    from tests.test_codecs_byo import _write_model
+
+    return _write_model(models), [str(models / "byo")]
 
 
 @pytest.mark.parametrize("name", codec_names())
 def test_decoder_survives_fuzzed_streams(name, tmp_path):
-    models = tmp_path / "models"  # empty: learned codecs use the shipped models
-    reason = _available(name, models)
+    models, trust = _models(name, tmp_path)
+    context = CodecContext(models_dir=models, device="cpu",
+                           trusted_byo=Path(trust[0]) if trust else None)
+    reason = get_codec(name, context).unavailable_reason()
     if reason:
         pytest.skip(f"{name} is unavailable here: {reason}")
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, name, str(models), str(PER_KIND)],
+            [sys.executable, "-c", _CHILD, name, str(models), str(PER_KIND), *trust],
             capture_output=True, text=True, timeout=300,
             env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
         )

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
@@ -241,7 +240,9 @@ def test_train_name_cannot_escape_models(tmp_path):
     assert list(tmp_path.rglob("*")) == []
 
 
-def test_good_model_names_are_accepted():
-    for name in ("chest-l16", "sample_l8", "a.b", "x"):
-        check_model_name(name)
-    assert torch.get_num_threads() >= 1
+@pytest.mark.parametrize("name", ["chest-l16", "sample_l8", "a.b", "x", "nih-l16-lam1e-05",
+                                  "jsrt-l4-from-nih", "x..y"])
+def test_good_model_names_are_accepted(name, tmp_path):
+    check_model_name(name)
+    cfg = TrainConfig(arch="ae", dataset="sample", name=name, models_dir=str(tmp_path))
+    assert cfg.folder == tmp_path / "ae" / name  # one folder, inside --models

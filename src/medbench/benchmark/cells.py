@@ -39,7 +39,7 @@ import numpy as np
 from medbench.benchmark.metrics import Reference, measure, region_metrics
 from medbench.benchmark.regions import Region, image_region
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
-from medbench.benchmark.targets import Target, match, parse_target_setting
+from medbench.benchmark.targets import Target, match, parse_target_setting, recheck
 from medbench.benchmark.timing import PairTiming, timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
 from medbench.codecs.base import Codec
@@ -78,6 +78,11 @@ class Job:
     #: Most images a learned cell codes in one call (``run --learned-batch``); executors
     #: hand :func:`code_units` this many units at a time.
     learned_batch: int = 1
+    #: The libopenjp2 file the run's process loaded (:func:`medbench.codecs._openjpeg.pin`):
+    #: workers load the same one, so JPEG 2000 streams never depend on the worker.
+    openjpeg: str | None = None
+    #: The byo spec folder the user trusts (``run --trust-byo``; see CodecContext).
+    trusted_byo: Path | None = None
 
 
 #: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
@@ -137,13 +142,18 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
             codec.check(image)
             found = match(codec, image, target)
             setting = found.setting
-            row = replace(row, knob=setting, target_met=found.met, target_note=found.note)
+            row = replace(row, knob=setting, target_met=found.met, target_note=found.note,
+                          codec_library=_library(codec, setting))
         row = replace(row, **codec.setting_info(setting))
         codec.check(image)
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
         data, decoded = timing.encoded, timing.decoded
         row = _scored(_timed_row(row, timing, 1), codec, setting, image, data, decoded,
                       reference, region)
+        if target is not None:  # judged again on the stream measured, not the search's
+            met, note = recheck(found, target, image.bit_depth, row.bytes, row.bpp,
+                                row.ratio, row.psnr)
+            row = replace(row, target_met=met, target_note=note)
     except BaseException as exc:  # one bad cell never ends a run (Ctrl-C does)
         row = _failed(row, exc)
     return row, decoded
@@ -151,7 +161,17 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
 
 def _cell_row(codec: Codec, setting: str, base: ResultRow) -> ResultRow:
     return base.for_cell(codec.name, setting, None, codec.kind,
-                         codec_conventions=codec.conventions or None)
+                         codec_conventions=codec.conventions or None,
+                         codec_library=_library(codec, setting))
+
+
+def _library(codec: Codec, setting: str) -> str:
+    """The row's ``codec_library`` (:meth:`Codec.library`), asked in the process that codes
+    the cell, so a worker that loaded another library says so; a failing plugin's says why."""
+    try:
+        return codec.library(setting)
+    except Exception as exc:  # a plugin's bug must not cost the row
+        return f"unknown ({type(exc).__name__}: {exc})"
 
 
 def _timed_row(row: ResultRow, timing: PairTiming, batch: int) -> ResultRow:
@@ -169,9 +189,12 @@ def _scored(row: ResultRow, codec: Codec, setting: str, image: Image, data: byte
     kept so the damage can be seen), and so is a setting whose promised error bound
     (:meth:`Codec.max_error`) is exceeded.
     """
+    seen = codec.training_images(setting)
     row = replace(row, **measure(reference or image.pixels, decoded, len(data),
                                  image.bit_depth),
-                  stream_sha256=hashlib.sha256(data).hexdigest())
+                  stream_sha256=hashlib.sha256(data).hexdigest(),
+                  seen_in_training=None if seen is None
+                  else seen.seen(row.image_sha256, row.file_sha256))
     if region is not None:
         row = replace(row, **region_metrics(image.pixels, decoded, region,
                                             data_range=float((1 << image.bit_depth) - 1)))
@@ -541,9 +564,10 @@ def code_units_by_name(job: Job, units: Sequence[WorkUnit]) -> list[ResultRow]:
 
     Datasets and codecs are built once per worker thread and reused for later units.
     """
-    from medbench.codecs import CodecContext, get_codec
+    from medbench.codecs import CodecContext, _openjpeg, get_codec
     from medbench.datasets import get_dataset
 
+    _openjpeg.honour(job.openjpeg)  # before any codec of this worker imports glymur
     datasets = {}
     for spec in {unit.dataset for unit in units}:
         key = (spec, job.data_root)
@@ -552,10 +576,10 @@ def code_units_by_name(job: Job, units: Sequence[WorkUnit]) -> list[ResultRow]:
             _built.datasets[key] = get_dataset(spec, root)
         datasets[spec] = _built.datasets[key]
     context = CodecContext(models_dir=Path(job.models_dir), device=job.device,
-                           milestones=job.milestones)
+                           milestones=job.milestones, trusted_byo=job.trusted_byo)
     codecs: dict[str, Codec | Exception] = {}
     for name in {name for unit in units for name, _ in unit.cells}:
-        ckey = (name, job.models_dir, job.device, job.milestones)
+        ckey = (name, job.models_dir, job.device, job.milestones, job.trusted_byo)
         if ckey not in _built.codecs:
             try:
                 _built.codecs[ckey] = get_codec(name, context)

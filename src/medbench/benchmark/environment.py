@@ -56,11 +56,12 @@ def gpu_name() -> str | None:
 
 def describe() -> dict[str, Any]:
     try:
-        from medbench.codecs._openjpeg import import_glymur
+        from medbench.codecs._openjpeg import import_glymur, library_file
 
         openjpeg = import_glymur().version.openjpeg_version
+        openjpeg_file = library_file()
     except Exception:  # noqa: BLE001 (environment description must never fail)
-        openjpeg = None
+        openjpeg, openjpeg_file = None, None
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -69,5 +70,7 @@ def describe() -> dict[str, Any]:
         "gpu": gpu_name(),
         "packages": package_versions(),
         "openjpeg": openjpeg,
+        # the libopenjp2 file the run loaded, which its workers load too (codecs._openjpeg)
+        "openjpeg_library": str(openjpeg_file) if openjpeg_file else None,
         "git_revision": git_revision(),
     }

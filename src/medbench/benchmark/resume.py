@@ -19,6 +19,10 @@ from medbench.errors import MedbenchError
 #: RunConfig fields that say where cells are coded, not what is coded.
 EXECUTION_FIELDS = ("executor", "workers", "scheduler", "cache_dir", "use_cache",
                     "learned_batch")
+#: RunConfig fields given by each call and never stored with a run nor read from one: a
+#: results folder received from someone must not carry the trust to run code. A resumed
+#: run has them only when its command line gives them again.
+CALL_ONLY_FIELDS = ("trust_byo",)
 #: RunConfig fields a resumed run may take from its new command line: where cells are
 #: coded, what is written once they are, and where the data now lies (each image's file
 #: is checked against the hash the run recorded). Any other field defines the run.
@@ -30,7 +34,8 @@ OPTIONS = {"codecs": "--codecs", "datasets": "--datasets", "data_root": "--data-
            "split": "--split", "limit": "--limit", "seed": "--seed", "repeats": "--repeats",
            "models_dir": "--models", "device": "--device",
            "train_missing": "--train-missing", "masks": "--masks",
-           "milestones": "--milestones", "target": "--target", "executor": "--executor",
+           "milestones": "--milestones", "target": "--target", "groups": "--groups",
+           "group_by": "--group-by", "executor": "--executor",
            "workers": "--workers", "scheduler": "--scheduler",
            "learned_batch": "--learned-batch", "cache_dir": "--cache-dir",
            "use_cache": "--no-cache", "report": "--no-report",
@@ -62,10 +67,12 @@ def resumed_config(stored: Config, new: Config, given: Collection[str] | None,
     MedbenchError
         A given field that defines the run differs from the stored one.
     """
+    call = {n: getattr(new, n) for n in CALL_ONLY_FIELDS}  # this call's, never stored
     if given is None:
-        return replace(stored, **{n: getattr(new, n) for n in EXECUTION_FIELDS}), []
+        return replace(stored, **{n: getattr(new, n) for n in EXECUTION_FIELDS}, **call), []
     changed = [f.name for f in fields(stored)
-               if f.name in given and getattr(new, f.name) != getattr(stored, f.name)]
+               if f.name in given and f.name not in CALL_ONLY_FIELDS
+               and getattr(new, f.name) != getattr(stored, f.name)]
     refused = [name for name in changed if name not in RESUME_MAY_CHANGE]
     if refused:
         was = "; ".join(option_text(n, getattr(stored, n)) for n in refused)
@@ -74,7 +81,7 @@ def resumed_config(stored: Config, new: Config, given: Collection[str] | None,
             f"--resume continues run {run_id} as it was started, with {was}, not {now}: "
             f"drop {' and '.join(OPTIONS.get(n, n) for n in refused)} to continue it, or "
             "start a new run without --resume")
-    return replace(stored, **{n: getattr(new, n) for n in changed}), changed
+    return replace(stored, **{n: getattr(new, n) for n in changed}, **call), changed
 
 
 def describe_changes(stored: Any, config: Any, changed: list[str]) -> str:

@@ -153,7 +153,10 @@ class ResultRow:
             dataset=unit.dataset,
             image_id=record.image_id,
             split=record.meta.get("split"),
-            group_id=record.group,
+            # Intervals resample this group (a patient; sample: the tile's radiograph).
+            group_id=record.meta.get("interval_group", record.group),
+            group_kind=record.meta.get("group_kind"),
+            file_sha256=record.meta.get("file_hash") or None,
             source=record.source,
             body_part=record.meta.get("body_part"),
             protocol=protocol.name if protocol is not None else None,
@@ -162,7 +165,8 @@ class ResultRow:
     def with_image(self, image: Image) -> ResultRow:
         """This row with the columns that describe the image as the codecs received it."""
         return replace(self, bit_depth=image.bit_depth, height=image.height,
-                       width=image.width, psnr_peak=float(2**image.bit_depth - 1))
+                       width=image.width, psnr_peak=float(2**image.bit_depth - 1),
+                       image_sha256=image.meta.get("image_sha256") or self.image_sha256)
 
     def for_cell(self, codec: str, setting: str, rank: int | None,
                  kind: str | None = None, **columns: Any) -> ResultRow:

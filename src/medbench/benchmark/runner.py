@@ -22,15 +22,23 @@ import pandas as pd
 from medbench.benchmark import environment
 from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
-from medbench.benchmark.resume import EXECUTION_FIELDS, describe_changes, of_type, resumed_config
+from medbench.benchmark.resume import (
+    CALL_ONLY_FIELDS,
+    EXECUTION_FIELDS,
+    describe_changes,
+    of_type,
+    resumed_config,
+)
 from medbench.benchmark.rows import WorkUnit, error_rows
+from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
 from medbench.benchmark.targets import parse_targets
 from medbench.benchmark.timing import MAX_REPEATS
-from medbench.codecs import CodecContext, codec_names, get_codec
+from medbench.codecs import CodecContext, _openjpeg, codec_names, get_codec
 from medbench.codecs.base import Codec
 from medbench.datasets import Dataset, Record, get_dataset
 from medbench.datasets.cache import default_cache_dir
+from medbench.datasets.grouping import group_by, read_groups
 from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol, parse_protocol
 from medbench.errors import MedbenchError
@@ -60,6 +68,9 @@ class RunConfig:
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
     target: str | None = None  # --target: rate-matching cells (benchmark.targets)
+    # folder: datasets' groups (datasets.grouping): a CSV table or a path expression.
+    groups: str | None = None
+    group_by: str | None = None
     # Where cells are coded; not part of what a run means (--resume may change them).
     executor: str = "local"
     workers: int | None = 1  # None = the machine's cores; 1 = in-process
@@ -69,6 +80,8 @@ class RunConfig:
     # Prepared-image cache: None = $MEDBENCH_CACHE or ~/.cache/medbench; use_cache off = none.
     cache_dir: str | None = None
     use_cache: bool = True
+    # --trust-byo: the byo spec folder whose code may run (CALL_ONLY_FIELDS).
+    trust_byo: str | None = None
     # What the command line does once the cells are coded (kept, so --resume does it too).
     report: bool = True  # write OUT/report (`run --no-report`: False)
     write_dicom: str | None = None  # `run --write-dicom DIR`, as an absolute path
@@ -77,12 +90,18 @@ class RunConfig:
     def protocol_obj(self) -> Protocol:
         return parse_protocol(self.protocol, self.size, self.bit_depth)
 
+    def trusted_byo(self) -> Path | None:
+        """The byo spec folder given by ``--trust-byo``, for codecs named in ``--codecs``
+        only: None with ``--codecs all`` (and :func:`resolve_codecs` drops it there too)."""
+        return Path(self.trust_byo) if self.trust_byo and self.codecs is not None else None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in CALL_ONLY_FIELDS}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "the stored run") -> RunConfig:
-        """The config stored as ``values`` (unknown keys ignored, missing ones default).
+        """The config stored as ``values`` (unknown keys ignored, missing ones default,
+        call-only fields never read).
 
         Raises
         ------
@@ -90,7 +109,8 @@ class RunConfig:
             A value is not of its field's type (a damaged or hand-edited store); ``where``
             names the run in the message.
         """
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in values.items()
+                 if k in cls.__dataclass_fields__ and k not in CALL_ONLY_FIELDS}
         for name, value in known.items():
             kinds = cls.__dataclass_fields__[name].type
             if not of_type(value, str(kinds)):
@@ -113,10 +133,15 @@ class RunResult:
 
 
 def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list[Codec], list[str]]:
-    """Codec instances for ``names`` (None = all available) and notes on those left out."""
+    """Codec instances for ``names`` (None = all available) and notes on those left out.
+
+    ``context.trusted_byo`` reaches only codecs named in ``names``: with None (``--codecs
+    all``) no codec may run code a model folder names (``byo`` is listed as skipped).
+    """
     notes: list[str] = []
     if names is None:
         codecs = []
+        context = replace(context, trusted_byo=None)  # `all` never runs a spec's code
         for name in codec_names():
             codec = get_codec(name, context)
             reason = codec.unavailable_reason()
@@ -323,7 +348,7 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     learned_batch(config.learned_batch, [])  # a bad --learned-batch fails here
     context = CodecContext(models_dir=Path(config.models_dir), device=config.device,
-                           milestones=config.milestones)
+                           milestones=config.milestones, trusted_byo=config.trusted_byo())
     if config.train_missing and prepare_learned is None:
         raise MedbenchError("train_missing needs run(prepare_learned=...), see "
                             "medbench.training.missing.prepare_learned")
@@ -350,6 +375,7 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     specs = unique_names(config.datasets, "--datasets")
     # Every dataset is opened (a wrong --data-root fails) before any manifest is written.
     plan.datasets = {spec: get_dataset(spec, root) for spec in specs}
+    _apply_grouping(config, plan.datasets)
     if check is not None:
         check(plan)
     visual: set[tuple[str, str]] = set()
@@ -363,7 +389,25 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
         plan.units += [WorkUnit(spec, record, cells) for record in records]
         visual |= {(spec, image_id) for image_id in visual_choice(records)}
     plan.visual_images = frozenset(visual)
+    for line in seen_warnings(codecs, plan.units):  # said before the wait for coding
+        echo(f"warning: {line}")
+        plan.notes.append(line)
     return plan
+
+
+def _apply_grouping(config: RunConfig, datasets: dict[str, Dataset]) -> None:
+    """``--groups``/``--group-by`` on the run's ``folder:`` datasets (refused with none)."""
+    if config.groups and config.group_by:
+        raise MedbenchError("give either --groups or --group-by, not both")
+    if not (config.groups or config.group_by):
+        return
+    grouping = read_groups(Path(config.groups)) if config.groups else group_by(config.group_by)
+    folders = [d for spec, d in datasets.items() if spec.partition(":")[0] == "folder"]
+    if not folders:
+        raise MedbenchError(f"{grouping.source} groups the images of folder: datasets, and "
+                            f"this run has none; the other datasets know their groups")
+    for dataset in folders:
+        dataset.use_grouping(grouping)
 
 
 def _chosen_text(config: RunConfig, dataset: Dataset, records: list[Record],
@@ -438,6 +482,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     workers = config.workers
     if config.scheduler is None and units:  # no idle processes for tiny runs
         workers = min(workers or cpu_count(), len(units))
+    openjpeg = _openjpeg.pin()  # before any worker starts: one OpenJPEG for the whole run
     executor = make_executor(config.executor, workers, config.scheduler)
     if run_id is None:
         run_id = store.new_run(config.to_dict(), environment.describe())
@@ -448,7 +493,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     batch = learned_batch(config.learned_batch, plan.codecs)
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
-              masks=config.masks, milestones=config.milestones, learned_batch=batch)
+              masks=config.masks, milestones=config.milestones, learned_batch=batch,
+              openjpeg=openjpeg, trusted_byo=config.trusted_byo())
     if units:
         images = len(units)
         batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""
@@ -569,5 +615,5 @@ def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[s
         notes.append(f"{images} image(s) of {spec} could not be read (their rows are errors)")
 
 
-__all__ = ["EXECUTION_FIELDS", "RunConfig", "RunPlan", "RunResult", "check_inside_datasets",
-           "execute", "plan_run", "resolve_codecs", "run"]
+__all__ = ["CALL_ONLY_FIELDS", "EXECUTION_FIELDS", "RunConfig", "RunPlan", "RunResult",
+           "check_inside_datasets", "execute", "plan_run", "resolve_codecs", "run"]

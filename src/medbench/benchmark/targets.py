@@ -36,6 +36,12 @@ false and ``target_note`` says which of these it is:
 Every such row still obeys the rule except *cannot reach*; the report marks rows that
 missed the tolerance on any image.
 
+The search judges its own encodes; the row's stream is the one encoded again, timed,
+measured and stored. So :func:`recheck` judges the row once more on its own bytes, rate
+and PSNR: a met target stays met only when that stream is the one the search judged
+(same bytes) and still obeys the rule within the tolerance; otherwise ``target_met`` is
+false and the note says the measured stream is not the point the search judged.
+
 The search
 ----------
 Codecs with a :meth:`~medbench.codecs.base.Codec.knob` are searched over its whole lossy
@@ -147,6 +153,8 @@ class Match:
     met: bool  # obeys the rule AND lies within the tolerance (see the module notes)
     note: str | None  # why not, when ``met`` is false (cannot reach...); or a best integer
     encodes: int
+    #: Bytes of the search's encode at ``setting`` (the stream it judged).
+    nbytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,72 @@ class _Point:
     bpp: float
     ratio: float
     psnr: float | None
+    nbytes: int = 0
+
+
+def obeys_rule(target: Target, bit_depth: int, bpp: float, psnr: float | None) -> bool:
+    """Whether a coded point obeys the target's rule: a rate not above the target's, or a
+    PSNR not below it (module notes)."""
+    budget = target.budget_bpp(bit_depth)
+    if budget is not None:
+        return bpp <= budget
+    return psnr is not None and psnr >= target.value
+
+
+def within_tolerance(target: Target, bit_depth: int, bpp: float,
+                     psnr: float | None) -> bool:
+    """Whether a coded point obeys the rule and lies within :data:`RATE_TOLERANCE` below
+    the target rate (or :data:`PSNR_TOLERANCE` above the target PSNR)."""
+    if not obeys_rule(target, bit_depth, bpp, psnr):
+        return False
+    budget = target.budget_bpp(bit_depth)
+    if budget is not None:
+        return bpp >= budget * (1 - RATE_TOLERANCE)
+    return psnr is not None and psnr <= target.value + PSNR_TOLERANCE
+
+
+def achieved(target: Target, bpp: float, ratio: float, psnr: float | None) -> str:
+    """A coded point in the target's unit: ``10.07:1``, ``0.2500 bpp``, ``40.03 dB``."""
+    if target.kind == "ratio":
+        return f"{ratio:.2f}:1"
+    if target.kind == "bpp":
+        return f"{bpp:.4f} bpp"
+    return f"{psnr:.2f} dB"
+
+
+def recheck(found: Match, target: Target, bit_depth: int, nbytes: int, bpp: float,
+            ratio: float, psnr: float | None) -> tuple[bool, str | None]:
+    """``target_met`` and ``target_note`` of a row, judged on the row's own stream.
+
+    Parameters
+    ----------
+    found
+        What the search decided, on its own encode.
+    target, bit_depth
+        The row's target and the coded image's bit depth.
+    nbytes, bpp, ratio, psnr
+        The row's measured stream: its length, rate and PSNR.
+
+    Returns
+    -------
+    tuple of (bool, str or None)
+        The search's verdict when it judged these very bytes and they still obey the rule
+        (within the tolerance, unless the search found the best integer); else false, with
+        a note naming what the measured stream did.
+    """
+    if not found.met:
+        return False, found.note
+    if nbytes != found.nbytes:
+        why = (f"its stream has {nbytes} bytes, the search's encode at {found.setting} "
+               f"had {found.nbytes}")
+    elif not obeys_rule(target, bit_depth, bpp, psnr):
+        why = f"the measured point breaks the rule of {target.describe()}"
+    elif found.note is None and not within_tolerance(target, bit_depth, bpp, psnr):
+        why = f"the measured point lies outside the tolerance of {target.describe()}"
+    else:
+        return True, found.note
+    return False, (f"not met as measured ({achieved(target, bpp, ratio, psnr)}): {why}; "
+                   f"the search judged another stream")
 
 
 #: A continuous bracket narrower than this (search coordinate: log of the knob) that
@@ -185,22 +259,17 @@ class _Search:
             quality = psnr(self.image.pixels, decoded,
                            data_range=float((1 << self.image.bit_depth) - 1))
         point = _Point(u, setting, bits_per_pixel(len(data), h, w),
-                       compression_ratio(len(data), h, w, self.image.bit_depth), quality)
+                       compression_ratio(len(data), h, w, self.image.bit_depth), quality,
+                       len(data))
         self.points[setting] = point
         return point
 
     # -- judging ------------------------------------------------------------------------
     def feasible(self, p: _Point) -> bool:
-        if self.budget is not None:
-            return p.bpp <= self.budget
-        return p.psnr is not None and p.psnr >= self.target.value
+        return obeys_rule(self.target, self.image.bit_depth, p.bpp, p.psnr)
 
     def within(self, p: _Point) -> bool:
-        if not self.feasible(p):
-            return False
-        if self.budget is not None:
-            return p.bpp >= self.budget * (1 - RATE_TOLERANCE)
-        return p.psnr is not None and p.psnr <= self.target.value + PSNR_TOLERANCE
+        return within_tolerance(self.target, self.image.bit_depth, p.bpp, p.psnr)
 
     def level(self, p: _Point) -> float:
         """The quantity bisected, increasing with rate (log bpp, or PSNR capped)."""
@@ -236,11 +305,7 @@ class _Search:
         return max(self.points.values(), key=lambda p: p.psnr or -math.inf)
 
     def achieved(self, p: _Point) -> str:
-        if self.target.kind == "ratio":
-            return f"{p.ratio:.2f}:1"
-        if self.target.kind == "bpp":
-            return f"{p.bpp:.4f} bpp"
-        return f"{p.psnr:.2f} dB"
+        return achieved(self.target, p.bpp, p.ratio, p.psnr)
 
     def miss(self, p: _Point) -> str:
         """How far a rule-obeying point lies from the target, in the tolerance's unit."""
@@ -260,8 +325,8 @@ def match(codec: Codec, image: Image, target: Target) -> Match:
     """
     search = _Search(codec, image, target)
     knob = codec.knob(image.bit_depth)
-    if knob is None:
-        _search_settings(search, list(codec.settings()))
+    if knob is None:  # finished models only, never a milestone (Codec.target_settings)
+        _search_settings(search, list(codec.target_settings()))
     else:
         _search_knob(search, knob)
         finer = getattr(codec, "finer_knobs", None)
@@ -275,11 +340,11 @@ def match(codec: Codec, image: Image, target: Target) -> Match:
         near = search.closest()
         return Match(near.setting, False,
                      f"{codec.name} cannot reach {target.describe()} on this image: closest "
-                     f"{search.achieved(near)} at {near.setting}", search.encodes)
+                     f"{search.achieved(near)} at {near.setting}", search.encodes, near.nbytes)
     if search.within(best):
-        return Match(best.setting, True, None, search.encodes)
+        return Match(best.setting, True, None, search.encodes, best.nbytes)
     note, met = _why_not(search, knob, best)
-    return Match(best.setting, met, note, search.encodes)
+    return Match(best.setting, met, note, search.encodes, best.nbytes)
 
 
 def _why_not(search: _Search, knob: Knob | None, best: _Point) -> tuple[str, bool]:
@@ -391,4 +456,5 @@ def _low_side(search: _Search, p: _Point) -> bool:
 
 
 __all__ = ["KINDS", "MAX_ENCODES", "PSNR_TOLERANCE", "RATE_TOLERANCE", "Match", "Target",
-           "match", "parse_target_setting", "parse_targets"]
+           "achieved", "match", "obeys_rule", "parse_target_setting", "parse_targets",
+           "recheck", "within_tolerance"]

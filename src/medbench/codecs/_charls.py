@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medbench.codecs._libraries import display_path, loaded_file
+
 log = logging.getLogger(__name__)
 
 
@@ -71,6 +73,19 @@ def load_charls() -> ctypes.CDLL | None:
         _declare(lib)
         return lib
     return None
+
+
+@lru_cache(maxsize=1)
+def describe() -> str | None:
+    """``CharLS <version> (<file>)`` of :func:`load_charls`'s library, or None."""
+    lib = load_charls()
+    if lib is None:
+        return None
+    major, minor, patch = ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32()
+    lib.charls_get_version_number(ctypes.byref(major), ctypes.byref(minor), ctypes.byref(patch))
+    found = loaded_file(lib, "charls_get_version_number")
+    where = display_path(found) if found else "file unknown"
+    return f"CharLS {major.value}.{minor.value}.{patch.value} ({where})"
 
 
 def reason() -> str:

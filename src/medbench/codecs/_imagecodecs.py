@@ -9,6 +9,7 @@ with a build that lacks one format, loses only those codecs and never the rest.
 from __future__ import annotations
 
 import importlib
+from functools import cache
 from types import ModuleType
 
 from medbench.codecs.base import Codec
@@ -44,9 +45,15 @@ def import_imagecodecs(feature: str) -> ModuleType:
 
 
 class ImagecodecsCodec(Codec):
-    """A classical codec backed by one imagecodecs format (``feature``)."""
+    """A classical codec backed by one imagecodecs format (``feature``).
+
+    ``libraries`` names the libraries bundled in imagecodecs that write and read the
+    format, as keys of ``imagecodecs.version(dict)`` (``libjpeg_turbo``, ``openjph``): the
+    ``codec_library`` column names them with their versions (:meth:`library`).
+    """
 
     feature: str = ""
+    libraries: tuple[str, ...] = ()
 
     def unavailable_reason(self) -> str | None:
         try:
@@ -57,6 +64,24 @@ class ImagecodecsCodec(Codec):
 
     def _lib(self) -> ModuleType:
         return import_imagecodecs(self.feature)
+
+    def library(self, setting: str) -> str:
+        """``imagecodecs <version> (<library> <version>, ...)`` of :attr:`libraries`."""
+        return imagecodecs_libraries(self.libraries)
+
+
+@cache
+def imagecodecs_libraries(names: tuple[str, ...]) -> str:
+    """``imagecodecs 2026.3.6 (libjpeg_turbo 3.1.3/8.0)``: the package and the versions of
+    the bundled libraries ``names``; ``imagecodecs unavailable`` without it."""
+    try:
+        module = importlib.import_module("imagecodecs")
+        versions = module.version(dict)
+    except (ImportError, AttributeError, TypeError) as exc:
+        return f"imagecodecs unavailable ({exc})"
+    inner = ", ".join(f"{name} {versions.get(name, '?')}" for name in names)
+    text = f"imagecodecs {versions.get('imagecodecs', getattr(module, '__version__', '?'))}"
+    return f"{text} ({inner})" if inner else text
 
 
 def container_bits(bit_depth: int) -> int:

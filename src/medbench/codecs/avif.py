@@ -40,6 +40,7 @@ class AvifCodec(ImagecodecsCodec):
     name = "avif"
     conventions = "libavif/libaom via imagecodecs, monochrome 4:0:0, speed 6, full range, one tile"
     feature = "AVIF"
+    libraries = ("libavif",)
     bit_depths = tuple(range(8, 13))
     rate_knob = "q= libavif quality 0-100; higher q = higher quality, more bytes; lossless"
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from medbench.codecs._libraries import distribution
+from medbench.codecs.provenance import TrainingImages
 from medbench.errors import UnsupportedInput
 from medbench.image import Image
 
@@ -54,6 +56,9 @@ class CodecContext:
     device: str = "auto"
     #: Learned codecs also offer each model's milestone checkpoints (``<model>@<budget>``).
     milestones: bool = False
+    #: The one ``byo`` spec folder whose factories may be imported (``run --codecs byo
+    #: --trust-byo DIR``): a spec names code, so None (the default) imports nothing.
+    trusted_byo: Path | None = None
 
 
 class Codec(ABC):
@@ -74,6 +79,35 @@ class Codec(ABC):
 
     def __init__(self, context: CodecContext | None = None):
         self.context = context or CodecContext()
+
+    # -- provenance -----------------------------------------------------------------
+    def library(self, setting: str) -> str:
+        """What writes (and reads) this codec's streams at ``setting``, with versions.
+
+        The ``codec_library`` column of every row the codec codes. Two rows that name the
+        same library must hold identical streams for identical input (``medbench
+        compare`` relies on it), so name everything that decides the bytes: the library
+        and its version, the file it was loaded from where several copies can be found
+        (``OpenJPEG 2.5.4 (<site-packages>/pillow.libs/libopenjp2-….so.2.5.4)``), and for
+        learned codecs the framework and the kind of processor they ran on. Must not
+        raise, and must be cheap (it is asked once per cell).
+
+        Parameters
+        ----------
+        setting
+            One of :meth:`settings`, or the setting a rate-matching cell was coded at.
+
+        Returns
+        -------
+        str
+            This default names the installed distribution that provides the codec class
+            and its version, then the class (``mycodecs 1.2 (mycodecs.codec.MyCodec)``);
+            codecs that call a native library override it.
+        """
+        cls = type(self)
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        provider = distribution(cls.__module__)
+        return f"{provider} ({where})" if provider else where
 
     # -- availability -------------------------------------------------------------
     def unavailable_reason(self) -> str | None:
@@ -104,12 +138,36 @@ class Codec(ABC):
         :meth:`settings` (learned models, lossless-only codecs)."""
         return None
 
+    def target_settings(self) -> list[str]:
+        """The settings a rate-matching search (``run --target``) may pick among when the
+        codec has no :meth:`knob`, low to high rate: the codec's finished operating points
+        (learned codecs leave out milestone checkpoints). Default: :meth:`settings`."""
+        return self.settings()
+
     def is_lossless(self, setting: str) -> bool:
         return setting == LOSSLESS
 
     def setting_info(self, setting: str) -> dict[str, Any]:
         """Extra result columns for a setting (learned codecs: ``train_dataset``)."""
         return {}
+
+    def training_images(self, setting: str) -> TrainingImages | None:
+        """The content hashes of the images the model behind ``setting`` trained and
+        validated on, so a row can say whether its image was among them
+        (``seen_in_training``); None (the default) when the codec learned nothing from
+        images or its model records none.
+
+        Parameters
+        ----------
+        setting
+            One of :meth:`settings` (or a knob setting a rate-matching search chose).
+
+        Returns
+        -------
+        TrainingImages or None
+            See :mod:`medbench.codecs.provenance`.
+        """
+        return None
 
     def max_error(self, setting: str) -> int | None:
         """The largest absolute pixel error ``setting`` guarantees, or ``None`` if none.
@@ -217,6 +275,7 @@ class Codec(ABC):
             "settings": self.settings(),
             "rate_knob": self.rate_knob,
             "unavailable": self.unavailable_reason(),
+            "notes": [],  # more lines for `medbench codecs` (byo: each spec's factory)
         }
 
 

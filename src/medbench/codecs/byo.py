@@ -12,7 +12,7 @@ Keys::
     pad         = 64                         # input padded (edge replication) to a multiple
     bit_depth   = 8                          # optional: the only depth the model accepts
     name        = "mymodel-q1"               # optional: the setting name
-    python_path = "src"                      # optional: folder put on sys.path (relative)
+    python_path = "src"                      # optional: put on sys.path (relative; trusted)
     args        = { quality = 1 }            # optional: keyword arguments of the factory
     train_dataset = "nih"                    # optional: shown in the rows
 
@@ -20,8 +20,19 @@ The module follows CompressAI's convention: ``compress(x) -> {"strings": [[bytes
 ...], "shape": ...}`` and ``decompress(strings, shape) -> {"x_hat": tensor}``, on
 ``(1, channels, H, W)`` tensors in ``[0, 1]`` (pixels divided by ``2**bit_depth - 1``).
 Weights are read with :func:`safetensors.torch.load_file` (nothing is unpickled);
-``.pt``/``.pth``/``.pkl`` weights are refused. A spec that does not parse, whose factory
-does not import or whose weights are not safetensors is skipped with one warning line.
+``.pt``/``.pth``/``.pkl`` weights are refused. A spec that does not parse, whose weights
+are not safetensors or (in a trusted folder) whose factory does not import is skipped
+with one warning line.
+
+Trust
+-----
+A model folder is data, and a spec names code: a folder received from someone would run
+their code if listing it imported the factory. So specs are only *parsed* (listed, with
+their factory, by ``medbench codecs``) and nothing is imported, nor put on ``sys.path``,
+unless the spec folder is the one the user trusts explicitly on this call
+(:attr:`~medbench.codecs.base.CodecContext.trusted_byo`, given by ``medbench run
+--codecs byo --trust-byo DIR``; ``--codecs all`` never hands it on). No file inside the
+folder can give that trust, since such a file travels with the folder.
 
 Stream (big-endian), every byte counted::
 
@@ -52,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from medbench.codecs._libraries import distribution
 from medbench.codecs.base import Codec
 from medbench.codecs.limits import check_declared_size
 from medbench.errors import MedbenchError, UnsupportedInput
@@ -91,10 +103,15 @@ class Spec:
     bit_depth: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
     train_dataset: str | None = None
+    #: Folder put on ``sys.path`` before the factory is imported (a trusted folder only).
+    python_path: Path | None = None
 
 
 def read_spec(path: Path) -> Spec:
-    """Parse and check one spec file (raises :class:`SpecError` with the fix)."""
+    """Parse and check one spec file (raises :class:`SpecError` with the fix).
+
+    Reads the file only: nothing it names is imported and ``sys.path`` is left alone.
+    """
     if path.suffix == ".toml" and tomllib is None:
         raise SpecError(f"{path}: TOML specs need Python 3.11+; write it as JSON")
     try:
@@ -133,17 +150,24 @@ def read_spec(path: Path) -> Spec:
         raise SpecError(f"{path}: args must be a table of keyword arguments")
     if ":" not in raw["factory"]:
         raise SpecError(f"{path}: factory {raw['factory']!r} is not 'package.module:callable'")
+    extra = None
     if "python_path" in raw:
-        extra = str((path.parent / str(raw["python_path"])).resolve())
-        if extra not in sys.path:
-            sys.path.insert(0, extra)
+        if not isinstance(raw["python_path"], str):
+            raise SpecError(f"{path}: python_path must be a folder name (a string)")
+        extra = (path.parent / raw["python_path"]).resolve()
     name = str(raw.get("name") or path.stem)
     return Spec(path, name, raw["factory"], weights, channels, pad, bits,
-                dict(raw.get("args", {})), raw.get("train_dataset"))
+                dict(raw.get("args", {})), raw.get("train_dataset"), extra)
 
 
 def load_factory(spec: Spec):
-    """The callable the spec names (raises :class:`SpecError` when it does not import)."""
+    """Import the callable the spec names: **runs the spec's code** (a trusted folder only).
+
+    Puts ``spec.python_path`` on ``sys.path`` first; raises :class:`SpecError` when the
+    factory does not import or is not callable.
+    """
+    if spec.python_path is not None and str(spec.python_path) not in sys.path:
+        sys.path.insert(0, str(spec.python_path))
     module_name, _, attr = spec.factory.partition(":")
     try:
         obj = importlib.import_module(module_name)
@@ -247,15 +271,23 @@ class ByoCodec(Codec):
     def folder(self) -> Path:
         return Path(self.context.models_dir) / "byo"
 
+    @property
+    def trusted(self) -> bool:
+        """Whether the user trusts this spec folder (its factories may be imported)."""
+        chosen = self.context.trusted_byo
+        return chosen is not None and Path(chosen).resolve() == self.folder.resolve()
+
     def specs(self) -> dict[str, Spec]:
-        """Setting name → usable spec (its factory imports), ordered by name."""
+        """Setting name → usable spec, ordered by name: parsed and checked and, in a
+        trusted folder only, its factory imported (a spec whose factory fails is skipped)."""
         if self._specs is None:
             found: dict[str, Spec] = {}
             paths = sorted(self.folder.glob("*.toml")) + sorted(self.folder.glob("*.json"))
             for path in paths:
                 try:
                     spec = read_spec(path)
-                    load_factory(spec)
+                    if self.trusted:
+                        load_factory(spec)
                     if spec.name in found:
                         raise SpecError(f"{path}: name {spec.name!r} is already used by "
                                         f"{found[spec.name].path}; rename one")
@@ -271,14 +303,34 @@ class ByoCodec(Codec):
         return list(self.specs())
 
     def unavailable_reason(self) -> str | None:
-        if self.specs():
+        specs = self.specs()
+        if specs and self.trusted:
             return None
+        if specs:
+            return self.untrusted_reason()
         broken = f" ({len(self.skipped)} broken spec(s) skipped)" if self.skipped else ""
         return (f"no bring-your-own model spec in {self.folder}{broken}; add "
                 f"<name>.toml with factory and weights (see the README)")
 
+    def untrusted_reason(self) -> str:
+        """Why the specs' code is not imported, and how to trust the folder (one line)."""
+        given = self.context.trusted_byo
+        other = (f"--trust-byo {given} is not this spec folder; "
+                 if given is not None else "")
+        return (f"{other}the {len(self.specs())} spec(s) in {self.folder} name Python code "
+                f"that medbench imports only when byo is named in --codecs and the folder "
+                f"is trusted: --codecs byo --trust-byo {self.folder}")
+
     def describe(self) -> dict[str, Any]:
+        """The base description, each spec's factory (``notes``) and skipped specs."""
         info = super().describe()
+        state = "trusted" if self.trusted else "not imported"
+        info["notes"] = [
+            f"{name}: factory {spec.factory}"
+            + (f" (python_path {spec.python_path})" if spec.python_path else "")
+            + f", weights {spec.weights.name} [{state}]"
+            for name, spec in self.specs().items()
+        ] + [f"skipped {path}: {reason}" for path, reason in self.skipped.items()]
         info["skipped"] = dict(self.skipped)
         return info
 
@@ -291,8 +343,11 @@ class ByoCodec(Codec):
         return self._device
 
     def model(self, setting: str):
-        """The spec's module with its weights, in eval mode (cached)."""
+        """The spec's module with its weights, in eval mode (cached); refused (SpecError)
+        unless the folder is trusted, since building it runs the spec's code."""
         self.check_setting(setting)
+        if not self.trusted:
+            raise SpecError(self.untrusted_reason())
         if setting not in self._models:
             from safetensors.torch import load_file
 
@@ -314,6 +369,20 @@ class ByoCodec(Codec):
             self._ids[setting] = digest.digest()[:8]
             self._models[setting] = net.to(self.device).eval()
         return self._models[setting]
+
+    def library(self, setting: str) -> str:
+        """``byo <factory> (<its distribution>; torch …, cpu …)``: the spec's factory is the
+        code that writes the strings (medbench only frames them)."""
+        from medbench.codecs.learned.coding import runtime
+
+        spec = self.specs().get(setting)
+        factory = spec.factory if spec is not None else "(no such spec)"
+        provider = distribution(factory.partition(":")[0]) if spec is not None else None
+        try:
+            where = runtime(self.device, entropy_coder=False)
+        except MedbenchError as exc:  # --device cuda without a GPU
+            where = str(exc)
+        return f"byo {factory} ({provider + '; ' if provider else ''}{where})"
 
     def setting_info(self, setting: str) -> dict[str, Any]:
         spec = self.specs().get(setting)
@@ -358,6 +427,8 @@ class ByoCodec(Codec):
         import torch
 
         model_id, bits, h, w, dims, strings = unpack_stream(bytes(data))
+        if not self.trusted:  # finding the stream's model would import the specs' code
+            raise SpecError(self.untrusted_reason())
         setting = next((s for s in self.specs() if self._id_of(s) == model_id), None)
         if setting is None:
             raise ByoStreamError(f"this stream was written by byo model {model_id.hex()}, "

@@ -51,6 +51,7 @@ class Htj2kCodec(ImagecodecsCodec):
     name = "htj2k"
     conventions = "OpenJPH encoder, OpenJPEG decoder, 9/7 at a fixed base step, 5/3 lossless"
     feature = "HTJ2K"
+    libraries = ("openjph", "openjpeg")
     bit_depths = tuple(range(1, 17))
     rate_knob = (
         "qstep= base quantization step as a fraction of 2**bit_depth; higher = fewer "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image as PILImage
@@ -28,6 +29,11 @@ class JpegCodec(Codec):
     conventions = "libjpeg via Pillow, baseline, 8-bit, Huffman tables optimized per image"
     bit_depths = (8,)
     rate_knob = "q= libjpeg quality 1-100; higher q = higher quality, more bytes"
+
+    def library(self, setting: str) -> str:
+        """``libjpeg-turbo <version> via Pillow <version>`` (the libjpeg Pillow was built
+        with; its wheels bundle libjpeg-turbo)."""
+        return pillow_jpeg()
 
     def settings(self) -> list[str]:
         return [f"q={q}" for q in QUALITIES]
@@ -58,3 +64,18 @@ class JpegCodec(Codec):
         check_stream("JPEG stream", data, jpeg_size)
         with PILImage.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+@lru_cache(maxsize=1)
+def pillow_jpeg() -> str:
+    """The libjpeg Pillow codes JPEG with, and Pillow's version."""
+    import PIL
+    from PIL import features
+
+    try:
+        if features.check_feature("libjpeg_turbo"):
+            return (f"libjpeg-turbo {features.version_feature('libjpeg_turbo')} via Pillow "
+                    f"{PIL.__version__}")
+        return f"libjpeg {features.version('jpg')} via Pillow {PIL.__version__}"
+    except (ValueError, KeyError):  # a Pillow without these feature names
+        return f"libjpeg via Pillow {PIL.__version__}"

@@ -43,6 +43,7 @@ class Jpeg12Codec(ImagecodecsCodec):
     conventions = ("libjpeg-turbo via imagecodecs, 12-bit precision above 8 bits, "
                    "Annex K tables scaled by q")
     feature = "JPEG8"  # libjpeg-turbo 3 codes 8-, 12- and lossless 2..16-bit in one library
+    libraries = ("libjpeg_turbo",)
     bit_depths = tuple(range(8, 13))
     rate_knob = "q= libjpeg quality 1-100; higher q = higher quality, more bytes; lossless = SV1"
 

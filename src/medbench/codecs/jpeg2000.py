@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medbench.codecs import _openjpeg
 from medbench.codecs._headers import check_pixels, check_stream, j2k_size
 from medbench.codecs._openjpeg import import_glymur
 from medbench.codecs.base import LOSSLESS, Codec, Knob, parse_setting
@@ -61,10 +62,13 @@ class Jpeg2000Codec(Codec):
 
     def unavailable_reason(self) -> str | None:
         try:
-            import_glymur()
+            return precision_problem(import_glymur())
         except CodecUnavailable as exc:
             return str(exc)
-        return None
+
+    def library(self, setting: str) -> str:
+        """``OpenJPEG <version> (<file glymur loaded>)``: see :mod:`medbench.codecs._openjpeg`."""
+        return _openjpeg.describe()
 
     def settings(self) -> list[str]:
         return [f"ratio={r}" for r in RATIOS] + [LOSSLESS]
@@ -103,7 +107,7 @@ class Jpeg2000Codec(Codec):
         with tempfile.TemporaryDirectory(prefix="medbench-j2k-") as tmp:
             path = Path(tmp) / "image.j2k"
             writer(str(path), data=image.pixels, precision=image.bit_depth, numres=numres, **kwargs)
-            return path.read_bytes()
+            return _check_precision(path.read_bytes(), image.bit_depth)
 
     def decode(self, data: bytes) -> np.ndarray:
         check_stream("JPEG 2000 stream", data, j2k_size)
@@ -117,34 +121,58 @@ class Jpeg2000Codec(Codec):
         return check_pixels("JPEG 2000 stream", pixels)
 
 
-_WRITER = None
+#: The private glymur method that fills OpenJPEG's component parameters (precision
+#: included) before a write; :func:`_precision_writer` overrides it.
+PRECISION_HOOK = "_populate_comptparms"
+_WRITERS: dict[type, type] = {}
+
+
+def precision_problem(glymur) -> str | None:
+    """Why this glymur cannot write a JPEG 2000 stream at an image's true precision, or
+    None when it can (its ``Jp2k`` still has :data:`PRECISION_HOOK`)."""
+    if hasattr(glymur.Jp2k, PRECISION_HOOK):
+        return None
+    return (f"glymur {getattr(glymur, '__version__', '?')} no longer has Jp2k."
+            f"{PRECISION_HOOK}, through which medbench writes a 12-bit image as 12-bit "
+            "(not 16-bit) JPEG 2000; pip install 'glymur==0.14.8' (which has it) until "
+            "medbench supports this glymur")
 
 
 def _precision_writer(glymur):
     """A glymur ``Jp2k`` that writes the true precision instead of only 8 or 16 bits.
 
     glymur fills OpenJPEG's component parameters with 8 bits for uint8 and 16 for
-    anything deeper; we set the precision the image really has. If a future glymur
-    moves this private hook, we fall back to its own (8/16-bit) behaviour.
+    anything deeper; we set the precision the image really has through the private hook
+    :data:`PRECISION_HOOK`. A glymur without it is refused (:func:`precision_problem`)
+    rather than left to write 8/16-bit streams, and :meth:`Jpeg2000Codec.encode` checks
+    the precision each stream declares.
     """
-    global _WRITER
-    if _WRITER is not None:
-        return _WRITER
+    problem = precision_problem(glymur)
+    if problem is not None:
+        raise CodecUnavailable(problem)
+    base = glymur.Jp2k
+    if base not in _WRITERS:
+        class PrecisionJp2k(base):
+            def __init__(self, filename, *, precision: int, **kwargs):
+                self._medbench_precision = precision
+                super().__init__(filename, **kwargs)
 
-    class PrecisionJp2k(glymur.Jp2k):
-        def __init__(self, filename, *, precision: int, **kwargs):
-            self._medbench_precision = precision
-            super().__init__(filename, **kwargs)
+            def _populate_comptparms(self, img_array):
+                super()._populate_comptparms(img_array)
+                for comp in self._comptparms:
+                    comp.prec = self._medbench_precision
+                    comp.bpp = self._medbench_precision
 
-        def _populate_comptparms(self, img_array):
-            super()._populate_comptparms(img_array)
-            for comp in self._comptparms:
-                comp.prec = self._medbench_precision
-                comp.bpp = self._medbench_precision
+        _WRITERS[base] = PrecisionJp2k
+    return _WRITERS[base]
 
-    if not hasattr(glymur.Jp2k, "_populate_comptparms"):  # pragma: no cover
-        def PrecisionJp2k(filename, *, precision, **kwargs):  # noqa: N802
-            return glymur.Jp2k(filename, **kwargs)
 
-    _WRITER = PrecisionJp2k
-    return _WRITER
+def _check_precision(stream: bytes, bit_depth: int) -> bytes:
+    """``stream`` if its SIZ declares ``bit_depth``-bit samples (T.800 A.5.1, ``Ssiz``)."""
+    declared = (stream[42] & 0x7F) + 1 if len(stream) > 42 else None
+    if declared != bit_depth:
+        raise RuntimeError(f"glymur wrote a JPEG 2000 stream declaring {declared}-bit "
+                           f"samples for a {bit_depth}-bit image; its precision hook "
+                           f"{PRECISION_HOOK} no longer takes effect, so this glymur "
+                           "cannot be used (pip install 'glymur==0.14.8')")
+    return stream

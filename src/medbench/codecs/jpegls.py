@@ -43,6 +43,7 @@ class JpegLsCodec(ImagecodecsCodec):
     name = "jpegls"
     conventions = "CharLS, true precision P, NEAR = near (0 lossless)"
     feature = "JPEGLS"
+    libraries = ("charls",)
     bit_depths = tuple(range(2, 17))
     rate_knob = (
         "near= JPEG-LS NEAR, max absolute error in grey levels; higher = fewer bytes; "
@@ -72,6 +73,13 @@ class JpegLsCodec(ImagecodecsCodec):
 
     def max_error(self, setting: str) -> int | None:
         return self.near(setting)
+
+    def library(self, setting: str) -> str:
+        """The CharLS that encodes (its file: the wheel's or the system's) and the
+        imagecodecs that decodes; imagecodecs' own CharLS where none loads directly."""
+        direct = _charls.describe()
+        decoder = super().library(setting)
+        return f"{direct}, decoded by {decoder}" if direct else decoder
 
     def check(self, image: Image) -> None:
         super().check(image)

@@ -44,6 +44,7 @@ class JpegXlCodec(ImagecodecsCodec):
     conventions = ("libjxl via imagecodecs, "
                    "VarDCT at a Butteraugli distance on the true range, or lossless")
     feature = "JPEGXL"
+    libraries = ("libjxl",)
     bit_depths = tuple(range(1, 17))
     rate_knob = "distance= Butteraugli distance; higher = fewer bytes; lossless = modular"
 

@@ -25,6 +25,7 @@ class PngCodec(ImagecodecsCodec):
     name = "png"
     conventions = "libpng/zlib level 9 via imagecodecs, 8- or 16-bit storage, values unshifted"
     feature = "PNG"
+    libraries = ("libpng", "zlib")
     bit_depths = tuple(range(1, 17))
     rate_knob = "lossless only (no rate knob)"
 

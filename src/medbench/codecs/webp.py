@@ -34,6 +34,7 @@ class WebpCodec(ImagecodecsCodec):
     conventions = ("libwebp via imagecodecs, VP8 (limited-range YUV 4:2:0) at q, "
                    "method 4, or VP8L lossless")
     feature = "WEBP"
+    libraries = ("libwebp",)
     bit_depths = (8,)
     rate_knob = "q= libwebp quality 0-100; higher q = higher quality, more bytes; lossless"
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from medbench.datasets.files import FileHasher
+from medbench.datasets.grouping import Grouping
+from medbench.errors import DatasetError
 from medbench.image import Image
 
 
@@ -77,9 +79,14 @@ class Dataset(ABC):
     description: str = ""
     #: Folder under ``--data-root`` holding this dataset (None: needs no data root).
     folder: str | None = None
-    #: What a record's ``group`` is, for messages ("12 patients"): splits and --limit
-    #: samples keep a group whole.
-    group_kind: str = "group"
+    #: What a record's ``group`` is (``patient``, ``report``...): splits and --limit
+    #: samples keep a group whole, and confidence intervals resample whole groups.
+    #: ``image`` (the default) says the collection names no grouping: each image is its
+    #: own group, and intervals then *assume* its images are independent.
+    group_kind: str = "image"
+    #: What :meth:`interval_group` returns, when it differs from ``group_kind`` (``sample``:
+    #: tiles are split one by one but share their source ``radiograph``).
+    interval_kind: str | None = None
     #: True when :meth:`fingerprint` is a hash of the record's content (the bytes of its
     #: file), so an edited file gets a new one and a renamed file keeps its own; the
     #: prepared-image cache keys on it and takes part only for such datasets.
@@ -183,6 +190,38 @@ class Dataset(ABC):
         """
         path = Path(record.source)
         return path if path.is_file() else None
+
+    def use_grouping(self, grouping: Grouping) -> None:
+        """Group the images as ``run --groups``/``--group-by`` say (``folder:`` only).
+
+        Raises
+        ------
+        DatasetError
+            The default: this dataset knows its groups (or has none to give).
+        """
+        raise DatasetError(f"dataset {self.name} takes no {grouping.source}: its groups are "
+                           f"its own ({self.group_kind}); they apply to folder: datasets")
+
+    def interval_group(self, record: Record) -> str:
+        """The group a record's values are resampled with in confidence intervals.
+
+        Parameters
+        ----------
+        record
+            One of the records :meth:`records` returned.
+
+        Returns
+        -------
+        str
+            The default is the split group, ``record.group``; a dataset whose images share
+            something their split groups do not (tiles of one radiograph) returns that.
+        """
+        return record.group
+
+    def interval_group_kind(self) -> str:
+        """What :meth:`interval_group` is (``patient``, ``report``, ``radiograph``, or
+        ``image`` when no grouping is known)."""
+        return self.interval_kind or self.group_kind
 
     def fingerprint(self, record: Record, fresh: bool = False) -> str:
         """Identifies the record for caches and manifests.

@@ -5,8 +5,8 @@ more than loading the result; a second run (another codec, another setting, ``--
 reads the prepared pixels back instead. Location: ``--cache-dir``, else
 ``$MEDBENCH_CACHE``, else ``~/.cache/medbench``. Layout::
 
-    <cache>/v1/<dataset>/<protocol>/<hash[:2]>/<hash>.npy    pixels (numpy .npy, no pickle)
-    <cache>/v1/<dataset>/<protocol>/<hash[:2]>/<hash>.json   bit depth and reader metadata
+    <cache>/v2/<dataset>/<protocol>/<hash[:2]>/<hash>.npy    pixels (numpy .npy, no pickle)
+    <cache>/v2/<dataset>/<protocol>/<hash[:2]>/<hash>.json   bit depth and reader metadata
 
 The key is the SHA-256 of the file's bytes, computed from the bytes each time an image is
 prepared (never trusted from the file's size and modification time, which a replacement
@@ -31,13 +31,14 @@ import numpy as np
 from medbench.datasets.base import Dataset, Record
 from medbench.datasets.protocols import Protocol
 from medbench.errors import ImageReadError
-from medbench.image import Image
+from medbench.image import Image, pixel_sha256
 from medbench.text import slug
 
 log = logging.getLogger(__name__)
 
-#: Bump when readers or protocols change what they produce, so old entries are not used.
-CACHE_VERSION = "v1"
+#: Bump when readers or protocols change what they produce, so old entries are not used
+#: (v2: entries carry the source image's ``image_sha256``).
+CACHE_VERSION = "v2"
 ENV = "MEDBENCH_CACHE"
 
 
@@ -101,9 +102,13 @@ def prepare_image(
     protocol: Protocol,
     cache: PreparedCache | None = None,
 ) -> Image:
-    """``protocol.apply(dataset.load(record))``, served from ``cache`` when it holds it."""
+    """``protocol.apply(dataset.load(record))``, served from ``cache`` when it holds it.
+
+    The prepared image's ``meta["image_sha256"]`` is the :func:`~medbench.image.pixel_sha256`
+    of the image as the reader gave it (before the protocol), kept in the cache entry too.
+    """
     if cache is None or not dataset.content_fingerprint:
-        return protocol.apply(dataset.load(record))
+        return _prepared(dataset, record, protocol)
     try:
         file_hash = dataset.fingerprint(record, fresh=True)
     except PermissionError as exc:
@@ -118,6 +123,13 @@ def prepare_image(
         # Two records may share one file (a copy in two folders): their own metadata wins.
         return hit.replace(meta={**hit.meta, **record.meta, "protocol": protocol.name})
     cache.misses += 1
-    image = protocol.apply(dataset.load(record))
+    image = _prepared(dataset, record, protocol)
     cache.put(dataset.name, file_hash, protocol, image)
     return image
+
+
+def _prepared(dataset: Dataset, record: Record, protocol: Protocol) -> Image:
+    """The record read, its content hashed, then prepared by ``protocol``."""
+    native = dataset.load(record)
+    image = protocol.apply(native)
+    return image.replace(meta={**image.meta, "image_sha256": pixel_sha256(native.pixels)})

@@ -9,6 +9,10 @@ viewers show full contrast and medbench reads back the exact values it coded. An
 Exporting again into the same folder replaces the earlier export (the PNG files its
 ``index.csv`` lists), so the folder never mixes two protocols or samples; other files in
 it are left alone.
+
+Which images: those ``medbench run`` would choose (the split, then a ``limit`` sample
+drawn with ``seed``, split decisions read from a run's manifest when one is given, never
+written), or exactly the records given (the images a stored run coded).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medbench.datasets.base import Dataset, Skipped
+from medbench.datasets.base import Dataset, Record, Skipped
 from medbench.datasets.cache import PreparedCache, prepare_image
 from medbench.datasets.files import safe_id
 from medbench.datasets.inspect import failure
-from medbench.datasets.manifest import choose_records
+from medbench.datasets.manifest import SplitManifest, choose_records
 from medbench.datasets.protocols import PAPER, Protocol
 from medbench.datasets.raster import write_png
 from medbench.errors import MedbenchError
@@ -50,15 +54,41 @@ def export_images(
     protocol: Protocol | None = None,
     limit: int | None = None,
     cache: PreparedCache | None = None,
+    *,
+    seed: int = 0,
+    manifest: SplitManifest | None = None,
+    records: list[Record] | None = None,
 ) -> ExportResult:
-    """Write the chosen images of ``dataset`` into ``out``; a bad image is listed, not fatal."""
+    """Write the chosen images of ``dataset`` into ``out``; a bad image is listed, not fatal.
+
+    Parameters
+    ----------
+    dataset, out
+        What to export, and the folder for ``<image_id>.png`` and ``index.csv``.
+    split, limit, seed
+        The images ``medbench run --split S --limit N --seed SEED`` chooses.
+    protocol, cache
+        How images are prepared (default ``paper``) and the prepared-image cache.
+    manifest
+        A run's split manifest (read, never saved): its split decisions win over the group
+        hash, as in that run.
+    records
+        Exactly these records instead (``split``, ``limit``, ``seed``, ``manifest`` unused).
+
+    Returns
+    -------
+    ExportResult
+        The files written, the images that could not be read and the index.
+    """
     protocol = protocol or PAPER
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out)
     result.replaced = clear_previous(out)
     rows = []
-    for record in choose_records(dataset, split, limit):
+    if records is None:
+        records = choose_records(dataset, split, limit, manifest, seed)
+    for record in records:
         try:
             image = prepare_image(dataset, record, protocol, cache)
         except Exception as exc:  # one bad image is listed, as a run makes it an error row

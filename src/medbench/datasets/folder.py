@@ -3,7 +3,9 @@
 ``PATH`` is taken as given (relative to the working directory, not to ``--data-root``).
 Every image is read with the shared readers; its id is its path inside the tree without
 the suffix (``chest/a.png`` → ``chest_a``) and each file is its own split group, since a
-bare folder says nothing about patients.
+bare folder says nothing about patients (intervals then assume independent images),
+unless ``run --groups CSV`` or ``--group-by REGEX`` says what the groups are
+(:mod:`medbench.datasets.grouping`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from medbench.datasets.base import Record
 from medbench.datasets.files import safe_id
 from medbench.datasets.formats import FORMAT_NAMES
+from medbench.datasets.grouping import Grouping
 from medbench.datasets.tree import FileTreeDataset
 from medbench.errors import DatasetError
 
@@ -39,6 +42,19 @@ class FolderDataset(FileTreeDataset):
             )
         return path
 
+    grouping: Grouping | None = None
+
+    def use_grouping(self, grouping: Grouping) -> None:
+        self.grouping = grouping
+        self.group_kind = grouping.kind
+        self._records = None  # listed again, with the groups
+
     def describe(self, path: Path, kind: str, root: Path) -> Record | str:
-        image_id = safe_id(*path.relative_to(root).with_suffix("").parts)
-        return self.make_record(path, image_id, image_id, kind)
+        relative = path.relative_to(root)
+        image_id = safe_id(*relative.with_suffix("").parts)
+        group = image_id
+        if self.grouping is not None:
+            group = self.grouping.group_of(relative.as_posix(), image_id)
+            if group is None:
+                return self.grouping.reason()
+        return self.make_record(path, image_id, group, kind)

@@ -178,6 +178,7 @@ class JsrtDataset(FileTreeDataset):
 
     name = "jsrt"
     folder = "jsrt"
+    group_kind = "patient"  # one film per patient
     description = "JSRT: 247 chest radiographs, raw 12-bit 2048x2048 .IMG (or PNG)"
     expected = "the JSRT .IMG files (JPCLN001.IMG ... JPCNN093.IMG) or their PNG conversions"
     body_part = "CHEST"

@@ -193,7 +193,10 @@ def choose_records(
     Returns
     -------
     list of Record
-        Sorted by image id, each carrying its split in ``meta["split"]``.
+        Sorted by image id, each carrying its split in ``meta["split"]``, and the group its
+        values are resampled with in intervals and what that group is in
+        ``meta["interval_group"]`` and ``meta["group_kind"]``
+        (:meth:`~medbench.datasets.base.Dataset.interval_group`).
     """
     if split != "all" and split not in SPLITS:
         raise MedbenchError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}, all")
@@ -204,7 +207,10 @@ def choose_records(
     )
     if limit is not None:
         chosen = sample_records(chosen, limit, seed)
-    return [Record(r.image_id, r.group, r.source, {**r.meta, "split": splits[r.image_id]})
+    kind = dataset.interval_group_kind()
+    return [Record(r.image_id, r.group, r.source,
+                   {**r.meta, "split": splits[r.image_id],
+                    "interval_group": dataset.interval_group(r), "group_kind": kind})
             for r in chosen]
 
 

@@ -147,6 +147,7 @@ class SyntheticDataset(Dataset):
 
     name = "synthetic"
     description = "built-in: synthetic:N[@SIZE] deterministic 12-bit radiograph-like images"
+    group_kind = "generated image"  # drawn independently: independent by construction
     folder = None
 
     def __init__(self, data_root=None, argument: str | None = None):

@@ -53,13 +53,20 @@ def is_milestone(setting: str) -> bool:
 
 
 def split_milestones(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows of finished models and classical codecs, rows of milestone checkpoints)."""
+    """(rows of finished models and classical codecs, rows of milestone checkpoints).
+
+    A learned ``--target`` row coded at a milestone (``knob`` ``<model>@<budget>``, which
+    stores from before milestones were kept out of rate matching may hold) is in neither:
+    it is no finished model's point, and no budget's point at a setting of its own.
+    """
     if rows.empty or "setting" not in rows:
         return rows, rows.iloc[0:0]
-    mask = rows["setting"].astype(str).str.contains(SEPARATOR, regex=False)
-    if "codec_kind" in rows:
-        mask &= rows["codec_kind"].fillna("learned").eq("learned")
-    return rows[~mask], rows[mask]
+    learned = (rows["codec_kind"].fillna("learned").eq("learned") if "codec_kind" in rows
+               else pd.Series(True, index=rows.index))
+    mask = rows["setting"].astype(str).str.contains(SEPARATOR, regex=False) & learned
+    knob = (rows["knob"].fillna("").astype(str).str.contains(SEPARATOR, regex=False)
+            if "knob" in rows else pd.Series(False, index=rows.index))
+    return rows[~mask & ~(knob & learned)], rows[mask]
 
 
 def label_amount(label: str) -> tuple[float, str]:

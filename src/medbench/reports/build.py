@@ -12,6 +12,7 @@ Writes into ``OUT`` (default ``RESULTS_DIR/report``)::
     table1.csv/.md        the seed paper's Table 1 beside our measurement
     body_parts.csv/.md, body_part_settings.csv
     errors.csv            every row that is not ``ok``
+    seen_in_training.csv  rows of images a learned model trained on (left out of the rest)
     figures/              rd_<dataset>.png/.svg, generalization_<codec>.png/.svg,
                           visual_<dataset>.png
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +33,7 @@ from medbench.benchmark.store import ResultsStore
 from medbench.errors import MedbenchError
 from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
+from medbench.reports.bd_ci import RESAMPLES, bd_intervals
 from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
 from medbench.reports.budget import budget_section, split_milestones
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
@@ -40,6 +43,8 @@ from medbench.reports.generalization import generalization_table, learned_curves
 from medbench.reports.headline import UNRELIABLE, headline
 from medbench.reports.headline import to_html as headline_html
 from medbench.reports.headline import to_markdown as headline_markdown
+from medbench.reports.means import MIN_GROUPS
+from medbench.reports.seen import SEEN_CSV, leave_out_seen
 from medbench.reports.summary import summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
@@ -60,11 +65,14 @@ SUMMARY_COLUMNS = [
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
     ("decode_ms", "dec ms", "pm{:.2f}"),
 ]
-#: The BD table's value columns: (column, header, format, the overlap that makes it reliable).
+#: The BD table's value columns: (column, header, format, the overlap that makes it reliable,
+#: the columns of its bootstrap interval or None).
 BD_VALUES = [
-    ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}", "quality_overlap"),
-    ("bd_psnr", "BD-PSNR dB", "{:+.2f}", "rate_overlap"),
-    ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}", "msssim_overlap"),
+    ("bd_rate_psnr", "BD-rate PSNR %", "{:+.1f}", "quality_overlap",
+     ("bd_rate_psnr_low", "bd_rate_psnr_high")),
+    ("bd_psnr", "BD-PSNR dB", "{:+.2f}", "rate_overlap",
+     ("bd_psnr_low", "bd_psnr_high")),
+    ("bd_rate_msssim", "BD-rate MS-SSIM %", "{:+.1f}", "msssim_overlap", None),
 ]
 GEN_COLUMNS = [
     ("codec", "codec", "{}"), ("train_dataset", "train", "{}"), ("test_dataset", "test", "{}"),
@@ -149,21 +157,27 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         notes on what could not be shown.
     """
     all_rows, info = load_run(results, run_id, visuals=visual)
+    out = Path(out) if out is not None else Path(results) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    # Images a learned model trained on: out of every comparison, listed on their own.
+    all_rows, seen, seen_notes = leave_out_seen(all_rows)
+    seen.to_csv(out / SEEN_CSV, index=False)
     rows = split_milestones(all_rows)[0]  # milestone checkpoints: their own section only
     matched = target_rows(rows)  # rate-matched cells: their own table and the summary only
     rows = rows.drop(index=matched.index)
     at_targets = targets_table(matched)
-    out = Path(out) if out is not None else Path(results) / "report"
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     report = Report(out, info["run_id"], out / "index.html")
     md, sections = report.markdown, []
     learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
     all_curves = curves(rows)
-    bd = bd_table(all_curves)
+    bd = bd_intervals(rows, bd_table(all_curves))  # and how much each moves with the sample
 
     # -- headline: the answer first ------------------------------------------------------------
-    lines = headline(rows, all_curves, bd, at_targets)
+    incomplete = _incomplete(info, all_rows, results)
+    lines = headline(rows, all_curves, bd, at_targets, seen_notes, incomplete)
+    report.notes += [f"{d}: {n}" for d, n in seen_notes.items()]
     md["headline"] = headline_markdown(lines)
     sections.append(H.Section("headline", headline_html(lines)))
 
@@ -212,7 +226,14 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                 f"BD-PSNR = more dB at the same rate. † unreliable (greyed): the two curves "
                 f"overlap less than {MIN_OVERLAP:.0%} of their joint range along the axis the "
                 f"value averages over (the overlap is given); without overlap a value is not "
-                f"computed. The integration intervals are in bd_rate.csv.")
+                f"computed. [low, high] after a value: its 95 % interval, the values' spread "
+                f"when the images (patients, where the dataset groups them) are drawn "
+                f"again: a percentile bootstrap of "
+                f"{RESAMPLES} resamples, both curves recomputed each time (bd_rate.csv: "
+                f"bd_ci_method; none with fewer than {MIN_GROUPS} groups). The integration "
+                f"intervals are in bd_rate.csv.")
+    if incomplete:  # BD values of a partial run move when it is completed
+        bd_about = f"{incomplete} {bd_about}"
     md["bd-rate"] = bd_about + "\n\n" + markdown(bd_text)
     (out / "bd_rate.md").write_text(md["bd-rate"])
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
@@ -229,12 +250,15 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     md["summary"] = markdown(summary_text)
     (out / "summary.md").write_text(md["summary"])
     about = ("Means over images, ± the half-width of the 95 % confidence interval of the "
-             "mean: Student-t where every image is its own patient/group, else a cluster "
-             "bootstrap over groups (2000 seeded resamples; summary.csv: ci_method, groups). "
+             "mean: Student-t where every image is its own patient/group (assuming "
+             "independent images where the dataset names no patients), else a cluster "
+             f"bootstrap over groups (2000 seeded resamples, at least {MIN_GROUPS} groups; "
+             "with fewer no interval is given; summary.csv: ci_method, groups, group_kind). "
              "n: images coded, err: error rows, unsup.: images the codec refused. "
              "PSNR dB: mean over the images that did not decode exactly (exact: how many "
              "did, shown when any did; inf when all did). PSNR pooled dB: the PSNR of the "
              "mean MSE over all images, each divided by its peak² (2^bits - 1)².")
+    about += _interval_notes(summary)
     batched = summary[summary["batch_size"] > 1] if len(summary) else summary
     if len(batched):  # run --learned-batch: say which latencies are per-image shares
         about += (" enc/dec ms of " + ", ".join(sorted(set(batched["codec"])))
@@ -288,6 +312,33 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     return report
 
 
+def _interval_notes(summary: pd.DataFrame) -> str:
+    """Per dataset, what its intervals assumed or why it has none (said once, not per line)."""
+    notes = []
+    for dataset, lines in summary.groupby("dataset", sort=True) if len(summary) else []:
+        methods = [str(m) for m in lines["ci_method"].dropna()]
+        none = next((m for m in methods if m.startswith("none: ") and "images from" in m), None)
+        assumed = next((m for m in methods if "assuming independent" in m), None)
+        if none:
+            notes.append(f"{dataset}: no intervals: {none[len('none: '):]}.")
+        elif assumed:
+            notes.append(f"{dataset}: intervals assume independent images (the dataset names "
+                         f"no patients; `--groups`/`--group-by` give them for folder:).")
+    return (" " + " ".join(notes)) if notes else ""
+
+
+def _incomplete(info: dict, rows: pd.DataFrame, results: Path) -> str | None:
+    """A warning when the run did not finish: what is there, and that it may change."""
+    status = info.get("status")
+    if status == "finished":
+        return None
+    cells = len(rows)
+    images = rows["image_id"].nunique() if len(rows) else 0
+    return (f"⚠ This run did not finish (status {status}): {cells} cells of {images} images "
+            f"are in the store; images or settings may be missing, and every number below "
+            f"may change when it is completed (`medbench run --out {results} --resume`).")
+
+
 def bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The BD table as text, and the CSS classes of its cells.
 
@@ -305,10 +356,14 @@ def bd_cells(bd: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     text["points"] = [fmt(v, "{:.0f}") for v in bd["points"]]
     for key in text:
         classes[key] = ["num" if key == "points" else ""] * len(bd)
-    for column, header, spec, overlap_column in BD_VALUES:
+    for column, header, spec, overlap_column, ends in BD_VALUES:
         text[header], classes[header] = [], []
-        for value, share in zip(bd[column], bd[overlap_column]):
+        lows = bd[ends[0]] if ends and ends[0] in bd else [math.nan] * len(bd)
+        highs = bd[ends[1]] if ends and ends[1] in bd else [math.nan] * len(bd)
+        for value, share, low, high in zip(bd[column], bd[overlap_column], lows, highs):
             cell, cls = fmt(value, spec), "num"
+            if cell != MISSING and pd.notna(low) and pd.notna(high):
+                cell += f" [{fmt(low, spec)}, {fmt(high, spec)}]"
             if cell != MISSING and pd.notna(share) and share < MIN_OVERLAP:
                 cell += f" {UNRELIABLE} ({share:.0%} overlap)"
                 cls += " unreliable"

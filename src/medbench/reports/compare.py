@@ -1,8 +1,17 @@
-"""Regression check: did a codec, a model or the harness get worse between two runs?
+"""Regression check: did a codec, a model or the harness change between two runs?
 
-``medbench compare BASELINE NEW`` compares, per dataset × codec × setting, the setting
-means (:func:`~medbench.reports.means.setting_means`) of two results (a results folder, a
-``results.sqlite`` or a ``results.csv``). A cell *regresses* when
+``medbench compare BASELINE NEW`` compares two results (a results folder, a
+``results.sqlite`` or a ``results.csv``) in two halves.
+
+Image by image (:mod:`medbench.reports.streams`): each dataset × codec × train dataset ×
+setting must hold the same images on both sides; where both rows of an image name the
+same ``codec_library`` their streams must be identical (``stream_sha256`` and ``bytes``);
+a row whose ``bpp`` is not its ``bytes`` over its pixels, or whose ``stream_sha256``
+matches while its ``bytes`` do not, is inconsistent and always fails. Cells coded by
+another library, or read from results that predate these columns, fall back to:
+
+Per setting, the means (:func:`~medbench.reports.means.setting_means`) over the images
+both sides hold. A cell *regresses* when
 
 - its mean PSNR over the images that did not decode exactly drops by more than
   ``psnr_tol`` dB (default 0.05), or so does the PSNR of its pooled MSE (over all
@@ -13,9 +22,12 @@ means (:func:`~medbench.reports.means.setting_means`) of two results (a results 
 - it has more error rows, or fewer ``ok`` images, than in BASELINE,
 - or it is in one of the two results only (unless missing cells are allowed).
 
-Improvements never fail. At a fixed setting a codec that spends more bits is worse even
+A mean bpp that *drops* by more than ``bpp_tol`` percent is reported as a rate
+improvement, and fails under ``strict``: fewer bytes at a fixed setting is what an
+undercounted rate looks like, so it should be explained before it is believed. Other
+improvements never fail. At a fixed setting a codec that spends more bits is worse even
 if its quality rose (the rate is what the setting pins), which is why both directions
-are checked independently. Only means are compared: timing columns never fail a check.
+are checked independently. Timing columns never fail a check.
 """
 
 from __future__ import annotations
@@ -30,11 +42,10 @@ from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.errors import MedbenchError
 from medbench.reports.format import fmt
 from medbench.reports.means import setting_means
+from medbench.reports.streams import CELL, ImageFindings, check_images, shared_images
 
-#: A cell of the comparison; ``train_dataset`` is "" for classical codecs.
-CELL = ["dataset", "codec", "train_dataset", "setting"]
 #: Columns a results CSV must have.
-REQUIRED = ["dataset", "codec", "setting", "status", "bpp", "psnr", "ms_ssim"]
+REQUIRED = ["dataset", "codec", "setting", "image_id", "status", "bpp", "psnr", "ms_ssim"]
 COMPARED = ["images", "errors", "exact_images", "bpp", "psnr", "psnr_pooled", "ms_ssim"]
 
 DEFAULT_PSNR_TOL = 0.05  # dB
@@ -50,6 +61,8 @@ class Tolerances:
     ms_ssim: float = DEFAULT_MS_SSIM_TOL
     bpp_percent: float = DEFAULT_BPP_TOL
     allow_missing: bool = False
+    #: A mean bpp down by more than ``bpp_percent`` fails too (else it is reported).
+    strict: bool = False
 
     def __post_init__(self) -> None:
         for name in ("psnr", "ms_ssim", "bpp_percent"):
@@ -66,7 +79,11 @@ class Comparison:
     regressions: list[str] = field(default_factory=list)
     baseline: str = ""
     new: str = ""
-    allow_missing: bool = False  # cells in one result only are listed, not failures
+    allow_missing: bool = False  # cells and images in one result only are listed, not failures
+    #: Rate improvements beyond the tolerance (failures instead, under ``strict``).
+    improvements: list[str] = field(default_factory=list)
+    #: Why some cells were held to the tolerances only (other library, nothing recorded).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -136,12 +153,42 @@ def compare(
         ``table`` has one line per cell in either result (BASELINE's order, cells only
         in NEW last): the :data:`COMPARED` columns of both sides (suffixes ``_base`` and
         ``_new``), the changes ``d_bpp_pct``, ``d_psnr`` (finite per-image mean),
-        ``d_psnr_pooled`` and ``d_ms_ssim``, and a ``verdict``; ``regressions`` lists
-        every failed check as ``"<dataset> <codec> <setting>: <problem>"``.
+        ``d_psnr_pooled`` and ``d_ms_ssim``, ``streams`` (how the cell's streams compared,
+        :mod:`medbench.reports.streams`) and a ``verdict``; ``regressions`` lists every
+        failed check as ``"<dataset> <codec> <setting>: <problem>"``, ``improvements``
+        the rate improvements that did not fail, ``notes`` the cells held to tolerances.
+
+    Raises
+    ------
+    MedbenchError
+        When one side holds two rows for one image and cell (several runs mixed).
     """
     tol = tolerances or Tolerances()
-    before = _means(baseline)
-    after = _means(new)
+    images = check_images(baseline, new)
+    # Means over the images both sides hold; an image on one side only is its own finding.
+    table = _table(_means(shared_images(baseline, new)), _means(shared_images(new, baseline)))
+    verdicts, streams, regressions, improvements = [], [], [], []
+    for _, row in table.iterrows():
+        key = tuple(row[c] for c in CELL)
+        failures, missing, improved = _problems(row, tol, images, key)
+        allowed = missing if tol.allow_missing else []
+        failures = failures + ([] if tol.allow_missing else missing)
+        if tol.strict:
+            failures, improved = failures + improved, []
+        cell = f"{row['dataset']} {row['codec']} {row['setting']}"
+        regressions += [f"{cell}: {p}" for p in failures]
+        improvements += [f"{cell}: {p}" for p in improved]
+        verdicts.append(_verdict(failures, allowed, improved))
+        streams.append(images.streams.get(key, "-"))
+    table["streams"] = streams
+    table["verdict"] = verdicts
+    return Comparison(table.drop(columns="_merge"), regressions,
+                      allow_missing=tol.allow_missing, improvements=improvements,
+                      notes=images.notes)
+
+
+def _table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """The two sides' means side by side, with the changes."""
     # Keep BASELINE's order (settings low to high rate), cells new in NEW at the end.
     before["order"] = range(len(before))
     after["order"] = range(len(before), len(before) + len(after))
@@ -154,16 +201,7 @@ def compare(
     table["d_psnr"] = _difference(table["psnr_new"], table["psnr_base"])
     table["d_psnr_pooled"] = _difference(table["psnr_pooled_new"], table["psnr_pooled_base"])
     table["d_ms_ssim"] = table["ms_ssim_new"] - table["ms_ssim_base"]
-    verdicts, regressions = [], []
-    for _, row in table.iterrows():
-        problems = _problems(row, tol)
-        verdicts.append("; ".join(problems) if problems else "ok")
-        if problems and not (tol.allow_missing and row["_merge"] != "both"):
-            cell = f"{row['dataset']} {row['codec']} {row['setting']}"
-            regressions.extend(f"{cell}: {p}" for p in problems)
-    table["verdict"] = verdicts
-    return Comparison(table.drop(columns="_merge"), regressions,
-                      allow_missing=tol.allow_missing)
+    return table
 
 
 def _means(rows: pd.DataFrame) -> pd.DataFrame:
@@ -181,12 +219,14 @@ def _difference(new: pd.Series, base: pd.Series) -> pd.Series:
     return (new - base).where(~same, 0.0)
 
 
-def _problems(row: pd.Series, tol: Tolerances) -> list[str]:
+def _problems(row: pd.Series, tol: Tolerances, images: ImageFindings, key: tuple
+              ) -> tuple[list[str], list[str], list[str]]:
+    """A cell's failures, its missing cells or images, and its rate improvements."""
     if row["_merge"] == "left_only":
-        return ["missing in NEW"]
+        return [], ["missing in NEW"], []
     if row["_merge"] == "right_only":
-        return ["missing in BASELINE"]
-    problems = []
+        return [], ["missing in BASELINE"], []
+    problems = list(images.failures.get(key, []))
     if row["d_psnr"] < -tol.psnr or _lost(row["psnr_base"], row["psnr_new"]):
         problems.append(f"PSNR {row['d_psnr']:+.3f} dB (tolerance -{tol.psnr:g})")
     if row["d_psnr_pooled"] < -tol.psnr or _lost(row["psnr_pooled_base"],
@@ -201,7 +241,11 @@ def _problems(row: pd.Series, tol: Tolerances) -> list[str]:
         problems.append(f"errors {int(row['errors_base'])} -> {int(row['errors_new'])}")
     if row["images_new"] < row["images_base"]:
         problems.append(f"ok images {int(row['images_base'])} -> {int(row['images_new'])}")
-    return problems
+    improved = []
+    if row["d_bpp_pct"] < -tol.bpp_percent:
+        improved.append(f"bpp {row['d_bpp_pct']:+.2f} %, a rate improvement beyond the "
+                        f"tolerance -{tol.bpp_percent:g} % (fails under --strict)")
+    return problems, list(images.missing.get(key, [])), improved
 
 
 def _lost(base: float, new: float) -> bool:
@@ -214,7 +258,7 @@ def format_comparison(result: Comparison) -> str:
     if result.table.empty:
         return "(no results on either side)"
     header = ["dataset", "codec", "setting", "n", "bpp", "Δbpp %", "ΔPSNR dB", "ΔMS-SSIM",
-              "verdict"]
+              "streams", "verdict"]
     lines = [header]
     for _, row in result.table.iterrows():
         n_base, n_new = _count(row["images_base"]), _count(row["images_new"])
@@ -225,24 +269,25 @@ def format_comparison(result: Comparison) -> str:
             _fmt(row["d_bpp_pct"], "{:+.2f}"),
             _fmt(row["d_psnr"], "{:+.3f}"),
             _fmt(row["d_ms_ssim"], "{:+.5f}"),
-            _verdict(row["verdict"], result.allow_missing),
+            str(row["streams"]),
+            str(row["verdict"]),
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     out = []
     for line in lines:
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        cells = [c.ljust(w) if i < 3 or i == 8 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(line, widths))]
         out.append("  ".join(cells + [line[-1]]))
     out.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
     return "\n".join(out)
 
 
-def _verdict(verdict: str, allow_missing: bool) -> str:
-    """``ok``, ``FAIL: ...``, or ``allowed: missing in ...`` where --allow-missing lets it pass."""
-    if verdict == "ok":
-        return "ok"
-    if allow_missing and verdict.startswith("missing in "):
-        return f"allowed: {verdict}"
-    return f"FAIL: {verdict}"
+def _verdict(failures: list[str], allowed: list[str], improved: list[str]) -> str:
+    """``ok``, or ``FAIL: …``, ``allowed: …`` (missing, under --allow-missing) and
+    ``improved: …`` (a rate improvement that does not fail), in that order."""
+    parts = [f"{label}: {'; '.join(items)}" for label, items in
+             (("FAIL", failures), ("allowed", allowed), ("improved", improved)) if items]
+    return " | ".join(parts) or "ok"
 
 
 def _count(value: float) -> str:

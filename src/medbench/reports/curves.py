@@ -184,3 +184,31 @@ def curve_points_frame(all_curves: list[Curve]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["dataset", "codec", "train_dataset", "setting", "bpp"])
     return pd.concat(frames, ignore_index=True)
+
+
+def image_values_at(rows: pd.DataFrame, curve: Curve, bpp: float,
+                    metric: str = "psnr") -> pd.Series:
+    """Each image's ``metric`` at ``bpp``, read off that image's own RD curve.
+
+    The image's points are the curve's lossy settings as coded on that image (its own
+    bpp and PSNR), through the same envelope and PCHIP as :meth:`Curve.at`; NaN where the
+    image's curve does not reach ``bpp``. Two codecs' values on the same images give a
+    paired comparison at one rate, which the means of their curves cannot.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by image id.
+    """
+    ok = rows[(rows["status"] == "ok") & (rows["dataset"] == curve.dataset)
+              & (rows["codec"] == curve.codec)
+              & rows["setting"].isin(set(curve.points["setting"]))]
+    if "train_dataset" in ok:
+        ok = ok[ok["train_dataset"] == curve.train_dataset] if curve.train_dataset \
+            else ok[ok["train_dataset"].isna()]
+    out = {}
+    for image, own in ok.groupby("image_id", sort=True):
+        rate, value = envelope(pd.to_numeric(own["bpp"]).to_numpy(float),
+                               pd.to_numeric(own[metric]).to_numpy(float))
+        out[str(image)] = interpolate_at(rate, value, bpp)
+    return pd.Series(out, dtype=float)

@@ -17,8 +17,16 @@ import pandas as pd
 
 from medbench.reports import html as H
 from medbench.reports.bd import MIN_OVERLAP
-from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, Curve, clinical_bpp
+from medbench.reports.curves import (
+    ANCHOR,
+    CLINICAL_RATIOS,
+    Curve,
+    clinical_bpp,
+    image_values_at,
+)
 from medbench.reports.format import html_table, markdown
+from medbench.reports.means import NO_GROUPING, group_kind, interval
+from medbench.reports.targets import TIE
 
 #: The mark of a BD value whose curves overlap too little (the BD table uses it too).
 UNRELIABLE = "†"
@@ -51,7 +59,9 @@ class DatasetHeadline:
 
 
 def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
-             targets: pd.DataFrame | None = None) -> list[DatasetHeadline]:
+             targets: pd.DataFrame | None = None,
+             left_out: dict[str, str] | None = None,
+             incomplete: str | None = None) -> list[DatasetHeadline]:
     """The headline of every dataset in ``rows``, in dataset order.
 
     Parameters
@@ -66,20 +76,31 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
         The rate-matched table (:func:`~medbench.reports.targets.targets_table`); where
         it has a dataset's lines, the best codecs at each target are read from it rather
         than off the RD curves.
+    left_out : dict of str to str, optional
+        Per dataset, what was left out of ``rows`` and why (images a learned model
+        trained on, :func:`~medbench.reports.seen.leave_out_seen`), said second.
+    incomplete : str, optional
+        Said first of every dataset: the run did not finish, so its numbers may change.
     """
     out = []
-    if rows.empty:
-        return out
-    for dataset in sorted({str(d) for d in rows["dataset"]}):
-        d_rows = rows[rows["dataset"] == dataset]
+    left_out = left_out or {}
+    datasets = {str(d) for d in rows["dataset"]} if len(rows) else set()
+    for dataset in sorted(datasets | set(left_out)):
+        d_rows = rows[rows["dataset"] == dataset] if len(rows) else rows
+        first = [incomplete] if incomplete else []
+        if d_rows.empty:  # every image was left out: say so, and nothing else
+            out.append(DatasetHeadline(dataset, [*first, left_out[dataset]]))
+            continue
         group = [c for c in all_curves if c.dataset == dataset]
-        h = DatasetHeadline(dataset, [_what_ran(d_rows)])
+        h = DatasetHeadline(dataset, [*first, _what_ran(d_rows)])
+        if dataset in left_out:
+            h.lines.append(left_out[dataset])
         matched = (targets[targets["dataset"] == dataset] if targets is not None
                    and len(targets) else None)
         if matched is not None and len(matched):
             h.lines += _best_matched(matched)
         else:
-            h.lines += [_best_at(group, ratio) for ratio in CLINICAL_RATIOS]
+            h.lines += [_best_at(group, ratio, d_rows) for ratio in CLINICAL_RATIOS]
         h.learned = _learned(d_rows, group, bd[bd["dataset"] == dataset] if len(bd) else bd)
         if not h.learned:
             h.lines.append("No learned codec in this run.")
@@ -108,7 +129,9 @@ def _what_ran(rows: pd.DataFrame) -> str:
     if "group_id" in rows and rows["group_id"].notna().any() \
             and (rows["group_id"].astype(str) != rows["image_id"].astype(str)).any():
         groups = rows["group_id"].nunique()
-        text += f" from {groups} patient{_s(groups)}"
+        kind = group_kind(rows)  # patients, reports, radiographs: what the dataset groups by
+        noun = kind if kind and kind != NO_GROUPING else "group"
+        text += f" from {groups} {noun}{_s(groups)}"
     return text + f" at {_protocol(rows)}."
 
 
@@ -129,29 +152,73 @@ def _protocol(rows: pd.DataFrame) -> str:
 
 
 def _best_matched(table: pd.DataFrame) -> list[str]:
-    """One line per target of a dataset's rate-matched table: the best codecs by PSNR."""
+    """One line per target of a dataset's rate-matched table: the best codecs, what the
+    paired differences say of them, and what the data do not support.
+
+    "At exactly" is said only where the best codec met the target within its tolerance on
+    every image; codecs above the target rate on some image are never called best; a
+    runner-up whose paired difference to the codec above it includes 0 is called tied.
+    """
     lines = []
     for target, group in table.groupby("target", sort=False):
         ranked = group.sort_values("rank")
-        names = [f"{c}" + (f" ({t})" if isinstance(t, str) else "") + f" {p:.2f} dB"
-                 for c, t, p in zip(ranked["codec"], ranked["train_dataset"], ranked["psnr"])
-                 if math.isfinite(p)][:1 + RUNNERS_UP]
-        if not names:
-            lines.append(f"At exactly {target}: no codec decoded with a finite PSNR.")
+        finite = ranked[ranked["psnr"].map(lambda p: isinstance(p, float) and math.isfinite(p))]
+        if finite.empty:
+            lines.append(f"At {target}: no codec decoded with a finite PSNR.")
             continue
-        text = f"At exactly {target} (rate-matched per image): best PSNR {names[0]}"
-        if names[1:]:
-            text += ", then " + ", ".join(names[1:])
-        missed = [c for c, m in zip(ranked["codec"], ranked["met"])
-                  if str(m).split("/")[0] != str(m).split("/")[-1]]
+        fair = finite[[_complete(r) for r in finite["rule"]]]
+        if fair.empty:
+            lines.append(f"At {target}: no codec stayed at or below the target's rate on every "
+                         f"image, so none is called best (see the rate-matched table).")
+            continue
+        exact = any(_complete(m) for m in fair["met"])
+        by = "bpp" if str(target).endswith("PSNR") else "PSNR"
+        text = (f"At exactly {target} (rate-matched per image): best {by} " if exact else
+                f"At {target} no codec met the target within its tolerance on every image; "
+                f"at or below its rate, best {by} ")
+        entries = fair.iloc[:1 + RUNNERS_UP]
+        parts = []
+        for i, (_, line) in enumerate(entries.iterrows()):
+            part = _matched_name(line, by)
+            above = entries.iloc[i - 1] if i else None
+            if above is not None and str(above["vs_next"] or "").endswith(f"({TIE})"):
+                part += f" (tied with {_label(above)}: {above['vs_next'][:-6]}, paired)"
+            elif i == 0 and len(entries) > 1 and "±" in str(line["vs_next"]) \
+                    and not str(line["vs_next"]).endswith(f"({TIE})"):
+                part += f" ({line['vs_next']} over {line['next']}, paired)"
+            parts.append(part)
+        text += parts[0] + (", then " + ", ".join(parts[1:]) if parts[1:] else "")
+        missed = [_label(r) for _, r in ranked.iterrows() if not _complete(r["met"])]
         if missed:
-            text += f"; missed the target on some images: {', '.join(missed)}"
+            text += f"; missed the target's tolerance on some images: {', '.join(missed)}"
         lines.append(text + ".")
     return lines
 
 
-def _best_at(group: list[Curve], ratio: int) -> str:
-    """The codecs with the highest PSNR on their RD curve at the ``ratio``:1 bpp."""
+def _complete(count: object) -> bool:
+    """Whether a ``k/n`` count is all of at least one."""
+    done, _, total = str(count).partition("/")
+    return done == total and total not in ("", "0")
+
+
+def _label(line: pd.Series) -> str:
+    train = line["train_dataset"]
+    return str(line["codec"]) + (f" ({train})" if isinstance(train, str) else "")
+
+
+def _matched_name(line: pd.Series, by: str) -> str:
+    """``avif 46.94 dB``; a codec off the tolerance also says where it landed."""
+    value = f"{line['bpp']:.4f} bpp" if by == "bpp" else f"{line['psnr']:.2f} dB"
+    text = f"{_label(line)} {value}"
+    if not _complete(line["met"]) and isinstance(line["ratio"], float) \
+            and math.isfinite(line["ratio"]):
+        text += f" at {line['ratio']:.1f}:1"
+    return text
+
+
+def _best_at(group: list[Curve], ratio: int, rows: pd.DataFrame) -> str:
+    """The codecs with the highest PSNR on their RD curve at the ``ratio``:1 bpp, and
+    whether the best is told apart from the next on the same images (:func:`_paired`)."""
     depths = sorted({d for c in group for d in c.bit_depths})
     if len(depths) != 1:
         why = "images of several bit depths" if depths else "no RD curve"
@@ -167,13 +234,49 @@ def _best_at(group: list[Curve], ratio: int) -> str:
         return f"{head}: no codec's RD curve reaches this rate{span}."
     best, others = reached[0], reached[1:1 + RUNNERS_UP]
     text = f"{head}: best PSNR {best[1].label} {best[0]:.2f} dB"
-    if others:
-        text += ", then " + ", ".join(f"{c.label} {v:.2f}" for v, c in others)
+    if others:  # is the best told apart from the next on the same images?
+        after_best, after_runner = _paired_text(
+            best[1], others[0][1], _paired(rows, best[1], others[0][1], bpp))
+        runner = f"{others[0][1].label} {others[0][0]:.2f}{after_runner}"
+        text += after_best + ", then " + ", ".join(
+            [runner] + [f"{c.label} {v:.2f}" for v, c in others[1:]])
     anchor = [(v, c) for v, c in values if c.codec == ANCHOR and not c.train_dataset]
     if anchor and all(c.codec != ANCHOR for _, c in [best, *others]):
         text += ("; JPEG 2000 " + (f"{anchor[0][0]:.2f} dB" if math.isfinite(anchor[0][0])
                                    else "does not reach this rate"))
     return text + f" ({len(reached)} of {len(values)} curves reach this rate)."
+
+
+def _paired(rows: pd.DataFrame, a: Curve, b: Curve, bpp: float
+            ) -> tuple[float, float, int] | None:
+    """``a`` minus ``b`` at ``bpp``, image by image (each read off its own RD curve): the
+    mean difference, its 95 % half-width (NaN: too few images or groups) and the images;
+    None where no image has both."""
+    diff = (image_values_at(rows, a, bpp) - image_values_at(rows, b, bpp)).dropna()
+    if diff.empty:
+        return None
+    first = rows.drop_duplicates("image_id")
+    groups = None
+    if "group_id" in first:
+        groups = first.set_index(first["image_id"].astype(str))["group_id"].reindex(diff.index)
+        groups = groups.where(groups.notna(), pd.Series(diff.index, index=diff.index))
+    found = interval(diff, groups, group_kind(rows))
+    return float(diff.mean()), found.halfwidth, len(diff)
+
+
+def _paired_text(best: Curve, runner: Curve, paired: tuple[float, float, int] | None
+                 ) -> tuple[str, str]:
+    """What to say after the best codec and after the runner-up."""
+    if paired is None:
+        return "", ""
+    mean, half, count = paired
+    if math.isnan(half):
+        return (f" ({mean:+.2f} dB over {runner.label} on the same {count} images, too few "
+                f"for an interval)", "")
+    if abs(mean) <= half:
+        return "", f" (tied with {best.label}: {mean:+.2f} ± {half:.2f} dB, paired on " \
+                   f"{count} images)"
+    return f" ({mean:+.2f} ± {half:.2f} dB over {runner.label}, paired on {count} images)", ""
 
 
 def _learned(rows: pd.DataFrame, group: list[Curve], bd: pd.DataFrame) -> list[Learned]:
@@ -194,7 +297,8 @@ def _learned(rows: pd.DataFrame, group: list[Curve], bd: pd.DataFrame) -> list[L
 
 
 def _bd_text(c: Curve, bd: pd.DataFrame) -> str:
-    """``-3.14 dB``, with ``† (38% overlap)`` when unreliable."""
+    """``-3.14 dB [-3.60, -2.71]`` (its 95 % bootstrap interval, where there is one), with
+    ``† (38% overlap)`` when unreliable."""
     match = bd[(bd["codec"] == c.codec)
                & (bd["train_dataset"].fillna("") == (c.train_dataset or ""))] if len(bd) else bd
     if match.empty:
@@ -204,6 +308,9 @@ def _bd_text(c: Curve, bd: pd.DataFrame) -> str:
     if pd.isna(value):
         return f"not computed ({row.get('note') or 'no overlap'})"
     text = f"{value:+.2f} dB"
+    low, high = row.get("bd_psnr_low"), row.get("bd_psnr_high")
+    if low is not None and high is not None and pd.notna(low) and pd.notna(high):
+        text += f" [{low:+.2f}, {high:+.2f}]"
     overlap = row["rate_overlap"]
     if pd.notna(overlap) and overlap < MIN_OVERLAP:
         text += f" {UNRELIABLE} ({overlap:.0%} overlap)"

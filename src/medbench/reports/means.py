@@ -4,25 +4,36 @@ The summary, the RD curves, Table 1, the body-part breakdown and ``medbench comp
 read their per-setting numbers from :func:`setting_means`, so they agree on what "the
 PSNR of a setting" is, in particular when some images decode exactly (PSNR ``inf``).
 
-Confidence intervals (95 %, as half-widths) respect how images were sampled. Where every
-image is its own group (patient, report), images are independent and the interval is
-Student-t (``t(0.975, n-1) · s / sqrt(n)``). Where images share a group (200 NIH images
-of 128 patients), images of one patient are not independent and an i.i.d. interval is too
-narrow; the interval is then a *cluster bootstrap*: groups are resampled with replacement
-(:data:`BOOTSTRAP_RESAMPLES` times, seeded, so a report is reproducible), the mean over
-the images of the drawn groups is taken each time, and the half-width is half the
-distance between the 2.5th and 97.5th percentiles of those means. ``ci_method`` says
-which was used.
+Confidence intervals (95 %, as half-widths) respect how images were sampled, and say
+what they assumed (``ci_method``, decided on the values each metric actually averages:
+PSNR leaves out exact images). Each row names its group (``group_id``) and what that group
+is (``group_kind``: patient, report, radiograph; ``image`` where the dataset knows none).
+
+- Every value from its own group: Student-t (``t(0.975, n-1) · s / sqrt(n)``). Where the
+  dataset knows no grouping (``group_kind`` ``image``: MXID, ``folder:`` without
+  ``--groups``), the label says the interval *assumes* the images are independent.
+- Values sharing groups (200 NIH images of 128 patients): images of one patient are not
+  independent, and an i.i.d. interval is too narrow. With at least :data:`MIN_GROUPS`
+  groups the interval is a *cluster bootstrap*: groups are resampled with replacement
+  (:data:`BOOTSTRAP_RESAMPLES` times, seeded, so a report is reproducible), the mean over
+  the images of the drawn groups is taken each time, and the half-width is half the
+  distance between the 2.5th and 97.5th percentiles of those means. With fewer groups a
+  percentile bootstrap undercovers badly (its resamples can only recombine a handful of
+  values), so no interval is given and ``ci_method`` says why (``sample``: 11 tiles of 2
+  radiographs).
 
 References
 ----------
 A. C. Davison, D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge
 University Press, 1997, section 3.8 (resampling clusters), doi:10.1017/CBO9780511802843.
+A. C. Cameron, J. B. Gelbach, D. L. Miller, "Bootstrap-based improvements for inference
+with clustered errors", Rev. Econ. Stat. 90(3), 2008, doi:10.1162/rest.90.3.414.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,10 +49,16 @@ CONFIDENCE = 0.95
 #: Resamples of the cluster bootstrap, and its seed.
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20031
+#: Fewest groups a cluster bootstrap is computed from (Davison & Hinkley 1997, 3.8, and
+#: Cameron, Gelbach & Miller 2008: percentile cluster bootstraps undercover with few
+#: clusters); with fewer, no interval is given.
+MIN_GROUPS = 10
+#: ``group_kind`` of a dataset that knows no grouping: each image its own group.
+NO_GROUPING = "image"
 COLUMNS = [
     *KEYS, "codec_kind", "setting_rank", "images", "errors", "unsupported", "exact_images",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "psnr_pooled", "nmse",
-    "groups", "ci_method", "batch_size",
+    "groups", "group_kind", "ci_method", "batch_size",
 ]
 
 
@@ -80,8 +97,10 @@ def setting_means(rows: pd.DataFrame) -> pd.DataFrame:
           values the mean used (for ``psnr``: the finite ones): Student-t when every
           image is its own group, else a cluster bootstrap over groups.
         - ``groups``: distinct ``group_id`` values among the ``ok`` images (images when
-          the rows carry none); ``ci_method``: ``student-t`` or
-          ``cluster bootstrap (2000 resamples of N groups)``.
+          the rows carry none), ``group_kind`` what they are; ``ci_method``: how the
+          intervals were computed, on the values each metric used (:func:`interval`;
+          one text per method where metrics differ, e.g. when PSNR leaves out exact
+          images and keeps too few groups).
         - ``batch_size``: the most images coded together (``run --learned-batch``); above
           1, ``encode_ms``/``decode_ms`` are amortized per image (batch time / batch).
     """
@@ -134,14 +153,18 @@ def _line(group: pd.DataFrame) -> dict:
     exact = psnr == math.inf
     line["exact_images"] = int(exact.sum())
     groups = _groups(ok)
-    clustered = groups.nunique() < len(groups)
+    kind = group_kind(ok)
     line["groups"] = int(groups.nunique())
-    line["ci_method"] = (f"cluster bootstrap ({BOOTSTRAP_RESAMPLES} resamples of "
-                         f"{groups.nunique()} groups)" if clustered else "student-t")
+    line["group_kind"] = kind
+    methods: dict[str, str] = {}
     for name in METRICS:
         values = psnr[~exact] if name == "psnr" else _numbers(ok, name)
         line[name] = _mean(values)
-        line[f"{name}_ci"] = ci_halfwidth(values, groups[values.index] if clustered else None)
+        found = interval(values, groups[values.index], kind)
+        line[f"{name}_ci"] = found.halfwidth
+        if values.notna().any():  # a metric no row has says nothing about the method
+            methods[name] = found.method
+    line["ci_method"] = _methods_text(methods)
     if len(psnr) and exact.all():  # every image exact: no finite value to average
         line["psnr"] = math.inf
     batch = _numbers(ok, "batch_size").max() if len(ok) else math.nan
@@ -172,6 +195,27 @@ def _nmse(ok: pd.DataFrame) -> float:
     return float(normalised.mean()) if normalised.notna().all() else math.nan
 
 
+def _methods_text(methods: dict[str, str]) -> str:
+    """One method for every metric, or ``psnr: …; bpp, ssim, …: …`` where they differ."""
+    if not methods:
+        return "none: no values"
+    by_method: dict[str, list[str]] = {}
+    for metric, method in methods.items():
+        by_method.setdefault(method, []).append(metric)
+    if len(by_method) == 1:
+        return next(iter(by_method))
+    return "; ".join(f"{', '.join(metrics)}: {method}" for method, metrics in by_method.items())
+
+
+def group_kind(rows: pd.DataFrame) -> str | None:
+    """What the rows' groups are (their ``group_kind``; several kinds joined by ``/``),
+    None when no row says."""
+    if "group_kind" not in rows:
+        return None
+    kinds = sorted({str(k) for k in rows["group_kind"].dropna()})
+    return "/".join(kinds) or None
+
+
 def _groups(ok: pd.DataFrame) -> pd.Series:
     """Each ``ok`` row's group (patient, report...), its image id where there is none."""
     images = ok["image_id"].astype(str) if "image_id" in ok else pd.Series(
@@ -181,38 +225,77 @@ def _groups(ok: pd.DataFrame) -> pd.Series:
     return ok["group_id"].where(ok["group_id"].notna(), images).astype(str)
 
 
-def ci_halfwidth(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
-                 confidence: float = CONFIDENCE) -> float:
-    """Half-width of a confidence interval of the mean of ``values``.
+@dataclass(frozen=True)
+class Interval:
+    """A 95 % half-width and how it was computed (``ci_method`` text)."""
+
+    halfwidth: float
+    method: str
+
+
+def interval(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
+             kind: str | None = None, confidence: float = CONFIDENCE) -> Interval:
+    """Half-width of a confidence interval of the mean of ``values``, and what it assumed.
 
     Parameters
     ----------
     values
-        Per-image values; NaN values are ignored.
+        Per-image values; NaN values are ignored (the method is decided on the rest).
     groups
-        The group of each value (same length). None, or all distinct: the Student-t
-        interval. Shared groups: the cluster bootstrap of the module docstring.
+        The group of each value (same length); None: each value its own group.
+    kind
+        What a group is (``patient``, ``report``, ``radiograph``); None or
+        :data:`NO_GROUPING`: the dataset knows none, and a Student-t interval says it
+        assumes independence.
     confidence
         Coverage of the interval.
 
     Returns
     -------
-    float
-        NaN when fewer than two values (or groups) remain, or when any value is infinite
-        (the mean is then infinite too).
+    Interval
+        Student-t where every value has its own group; the cluster bootstrap of the module
+        notes where values share groups and there are at least :data:`MIN_GROUPS`; else a
+        NaN half-width, as when fewer than two values remain or any is infinite, with the
+        reason in ``method``.
     """
     series = pd.to_numeric(pd.Series(np.asarray(values, dtype=object).ravel()),
                            errors="coerce").astype(float)
     keep = series.notna().to_numpy()
     arr = series.to_numpy()[keep]
-    if len(arr) < 2 or not np.isfinite(arr).all():
-        return math.nan
-    if groups is not None:
-        labels = np.asarray(groups, dtype=object).ravel()[keep]
-        if len(set(labels)) < len(labels):
-            return _cluster_bootstrap(arr, labels, confidence)
-    sem = float(np.std(arr, ddof=1)) / math.sqrt(len(arr))
-    return float(stats.t.ppf(0.5 + confidence / 2, len(arr) - 1) * sem)
+    labels = (np.arange(len(arr)).astype(str) if groups is None
+              else np.asarray(groups, dtype=object).ravel()[keep].astype(str))
+    count, distinct = len(arr), len(set(labels))
+    noun = kind if kind and kind != NO_GROUPING else "group"
+    if count < 2:
+        return Interval(math.nan, f"none: {count} value{'s' * (count != 1)}")
+    if not np.isfinite(arr).all():
+        return Interval(math.nan, "none: infinite values")
+    if distinct == count:
+        sem = float(np.std(arr, ddof=1)) / math.sqrt(count)
+        half = float(stats.t.ppf(0.5 + confidence / 2, count - 1) * sem)
+        if not kind or kind == NO_GROUPING:
+            return Interval(half, "student-t, assuming independent images (no patient "
+                                  "grouping known)")
+        return Interval(half, f"student-t (one image per {kind})")
+    if distinct < MIN_GROUPS:
+        return Interval(math.nan, f"none: {count} images from only {distinct} {noun}s (a "
+                                  f"cluster bootstrap needs at least {MIN_GROUPS})")
+    half = _cluster_bootstrap(arr, labels, confidence)
+    return Interval(half, f"cluster bootstrap ({BOOTSTRAP_RESAMPLES} resamples of "
+                          f"{distinct} {noun}s)")
+
+
+def ci_halfwidth(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
+                 confidence: float = CONFIDENCE) -> float:
+    """The half-width of :func:`interval` (its method aside).
+
+    Returns
+    -------
+    float
+        NaN when fewer than two values (or fewer than :data:`MIN_GROUPS` shared groups)
+        remain, or when any value is infinite (the mean is then infinite too).
+    """
+    return interval(values, groups, None, confidence).halfwidth
 
 
 def _cluster_bootstrap(values: np.ndarray, labels: np.ndarray, confidence: float) -> float:

@@ -17,7 +17,7 @@ GROUP = ["dataset", "codec", "setting"]
 COLUMNS = [
     *GROUP, "train_dataset", "codec_kind", "images", "errors", "unsupported",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "exact_images",
-    "psnr_pooled", "batch_size",
+    "psnr_pooled", "batch_size", "groups", "group_kind", "ci_method",
 ]
 
 

@@ -23,13 +23,19 @@ from medbench.benchmark.targets import (
     Target,
     parse_target_setting,
 )
-from medbench.reports.means import ci_halfwidth, setting_means
+from medbench.reports.means import group_kind, interval, setting_means
 
 #: What fills the table when a run has no target rows.
 EMPTY = "No rate-matched rows in this run: `medbench run --target ratio=10,30` fills this table."
 COLUMNS = ["dataset", "target", "rank", "codec", "train_dataset", "images", "met", "ratio",
            "bpp", "psnr", "psnr_ci", "ms_ssim", "ms_ssim_ci", "roi_psnr", "roi_psnr_ci",
-           "roi_ssim", "roi_ssim_ci", "ci_method", "note", "rule", "mark"]
+           "roi_ssim", "roi_ssim_ci", "ci_method", "note", "rule", "mark",
+           "next", "psnr_diff_next", "psnr_diff_next_ci", "paired_images", "paired_method",
+           "vs_next"]
+#: ``vs_next`` of a line whose paired difference to the next line's codec is within its CI.
+TIE = "tie"
+#: What a target's table is ranked by (the other side of what the target pins).
+_RANKED_BY = {"ratio": "psnr", "bpp": "psnr", "psnr": "bpp"}
 #: ``mark`` of a line whose codec missed the tolerance on some image.
 OFF = "†"
 #: (column, header, format) of the rendered table; ``pm`` formats add the ``_ci``.
@@ -39,7 +45,8 @@ TABLE = [
     ("mark", OFF, "{}"), ("met", "met", "{}"), ("rule", "≤ rate", "{}"),
     ("ratio", "ratio", "{:.2f}"), ("psnr", "PSNR dB", "pm{:.2f}"),
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("roi_psnr", "ROI PSNR dB", "pm{:.2f}"),
-    ("roi_ssim", "ROI SSIM", "pm{:.4f}"), ("note", "note", "{}"),
+    ("roi_ssim", "ROI SSIM", "pm{:.4f}"), ("vs_next", "vs next ↓ (paired)", "{}"),
+    ("note", "note", "{}"),
 ]
 
 
@@ -65,10 +72,15 @@ def targets_table(rows: pd.DataFrame) -> pd.DataFrame:
         target's rule *within its tolerance* (``target_met``); ``rule``: ``k/n``, images
         whose point obeys the rule (rate not above the target, PSNR not below it), within
         the tolerance or not; ``mark``: :data:`OFF` when ``met`` is short of ``n``;
-        ``ratio``/``bpp``: achieved means; ``rank``: 1 = highest mean PSNR within the
-        dataset and target among the codecs that met the target on every image, then
-        those that obeyed the rule on every image, then the others; ``note``: the first
-        reason the tolerance was missed, when any image missed it.
+        ``ratio``/``bpp``: achieved means; ``rank``: 1 = highest mean PSNR (for a PSNR
+        target: lowest mean bpp) within the dataset and target among the codecs that
+        obeyed the rule on every image (at the target, or below its rate: a codec that
+        missed the tolerance by spending fewer bytes competes, it did not cheat), then the
+        others (above the rate, or failed, on some image); ``note``: the first reason the
+        tolerance was missed, when any image missed it. ``next``, ``psnr_diff_next``
+        (± ``psnr_diff_next_ci``, on ``paired_images``, ``paired_method``) and
+        ``vs_next``: this line against the next-ranked one on the same images (in bpp for
+        a PSNR target), ``tie`` where the interval includes 0.
     """
     rows = target_rows(rows)
     if rows.empty:
@@ -93,7 +105,8 @@ def targets_table(rows: pd.DataFrame) -> pd.DataFrame:
         entry = {
             "dataset": line["dataset"], "codec": line["codec"],
             "train_dataset": line["train_dataset"],
-            "target": target.describe(),
+            "target": target.describe(), "_setting": line["setting"],
+            "_metric": _RANKED_BY[target.kind],
             "images": int(line["images"]), "met": f"{int(met.sum())}/{len(ok)}",
             "rule": f"{obeys}/{len(ok)}",
             "mark": OFF if int(met.sum()) < len(group) or not len(group) else "",
@@ -102,26 +115,98 @@ def targets_table(rows: pd.DataFrame) -> pd.DataFrame:
             "ms_ssim": line["ms_ssim"], "ms_ssim_ci": line["ms_ssim_ci"],
             "ci_method": line["ci_method"],
             "note": notes[0] if notes else (errors.iloc[0] if len(errors) else None),
+            # Ranked first: at or below the target's rate on every image, none failed.
+            "_tier": 0 if len(group) and obeys == len(group) else 1,
         }
         for name in ("roi_psnr", "roi_ssim"):
             entry[name], entry[f"{name}_ci"] = _region_mean(ok, name)
         out.append(entry)
     table = pd.DataFrame(out)
-    # Codecs at the target on every image rank first, then those below its rate on some
-    # (they had fewer bytes, never more), then those above it or with errors.
-    table["_tier"] = [0 if _all(m) else 1 if _all(r) else 2
-                      for m, r in zip(table["met"], table["rule"])]
-    table["_order"] = table["psnr"].fillna(-math.inf)
+    # Codecs that obeyed the rule on every image (at the target, or below its rate: fewer
+    # bytes, never more) rank by PSNR: one that missed the tolerance by spending *fewer*
+    # bytes and still has the higher PSNR is the better codec. Codecs above the rate or
+    # with errors on some image rank after them.
+    # Rate targets rank by PSNR (higher first); a PSNR target ranks by bpp (lower first).
+    table["_order"] = [(-line["bpp"] if line["_metric"] == "bpp" else line["psnr"])
+                       for _, line in table.iterrows()]
+    table["_order"] = table["_order"].fillna(-math.inf)
     table = table.sort_values(["dataset", "target", "_tier", "_order"],
                               ascending=[True, True, True, False], kind="stable")
     table["rank"] = table.groupby(["dataset", "target"]).cumcount() + 1
+    table = _paired_with_next(table.reset_index(drop=True), rows)
     return table[COLUMNS].reset_index(drop=True)
 
 
-def _all(count: str) -> bool:
-    """Whether a ``k/n`` count is all of at least one."""
-    done, total = count.split("/")
-    return done == total and total != "0"
+def _paired_with_next(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Each line's PSNR minus the next-ranked line's, on the images both coded.
+
+    The per-codec intervals are of each mean; whether two neighbours differ is a question
+    about the *difference* on the same images, which varies far less from image to image.
+    Its interval is :func:`~medbench.reports.means.interval` of the per-image differences
+    (Student-t, or the cluster bootstrap over the images' groups); ``vs_next`` reads
+    ``tie`` when that interval includes 0.
+    """
+    values = {name: [] for name in ("next", "psnr_diff_next", "psnr_diff_next_ci",
+                                    "paired_images", "paired_method", "vs_next")}
+    for i in range(len(table)):
+        line = table.iloc[i]
+        following = table.iloc[i + 1] if i + 1 < len(table) else None
+        if following is None or (following["dataset"], following["target"]) != \
+                (line["dataset"], line["target"]):
+            for key, empty in (("next", None), ("psnr_diff_next", math.nan),
+                               ("psnr_diff_next_ci", math.nan), ("paired_images", 0),
+                               ("paired_method", None), ("vs_next", None)):
+                values[key].append(empty)
+            continue
+        metric = line["_metric"]
+        mine, theirs = _by_image(rows, line, metric), _by_image(rows, following, metric)
+        both = mine.add_suffix("_a").join(theirs.add_suffix("_b"), how="inner")
+        diff = both["value_a"] - both["value_b"]
+        found = interval(diff, both["group_a"], group_kind(rows[rows["dataset"]
+                                                               == line["dataset"]]))
+        mean = float(diff.mean()) if len(diff) else math.nan
+        values["next"].append(_label(following))
+        values["psnr_diff_next"].append(mean)
+        values["psnr_diff_next_ci"].append(found.halfwidth)
+        values["paired_images"].append(int(len(diff)))
+        values["paired_method"].append(found.method)
+        values["vs_next"].append(_versus(mean, found.halfwidth, _label(following), metric))
+    return table.assign(**values)
+
+
+def _label(line: pd.Series) -> str:
+    train = line.get("train_dataset")
+    return str(line["codec"]) + (f" ({train})" if isinstance(train, str) and train else "")
+
+
+def _by_image(rows: pd.DataFrame, line: pd.Series, metric: str) -> pd.DataFrame:
+    """Finite ``metric`` (``value``) and group of each ``ok`` image of a table line, by
+    image id."""
+    keys = ((rows["dataset"] == line["dataset"]) & (rows["codec"] == line["codec"])
+            & (rows["status"] == "ok") & (rows["setting"] == line["_setting"]))
+    train = line.get("train_dataset")
+    if "train_dataset" in rows:
+        keys &= (rows["train_dataset"].isna() if not isinstance(train, str)
+                 else rows["train_dataset"] == train)
+    own = rows[keys]
+    value = pd.to_numeric(own[metric], errors="coerce")
+    own, value = own[value.notna() & (value.abs() != math.inf)], value.dropna()
+    groups = own["group_id"] if "group_id" in own else own["image_id"]
+    groups = groups.where(groups.notna(), own["image_id"]).astype(str)
+    return pd.DataFrame({"value": value[own.index].to_numpy(), "group": groups.to_numpy()},
+                        index=own["image_id"].astype(str).to_numpy())
+
+
+def _versus(mean: float, half: float, other: str, metric: str = "psnr") -> str | None:
+    """``+0.38 ± 0.12 dB``, ``+0.02 ± 0.10 dB (tie)`` or ``+0.02 dB (no interval)``."""
+    if math.isnan(mean):
+        return f"no image in common with {other}"
+    unit, spec = ("bpp", "{:+.4f}") if metric == "bpp" else ("dB", "{:+.2f}")
+    text = spec.format(mean)
+    if math.isnan(half):
+        return f"{text} {unit} (no interval)"
+    text += f" ± {spec.format(half)[1:]} {unit}"
+    return text + f" ({TIE})" if abs(mean) <= half else text
 
 
 def _obeys(target: Target, row: pd.Series) -> bool:
@@ -154,9 +239,8 @@ def _region_mean(ok: pd.DataFrame, column: str) -> tuple[float, float]:
     if "group_id" in ok:
         ids = ok.loc[values.index, "group_id"]
         images = ok.loc[values.index, "image_id"].astype(str)
-        ids = ids.where(ids.notna(), images).astype(str)
-        groups = ids if ids.nunique() < len(ids) else None
-    return float(values.mean()), ci_halfwidth(values, groups)
+        groups = ids.where(ids.notna(), images).astype(str)
+    return float(values.mean()), interval(values, groups, group_kind(ok)).halfwidth
 
 
 def about() -> str:
@@ -172,12 +256,14 @@ def about() -> str:
         f"{OFF} marks a codec that missed the tolerance on some image, and its note says "
         "why: a codec that cannot spend the bytes or whose rate jumps across the tolerance, a "
         "codec without a rate knob (learned models) at its nearest setting, or a target "
-        "it cannot reach (above the rate). Means ± the 95 % CI half-width (Student-t "
-        "where every image is its own patient/group, else a cluster bootstrap over "
-        "groups; targets.csv: ci_method), ranked by PSNR: codecs within the tolerance on "
-        "every image first, then those below the target rate on some, then the others. "
+        "it cannot reach (above the rate). Means ± the 95 % CI half-width of each mean "
+        "(targets.csv: ci_method). Ranked by PSNR (a PSNR target: by bpp) among the codecs "
+        "at or below the target rate on every image, then the others. vs next: this codec "
+        "minus the next one on the same images, ± the 95 % CI of that paired difference "
+        "(Student-t, or a cluster bootstrap over patients where images share them); "
+        "tie: the interval includes 0, so the data do not tell the two apart. "
         "ROI: inside the diagnostic regions (nodules, --masks), over the images that have "
         "one.")
 
 
-__all__ = ["EMPTY", "OFF", "about", "target_rows", "targets_table"]
+__all__ = ["EMPTY", "OFF", "TIE", "about", "target_rows", "targets_table"]

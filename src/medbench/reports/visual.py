@@ -82,7 +82,13 @@ def visual_comparisons(rows: pd.DataFrame, views: list[dict[str, Any]],
         if not originals:
             visual.notes.append(f"{dataset}: the run stored no pixels for a visual comparison "
                                 "(no image was coded successfully, or the store predates it)")
+        present = set(rows.loc[rows["dataset"] == dataset, "image_id"].astype(str))
         for original in originals:
+            if str(original["image_id"]) not in present:  # its rows were left out
+                visual.notes.append(f"{dataset}: {original['image_id']} is not shown: its "
+                                    "rows are left out of this report (a learned model "
+                                    "trained on it)")
+                continue
             _add_image(visual, original, mine, rows[rows["dataset"] == dataset], ratio,
                        wholes.get(original["image_id"]))
         out.append(visual)

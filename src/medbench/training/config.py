@@ -73,9 +73,10 @@ class TrainConfig:
     repeat : int
         Crops per training image per epoch (for small datasets).
     seed : int
-        Seed of the initial weights, crops, flips and rate noise.
+        Seed of the ``limit`` sample, the initial weights, crops, flips and rate noise.
     limit : int, optional
-        At most this many images per split.
+        At most this many images per split: a sample of whole groups drawn with ``seed``,
+        as ``medbench run --limit N --seed S`` draws it.
     device : str
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     models_dir : str

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medbench.codecs import provenance
 from medbench.datasets import Dataset, Record, get_dataset
+from medbench.datasets.cache import prepare_image
 from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol
 from medbench.errors import DatasetError, MedbenchError
@@ -51,7 +53,7 @@ class SplitImages:
 
 def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
                   limit: int | None = None,
-                  manifest_dir: Path | None = None) -> dict[str, list[Record]]:
+                  manifest_dir: Path | None = None, seed: int = 0) -> dict[str, list[Record]]:
     """The records of each of ``splits``, chosen as ``medbench run`` chooses them.
 
     Parameters
@@ -67,6 +69,8 @@ def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
     manifest_dir : Path, optional
         Folder whose ``manifests/`` holds the dataset's split manifest (read, updated and
         saved); None, or a dataset without a manifest: the group hash alone.
+    seed : int
+        Seed of the ``limit`` sample (``train --seed``, as ``run --seed``).
 
     Returns
     -------
@@ -74,20 +78,21 @@ def choose_splits(dataset: Dataset, spec: str, splits: tuple[str, ...],
         Per split, what :func:`~medbench.datasets.manifest.choose_records` gives a run of
         that split with the same limit and manifest.
     """
-    return choose_with_manifest(dataset, spec, splits, limit, manifest_dir)
+    return choose_with_manifest(dataset, spec, splits, limit, manifest_dir, seed)
 
 
 def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
                 splits: tuple[str, ...] = ("train", "val"), limit: int | None = None,
-                progress: bool = False,
-                manifest_dir: Path | None = None) -> dict[str, SplitImages]:
-    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split).
+                progress: bool = False, manifest_dir: Path | None = None,
+                seed: int = 0) -> dict[str, SplitImages]:
+    """Read the ``splits`` of dataset ``spec`` (at most ``limit`` images per split, a
+    sample drawn with ``seed``).
 
-    Records come from :func:`choose_splits` (``manifest_dir`` as there); each image is
-    prepared by ``protocol``. An unreadable image is logged and left out.
+    Records come from :func:`choose_splits` (``manifest_dir`` and ``seed`` as there); each
+    image is prepared by ``protocol``. An unreadable image is logged and left out.
     """
     dataset = get_dataset(spec, data_root)
-    chosen = choose_splits(dataset, spec, splits, limit, manifest_dir)
+    chosen = choose_splits(dataset, spec, splits, limit, manifest_dir, seed)
     for s in splits:
         if not chosen[s]:
             raise DatasetError(
@@ -97,8 +102,8 @@ def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
             )
 
     def read(record) -> Image | None:
-        try:
-            return protocol.apply(dataset.load(record))
+        try:  # prepared as a run prepares it, with its content hash (trained_on)
+            return prepare_image(dataset, record, protocol)
         except MedbenchError as exc:  # one bad image never ends training
             log.warning("skipping %s: %s", record.source, exc)
             return None
@@ -119,6 +124,18 @@ def load_splits(spec: str, data_root: Path | None, protocol: Protocol,
         if not out[s].images:
             raise DatasetError(f"no image of the {s} split of {spec} could be read")
     return out
+
+
+def trained_on(splits: dict[str, SplitImages],
+               parent: provenance.TrainingImages | None = None) -> dict:
+    """The ``trained_on`` block of a model's config.json: the content hashes of every
+    image of its train and val splits (and of its parent's images, when fine-tuned), so
+    a run can tell when it scores the model on one of them (:mod:`medbench.codecs.provenance`)."""
+    dataset = next(iter(splits.values())).dataset
+    return provenance.block(dataset, {
+        name: [(image.meta.get("image_sha256"), image.meta.get("file_hash"))
+               for image in split.images]
+        for name, split in splits.items()}, parent)
 
 
 def _bar(total: int, desc: str, enabled: bool):

@@ -55,9 +55,9 @@ from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 from medbench.training.budget import Budget, crop_at, lr_factor
 from medbench.training.config import TrainConfig
-from medbench.training.data import CropBatches, SplitImages, load_splits
+from medbench.training.data import CropBatches, SplitImages, load_splits, trained_on
 from medbench.training.finished import check_finished
-from medbench.training.transfer import load_parent_weights, parent_record
+from medbench.training.transfer import load_parent_weights, parent_images, parent_record
 from medbench.training.validation import evaluate, measure_split
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
     splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
-                         manifest_dir=Path(cfg.models_dir))
+                         manifest_dir=Path(cfg.models_dir), seed=cfg.seed)
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
         torch.manual_seed(cfg.seed)
@@ -339,6 +339,7 @@ class _Run:
                 "budget": _budget_json(state, self.device),
                 "validation": {"est_bpp": val["est_bpp"], "psnr": val["psnr"],
                                "loss": val["loss"]},
+                "trained_on": trained_on(self.splits, parent_images(cfg)),
             }
             parent = parent_record(cfg)
             if parent is not None:
@@ -460,6 +461,7 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
             "loss": best["loss"],
         },
         "history": state.history,
+        "trained_on": trained_on(splits, parent_images(cfg)),
     }
     if milestones:
         config["milestones"] = milestones

@@ -44,7 +44,7 @@ from medbench.errors import MedbenchError
 from medbench.image import Image
 from medbench.training.budget import Budget, lr_factor
 from medbench.training.config import TrainConfig
-from medbench.training.data import load_splits
+from medbench.training.data import load_splits, trained_on
 from medbench.training.finished import check_finished
 from medbench.training.loop import TrainResult
 
@@ -90,7 +90,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
     splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
-                         manifest_dir=Path(cfg.models_dir))
+                         manifest_dir=Path(cfg.models_dir), seed=cfg.seed)
     setting = f"ratio={cfg.ratio:g}"
     pairs = {name: [_pair(codec, image, setting) for image in split.images]
              for name, split in splits.items()}
@@ -151,6 +151,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
                    "torch_threads": torch.get_num_threads(), "wall_s": round(wall, 2),
                    "steps": steps, "images_seen": seen},
         "validation": validation,
+        "trained_on": trained_on(splits),
     }
     ckpt = save_filter(net, folder, config)
     echo(f"saved {CODEC} filter {cfg.model_name} to {folder}: validation "

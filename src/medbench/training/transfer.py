@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from medbench.codecs.learned.checkpoint import CompressionModel, read_checkpoint
+from medbench.codecs.provenance import TrainingImages, from_config
 from medbench.errors import MedbenchError
 
 if TYPE_CHECKING:
@@ -64,6 +65,14 @@ def parent_record(cfg: TrainConfig) -> dict[str, Any] | None:
     return {"path": str(Path(str(cfg.init)).resolve()), "model_id": parent.get("model_id"),
             "name": parent.get("name"), "dataset": train.get("dataset"),
             "budget": parent.get("budget")}
+
+
+def parent_images(cfg: TrainConfig) -> TrainingImages | None:
+    """The images the ``init`` model trained on (its child has seen them too); None from
+    scratch or when the parent records none."""
+    if cfg.parent is None:
+        return None
+    return from_config(cfg.parent, str(Path(str(cfg.init)) / "config.json"))
 
 
 def load_parent_weights(model: CompressionModel, cfg: TrainConfig) -> None:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import torch
 from safetensors.torch import load_file, save_file
 
+from medbench.codecs import provenance
 from medbench.codecs.learned.compression import (
     CheckpointError,
     CompressionModel,
@@ -28,7 +29,7 @@ from medbench.codecs.learned.entropy import TableError
 from medbench.codecs.learned.models import ARCHITECTURES
 
 __all__ = ["Checkpoint", "CheckpointError", "CompressionModel", "new_model", "file_id",
-           "save_checkpoint", "read_checkpoint", "find_checkpoints"]
+           "save_checkpoint", "read_checkpoint", "find_checkpoints", "training_images"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,7 +165,21 @@ def read_config(folder: Path, fmt: str, fix: str) -> dict[str, Any]:
                 f"{config_path}: {key!r} must be a JSON object, not "
                 f"{type(config[key]).__name__}; re-train this model"
             )
+    try:  # the images it trained on: a malformed list must not pass for "none seen"
+        provenance.from_config(config, str(config_path))
+    except provenance.ProvenanceError as exc:
+        raise CheckpointError(str(exc)) from None
     return config
+
+
+def training_images(ckpt: Checkpoint) -> provenance.TrainingImages | None:
+    """The images ``ckpt`` trained and validated on (its ``trained_on`` block, see
+    :mod:`medbench.codecs.provenance`); None for a model that records none. Parsed once
+    per checkpoint (every cell of a run asks)."""
+    if "trained_on" not in ckpt.extra:
+        ckpt.extra["trained_on"] = provenance.from_config(ckpt.config,
+                                                          str(ckpt.folder / CONFIG))
+    return ckpt.extra["trained_on"]
 
 
 def _sizes(config: dict[str, Any], source: Path) -> tuple[int, int, int]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+import medbench
 from medbench.codecs.base import Codec
 from medbench.codecs.learned.bitstream import MAGIC, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import (
@@ -26,8 +27,15 @@ from medbench.codecs.learned.checkpoint import (
     CompressionModel,
     find_checkpoints,
     find_milestones,
+    training_images,
 )
-from medbench.codecs.learned.coding import decode_streams, encode_images, resolve_device
+from medbench.codecs.learned.coding import (
+    decode_streams,
+    encode_images,
+    resolve_device,
+    runtime,
+)
+from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError, UnsupportedInput
 from medbench.image import Image
 
@@ -56,6 +64,7 @@ class LearnedCodec(Codec):
     def __init__(self, context=None):
         super().__init__(context)
         self._checkpoints: dict[str, Checkpoint] | None = None
+        self._milestones: set[str] = set()  # settings of checkpoints() that are milestones
         self._loaded: dict[str, CompressionModel] = {}
         self._device = None
         #: Model folders that were skipped, and why (folder → reason).
@@ -76,7 +85,9 @@ class LearnedCodec(Codec):
             order = sorted(found.values(), key=lambda c: (_val_bpp(c), c.name))
             self._checkpoints = {c.name: c for c in order}
             if self.context.milestones:  # after the finished models, smallest budget first
-                self._checkpoints.update(find_milestones(order, self.skipped))
+                milestones = find_milestones(order, self.skipped)
+                self._milestones = set(milestones)
+                self._checkpoints.update(milestones)
         return self._checkpoints
 
     def forget_models(self) -> None:
@@ -101,6 +112,21 @@ class LearnedCodec(Codec):
 
     def settings(self) -> list[str]:
         return list(self.checkpoints())
+
+    def library(self, setting: str) -> str:
+        """``medbench <version> <arch> (torch …, constriction …, cpu AVX512)``: the code that
+        turns the model into bytes and where it ran (:func:`~.coding.runtime`)."""
+        try:
+            where = runtime(self.device)
+        except MedbenchError as exc:  # --device cuda without a GPU
+            where = str(exc)
+        return f"medbench {medbench.__version__} {self.arch} ({where})"
+
+    def target_settings(self) -> list[str]:
+        """Finished models only: a half-trained milestone (``run --milestones``) never
+        stands in for a model in a ``--target`` row."""
+        checkpoints = self.checkpoints()
+        return [s for s in checkpoints if s not in self._milestones]
 
     def describe(self) -> dict[str, Any]:
         """The base description plus ``skipped``: broken model folders and why."""
@@ -156,6 +182,11 @@ class LearnedCodec(Codec):
                 info[key] = cfg[key]
         return {"train_dataset": dataset,
                 "model_info": json.dumps(info, sort_keys=True)}
+
+    def training_images(self, setting: str) -> TrainingImages | None:
+        """The images the model of ``setting`` trained and validated on (its config's
+        ``trained_on``; milestones list their model's)."""
+        return training_images(self.checkpoint(setting))
 
     # -- coding ----------------------------------------------------------------------
     def check(self, image: Image) -> None:

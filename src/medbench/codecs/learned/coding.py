@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
@@ -41,6 +42,31 @@ def resolve_device(device: str) -> torch.device:
             f"use --device cpu or auto"
         )
     return torch.device(device)
+
+
+def runtime(device: torch.device, entropy_coder: bool = True) -> str:
+    """What decides a learned codec's bytes besides its weights, for ``codec_library``.
+
+    ``torch 2.13.0+cpu, constriction 0.5.0, cpu AVX512`` (or ``cuda <GPU name>``): the
+    framework (and the entropy coder, where one is used), and the kind of processor the
+    transforms ran on, whose kernels round differently (a latent that rounds the other way
+    changes the stream).
+    """
+    parts = [f"torch {torch.__version__}"]
+    if entropy_coder:
+        parts.append(f"constriction {_version('constriction')}")
+    if device.type == "cuda":
+        parts.append(f"cuda {torch.cuda.get_device_name(device)}")
+    else:
+        parts.append(f"{device.type} {torch.backends.cpu.get_cpu_capability()}")
+    return ", ".join(parts)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "?"
 
 
 def _groups(items: Sequence, key) -> dict:

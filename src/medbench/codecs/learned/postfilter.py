@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+import medbench
 from medbench.codecs.base import Codec, Knob, parse_setting
 from medbench.codecs.jpeg2000 import Jpeg2000Codec
 from medbench.codecs.learned.checkpoint import (
@@ -46,9 +47,11 @@ from medbench.codecs.learned.checkpoint import (
     _tensors_id,
     loadable_folders,
     read_config,
+    training_images,
 )
 from medbench.codecs.learned.codec import model_roots
-from medbench.codecs.learned.coding import resolve_device
+from medbench.codecs.learned.coding import resolve_device, runtime
+from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError
 from medbench.image import Image
 
@@ -294,6 +297,15 @@ class Jpeg2000PostFilterCodec(Codec):
     def settings(self) -> list[str]:
         return list(self.checkpoints())
 
+    def library(self, setting: str) -> str:
+        """JPEG 2000's library (the stream is its codestream) and the filter's runtime."""
+        try:
+            where = runtime(self.device, entropy_coder=False)
+        except MedbenchError as exc:  # --device cuda without a GPU
+            where = str(exc)
+        return (f"{self.j2k.library(setting)}; filter: medbench {medbench.__version__} "
+                f"{ARCH} ({where})")
+
     def knob(self, bit_depth: int) -> Knob | None:
         """JPEG 2000's ratio knob (``run --target``): any ratio, decoded by the filter
         trained at the nearest ratio (see :meth:`filter_for`)."""
@@ -352,6 +364,10 @@ class Jpeg2000PostFilterCodec(Codec):
                 "folder": str(ckpt.folder)}
         return {"train_dataset": train.get("dataset"),
                 "model_info": json.dumps(info, sort_keys=True)}
+
+    def training_images(self, setting: str) -> TrainingImages | None:
+        """The images the filter that decodes ``setting`` trained and validated on."""
+        return training_images(self.checkpoints()[self.filter_for(setting)])
 
     def encode(self, image: Image, setting: str) -> bytes:
         self.check(image)
