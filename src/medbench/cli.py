@@ -615,7 +615,7 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, st
               help="Crops per training image per epoch (for small datasets).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per split (quick tries).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the --limit sample (as in `run`), initial weights and crops.")
 @click.option("--name", default=None,
               help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
@@ -792,7 +792,7 @@ def datasets_show(ctx: click.Context, name: str, data_root: Path | None) -> None
 @protocol_options
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images: the sample `run --limit N --seed S` codes.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the --limit sample (as `run --seed`).")
 @click.option("--manifest-dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, metavar="DIR",

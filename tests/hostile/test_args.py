@@ -81,9 +81,16 @@ def test_datasets_data_root_given_to_group_and_subcommand(tmp_path):
     assert "--data-root was given twice" in error_line(result)
 
 
-def test_run_seed_must_not_be_negative(tmp_path):
-    result = invoke("run", "--codecs", "png", "--limit", "1", "--seed", "-1", *QUICK,
-                    "--out", tmp_path / "out")
+@pytest.mark.parametrize("command", [
+    ["run", "--codecs", "png", "--limit", "1", *QUICK],
+    ["datasets", "export", "sample", "--limit", "1"],
+    ["train", "--model", "ae", "--dataset", "sample", "--limit", "2", "--steps", "1",
+     "--device", "cpu", "--models"],
+])
+def test_a_negative_seed_is_refused(tmp_path, command):
+    """numpy refuses a negative seed deep inside the sample draw, as a traceback."""
+    result = invoke(*command, tmp_path / "out", "--seed", "-1") if command[0] == "train" \
+        else invoke(*command, "--out", tmp_path / "out", "--seed", "-1")
     assert result.exit_code == 2
     assert "Invalid value for '--seed': -1 is not in the range x>=0" in error_line(result)
     assert not (tmp_path / "out").exists()
