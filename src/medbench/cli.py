@@ -349,20 +349,23 @@ def _given_fields(ctx: click.Context) -> set[str]:
 
 def _check_combinations(given: set[str], resume: bool, limit, write_dicom, no_cache,
                         scheduler) -> None:
-    """Refuse an option that would do nothing with the others given (said, not ignored)."""
-    unused = None
+    """Refuse options that contradict each other; say (never ignore in silence) those that
+    would do nothing with the others given, and go on: the run is what it would be
+    without them."""
+    if "cache_dir" in given and no_cache:
+        raise click.UsageError("--cache-dir goes unused with --no-cache; drop one of them")
+    unused = []
     if "overwrite_dicom" in given and write_dicom is None and not resume:
-        unused = "--overwrite-dicom only applies with --write-dicom DIR; add it or drop it"
-    elif "seed" in given and limit is None and not resume:
-        unused = ("--seed only chooses the --limit sample, and without --limit every image "
-                  "of the split is coded; add --limit N or drop --seed")
-    elif "cache_dir" in given and no_cache:
-        unused = "--cache-dir goes unused with --no-cache; drop one of them"
-    elif "workers" in given and scheduler:
-        unused = ("--workers starts that many local Dask workers, but with --scheduler the "
-                  "cluster's own workers code; drop --workers")
-    if unused:
-        raise click.UsageError(unused)
+        unused.append("--overwrite-dicom only applies with --write-dicom DIR; it does "
+                      "nothing here")
+    if "seed" in given and limit is None and not resume:
+        unused.append("--seed only chooses the --limit sample, and without --limit every "
+                      "image of the split is coded; it does nothing here")
+    if "workers" in given and scheduler:
+        unused.append("--workers starts that many local Dask workers, but with --scheduler "
+                      "the cluster's own workers code; it does nothing here")
+    for line in unused:
+        click.echo(f"note: {line}", err=True)
 
 
 def _check_run_plan(plan, run_id: str | None, given: set[str], out: Path) -> None:
@@ -375,11 +378,10 @@ def _check_run_plan(plan, run_id: str | None, given: set[str], out: Path) -> Non
                          ("--train-missing", config.train_missing),
                          ("--learned-batch", "learned_batch" in given),
                          ("--device", "device" in given)):
-        if wanted and not learned:
-            raise MedbenchError(
-                f"{flag} acts on learned codecs, and none of the codecs "
-                f"{', '.join(codec.name for codec in plan.codecs)} is one; add a learned "
-                f"codec (ae, cnn, dcae, hyperprior, jpeg2000+pf) to --codecs or drop {flag}")
+        if wanted and not learned:  # harmless, but never ignored in silence
+            click.echo(f"note: {flag} acts on learned codecs, and none of the codecs "
+                       f"{', '.join(codec.name for codec in plan.codecs)} is one; it does "
+                       f"nothing here", err=True)
     if config.write_dicom is not None:
         from medbench.writeback import check_run_export
 

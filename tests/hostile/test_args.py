@@ -5,6 +5,7 @@ on every command (not only ``run --target``, where it was found)."""
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
 from tests.hostile.cli_helpers import QUICK, error_line, invoke, png_folder
 
@@ -96,23 +97,39 @@ def test_a_negative_seed_is_refused(tmp_path, command):
     assert not (tmp_path / "out").exists()
 
 
+def test_contradicting_options_are_refused(tmp_path):
+    out = tmp_path / "out"
+    result = invoke("run", "--codecs", "png", *QUICK, "--out", out, "--limit", "1",
+                    "--no-cache", "--cache-dir", "c")
+    assert "--cache-dir goes unused with --no-cache" in error_line(result)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("extra, said", [
     (["--overwrite-dicom"], "--overwrite-dicom only applies with --write-dicom DIR"),
     (["--seed", "3"], "--seed only chooses the --limit sample"),
-    (["--limit", "1", "--no-cache", "--cache-dir", "c"], "--cache-dir goes unused with --no-cache"),
-    (["--limit", "1", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
-     "--workers starts that many local Dask workers"),
     (["--limit", "1", "--milestones"], "--milestones acts on learned codecs, and none of the "
                                        "codecs png is one"),
     (["--limit", "1", "--train-missing"], "--train-missing acts on learned codecs"),
     (["--limit", "1", "--learned-batch", "4"], "--learned-batch acts on learned codecs"),
     (["--limit", "1", "--device", "cpu"], "--device acts on learned codecs"),
 ])
-def test_an_option_that_would_do_nothing_is_refused(tmp_path, extra, said):
+def test_an_option_that_would_do_nothing_is_said_not_ignored(tmp_path, extra, said):
+    """Harmless (the run is what it would be without it), so the run goes on, but the
+    option's uselessness is said on the console, never passed over in silence."""
     out = tmp_path / "out"
     result = invoke("run", "--codecs", "png", *QUICK, "--out", out, *extra)
-    assert said in error_line(result)
-    assert not out.exists()
+    assert result.exit_code == 0, result.output
+    assert f"note: {said}" in result.output
+
+
+def test_workers_with_a_scheduler_is_said_not_ignored():
+    from medbench.cli import _check_combinations
+
+    runner = CliRunner()
+    with runner.isolation() as (out, err, _):
+        _check_combinations({"workers"}, False, None, None, False, "tcp://h:1")
+    assert b"note: --workers starts that many local Dask workers" in err.getvalue()
 
 
 def test_a_run_with_no_image_to_code_is_refused(tmp_path):
