@@ -75,11 +75,10 @@ def write_sites(db: sqlite3.Connection, row: ResultRow) -> None:
 
 def read_sites(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
     """The run's site rows; ``cho_present``/``cho_absent`` as float64 arrays (or None)."""
-    try:
-        frame = pd.read_sql_query("SELECT * FROM observer_sites WHERE run_id = ? "
-                                  "ORDER BY rowid", db, params=(run_id,))
-    except (sqlite3.OperationalError, pd.errors.DatabaseError):
+    if not _exists(db, "observer_sites"):  # a store written before the experiment existed
         return pd.DataFrame(columns=list(SITE_COLUMNS))
+    frame = pd.read_sql_query("SELECT * FROM observer_sites WHERE run_id = ? ORDER BY rowid",
+                              db, params=(run_id,))
     for name in ("cho_present", "cho_absent"):
         frame[name] = frame[name].map(
             lambda b: None if b is None else np.frombuffer(b, dtype="<f8").astype(np.float64))
@@ -104,11 +103,16 @@ def write_table(db: sqlite3.Connection, run_id: str, table: pd.DataFrame) -> Non
 
 def read_table(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
     """The run's ``observer`` rows (empty when none were written)."""
-    try:
-        return pd.read_sql_query(f"SELECT {', '.join(COLUMNS)} FROM observer WHERE run_id = ? "
-                                 "ORDER BY rowid", db, params=(run_id,))
-    except (sqlite3.OperationalError, pd.errors.DatabaseError):
+    if not _exists(db, "observer"):
         return pd.DataFrame(columns=list(COLUMNS))
+    return pd.read_sql_query(f"SELECT {', '.join(COLUMNS)} FROM observer WHERE run_id = ? "
+                             "ORDER BY rowid", db, params=(run_id,))
+
+
+def _exists(db: sqlite3.Connection, table: str) -> bool:
+    """Whether the store has ``table`` (a damaged store raises, as every read does)."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (table,)).fetchone() is not None
 
 
 def _sql(value: Any) -> Any:
