@@ -250,6 +250,8 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
     dataset_registry.check_names(dataset_list)
     given = _given_fields(ctx)
     _check_combinations(given, resume, limit, write_dicom, no_cache, scheduler, observer)
+    if observer is None and not resume:  # said by _check_combinations; the run is without
+        nodule_sizes = nodule_contrasts = nodule_sites = None
     click.echo("medbench: loading codecs and datasets…", err=True)
 
     from medbench.benchmark.runner import RunConfig
@@ -379,6 +381,11 @@ def _check_combinations(given: set[str], resume: bool, limit, write_dicom, no_ca
         unused.append("--seed only chooses the --limit sample (and --observer's sites), and "
                       "without --limit every image of the split is coded; it does nothing "
                       "here")
+    loose = [f"--{name.replace('_', '-')}" for name in ("nodule_sizes", "nodule_contrasts",
+                                                        "nodule_sites") if name in given]
+    if loose and observer is None and not resume:
+        unused.append(f"{' and '.join(loose)} set up --observer nodules, which is not given; "
+                      "it does nothing here")
     if "workers" in given and scheduler:
         unused.append("--workers starts that many local Dask workers, but with --scheduler "
                       "the cluster's own workers code; it does nothing here")
