@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from medbench.benchmark import metrics
+from medbench.benchmark.metrics import structural
 from medbench.codecs import get_codec
 
 SIZE = 2048
@@ -58,11 +59,11 @@ def _report(benchmark, capsys, name, ref_s, ref_value, ours_value):
     ours_s = benchmark.stats.stats.min
     diff = float(np.max(np.abs(np.subtract(ours_value, ref_value))))
     benchmark.extra_info.update(pytorch_msssim_s=ref_s, speedup=ref_s / ours_s, max_diff=diff,
-                                threads=metrics._threads())
+                                threads=structural._threads())
     with capsys.disabled():
         print(f"\n{name} {SIZE}² 12-bit: medbench {ours_s:.3f} s, pytorch-msssim float64 "
               f"{ref_s:.3f} s, speedup {ref_s / ours_s:.1f}×, max |diff| {diff:.2e} "
-              f"({metrics._threads()} thread(s))")
+              f"({structural._threads()} thread(s))")
 
 
 def test_ms_ssim_vs_pytorch_msssim(benchmark, capsys, pair):
@@ -87,8 +88,8 @@ def test_measure_vs_torch_path(benchmark, capsys, pair, monkeypatch):
 
     def torch_measure():
         with monkeypatch.context() as patch:
-            patch.setattr(metrics, "_structural_numpy", lambda r, t, peak, levels, _=None:
-                          metrics._structural_torch(r, t, peak, levels, torch.device("cpu")))
+            patch.setattr(structural, "_structural_numpy", lambda r, t, peak, levels, _=None:
+                          structural._structural_torch(r, t, peak, levels, torch.device("cpu")))
             row = metrics.measure(*pair)
         return row["ssim"], row["ms_ssim"]
 
