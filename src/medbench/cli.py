@@ -213,10 +213,22 @@ def _learned_batch(value: str) -> str:
                    "as an encapsulated DICOM into DIR (see `medbench dicom-export`).")
 @click.option("--overwrite-dicom", is_flag=True,
               help="Let --write-dicom write into a folder that already holds files.")
+@click.option("--metrics", "metrics", default="auto", show_default=True,
+              metavar="auto|basic|all|vif,gmsd,haarpsi,fsim",
+              help="Perceptual metrics besides PSNR/SSIM/MS-SSIM (columns vif, gmsd, "
+                   "haarpsi, fsim and roi_*): auto computes all four on images of at most "
+                   "256x256 pixels only (above, they about double the metrics' time), basic "
+                   "none, all or a list at every size.")
+@click.option("--display", "display", default=None,
+              type=click.Choice(["lung", "mediastinum", "bone", "dicom"]),
+              help="Also score the images through a VOI window, as 8-bit display values "
+                   "(display_* columns): dicom = the source DICOM's window or VOI LUT; "
+                   "lung/mediastinum/bone = fractions of the image's 1st-99th percentile "
+                   "range (see README) [default: off].")
 def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
         models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
         scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups, group_by, target,
-        write_dicom, overwrite_dicom, trust_byo) -> None:
+        write_dicom, overwrite_dicom, trust_byo, metrics, display) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     if write_dicom is not None:  # refuse a folder holding other files before coding
         from medbench.writeback import check_out_folder
@@ -264,6 +276,8 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         groups=str(groups.resolve()) if groups else None,
         group_by=group_by,
         trust_byo=str(trust_byo.resolve()) if trust_byo else None,
+        metrics=metrics,
+        display=display,
     )
 
     def progress(total: int):

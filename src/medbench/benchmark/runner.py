@@ -22,6 +22,8 @@ import pandas as pd
 from medbench.benchmark import environment
 from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
+from medbench.benchmark.metrics import parse_metrics
+from medbench.benchmark.metrics.display import CHOICES as DISPLAY_CHOICES
 from medbench.benchmark.rows import WorkUnit, error_rows
 from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
@@ -60,6 +62,9 @@ class RunConfig:
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
     target: str | None = None  # --target: rate-matching cells (benchmark.targets)
+    # --metrics: auto|basic|all|vif,gmsd,... (benchmark.metrics.parse_metrics)
+    metrics: str = "auto"
+    display: str | None = None  # --display: a VOI window (benchmark.metrics.display)
     # folder: datasets' groups (datasets.grouping): a CSV table or a path expression.
     groups: str | None = None
     group_by: str | None = None
@@ -282,6 +287,10 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
     if config.target:
         parse_targets(config.target)  # a bad --target fails before anything is opened
+    parse_metrics(config.metrics)  # so do a bad --metrics and --display
+    if config.display is not None and config.display not in DISPLAY_CHOICES:
+        raise MedbenchError(f"--display {config.display!r} is unknown; use "
+                            f"{'|'.join(DISPLAY_CHOICES)}")
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     learned_batch(config.learned_batch, [])  # a bad --learned-batch fails here
@@ -429,7 +438,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     job = Job(config.data_root, config.protocol_obj(), config.repeats, config.models_dir,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
               masks=config.masks, milestones=config.milestones, learned_batch=batch,
-              openjpeg=openjpeg, trusted_byo=config.trusted_byo())
+              openjpeg=openjpeg, trusted_byo=config.trusted_byo(),
+              metrics=parse_metrics(config.metrics), display=config.display)
     if units:
         images = len(units)
         batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""

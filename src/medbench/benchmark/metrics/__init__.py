@@ -4,6 +4,10 @@
   largest error, and the rate (bpp, compression ratio);
 - :mod:`~medbench.benchmark.metrics.structural`: SSIM and MS-SSIM in float64, and the
   per-image :class:`Reference` cache;
+- :mod:`~medbench.benchmark.metrics.perceptual`: VIFp, GMSD, HaarPSI and FSIM, the
+  full-reference metrics radiologists' scores track (``run --metrics``);
+- :mod:`~medbench.benchmark.metrics.display`: VOI windows, and the scores of the
+  windowed images (``run --display``).
 
 :func:`measure` is the one place a result row's metrics are made, and
 :func:`region_metrics` measures a diagnostic region on the same pixels. Every public name
@@ -27,9 +31,13 @@ doi:10.1109/TIP.2003.819861.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
+
 import numpy as np
 
 from medbench.benchmark.metrics._inputs import as_float, check_range
+from medbench.benchmark.metrics.display import DisplayReference
 from medbench.benchmark.metrics.fidelity import (
     bits_per_pixel,
     compression_ratio,
@@ -38,6 +46,16 @@ from medbench.benchmark.metrics.fidelity import (
     mse,
     psnr,
     psnr_from_mse,
+)
+from medbench.benchmark.metrics.perceptual import (
+    NAMES as PERCEPTUAL,
+)
+from medbench.benchmark.metrics.perceptual import (
+    fsim,
+    gmsd,
+    haarpsi,
+    perceptual_metrics,
+    vifp,
 )
 from medbench.benchmark.metrics.structural import (
     BAND_ROWS,
@@ -53,15 +71,58 @@ from medbench.benchmark.metrics.structural import (
     ssim_ms_ssim,
 )
 
+from medbench.errors import MedbenchError
+
 __all__ = [
-    "BAND_ROWS", "MS_SSIM_WEIGHTS", "WIN_SIGMA", "WIN_SIZE", "Reference", "bits_per_pixel",
-    "compression_ratio", "max_abs_error", "measure", "metrics_device", "ms_ssim",
-    "ms_ssim_levels", "mse", "psnr", "psnr_from_mse", "region_metrics", "ssim",
+    "AUTO_MAX_PIXELS", "BAND_ROWS", "METRIC_CHOICES", "MS_SSIM_WEIGHTS", "PERCEPTUAL",
+    "WIN_SIGMA", "WIN_SIZE", "DisplayReference", "Reference", "Scoring", "bits_per_pixel",
+    "compression_ratio", "fsim", "gmsd", "haarpsi", "max_abs_error", "measure",
+    "metrics_device", "ms_ssim", "ms_ssim_levels", "mse", "parse_metrics",
+    "perceptual_for", "perceptual_metrics", "psnr", "psnr_from_mse", "region_metrics",
+    "ssim", "vifp",
 ]
+
+#: ``run --metrics`` words; a comma-separated list of :data:`PERCEPTUAL` names also works.
+METRIC_CHOICES = ("auto", "basic", "all")
+#: ``--metrics auto``: the perceptual metrics on images of at most 256×256 pixels (the
+#: paper protocol); above it they roughly double the time of the metrics (README).
+AUTO_MAX_PIXELS = 256 * 256
+
+
+def parse_metrics(text: str) -> str:
+    """``run --metrics`` checked and written canonically.
+
+    ``auto`` (the perceptual metrics on images of at most :data:`AUTO_MAX_PIXELS`
+    pixels), ``basic`` (none), ``all`` (the four at every size), or a comma-separated list
+    of :data:`PERCEPTUAL` names (those, at every size). PSNR, SSIM and MS-SSIM are always
+    computed. Raises :class:`~medbench.errors.MedbenchError` naming the known choices.
+    """
+    words = [w.strip().lower() for w in str(text).split(",") if w.strip()]
+    if len(words) == 1 and words[0] in METRIC_CHOICES:
+        return words[0]
+    unknown = [w for w in words if w not in PERCEPTUAL]
+    if not words or unknown:
+        raise MedbenchError(f"--metrics {text!r}: unknown {', '.join(unknown) or 'choice'}; "
+                            f"use {'|'.join(METRIC_CHOICES)} or a list of "
+                            f"{', '.join(PERCEPTUAL)}")
+    return ",".join(name for name in PERCEPTUAL if name in words)
+
+
+def perceptual_for(choice: str, height: int, width: int) -> tuple[str, ...]:
+    """The perceptual metrics ``--metrics choice`` computes on an image of this size."""
+    if choice == "basic":
+        return ()
+    if choice == "auto":
+        return PERCEPTUAL if height * width <= AUTO_MAX_PIXELS else ()
+    if choice == "all":
+        return PERCEPTUAL
+    return tuple(name for name in PERCEPTUAL if name in choice.split(","))
 
 
 def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int,
-            bit_depth: int) -> dict:
+            bit_depth: int, *, perceptual: Collection[str] = (),
+            region: np.ndarray | None = None,
+            display: DisplayReference | None = None) -> dict:
     """Every per-image metric of one coded image, as result-row columns.
 
     Parameters
@@ -75,13 +136,25 @@ def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int
         Length of the whole bitstream.
     bit_depth
         Bit depth of the image as coded: the peak is ``2**bit_depth - 1``.
+    perceptual
+        Which of :data:`PERCEPTUAL` (``vif, gmsd, haarpsi, fsim``) to compute, at the
+        same peak (:func:`perceptual_for` decides per image for ``run --metrics``).
+    region
+        The image's diagnostic region (a boolean mask), or None: its ``roi_*`` metrics
+        (:func:`region_metrics`, and ``roi_<metric>`` of the perceptual ones, pooled from
+        the same maps).
+    display
+        The image's display window and windowed original (``run --display``), or None:
+        its ``display_*`` metrics at data range 255.
 
     Returns
     -------
     dict
-        ``bytes, bpp, ratio, mse, psnr, ssim, ms_ssim, max_abs_error, lossless_exact``.
-        An exact decode has PSNR ``inf`` and SSIM = MS-SSIM = 1 (computed as such: for
-        identical images every SSIM term is exactly 1).
+        ``bytes, bpp, ratio, mse, psnr, ssim, ms_ssim, max_abs_error, lossless_exact``,
+        then the perceptual, region and display columns asked for (a metric not asked
+        for has no key: its column stays empty). An exact decode has PSNR ``inf``,
+        SSIM = MS-SSIM = 1 and each perceptual metric its identical value (VIFp 1,
+        GMSD 0, HaarPSI 1, FSIM 1), whole, in the region and on display.
     """
     wrapped = reference if isinstance(reference, Reference) else None
     reference = wrapped.pixels if wrapped is not None else reference
@@ -94,7 +167,7 @@ def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int
     else:
         ref = wrapped.as_float() if wrapped is not None else as_float(reference)
         structural = ssim_ms_ssim(ref, as_float(decoded), peak, ms_ssim_levels(h, w), wrapped)
-    return {
+    row = {
         "bytes": int(n_bytes),
         "bpp": bits_per_pixel(n_bytes, h, w),
         "ratio": compression_ratio(n_bytes, h, w, bit_depth),
@@ -105,6 +178,34 @@ def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int
         "max_abs_error": int(largest),
         "lossless_exact": largest == 0,
     }
+    if region is not None:
+        row.update(region_metrics(reference, decoded, region, data_range=peak))
+    if perceptual:
+        row.update(perceptual_metrics(wrapped or reference, decoded, data_range=peak,
+                                      names=perceptual, mask=region))
+    if display is not None:
+        row.update(display.measure(decoded, perceptual))
+    return row
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What every cell of one image is measured with (:func:`measure`'s arguments).
+
+    ``reference`` caches the original's statistics; ``region`` is its diagnostic mask
+    (or None); ``perceptual`` the perceptual metrics computed for it; ``display`` its
+    display window and windowed original (or None).
+    """
+
+    reference: Reference
+    region: np.ndarray | None = None
+    perceptual: tuple[str, ...] = ()
+    display: DisplayReference | None = None
+
+    def measure(self, decoded: np.ndarray, n_bytes: int, bit_depth: int) -> dict:
+        """:func:`measure` of one decode of this image."""
+        return measure(self.reference, decoded, n_bytes, bit_depth,
+                       perceptual=self.perceptual, region=self.region, display=self.display)
 
 
 def region_metrics(reference: np.ndarray, test: np.ndarray, mask: np.ndarray, *,
