@@ -70,7 +70,6 @@ from medbench.benchmark.metrics.structural import (
     ssim,
     ssim_ms_ssim,
 )
-
 from medbench.errors import MedbenchError
 
 __all__ = [

@@ -37,10 +37,7 @@ from types import ModuleType
 import numpy as np
 
 from medbench.benchmark.metrics._inputs import check_pair, check_range
-from medbench.benchmark.metrics.perceptual import fsim_map
-from medbench.benchmark.metrics.perceptual import gmsd_map
-from medbench.benchmark.metrics.perceptual import haarpsi_map
-from medbench.benchmark.metrics.perceptual import vif_map
+from medbench.benchmark.metrics.perceptual import fsim_map, gmsd_map, haarpsi_map, vif_map
 from medbench.benchmark.metrics.structural import Reference
 
 #: The perceptual metrics, by result column, in column order.
