@@ -110,7 +110,9 @@ def phase_congruency(image: np.ndarray) -> np.ndarray:
 
     ``image`` is on the 0-255 scale (``EPSILON`` is absolute). Noise is estimated per
     orientation from the median of the smallest scale's squared amplitude (MATLAB's
-    ``median``: the mean of the two middle values of an even count).
+    ``median``: the mean of the two middle values of an even count). Where the summed
+    amplitude is exactly 0 (a flat image, such as a decode that lost everything) PC is 0,
+    where the published code divides 0 by 0.
     """
     rows, cols = image.shape
     bank, _, em_n, noise_sums = filters(rows, cols)
@@ -135,8 +137,10 @@ def phase_congruency(image: np.ndarray) -> np.ndarray:
                      + K * math.sqrt((2 - math.pi / 2) * tau * tau)) / NOISE_RESCALE
         energy_all += np.maximum(energy - threshold, 0.0)
         an_all += amplitude.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return energy_all / an_all
+    # No amplitude at all (a flat image): no feature, PC 0 (the code's 0/0 would be NaN,
+    # and so would FSIM; piqa's ε gives 0 too).
+    flat = an_all == 0
+    return np.where(flat, 0.0, energy_all / np.where(flat, 1.0, an_all))
 
 
 def _median(values: np.ndarray) -> float:
