@@ -1,4 +1,5 @@
-"""SSIM/MS-SSIM on the CPU: medbench's filtering against pytorch-msssim at 2048², 12 bits.
+"""Metrics on the CPU at 2048², 12 bits: SSIM/MS-SSIM against pytorch-msssim, and the
+perceptual metrics and display windows (``run --metrics``, ``--display``).
 
 Run with ``python -m pytest benchmarks/bench_metrics.py --benchmark-only``. The pair is
 synthetic radiograph 0 and its JPEG 2000 ``ratio=10`` decoding, as in ``bench_core``.
@@ -97,3 +98,50 @@ def test_measure_vs_torch_path(benchmark, capsys, pair, monkeypatch):
     benchmark.group = f"measure {SIZE}"
     row = benchmark.pedantic(metrics.measure, args=pair, rounds=_rounds(3), warmup_rounds=1)
     _report(benchmark, capsys, "measure", ref_s, ref_value, (row["ssim"], row["ms_ssim"]))
+
+
+# -- perceptual metrics and display windows (run --metrics, --display) -----------------
+@pytest.mark.parametrize("name", ["vif", "gmsd", "haarpsi", "fsim"])
+@pytest.mark.parametrize("reference", ["shared", "fresh"])
+def test_perceptual_metric(benchmark, capsys, pair, name, reference):
+    """One perceptual metric of one cell at 2048², 12 bits. ``shared``: the image's
+    :class:`Reference` already holds the original's side (every cell after the first of
+    an image, as in a run); ``fresh``: computed from scratch (``metrics.vifp`` etc.)."""
+    from medbench.benchmark.metrics import perceptual
+
+    ref, dec, _, bits = pair
+    peak = float(2**bits - 1)
+    shared = metrics.Reference(ref)
+    perceptual.perceptual_metrics(shared, dec, data_range=peak, names=(name,))
+
+    def one():
+        source = shared if reference == "shared" else ref
+        return perceptual.perceptual_metrics(source, dec, data_range=peak, names=(name,))
+
+    benchmark.group = f"perceptual {SIZE}"
+    value = benchmark.pedantic(one, rounds=_rounds(3), warmup_rounds=1)[name]
+    benchmark.extra_info.update(value=value)
+    with capsys.disabled():
+        print(f"\n{name} ({reference} reference) {SIZE}² 12-bit: "
+              f"{benchmark.stats.stats.min:.3f} s, value {value:.6f}")
+
+
+@pytest.mark.parametrize("choice", ["basic", "all", "all+display"])
+def test_measure_with_perceptual_metrics(benchmark, capsys, pair, choice):
+    """A cell's whole :func:`measure` at 2048², 12 bits, with a shared Reference (as in a
+    run): ``basic`` (PSNR, SSIM, MS-SSIM), ``all`` (+ VIFp, GMSD, HaarPSI, FSIM), and
+    ``all+display`` (+ the lung window's display_* columns)."""
+    from medbench.benchmark.metrics.display import DisplayReference, display_window
+
+    ref, dec, n_bytes, bits = pair
+    perceptual = () if choice == "basic" else metrics.PERCEPTUAL
+    display = (DisplayReference(display_window("lung", ref, {}), ref)
+               if choice == "all+display" else None)
+    scoring = metrics.Scoring(metrics.Reference(ref), None, perceptual, display)
+    scoring.measure(dec, n_bytes, bits)  # the original's side, once per image
+    benchmark.group = f"measure {SIZE} by --metrics"
+    benchmark.pedantic(scoring.measure, args=(dec, n_bytes, bits), rounds=_rounds(3),
+                       warmup_rounds=1)
+    with capsys.disabled():
+        print(f"\nmeasure --metrics {choice} {SIZE}² 12-bit: {benchmark.stats.stats.min:.3f} s "
+              f"({structural._threads()} thread(s))")

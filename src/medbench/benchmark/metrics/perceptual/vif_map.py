@@ -9,11 +9,14 @@ Image Processing 15(2):430-444, 2006, doi:10.1109/TIP.2005.859378.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import correlate1d
+
+from medbench.benchmark.metrics.structural import _threads
 
 #: Variance of the visual noise of the published code, on the 0-255 scale.
 SIGMA_NSQ = 2.0
@@ -41,10 +44,31 @@ def window(scale: int) -> np.ndarray:
 
 
 def _valid(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``filter2(outer(g, g), a, 'valid')``."""
-    half = len(g) // 2
-    out = correlate1d(a, g, axis=0, mode="constant")[half:-half]
+    """``filter2(outer(g, g), a, 'valid')``.
+
+    The vertical pass adds shifted row slices, pairing the symmetric taps (contiguous
+    memory, about three times faster than filtering along axis 0); the horizontal pass
+    is :func:`scipy.ndimage.correlate1d`, keeping its valid part.
+    """
+    size, half = len(g), len(g) // 2
+    rows = a.shape[0] - size + 1
+    out = a[half : half + rows] * g[half]
+    pair = np.empty_like(out)
+    for k in range(half):
+        np.add(a[k : k + rows], a[size - 1 - k : size - 1 - k + rows], out=pair)
+        pair *= g[k]
+        out += pair
     return correlate1d(out, g, axis=1, mode="constant")[:, half:-half]
+
+
+def _filtered(g: np.ndarray, *images: np.ndarray) -> list[np.ndarray]:
+    """:func:`_valid` of each image, on threads when they are large and cores allow
+    (NumPy and SciPy release the GIL; the values are the same either way)."""
+    workers = min(len(images), _threads())
+    if workers < 2 or images[0].size < 1 << 18:
+        return [_valid(a, g) for a in images]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda a: _valid(a, g), images))
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ def prepare(x255: np.ndarray) -> Side | None:
         g = window(scale)
         if scale > 1:
             x = _valid(x, g)[::2, ::2]
-        out.append((x, _valid(x, g), _valid(x * x, g)))
+        out.append((x, *_filtered(g, x, x * x)))
     return Side(tuple(out))
 
 
@@ -81,10 +105,10 @@ def compare(side: Side | None, y255: np.ndarray,
             y = _valid(y, g)[::2, ::2]
             if share is not None:  # the mask through the same filter, as a fraction
                 share = _valid(share, g)[::2, ::2] / _valid(np.ones(share.shape), g)[::2, ::2]
-        mu2 = _valid(y, g)
+        mu2, ey2, exy = _filtered(g, y, y * y, x * y)
         sigma1_sq = ex2 - mu1 * mu1
-        sigma2_sq = _valid(y * y, g) - mu2 * mu2
-        sigma12 = _valid(x * y, g) - mu1 * mu2
+        sigma2_sq = ey2 - mu2 * mu2
+        sigma12 = exy - mu1 * mu2
         n, d = _terms(sigma1_sq, sigma2_sq, sigma12)
         num += float(n.sum())
         den += float(d.sum())
