@@ -13,7 +13,8 @@ References and tolerances (absolute, on the metric's value):
   exact σ_f = −ln 0.55 and σ_θ = π/4.8: 3e-5 as shipped (the published code's ε = 1e-4
   and MATLAB median against piqa's 1e-8 and lower median, and piqa's angle convention
   on the Nyquist row/column of even sizes); with piqa's ε and median patched in, on odd
-  sizes, 1e-9.
+  sizes, 1e-9; and against a line-by-line transcription of the published
+  ``FeatureSIM.m``/``phasecong2`` (written here from the MATLAB code), 1e-12.
 
 piqa is loaded without running its package ``__init__``, which imports torchvision (for
 LPIPS and FID) and would break the CPU torch. It is installed with ``pip install
@@ -408,3 +409,98 @@ def test_a_flat_decode_scores_low_not_nan():
     got = perceptual.perceptual_metrics(ref, flat, data_range=peak)
     assert got["vif"] == 0.0 and got["gmsd"] > 0.05
     assert 0 < got["fsim"] < 0.9 and 0 < got["haarpsi"] < 0.5
+
+
+# -- FSIM against a line-by-line transcription of the published MATLAB code ----------------
+def _phasecong2(im):
+    """``phasecong2`` of the published ``FeatureSIM.m``, transcribed line by line (loops
+    over orientations and scales, MATLAB's ``median``, ε = 1e-4, no ε in the last
+    division). Independent of medbench's vectorized version and of piqa's."""
+    nscale, norient, min_wave, mult, sigma_onf, d_theta_on_sigma, k, epsilon = (
+        4, 4, 6, 2, 0.55, 1.2, 2.0, 0.0001)
+    theta_sigma = np.pi / norient / d_theta_on_sigma
+    rows, cols = im.shape
+    imagefft = np.fft.fft2(im)
+    xr = (np.arange(-(cols - 1) / 2, (cols - 1) / 2 + 1) / (cols - 1) if cols % 2
+          else np.arange(-cols / 2, cols / 2) / cols)
+    yr = (np.arange(-(rows - 1) / 2, (rows - 1) / 2 + 1) / (rows - 1) if rows % 2
+          else np.arange(-rows / 2, rows / 2) / rows)
+    x, y = np.meshgrid(xr, yr)
+    radius = np.sqrt(x**2 + y**2)
+    theta = np.arctan2(-y, x)
+    lp = np.fft.ifftshift(1.0 / (1.0 + (radius / 0.45) ** (2 * 15)))  # lowpassfilter.m
+    radius, theta = np.fft.ifftshift(radius), np.fft.ifftshift(theta)
+    radius[0, 0] = 1
+    sintheta, costheta = np.sin(theta), np.cos(theta)
+    log_gabor = []
+    for s in range(1, nscale + 1):
+        fo = 1.0 / (min_wave * mult ** (s - 1))
+        lg = np.exp((-(np.log(radius / fo)) ** 2) / (2 * np.log(sigma_onf) ** 2)) * lp
+        lg[0, 0] = 0
+        log_gabor.append(lg)
+    energy_all, an_all = np.zeros((rows, cols)), np.zeros((rows, cols))
+    for o in range(1, norient + 1):
+        angl = (o - 1) * np.pi / norient
+        ds = sintheta * np.cos(angl) - costheta * np.sin(angl)
+        dc = costheta * np.cos(angl) + sintheta * np.sin(angl)
+        spread = np.exp((-np.abs(np.arctan2(ds, dc)) ** 2) / (2 * theta_sigma**2))
+        sum_e, sum_o, sum_an, eo, ifft_filters = 0, 0, 0, [], []
+        for s in range(nscale):
+            filt = log_gabor[s] * spread
+            ifft_filters.append(np.real(np.fft.ifft2(filt)) * np.sqrt(rows * cols))
+            eo.append(np.fft.ifft2(imagefft * filt))
+            sum_an = sum_an + np.abs(eo[s])
+            sum_e, sum_o = sum_e + np.real(eo[s]), sum_o + np.imag(eo[s])
+            if s == 0:
+                em_n = np.sum(filt**2)
+        x_energy = np.sqrt(sum_e**2 + sum_o**2) + epsilon
+        mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
+        energy = 0
+        for s in range(nscale):
+            e, od = np.real(eo[s]), np.imag(eo[s])
+            energy = energy + e * mean_e + od * mean_o - np.abs(e * mean_o - od * mean_e)
+        mean_e2n = -np.median(np.abs(eo[0]) ** 2) / np.log(0.5)
+        noise_power = mean_e2n / em_n
+        est_sum_an2 = sum(f**2 for f in ifft_filters)
+        est_sum_aiaj = sum(ifft_filters[i] * ifft_filters[j]
+                           for i in range(nscale - 1) for j in range(i + 1, nscale))
+        est_noise_energy2 = (2 * noise_power * np.sum(est_sum_an2)
+                             + 4 * noise_power * np.sum(est_sum_aiaj))
+        tau = np.sqrt(est_noise_energy2 / 2)
+        t = (tau * np.sqrt(np.pi / 2) + k * np.sqrt((2 - np.pi / 2) * tau**2)) / 1.7
+        energy_all = energy_all + np.maximum(energy - t, 0)
+        an_all = an_all + sum_an
+    return energy_all / an_all
+
+
+def _feature_sim(ref255, dist255):
+    """``FeatureSIM.m``'s FSIM output, transcribed (MATLAB's ``round``, ``conv2 'same'``)."""
+    rows, cols = ref255.shape
+    f = max(1, int(np.floor(min(rows, cols) / 256 + 0.5)))
+    ave = np.ones((f, f)) / f**2
+    y1, y2 = (_conv2_same(a, ave)[::f, ::f] for a in (ref255, dist255))
+    pc1, pc2 = _phasecong2(y1), _phasecong2(y2)
+    dx = np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]]) / 16
+    g1 = np.sqrt(_conv2_same(y1, dx) ** 2 + _conv2_same(y1, dx.T) ** 2)
+    g2 = np.sqrt(_conv2_same(y2, dx) ** 2 + _conv2_same(y2, dx.T) ** 2)
+    s_pc = (2 * pc1 * pc2 + 0.85) / (pc1**2 + pc2**2 + 0.85)
+    s_g = (2 * g1 * g2 + 160) / (g1**2 + g2**2 + 160)
+    pc_m = np.maximum(pc1, pc2)
+    return np.sum(s_g * s_pc * pc_m) / np.sum(pc_m)
+
+
+@pytest.mark.parametrize("shape,bits", [((128, 128), 12), ((97, 75), 16), ((96, 130), 8),
+                                        ((600, 520), 12)])
+def test_fsim_equals_a_transcription_of_the_published_code(shape, bits):
+    """The published code's own conventions (ε, median, angle, downsampling: F = 2 at
+    600x520), which no outside Python package keeps all of: to 1e-12."""
+    ref, test, peak = _pair(shape, bits)
+    scale = 255.0 / peak
+    assert perceptual.fsim(ref, test, data_range=peak) == pytest.approx(
+        _feature_sim(ref * scale, test * scale), abs=1e-12)
+    np.testing.assert_allclose(fsim_map.phase_congruency(ref * scale),
+                               _phasecong2(ref * scale), rtol=0, atol=1e-12)
+
+
+def test_fsim_takes_matlabs_median():
+    assert fsim_map._median(np.array([[4.0, 1.0], [3.0, 2.0]])) == 2.5
