@@ -72,8 +72,8 @@ def perceptual_metrics(reference: np.ndarray | Reference, test: np.ndarray, *,
     -------
     dict
         ``{name: value}`` and, with ``mask``, ``{"roi_" + name: value}``: Python floats,
-        NaN where a metric is undefined (VIFp under 41 px a side, an image without any
-        structure).
+        NaN where a metric is undefined (VIFp under 41 px a side; FSIM and GMSD on
+        images of a few pixels).
 
     Notes
     -----

@@ -164,15 +164,21 @@ class Side:
     gradient: np.ndarray
 
 
-def prepare(x255: np.ndarray) -> Side:
-    """The original's side, from its pixels on the 0-255 scale."""
+def prepare(x255: np.ndarray) -> Side | None:
+    """The original's side, from its pixels on the 0-255 scale (None: a side of 1 px,
+    where the published code's frequency grid divides by zero)."""
+    if min(x255.shape) < 2:
+        return None
     f = factor(*x255.shape)
     small = block_mean(x255, f)
     return Side(f, phase_congruency(small), gradient_magnitude(small))
 
 
-def compare(side: Side, y255: np.ndarray, mask: np.ndarray | None) -> tuple[float, float | None]:
-    """(FSIM of the whole image, FSIM inside ``mask`` or None)."""
+def compare(side: Side | None, y255: np.ndarray,
+            mask: np.ndarray | None) -> tuple[float, float | None]:
+    """(FSIM of the whole image, FSIM inside ``mask`` or None); NaN for a 1-px side."""
+    if side is None:
+        return math.nan, None if mask is None else math.nan
     small = block_mean(y255, side.factor)
     pc1, pc2 = side.pc, phase_congruency(small)
     g1, g2 = side.gradient, gradient_magnitude(small)
