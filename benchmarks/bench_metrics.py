@@ -145,3 +145,24 @@ def test_measure_with_perceptual_metrics(benchmark, capsys, pair, choice):
     with capsys.disabled():
         print(f"\nmeasure --metrics {choice} {SIZE}² 12-bit: {benchmark.stats.stats.min:.3f} s "
               f"({structural._threads()} thread(s))")
+
+
+@pytest.mark.parametrize("choice", ["basic", "all"])
+def test_measure_at_the_paper_size(benchmark, capsys, synthetic_image, choice):
+    """A cell's :func:`measure` at 256², 8 bits (the paper protocol, where ``--metrics
+    auto`` computes the perceptual metrics): JPEG 2000 ``ratio=10``."""
+    image = synthetic_image(256, 8)
+    codec = get_codec("jpeg2000")
+    if codec.unavailable_reason():
+        pytest.skip(codec.unavailable_reason())
+    data = codec.encode(image, "ratio=10")
+    decoded = codec.decode(data)
+    perceptual = () if choice == "basic" else metrics.PERCEPTUAL
+    scoring = metrics.Scoring(metrics.Reference(image.pixels), None, perceptual, None)
+    scoring.measure(decoded, len(data), 8)
+    benchmark.group = "measure 256 by --metrics"
+    benchmark.pedantic(scoring.measure, args=(decoded, len(data), 8), rounds=_rounds(20),
+                       warmup_rounds=1)
+    with capsys.disabled():
+        print(f"\nmeasure --metrics {choice} 256² 8-bit: "
+              f"{benchmark.stats.stats.min * 1000:.1f} ms")
