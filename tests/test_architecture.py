@@ -49,6 +49,7 @@ LAYERS = {
     "medbench.image": 0,
     "medbench.text": 0,
     "medbench.limits": 0,
+    "medbench.folders": 0,
     "medbench.codecs": 1,
     "medbench.datasets": 1,
     "medbench.benchmark": 2,
@@ -56,6 +57,7 @@ LAYERS = {
     "medbench.training": 3,
     "medbench.writeback": 3,
     "medbench.cli": 4,
+    "medbench.cli_args": 3,  # click helpers of the cli (imports nothing of medbench)
     "medbench.__main__": 4,
 }
 BOTTOM = 0

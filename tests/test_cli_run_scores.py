@@ -139,3 +139,22 @@ def test_bad_choices_are_one_line_errors(tmp_path, args, message):
                                        "--no-progress", *args])
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_resume_keeps_the_runs_metrics_and_display(tmp_path):
+    """--metrics and --display define a run: --resume restores them, takes them again
+    when they mean the same (the list is stored in its canonical order), and refuses
+    another choice, naming it."""
+    out = tmp_path / "out"
+    base = ["run", "--out", str(out), "--no-progress", "--no-report", "--repeats", "0",
+            "--workers", "1", "--codecs", "png", "--datasets", "sample", "--limit", "1"]
+    first = CliRunner().invoke(main, [*base, "--metrics", "vif,gmsd", "--display", "lung"])
+    assert first.exit_code == 0, first.output
+    same = CliRunner().invoke(main, [*base, "--resume", "--metrics", "GMSD, vif"])
+    assert same.exit_code == 0, same.output
+    other = CliRunner().invoke(main, [*base, "--resume", "--display", "bone"])
+    assert other.exit_code != 0
+    assert "--display lung, not --display bone" in other.output
+    df = pd.read_csv(out / "results.csv")
+    assert df["display"].str.startswith("lung").all()
+    assert df[["vif", "gmsd"]].notna().all().all() and df["fsim"].isna().all()

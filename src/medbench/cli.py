@@ -12,14 +12,21 @@ import click
 
 from medbench import __version__
 from medbench.benchmark.timing import MAX_REPEATS
+from medbench.cli_args import StrictArgs
 from medbench.errors import MedbenchError, UnknownNameError
 from medbench.text import unique_names
 
 USAGE_EXIT = 2
 
 
-class MedbenchGroup(click.Group):
+class MedbenchCommand(StrictArgs, click.Command):
+    """A command that refuses an option given twice or an empty value (:mod:`.cli_args`)."""
+
+
+class MedbenchGroup(StrictArgs, click.Group):
     """Prints user-caused errors as one line (``Error: ...``) instead of a traceback."""
+
+    command_class = MedbenchCommand
 
     def invoke(self, ctx: click.Context):
         try:
@@ -87,7 +94,7 @@ def data_root_option(from_env: bool = True):
     subcommands fall back to their group's option instead)."""
     return click.option(
         "--data-root", type=click.Path(file_okay=False, path_type=Path),
-        default=(lambda: os.environ.get("MEDBENCH_DATA")) if from_env else None,
+        default=(lambda: os.environ.get("MEDBENCH_DATA") or None) if from_env else None,
         help="Folder holding one sub-folder per dataset [env MEDBENCH_DATA].")
 
 
@@ -146,8 +153,8 @@ def _learned_batch(value: str) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per dataset: a random sample of whole patients/groups "
                    "(then images), the same for one --seed.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the --limit sample.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the --limit sample (a whole number >= 0).")
 @click.option("--repeats", type=click.IntRange(min=0, max=MAX_REPEATS), default=None,
               help="Timed encode+decode pairs per cell after one warm-up (median reported) "
                    "[default: automatic: the measured calls are timed, and repeated only "
@@ -184,8 +191,9 @@ def _learned_batch(value: str) -> str:
                    "at a time); auto: 32 when it runs on a CUDA GPU, else 1. Rows state "
                    "batch_size; with N > 1 their encode_ms/decode_ms are amortized "
                    "(the batch's time / N).")
-@click.option("--no-report", is_flag=True,
-              help="Do not write the report into OUT/report at the end.")
+@click.option("--no-report/--report", "no_report", default=False,
+              help="Do not write the report into OUT/report at the end (--report: do, "
+                   "also when resuming a run started with --no-report).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of prepared images [default: $MEDBENCH_CACHE or ~/.cache/medbench].")
 @click.option("--no-cache", is_flag=True, help="Read and prepare every image afresh.")
@@ -225,15 +233,12 @@ def _learned_batch(value: str) -> str:
                    "(display_* columns): dicom = the source DICOM's window or VOI LUT; "
                    "lung/mediastinum/bone = fractions of the image's 1st-99th percentile "
                    "range (see README) [default: off].")
-def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed, repeats,
-        models_dir, device, train_missing, milestones, resume, no_progress, executor, workers,
-        scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups, group_by, target,
-        write_dicom, overwrite_dicom, trust_byo, metrics, display) -> None:
+@click.pass_context
+def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed,
+        repeats, models_dir, device, train_missing, milestones, resume, no_progress, executor,
+        workers, scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups,
+        group_by, target, write_dicom, overwrite_dicom, trust_byo, metrics, display) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
-    if write_dicom is not None:  # refuse a folder holding other files before coding
-        from medbench.writeback import check_out_folder
-
-        check_out_folder(write_dicom, overwrite_dicom)
     from medbench.codecs import registry as codec_registry
     from medbench.datasets import registry as dataset_registry
 
@@ -242,8 +247,11 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
     dataset_list = _split_names(datasets, "--datasets") or ["sample"]
     codec_registry.check_names(codec_list or [])
     dataset_registry.check_names(dataset_list)
+    given = _given_fields(ctx)
+    _check_combinations(given, resume, limit, write_dicom, no_cache, scheduler)
     click.echo("medbench: loading codecs and datasets…", err=True)
 
+    from medbench.benchmark.metrics import parse_metrics
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
     from medbench.reports.seen import leave_out_seen
@@ -276,7 +284,10 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
         groups=str(groups.resolve()) if groups else None,
         group_by=group_by,
         trust_byo=str(trust_byo.resolve()) if trust_byo else None,
-        metrics=metrics,
+        report=not no_report,
+        write_dicom=str(write_dicom.resolve()) if write_dicom else None,
+        overwrite_dicom=overwrite_dicom,
+        metrics=parse_metrics(metrics),  # canonical, so --resume compares meanings
         display=display,
     )
 
@@ -289,7 +300,10 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
             result = run_benchmark(config, out, resume=resume,
                                    progress=None if no_progress else progress,
                                    echo=lambda m: click.echo(m, err=True),
-                                   prepare_learned=prepare_learned)
+                                   prepare_learned=prepare_learned,
+                                   given=given,
+                                   check_plan=lambda plan, run_id: _check_run_plan(
+                                       plan, run_id, given, out))
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
                    f"`medbench run --out {out} --resume`.", err=True)
@@ -314,11 +328,79 @@ def run(codecs, datasets, data_root, out, protocol, size, bit_depth, split, limi
                    + " (reasons in the notes above)")
     click.echo(f"results: {result.csv_path}")
     click.echo(f"store:   {result.store_path}")
-    if not no_report:
-        click.echo("writing the report…", err=True)
-        _write_report(result.out, result.out / "report", result.run_id)
-    if write_dicom is not None:
-        _export_dicom(result.out, write_dicom, result.run_id, None, None, overwrite_dicom)
+    done = result.config or config  # a resumed run's: what it was started with
+    step = "the report"
+    try:
+        with interrupts:  # Ctrl-C here: every row is saved; say how to finish the rest
+            if done.report:
+                click.echo("writing the report…", err=True)
+                _write_report(result.out, result.out / "report", result.run_id)
+            if done.write_dicom is not None:
+                step = "the DICOM export"
+                _export_dicom(result.out, Path(done.write_dicom), result.run_id, None, None,
+                              done.overwrite_dicom, option="--write-dicom",
+                              overwrite_option="--overwrite-dicom")
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted while writing {step}. Every cell of run {result.run_id} "
+                   f"is saved in {out}; `medbench run --out {out} --resume` writes {step} "
+                   "again.", err=True)
+        sys.exit(interrupts.exit_code)
+
+
+#: RunConfig fields of `run` options whose parameter has another name.
+_FIELD_OF = {"no_report": "report", "no_cache": "use_cache"}
+
+
+def _given_fields(ctx: click.Context) -> set[str]:
+    """The RunConfig fields whose option this command line (or its environment) gave."""
+    given = set()
+    for name in ctx.params:
+        source = ctx.get_parameter_source(name)
+        if source in (click.core.ParameterSource.COMMANDLINE,
+                      click.core.ParameterSource.ENVIRONMENT):
+            given.add(_FIELD_OF.get(name, name))
+    return given
+
+
+def _check_combinations(given: set[str], resume: bool, limit, write_dicom, no_cache,
+                        scheduler) -> None:
+    """Refuse options that contradict each other; say (never ignore in silence) those that
+    would do nothing with the others given, and go on: the run is what it would be
+    without them."""
+    if "cache_dir" in given and no_cache:
+        raise click.UsageError("--cache-dir goes unused with --no-cache; drop one of them")
+    unused = []
+    if "overwrite_dicom" in given and write_dicom is None and not resume:
+        unused.append("--overwrite-dicom only applies with --write-dicom DIR; it does "
+                      "nothing here")
+    if "seed" in given and limit is None and not resume:
+        unused.append("--seed only chooses the --limit sample, and without --limit every "
+                      "image of the split is coded; it does nothing here")
+    if "workers" in given and scheduler:
+        unused.append("--workers starts that many local Dask workers, but with --scheduler "
+                      "the cluster's own workers code; it does nothing here")
+    for line in unused:
+        click.echo(f"note: {line}", err=True)
+
+
+def _check_run_plan(plan, run_id: str | None, given: set[str], out: Path) -> None:
+    """Before a run codes anything: options for learned codecs have one to act on; the
+    ``--write-dicom`` folder can take this run's files, lies outside the datasets'
+    folders and apart from ``--out``, and some codec writes DICOM."""
+    config = plan.config
+    learned = [codec.name for codec in plan.codecs if codec.kind == "learned"]
+    for flag, wanted in (("--milestones", config.milestones),
+                         ("--train-missing", config.train_missing),
+                         ("--learned-batch", "learned_batch" in given),
+                         ("--device", "device" in given)):
+        if wanted and not learned:  # harmless, but never ignored in silence
+            click.echo(f"note: {flag} acts on learned codecs, and none of the codecs "
+                       f"{', '.join(codec.name for codec in plan.codecs)} is one; it does "
+                       f"nothing here", err=True)
+    if config.write_dicom is not None:
+        from medbench.writeback import check_run_export
+
+        check_run_export(plan, Path(config.write_dicom), config.overwrite_dicom, out, run_id)
 
 
 class _CellBar:
@@ -355,11 +437,13 @@ class _CellBar:
 
 
 def _export_dicom(results: Path, out: Path, run_id: str | None, codec: str | None,
-                  setting: str | None, overwrite: bool) -> None:
+                  setting: str | None, overwrite: bool, option: str = "--out",
+                  overwrite_option: str = "--overwrite") -> None:
     from medbench.writeback import export_run
 
     exported = export_run(results, out, run_id=run_id, codec=codec, setting=setting,
-                          overwrite=overwrite, echo=lambda m: click.echo(m, err=True))
+                          overwrite=overwrite, echo=lambda m: click.echo(m, err=True),
+                          option=option, overwrite_option=overwrite_option)
     for note in exported.skipped:
         click.echo(f"skipped: {note}", err=True)
     click.echo(f"dicom:   {len(exported.written)} coded and {len(exported.references)} "
@@ -409,12 +493,42 @@ def report_cmd(results_dir: Path, out: Path | None, run_id: str | None, no_visua
     """Write tables, RD curves, BD-rates and one HTML page for a run in RESULTS_DIR."""
     from medbench.reports.build import build_report
 
-    report = build_report(results_dir, out, run_id, visual=not no_visual)
+    folder = out if out is not None else Path(results_dir) / "report"
+    _check_report_folder(results_dir, folder, run_id)
+    try:
+        report = build_report(results_dir, out, run_id, visual=not no_visual)
+    except OSError as exc:  # the folder became unwritable, or the disk is full
+        raise MedbenchError(f"cannot write the report into {folder} ({exc.strerror or exc}); "
+                            "choose a writable --out with free space") from None
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(report.markdown["summary"])
     click.echo(report.markdown["bd-rate"])
     click.echo(f"report: {report.index}")
+
+
+def _check_report_folder(results: Path, folder: Path, run_id: str | None) -> None:
+    """Refuse a report folder that cannot be written, or that lies inside the folder of a
+    dataset the run read (its figures would be listed as images)."""
+    from medbench.benchmark.store import ResultsStore
+    from medbench.datasets import get_dataset
+    from medbench.folders import check_outside, check_writable
+
+    store = ResultsStore.open_existing(results)
+    try:
+        run_id = run_id or store.latest_run()
+        arguments = store.run_info(run_id)["arguments"] if run_id else {}
+    finally:
+        store.close()
+    check_writable(folder, "--out")
+    root = arguments.get("data_root")
+    roots = {}
+    for spec in arguments.get("datasets") or []:
+        try:
+            roots[spec] = get_dataset(str(spec), Path(root) if root else None).root()
+        except (MedbenchError, TypeError, ValueError, OSError):
+            continue  # a dataset that cannot be found here holds nothing to protect
+    check_outside(folder, {k: v for k, v in roots.items() if v is not None}, "--out")
 
 
 # -- compare -----------------------------------------------------------------------------
@@ -518,18 +632,24 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, st
               help="Crops per training image per epoch (for small datasets).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images per split (quick tries).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the --limit sample (as in `run`), initial weights and crops.")
 @click.option("--name", default=None,
               help="Model (setting) name [<dataset>-l<latent>, plus -lam<λ> for rd].")
 @device_option("auto: CUDA when present.")
 @models_option("Folder of trained models (the model goes to MODELS/<model>/<name>).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
+@click.pass_context
+def train_cmd(ctx, arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
               ratio, batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
               seed, name, device, models_dir, no_progress) -> None:
     """Train one model of a learned codec; re-running the same command resumes it (a
     jpeg2000+pf filter, minutes long, starts over)."""
+    if (budget is not None or steps is not None) \
+            and ctx.get_parameter_source("patience") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--patience stops epoch-based training early; with --budget or "
+                               "--steps the model trains to the end of its budget: drop "
+                               "--patience")
     from medbench.training.config import POSTFILTER, TrainConfig, train_command
     from medbench.training.loop import train as train_model
     from medbench.training.postfilter import train_postfilter
@@ -545,6 +665,9 @@ def train_cmd(arch, dataset, data_root, protocol, size, bit_depth, epochs, budge
     )
     if arch == POSTFILTER:
         train_model = train_postfilter
+    from medbench.folders import check_writable
+
+    check_writable(models_dir, "--models")  # before minutes of training, not after
     try:
         result = train_model(config, progress=not no_progress, command=train_command(config),
                              echo=lambda m: click.echo(m, err=True))
@@ -649,10 +772,16 @@ def datasets_cmd(ctx: click.Context, data_root: Path | None) -> None:
 
 
 def _dataset_root(ctx: click.Context, data_root: Path | None) -> Path | None:
-    """The subcommand's --data-root, else the group's (``medbench datasets --data-root``)."""
+    """The subcommand's --data-root, else the group's (``medbench datasets --data-root``);
+    two different ones are refused rather than one silently winning."""
+    group_root = (ctx.obj or {}).get("data_root")
+    if data_root is not None and group_root is not None \
+            and Path(data_root).resolve() != Path(group_root).resolve():
+        raise click.UsageError(
+            f"--data-root was given twice ({group_root} to `datasets`, {data_root} to "
+            f"`datasets {ctx.info_name}`); give it once")
     if data_root is not None:
         return Path(data_root)
-    group_root = (ctx.obj or {}).get("data_root")
     return Path(group_root) if group_root else None
 
 
@@ -680,7 +809,7 @@ def datasets_show(ctx: click.Context, name: str, data_root: Path | None) -> None
 @protocol_options
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images: the sample `run --limit N --seed S` codes.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the --limit sample (as `run --seed`).")
 @click.option("--manifest-dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, metavar="DIR",
@@ -714,6 +843,7 @@ def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protoc
             raise MedbenchError("--run names a run of --results DIR; add --results")
         chosen = parse_protocol(protocol, size, bit_depth)
         dataset = get_dataset(name, root)
+        _check_export_out(out, name, dataset)
         manifest = run_manifest(manifest_dir, name, dataset) if manifest_dir else None
         result = export_images(dataset, out, split, chosen, limit, PreparedCache(),
                                seed=seed, manifest=manifest)
@@ -732,6 +862,7 @@ def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protoc
         if root is None and run_config.data_root:
             root = Path(run_config.data_root)
         dataset = get_dataset(name, root)
+        _check_export_out(out, name, dataset)
         records, missing = choice.records(name, dataset)
         result = export_images(dataset, out, protocol=chosen, cache=PreparedCache(),
                                records=records)
@@ -743,8 +874,20 @@ def datasets_export(ctx: click.Context, name: str, out: Path, split: str, protoc
         click.echo(f"note: skipped file: {item.source}: {item.reason}", err=True)
     for item in result.failed:
         click.echo(f"note: could not read: {item.reason}", err=True)
+    if result.replaced:
+        click.echo(f"note: replaced the earlier export in {out} ({result.replaced} files)",
+                   err=True)
     click.echo(f"wrote {len(result.written)} images ({chosen.name}, {what}) to {out}")
     click.echo(f"index: {result.index}")
+
+
+def _check_export_out(out: Path, name: str, dataset) -> None:
+    """``datasets export --out``: writable, and outside the dataset's own folder."""
+    from medbench.folders import check_outside, check_writable
+
+    check_writable(out, "--out")
+    root = dataset.root()
+    check_outside(out, {name: root} if root else {}, "--out")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,8 +10,8 @@ crashed it) becomes an error row instead of being tried again.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,6 +24,13 @@ from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
 from medbench.benchmark.metrics import parse_metrics
 from medbench.benchmark.metrics.display import CHOICES as DISPLAY_CHOICES
+from medbench.benchmark.resume import (
+    CALL_ONLY_FIELDS,
+    EXECUTION_FIELDS,
+    describe_changes,
+    of_type,
+    resumed_config,
+)
 from medbench.benchmark.rows import WorkUnit, error_rows
 from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
@@ -37,6 +44,7 @@ from medbench.datasets.grouping import group_by, read_groups
 from medbench.datasets.manifest import choose_with_manifest
 from medbench.datasets.protocols import Protocol, parse_protocol
 from medbench.errors import MedbenchError
+from medbench.folders import check_outside, write_problem
 from medbench.text import unique_names
 
 log = logging.getLogger(__name__)
@@ -79,6 +87,10 @@ class RunConfig:
     use_cache: bool = True
     # --trust-byo: the byo spec folder whose code may run (CALL_ONLY_FIELDS).
     trust_byo: str | None = None
+    # What the command line does once the cells are coded (kept, so --resume does it too).
+    report: bool = True  # write OUT/report (`run --no-report`: False)
+    write_dicom: str | None = None  # `run --write-dicom DIR`, as an absolute path
+    overwrite_dicom: bool = False
 
     def protocol_obj(self) -> Protocol:
         return parse_protocol(self.protocol, self.size, self.bit_depth)
@@ -92,18 +104,24 @@ class RunConfig:
         return {k: v for k, v in asdict(self).items() if k not in CALL_ONLY_FIELDS}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, values: dict[str, Any], where: str = "the stored run") -> RunConfig:
+        """The config stored as ``values`` (unknown keys ignored, missing ones default,
+        call-only fields never read).
+
+        Raises
+        ------
+        MedbenchError
+            A value is not of its field's type (a damaged or hand-edited store); ``where``
+            names the run in the message.
+        """
         known = {k: v for k, v in values.items()
                  if k in cls.__dataclass_fields__ and k not in CALL_ONLY_FIELDS}
+        for name, value in known.items():
+            kinds = cls.__dataclass_fields__[name].type
+            if not of_type(value, str(kinds)):
+                raise MedbenchError(f"{where} is damaged: its argument {name} is {value!r}, "
+                                    f"not {kinds}; start a new run")
         return cls(**known)
-
-
-#: RunConfig fields that say where cells are coded, not what is coded.
-EXECUTION_FIELDS = ("executor", "workers", "scheduler", "cache_dir", "use_cache",
-                    "learned_batch")
-#: RunConfig fields given by each call and never stored with a run nor read from one: a
-#: results folder received from someone must not carry the trust to run code.
-CALL_ONLY_FIELDS = ("trust_byo",)
 
 
 @dataclass
@@ -115,6 +133,8 @@ class RunResult:
     rows: pd.DataFrame
     notes: list[str]
     skipped_files: dict[str, int]
+    #: The config the run was coded with (a resumed run's: as it was first given).
+    config: RunConfig | None = None
 
 
 def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list[Codec], list[str]]:
@@ -172,6 +192,8 @@ def run(
     progress: Callable[[int], Any] | None = None,
     echo: Callable[[str], Any] = log.info,
     prepare_learned: Callable[..., list[str]] | None = None,
+    given: Collection[str] | None = None,
+    check_plan: Callable[[RunPlan, str | None], Any] | None = None,
 ) -> RunResult:
     """Run (or resume) a benchmark into the results folder ``out`` and return its rows.
 
@@ -193,6 +215,16 @@ def run(
         data_root=..., protocol=..., size=..., bit_depth=..., train_missing=..., echo=...,
         progress=...)``; returns notes on learned models a dataset lacks, or trains them
         (the CLI passes :func:`medbench.training.missing.prepare_learned`).
+    given
+        With ``resume``: the fields of ``config`` its user gave (the command line's
+        options). A field that defines the run and differs from the earlier run's is
+        refused; one of :data:`~medbench.benchmark.resume.RESUME_MAY_CHANGE` applies to
+        this run; every other field is the earlier run's. None (the default): only the
+        execution fields of ``config`` apply.
+    check_plan
+        Called as ``check_plan(plan, run_id)`` (``run_id``: the resumed run, else None)
+        once the codecs and datasets are opened, before anything is written or coded
+        (the CLI checks the folders it will write into).
 
     Returns
     -------
@@ -205,16 +237,29 @@ def run(
         _check_out(out)
     if resume and not (out / STORE_NAME).is_file():
         raise MedbenchError(f"--resume found no earlier run in {out}; run without --resume")
-    store = ResultsStore.open_existing(out, readonly=False) if resume else None
+    store = ResultsStore.open_existing(
+        out, readonly=False, fix="--resume cannot continue a run in it; choose another --out"
+    ) if resume else None
     try:
         run_id = chosen = None
         if store is not None:  # --resume: the earlier run's arguments and images
-            config, run_id = _resolve_resume(store, config, echo)
+            config, run_id = _resolve_resume(store, config, echo, given)
             chosen = {(d, i) for d, i, _, _ in store.run_images(run_id)} or None
         # Everything is checked (codecs, protocol, datasets) before the store is created,
         # so a mistyped argument leaves no file behind.
+
+        def check(plan: RunPlan) -> None:  # before any manifest is written into out
+            check_inside_datasets(out, plan, "--out")
+            if check_plan is not None:
+                check_plan(plan, run_id)
+
         plan = plan_run(config, out, echo=echo, prepare_learned=prepare_learned,
-                        progress=progress is not None, chosen=chosen)
+                        progress=progress is not None, chosen=chosen, check=check)
+        if store is None and not plan.units:  # an empty run would look like a result
+            raise MedbenchError(
+                f"the {config.split} split of {', '.join(plan.datasets)} holds no image to "
+                "code (see the lines above); choose another --split (all: every image), "
+                "or add images")
         if store is None:
             store = _new_store(out, echo)
         run_id = execute(plan, store, run_id, progress=progress, echo=echo)
@@ -225,25 +270,40 @@ def run(
         if store is not None:
             store.close()
     return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, plan.notes,
-                     plan.skipped_files)
+                     plan.skipped_files, plan.config)
 
 
 def _check_out(out: Path) -> None:
     """Refuse, before any work, an ``--out`` that cannot hold results: a file where the
     folder should be, a folder that cannot be written, or a damaged store in it."""
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    problem = None
-    if not existing.is_dir():
-        problem = f"{existing} is a file, not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"{existing} is not writable"
+    problem = write_problem(out)
+    if (out / STORE_NAME).exists() and not (out / STORE_NAME).is_file():
+        problem = f"{out / STORE_NAME} is a folder, not a results store"
     if problem is not None:
         raise StoreWriteError(f"cannot write the results store {out / STORE_NAME} ({problem}); "
                               "choose a writable --out")
-    if (out / STORE_NAME).is_file():
-        ResultsStore.open_existing(out).close()  # a damaged store fails here, in one line
+    if (out / STORE_NAME).is_file():  # a damaged store fails here, in one line
+        ResultsStore.open_existing(out, fix="choose another --out").close()
+
+
+def check_inside_datasets(out: Path, plan: RunPlan, option: str,
+                          written: Collection[Path] = ()) -> None:
+    """Refuse an output folder inside the folder of a dataset the plan reads.
+
+    The next listing of that dataset would count what is written there (report figures,
+    DICOM files, exported PNGs) as its own images. ``written``: sub-folders of ``out`` the
+    command writes into, checked the same way (``--write-dicom DATA_ROOT`` writes
+    ``DATA_ROOT/jsrt/...``).
+    """
+    roots = {}
+    for spec, dataset in plan.datasets.items():
+        try:
+            root = dataset.root()
+        except MedbenchError:  # not found: its listing says so, in its own words
+            continue
+        if root is not None:
+            roots[spec] = root
+    check_outside(out, roots, option, written)
 
 
 def _new_store(out: Path, echo: Callable[[str], Any]) -> ResultsStore:
@@ -257,32 +317,34 @@ def _new_store(out: Path, echo: Callable[[str], Any]) -> ResultsStore:
     return store
 
 
-def _resolve_resume(store: ResultsStore, config: RunConfig,
-                    echo: Callable[[str], Any]) -> tuple[RunConfig, str]:
-    """The config of the latest run in ``store`` (with this call's execution fields) and
-    its id."""
+def _resolve_resume(store: ResultsStore, config: RunConfig, echo: Callable[[str], Any],
+                    given: Collection[str] | None = None) -> tuple[RunConfig, str]:
+    """The config of the latest run in ``store`` and its id: its stored fields, with the
+    changes ``given`` may make (:func:`medbench.benchmark.resume.resumed_config`)."""
     run_id = store.latest_run()
     if run_id is None:
         raise MedbenchError(f"--resume found no earlier run in {store.path.parent}; "
                             "run without --resume")
-    execution = {name: getattr(config, name) for name in EXECUTION_FIELDS}
-    call = {name: getattr(config, name) for name in CALL_ONLY_FIELDS}  # never stored
-    config = replace(RunConfig.from_dict({**store.run_info(run_id)["arguments"], **execution}),
-                     **call)
-    echo(f"resuming run {run_id} with its original arguments")
-    return config, run_id
+    stored = RunConfig.from_dict(store.run_info(run_id)["arguments"],
+                                 where=f"run {run_id} in {store.path}")
+    resumed, changed = resumed_config(stored, config, given, run_id)
+    now = describe_changes(stored, resumed, changed)
+    echo(f"resuming run {run_id} with its original arguments" + (f", but {now}" if now else ""))
+    return resumed, run_id
 
 
 def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.info,
              prepare_learned: Callable[..., list[str]] | None = None,
              progress: bool = False,
-             chosen: Collection[tuple[str, str]] | None = None) -> RunPlan:
+             chosen: Collection[tuple[str, str]] | None = None,
+             check: Callable[[RunPlan], Any] | None = None) -> RunPlan:
     """Codecs, datasets, records and work units of a run; opens every dataset first, so a
     wrong ``--data-root`` fails before anything is coded.
 
     ``chosen``: the ``(dataset, image_id)`` an earlier run chose (``--resume``); then
     exactly those of them still present are planned, whatever the split and limit now
-    select.
+    select. ``check(plan)`` is called once codecs and datasets are opened, before any
+    image is listed or manifest written (its units are still empty).
     """
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
     if config.target:
@@ -323,6 +385,8 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     # Every dataset is opened (a wrong --data-root fails) before any manifest is written.
     plan.datasets = {spec: get_dataset(spec, root) for spec in specs}
     _apply_grouping(config, plan.datasets)
+    if check is not None:
+        check(plan)
     visual: set[tuple[str, str]] = set()
     for spec in specs:
         dataset = plan.datasets[spec]
@@ -360,7 +424,7 @@ def _chosen_text(config: RunConfig, dataset: Dataset, records: list[Record],
     """``test split: 18 of 100 images, 12 patients`` (what a run codes, in one line)."""
     total = len(dataset.records())
     groups = len({record.group for record in records})
-    what = "the resumed run's images" if resumed else f"{config.split} split"
+    what = "the images the run chose" if resumed else f"{config.split} split"
     text = f"{what}: {len(records)} of {total} images"
     if groups != len(records):
         text += f", {groups} {dataset.group_kind}s"
@@ -412,6 +476,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     """
     config = plan.config
     if run_id is not None:  # resuming: settle what changed since the run last stopped
+        _check_models_unchanged(plan, store, run_id)
         _recode_changed_images(plan, store, run_id, echo)
         _charge_crashed_cells(plan, store, run_id, echo)
         _mark_missing_images(plan, store, run_id, echo)
@@ -476,6 +541,22 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
 def _image_entry(unit: WorkUnit) -> tuple[str, str, str, str]:
     record = unit.record
     return (unit.dataset, record.image_id, record.source, record.meta.get("file_hash", ""))
+
+
+def _check_models_unchanged(plan: RunPlan, store: ResultsStore, run_id: str) -> None:
+    """Refuse to resume when a learned setting's model is no longer the one that coded
+    the run's rows (retrained, or replaced): the run would mix two models' rows."""
+    learned = {codec.name: codec for codec in plan.codecs if codec.kind == "learned"}
+    for (name, setting), ids in sorted(store.model_ids(run_id).items()):
+        codec = learned.get(name)
+        if codec is None or setting not in codec.settings():
+            continue
+        now = json.loads(codec.setting_info(setting).get("model_info") or "{}").get("model_id")
+        if now and set(ids) != {now}:
+            raise MedbenchError(
+                f"--resume: the model of {name} {setting} is not the one run {run_id} coded "
+                f"with (model id {', '.join(sorted(ids))}, now {now}); its rows would mix "
+                "two models: put the run's model back, or start a new run without --resume")
 
 
 def _recode_changed_images(plan: RunPlan, store: ResultsStore, run_id: str,
@@ -544,4 +625,5 @@ def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[s
         notes.append(f"{images} image(s) of {spec} could not be read (their rows are errors)")
 
 
-__all__ = ["RunConfig", "RunPlan", "RunResult", "execute", "plan_run", "resolve_codecs", "run"]
+__all__ = ["CALL_ONLY_FIELDS", "EXECUTION_FIELDS", "RunConfig", "RunPlan", "RunResult",
+           "check_inside_datasets", "execute", "plan_run", "resolve_codecs", "run"]

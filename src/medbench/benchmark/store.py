@@ -12,11 +12,12 @@ again.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,12 +42,37 @@ class StoreWriteError(MedbenchError):
     """The results store could not be written (disk full, read-only folder...)."""
 
 
+class StoreDamagedError(MedbenchError):
+    """The results store is damaged, or is a file of another kind under its name."""
+
+
+#: Tables every results store has (older stores may lack the others).
+REQUIRED_TABLES = ("runs", "results")
+#: What a reader of a damaged store can do (``open_existing(fix=...)`` says it per command).
+READ_FIX = "point at a results folder written by `medbench run --out`"
+
+
+def _guarded(method: Callable) -> Callable:
+    """A store method whose SQLite failures on a damaged file (SQLite's "database disk
+    image is malformed", pandas' wrapping of it) become a :class:`StoreDamagedError`."""
+
+    @functools.wraps(method)
+    def wrapper(self: ResultsStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise self._damaged(exc) from None
+
+    return wrapper
+
+
 class ResultsStore:
     """SQLite results of all runs written into one output folder."""
 
     def __init__(self, path: Path, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
+        self._fix = READ_FIX
         if not readonly:
             try:
                 self._open_for_writing()
@@ -74,21 +100,64 @@ class ResultsStore:
         self._create()
 
     @classmethod
-    def open_existing(cls, folder: Path, readonly: bool = True) -> ResultsStore:
+    def open_existing(cls, folder: Path, readonly: bool = True,
+                      fix: str = READ_FIX) -> ResultsStore:
         """The store in results folder ``folder`` (or the store file itself), read-only by
-        default; a clear error when there is none."""
+        default; a clear error when there is none or it is damaged.
+
+        The file is checked before anything reads or writes it (SQLite's ``quick_check``
+        over every page, and the tables a store has), so a damaged store fails here, in
+        one line, rather than as a traceback half-way through a command, or as rows that
+        silently vanish behind a broken index. ``fix`` ends that line: what the user of
+        this command can do.
+
+        Raises
+        ------
+        MedbenchError
+            There is no store file.
+        StoreDamagedError
+            The file is no SQLite database, fails the check, or lacks the results tables.
+        """
         path = Path(folder) / STORE_NAME if Path(folder).is_dir() else Path(folder)
         if not path.is_file():
             raise MedbenchError(
                 f"no results store at {path}; run `medbench run --out {folder}` first"
             )
         try:
-            store = cls(path, readonly=readonly)
-            store._db.execute("SELECT count(*) FROM runs").fetchone()  # garbage fails here
+            store = cls(path, readonly=True)
         except sqlite3.DatabaseError as exc:
-            raise MedbenchError(f"{path} is not a readable results store ({exc}); point at "
-                                "a folder written by `medbench run --out`") from None
+            raise StoreDamagedError(_damaged_text(path, exc, fix)) from None
+        store._fix = fix
+        try:
+            store._check()
+        except BaseException:
+            store.close()
+            raise
+        if readonly:
+            return store
+        store.close()
+        store = cls(path, readonly=False)
+        store._fix = fix
         return store
+
+    def _check(self) -> None:
+        """Raise :class:`StoreDamagedError` unless the file is a sound results store."""
+        try:
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = [name for name in REQUIRED_TABLES if name not in tables]
+            if missing:
+                raise StoreDamagedError(_damaged_text(
+                    self.path, f"it has no table {', '.join(missing)}", self._fix))
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
+        if problems != ["ok"]:
+            detail = "; ".join(" ".join(str(p).split()) for p in problems)  # one line
+            raise StoreDamagedError(_damaged_text(self.path, detail, self._fix))
+
+    def _damaged(self, exc: BaseException | str) -> StoreDamagedError:
+        return StoreDamagedError(_damaged_text(self.path, exc, self._fix))
 
     def _create(self) -> None:
         cols = ",\n".join(f"{name} {sqltype}" for name, sqltype in COLUMNS.items())
@@ -130,24 +199,27 @@ class ResultsStore:
     # -- runs -------------------------------------------------------------------------
     def new_run(self, arguments: dict[str, Any], environment: dict[str, Any]) -> str:
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?)",
                 (run_id, _now(), json.dumps(arguments), json.dumps(environment)),
             )
         return run_id
 
+    @_guarded
     def runs(self) -> list[tuple[str, str]]:
         """``(run_id, status)`` of every run in the store, oldest first."""
         return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
             "SELECT run_id, status FROM runs ORDER BY started_at, rowid")]
 
+    @_guarded
     def latest_run(self) -> str | None:
         row = self._db.execute(
             "SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 
+    @_guarded
     def run_info(self, run_id: str) -> dict[str, Any]:
         row = self._db.execute(
             "SELECT run_id, started_at, finished_at, status, arguments, environment "
@@ -156,13 +228,19 @@ class ResultsStore:
         ).fetchone()
         if row is None:
             raise MedbenchError(f"run {run_id!r} is not in {self.path}")
+        try:
+            arguments, environment = (json.loads(text or "{}") for text in row[4:6])
+        except json.JSONDecodeError as exc:
+            raise self._damaged(f"the arguments of run {run_id} are not JSON: {exc}") from None
+        if not isinstance(arguments, dict) or not isinstance(environment, dict):
+            raise self._damaged(f"the arguments of run {run_id} are not a JSON object")
         return {
             "run_id": row[0],
             "started_at": row[1],
             "finished_at": row[2],
             "status": row[3],
-            "arguments": json.loads(row[4] or "{}"),
-            "environment": json.loads(row[5] or "{}"),
+            "arguments": arguments,
+            "environment": environment,
         }
 
     def set_run_status(self, run_id: str, status: str) -> None:
@@ -183,6 +261,7 @@ class ResultsStore:
                 [(run_id, *image) for image in images],
             )
 
+    @_guarded
     def run_images(self, run_id: str) -> list[tuple[str, str, str, str]]:
         """``(dataset, image_id, source, file_hash)`` of the images ``run_id`` chose, in the
         order recorded; empty for runs written before images were recorded."""
@@ -219,6 +298,7 @@ class ResultsStore:
                 [(run_id, dataset, image_id, codec, setting, started)
                  for dataset, image_id in images])
 
+    @_guarded
     def pending_cells(self, run_id: str) -> list[tuple[str, str, str, str, str]]:
         """``(dataset, image_id, codec, setting, started_at)`` of cells in flight when the
         process coding ``run_id`` last stopped."""
@@ -230,7 +310,24 @@ class ResultsStore:
             return []
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
+    @_guarded
+    def model_ids(self, run_id: str) -> dict[tuple[str, str], set[str]]:
+        """``(codec, setting)`` → the ``model_id``s its rows' ``model_info`` name (learned
+        codecs: the model that coded them)."""
+        found: dict[tuple[str, str], set[str]] = {}
+        for codec, setting, info in self._db.execute(
+                "SELECT DISTINCT codec, setting, model_info FROM results WHERE run_id = ? AND "
+                "model_info IS NOT NULL", (run_id,)):
+            try:
+                model_id = json.loads(info).get("model_id")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if model_id:
+                found.setdefault((codec, setting), set()).add(str(model_id))
+        return found
+
     # -- rows ---------------------------------------------------------------------------
+    @_guarded
     def finished_cells(self, run_id: str) -> set[tuple[str, str, str, str]]:
         rows = self._db.execute(
             "SELECT dataset, image_id, codec, setting FROM results WHERE run_id = ?", (run_id,)
@@ -269,6 +366,8 @@ class ResultsStore:
             raise StoreWriteError(
                 f"could not write to the results store {self.path} ({_reason(exc)}); free "
                 "space or fix the folder's permissions, then continue with --resume") from None
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
+            raise self._damaged(exc) from None
 
     def _write_visual(self, row: ResultRow, view: VisualCrop) -> None:
         blob, dtype, height, width = pack(view.pixels)
@@ -279,6 +378,7 @@ class ResultsStore:
              view.bit_depth, view.top, view.left, dtype, height, width, blob),
         )
 
+    @_guarded
     def visuals(self, run_id: str) -> list[dict[str, Any]]:
         """Stored visual-comparison pixels of a run: one dict per view (``codec`` "" is the
         original), with the ``pixels`` array unpacked."""
@@ -296,14 +396,18 @@ class ResultsStore:
                         "left": left, "pixels": unpack(blob, dtype, h, w)})
         return out
 
+    @_guarded
     def frame(self, run_id: str | None = None) -> pd.DataFrame:
         """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""
-        query = f"SELECT {', '.join(COLUMNS)} FROM results"
+        # A store written by an older version lacks the newer columns: they read as empty.
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        query = f"SELECT {', '.join(c for c in COLUMNS if c in present)} FROM results"
         params: tuple = ()
         if run_id is not None:
             query += " WHERE run_id = ?"
             params = (run_id,)
         df = pd.read_sql_query(query + " ORDER BY rowid", self._db, params=params)
+        df = df.reindex(columns=list(COLUMNS))
         for flag in ("lossless_exact", "seen_in_training"):  # SQLite keeps 0/1
             if flag in df:
                 df[flag] = df[flag].map(lambda v: None if pd.isna(v) else bool(v))
@@ -317,6 +421,14 @@ class ResultsStore:
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _damaged_text(path: Path, problem: BaseException | str, fix: str) -> str:
+    detail = problem if isinstance(problem, str) else _reason(problem)
+    if isinstance(problem, pd.errors.DatabaseError) and problem.__cause__ is not None:
+        detail = _reason(problem.__cause__)  # pandas' text repeats the whole query
+    return (f"the results store {path} is damaged or not a medbench store ({detail}); "
+            f"{fix}, or move the damaged file away")
 
 
 def _sql_value(value: Any) -> Any:

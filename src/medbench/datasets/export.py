@@ -6,6 +6,9 @@ the same cache a run uses) and written as ``<image_id>.png``: 8-bit PNG up to 8 
 (scaled to 16 bits by bit replication, with an ``sBIT`` chunk naming the true depth), so
 viewers show full contrast and medbench reads back the exact values it coded. An
 ``index.csv`` beside them lists id, split, group, bit depth, size, protocol and source.
+Exporting again into the same folder replaces the earlier export (the PNG files its
+``index.csv`` lists), so the folder never mixes two protocols or samples; other files in
+it are left alone.
 
 Which images: those ``medbench run`` would choose (the split, then a ``limit`` sample
 drawn with ``seed``, split decisions read from a run's manifest when one is given, never
@@ -40,6 +43,8 @@ class ExportResult:
     written: list[Path] = field(default_factory=list)
     failed: list[Skipped] = field(default_factory=list)
     index: Path | None = None
+    #: PNG files of an earlier export into the same folder, removed first.
+    replaced: int = 0
 
 
 def export_images(
@@ -79,6 +84,7 @@ def export_images(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out)
+    result.replaced = clear_previous(out)
     rows = []
     if records is None:
         records = choose_records(dataset, split, limit, manifest, seed)
@@ -106,3 +112,20 @@ def export_images(
         writer.writeheader()
         writer.writerows(rows)
     return result
+
+
+def clear_previous(out: Path) -> int:
+    """Remove the PNG files an earlier export into ``out`` listed in its ``index.csv``;
+    returns how many went."""
+    try:
+        with open(Path(out) / "index.csv", newline="", encoding="utf-8") as f:
+            names = [row.get("file") or "" for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
+    removed = 0
+    for name in names:
+        path = Path(out) / name
+        if name and Path(name).name == name and path.suffix == ".png" and path.is_file():
+            path.unlink()
+            removed += 1
+    return removed

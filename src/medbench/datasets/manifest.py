@@ -79,11 +79,21 @@ class SplitManifest:
         return cls(Path(out) / "manifests" / manifest_name(spec), dataset_name)
 
     def _load(self) -> None:
-        with open(self.path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                if row.get("image_id") and row.get("split") in SPLITS:
-                    entry = Entry(**{k: row.get(k) or "" for k in COLUMNS})
-                    self.entries[entry.image_id] = entry
+        """Read the manifest; a file that is no manifest is refused in one line."""
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = [c for c in ("image_id", "split") if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise ValueError(f"no column {', '.join(missing)}")
+                for row in reader:
+                    if row.get("image_id") and row.get("split") in SPLITS:
+                        entry = Entry(**{k: row.get(k) or "" for k in COLUMNS})
+                        self.entries[entry.image_id] = entry
+        except (UnicodeDecodeError, csv.Error, ValueError) as exc:
+            raise MedbenchError(
+                f"the split manifest {self.path} is damaged ({exc}); move it away to have "
+                "the splits decided again by the same rule, or restore it") from None
 
     def assign(self, dataset: Dataset, records: list[Record]) -> dict[str, str]:
         """The split of every record (image id → split), reusing what the manifest holds."""
@@ -122,7 +132,7 @@ class SplitManifest:
         if hasher is None:
             return
         for entry in self.entries.values():
-            if entry.file_hash and entry.size and entry.mtime_ns:
+            if entry.file_hash and entry.size.isdigit() and entry.mtime_ns.isdigit():
                 hasher.remember(entry.source, int(entry.size), int(entry.mtime_ns), entry.file_hash)
 
     def collect_hashes(self, dataset: Dataset) -> None:

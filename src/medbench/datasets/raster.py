@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from medbench.datasets.base import Probe
+from medbench.datasets.complete import check_jpeg_complete, check_png_complete, check_tiff_complete
 from medbench.datasets.limits import check_image_size
 from medbench.errors import ImageReadError
 from medbench.image import dtype_for
@@ -130,6 +131,7 @@ def _checked_png_header(path: Path) -> PngHeader:
 
 def probe_png(path: Path) -> Probe:
     header = _checked_png_header(path)
+    check_png_complete(path)  # a run could not read a truncated file: not an image here
     return Probe(header.height, header.width, header.significant_bits)
 
 
@@ -284,6 +286,7 @@ def _checked_jpeg_header(path: Path) -> JpegHeader:
 
 def probe_jpeg(path: Path) -> Probe:
     header = _checked_jpeg_header(path)
+    check_jpeg_complete(path)
     return Probe(header.height, header.width, header.precision)
 
 
@@ -395,6 +398,7 @@ def probe_tiff(path: Path) -> Probe:
     try:
         with _open_tiff(path) as im:
             bits = _TIFF_GREY_MODES.get(im.mode, 8)
+            check_tiff_complete(path, im.tag_v2)
             return Probe(im.height, im.width, bits)
     except _PIL_ERRORS as exc:
         raise ImageReadError(f"{path}: unreadable TIFF ({exc}); re-export the image") from exc

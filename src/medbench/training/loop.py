@@ -56,6 +56,7 @@ from medbench.errors import MedbenchError
 from medbench.training.budget import Budget, crop_at, lr_factor
 from medbench.training.config import TrainConfig
 from medbench.training.data import CropBatches, SplitImages, load_splits, trained_on
+from medbench.training.finished import check_finished
 from medbench.training.transfer import load_parent_weights, parent_images, parent_record
 from medbench.training.validation import evaluate, measure_split
 
@@ -129,6 +130,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     folder = cfg.folder
     if (folder / CONFIG).is_file():
         ckpt = read_checkpoint(folder)
+        check_finished(cfg, ckpt.config, folder)  # the same model, not another one
         echo(f"{cfg.arch} model {cfg.model_name} is already trained in {folder}; delete "
              f"that folder or choose another --name to train again")
         return TrainResult(ckpt, already_trained=True)

@@ -45,6 +45,7 @@ from medbench.image import Image
 from medbench.training.budget import Budget, lr_factor
 from medbench.training.config import TrainConfig
 from medbench.training.data import load_splits, trained_on
+from medbench.training.finished import check_finished
 from medbench.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
     folder = cfg.folder
     if (folder / CONFIG).is_file():
         ckpt, _ = read_filter(folder)
+        check_finished(cfg, ckpt.config, folder)  # the same filter, not another one
         echo(f"{CODEC} filter {cfg.model_name} is already trained in {folder}; delete that "
              f"folder or choose another --name to train again")
         return TrainResult(ckpt, already_trained=True)
