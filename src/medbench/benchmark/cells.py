@@ -357,7 +357,11 @@ def _display(job: Job, image: Image) -> tuple[DisplayReference | None, str | Non
     """The image's display window (``run --display``), or the note saying why it has none."""
     if job.display is None:
         return None, None
-    window = display_window(job.display, image.pixels, image.meta)
+    try:
+        window = display_window(job.display, image.pixels, image.meta)
+    except Exception as exc:  # a broken window costs its columns, not the image's rows
+        log.debug("display window failed", exc_info=True)
+        window = f"display window could not be made: {type(exc).__name__}: {exc}"
     if isinstance(window, str):
         log.info("%s: %s", image.image_id, window)
         return None, window

@@ -155,6 +155,11 @@ def rescaled(voi: dict[str, Any], from_peak: int, to_peak: int) -> dict[str, Any
     """``voi`` for pixels requantized from ``[0, from_peak]`` to ``[0, to_peak]``.
 
     A protocol that changes the bit depth maps pixel ``v`` to ``v·to_peak/from_peak``;
-    the modality value of a new pixel ``v'`` is then ``offset + scale·v'·from/to``.
+    the modality value of a new pixel ``v'`` is then ``offset + scale·v'·from/to``. A
+    ``voi`` without a numeric ``scale`` (not the reader's) is returned as it is: the
+    display window then says why it cannot be made, and the image is still coded.
     """
-    return {**voi, "scale": voi["scale"] * from_peak / to_peak}
+    scale = voi.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        return voi
+    return {**voi, "scale": scale * from_peak / to_peak}
