@@ -99,9 +99,7 @@ def stored_choice(results: Path, run_id: str | None = None) -> StoredChoice:
     """
     store = ResultsStore.open_existing(results)
     try:
-        run_id = run_id or store.latest_run()
-        if run_id is None:
-            raise MedbenchError(f"{results} holds no run; run `medbench run --out {results}`")
+        run_id = store.run_or_latest(run_id)
         config = RunConfig.from_dict(store.run_info(run_id)["arguments"])
         images: dict[str, list[str]] = {}
         for spec, image_id, _, _ in store.run_images(run_id):

@@ -219,6 +219,15 @@ class ResultsStore:
         ).fetchone()
         return row[0] if row else None
 
+    def run_or_latest(self, run_id: str | None = None) -> str:
+        """``run_id``, or the latest run when None; an empty store is a clear error."""
+        run_id = run_id or self.latest_run()
+        if run_id is None:
+            folder = self.path.parent
+            raise MedbenchError(f"the results store in {folder} holds no run yet; run "
+                                f"`medbench run --out {folder}` first")
+        return run_id
+
     @_guarded
     def run_info(self, run_id: str) -> dict[str, Any]:
         row = self._db.execute(

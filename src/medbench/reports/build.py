@@ -30,7 +30,6 @@ import pandas as pd
 
 from medbench import __version__, text
 from medbench.benchmark.store import ResultsStore
-from medbench.errors import MedbenchError
 from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
 from medbench.reports.bd_ci import RESAMPLES, bd_intervals
@@ -121,10 +120,7 @@ def load_run(results: Path, run_id: str | None = None,
     """
     store = ResultsStore.open_existing(Path(results))
     try:
-        run_id = run_id or store.latest_run()
-        if run_id is None:
-            raise MedbenchError(f"the results store in {results} holds no run; "
-                                f"run `medbench run --out {results}` first")
+        run_id = store.run_or_latest(run_id)
         info = store.run_info(run_id)
         info["runs_in_store"] = len(store.runs())
         rows = store.frame(run_id)

@@ -113,9 +113,7 @@ def load_results(path: Path) -> tuple[pd.DataFrame, str]:
 def _latest_run(store_path: Path) -> tuple[pd.DataFrame, str]:
     store = ResultsStore.open_existing(store_path)  # read-only: a read-only copy must do
     try:
-        run_id = store.latest_run()
-        if run_id is None:
-            raise MedbenchError(f"{store_path} holds no run yet; run `medbench run` first")
+        run_id = store.run_or_latest()
         return store.frame(run_id), f"{store_path} (run {run_id})"
     finally:
         store.close()

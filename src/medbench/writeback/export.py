@@ -112,9 +112,7 @@ def export_run(results: Path, out: Path, *, run_id: str | None = None,
 
     store = ResultsStore.open_existing(results)
     try:
-        run_id = run_id or store.latest_run()
-        if run_id is None:
-            raise MedbenchError(f"{results} holds no run; run `medbench run --out {results}`")
+        run_id = store.run_or_latest(run_id)
         check_out_folder(out, overwrite, option=option, overwrite_option=overwrite_option,
                          run_id=run_id)
         info = store.run_info(run_id)
