@@ -135,10 +135,18 @@ def write_dicom(
     signed: bool = False,
     frames: int = 1,
     patient_id: str = "P0",
+    window: tuple[list[float], list[float]] | None = None,
+    voi_function: str | None = None,
+    voi_lut: tuple[int, int, list[int], bool] | None = None,
     **elements: object,
 ) -> Path:
-    """A DICOM file with the given stored values (``stored=None``: no pixel data);
-    ``elements`` sets more data elements by keyword (``PixelSpacing=[0.2, 0.1]``)."""
+    """A DICOM file with the given stored values (``stored=None``: no pixel data).
+
+    ``window``: (Window Center values, Window Width values); ``voi_function``: VOI LUT
+    Function; ``voi_lut``: (first value mapped, bits per entry, entries, as OW bytes?) of
+    a one-item VOI LUT Sequence; ``elements`` sets more data elements by keyword
+    (``PixelSpacing=[0.2, 0.1]``).
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -170,6 +178,20 @@ def write_dicom(
         ds.PixelData = stored.astype(dtype).tobytes()
     if lut_shape is not None:
         ds.PresentationLUTShape = lut_shape
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if voi_function is not None:
+        ds.VOILUTFunction = voi_function
+    if voi_lut is not None:
+        first, bits, entries, as_ow = voi_lut
+        item = Dataset()
+        item.LUTDescriptor = [len(entries) % 65536, first, bits]
+        if as_ow:  # the LUT Data as 16-bit little-endian words (VR OW)
+            item.add_new(0x00283006, "OW", np.asarray(entries, "<u2").tobytes())
+        else:
+            item.add_new(0x00283006, "US", list(entries))
+        item.LUTExplanation = "TEST LUT"
+        ds.VOILUTSequence = [item]
     if slope is not None:
         ds.RescaleSlope = slope
     if intercept is not None:

@@ -90,3 +90,19 @@ def test_rows_carry_the_conventions_a_reader_needs(tmp_path):
                                              "256x256; 8-bit by the nominal range").all()
     jpeg = csv[csv["codec"] == "jpeg"]["codec_conventions"]
     assert jpeg.str.contains("Huffman tables optimized").all()
+
+
+def test_a_window_that_cannot_be_made_costs_its_columns_not_the_rows(monkeypatch):
+    """A damaged ``meta["voi"]`` (say, a cache entry edited by hand) gives a display note;
+    the image's cells are coded and measured as usual."""
+    dataset = get_dataset("sample")
+    record = dataset.records()[0]
+    load = dataset.load
+    monkeypatch.setattr(dataset, "load", lambda rec: load(rec).replace(
+        meta={"voi": {"center": 1.0}}))  # no width, offset, scale
+    job = Job(None, PAPER, 0, "models", "cpu", None, "r1", {}, display="dicom")
+    rows = list(code_unit(job, WorkUnit("sample", record, (("png", "lossless"),)), dataset,
+                          {"png": get_codec("png")}))
+    assert [r.status for r in rows] == ["ok"], rows[0].error
+    assert rows[0].display is None and rows[0].display_psnr is None
+    assert rows[0].display_note.startswith("display window could not be made: KeyError")

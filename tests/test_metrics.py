@@ -16,6 +16,7 @@ import pytest
 from scipy.ndimage import correlate1d
 
 from medbench.benchmark import metrics
+from medbench.benchmark.metrics import structural
 from tests.conftest import radiograph_like
 
 WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
@@ -213,7 +214,7 @@ def _torch_reference(ref, test, peak, levels):
     scale, with medbench's renormalized weights under 161 px."""
     import torch
 
-    return metrics._structural_torch(ref.astype(np.float64), test.astype(np.float64), peak,
+    return structural._structural_torch(ref.astype(np.float64), test.astype(np.float64), peak,
                                      levels, torch.device("cpu"))
 
 
@@ -273,18 +274,18 @@ def test_identical_images_score_one(cpu_metrics, bits):
 
 def test_bands_on_threads_give_the_same_result(cpu_metrics, monkeypatch):
     ref, test, peak = _pair((333, 257), 16, 0.01)
-    monkeypatch.setattr(metrics, "_threads", lambda: 3)
+    monkeypatch.setattr(structural, "_threads", lambda: 3)
     threaded = metrics.measure(ref, test, 100, 16)
-    monkeypatch.setattr(metrics, "_threads", lambda: 1)
+    monkeypatch.setattr(structural, "_threads", lambda: 1)
     serial = metrics.measure(ref, test, 100, 16)
     assert (threaded["ssim"], threaded["ms_ssim"]) == (serial["ssim"], serial["ms_ssim"])
 
 
 def test_threads_follow_the_omp_cap(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert metrics._threads() == 1
+    assert structural._threads() == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert metrics._threads() >= 1
+    assert structural._threads() >= 1
 
 
 @pytest.mark.parametrize("shape", [(6, 8), (7, 8), (6, 9), (7, 9), (1, 1)])
@@ -295,7 +296,7 @@ def test_pooling_equals_torch_avg_pool2d(shape):
     a = np.random.default_rng(0).random(shape) * 4095
     padding = [s % 2 for s in shape]
     expected = F.avg_pool2d(torch.from_numpy(a)[None, None], 2, padding=padding)[0, 0]
-    np.testing.assert_allclose(metrics._pool2(a), expected.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(structural._pool2(a), expected.numpy(), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape,bits", [((300, 280), 12), ((171, 203), 8), ((97, 120), 16)])

@@ -233,12 +233,24 @@ def _learned_batch(value: str) -> str:
                    "as an encapsulated DICOM into DIR (see `medbench dicom-export`).")
 @click.option("--overwrite-dicom", is_flag=True,
               help="Let --write-dicom write into a folder that already holds files.")
+@click.option("--metrics", "metrics", default="auto", show_default=True,
+              metavar="auto|basic|all|vif,gmsd,haarpsi,fsim",
+              help="Perceptual metrics besides PSNR/SSIM/MS-SSIM (columns vif, gmsd, "
+                   "haarpsi, fsim and roi_*): auto computes all four on images of at most "
+                   "256x256 pixels only (above, they about double the metrics' time), basic "
+                   "none, all or a list at every size.")
+@click.option("--display", "display", default=None,
+              type=click.Choice(["lung", "mediastinum", "bone", "dicom"]),
+              help="Also score the images through a VOI window, as 8-bit display values "
+                   "(display_* columns): dicom = the source DICOM's window or VOI LUT; "
+                   "lung/mediastinum/bone = fractions of the image's 1st-99th percentile "
+                   "range (see README) [default: off].")
 @click.pass_context
 def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed,
         repeats, models_dir, device, train_missing, milestones, resume, no_progress, executor,
         workers, scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups,
-        group_by, target, write_dicom, overwrite_dicom, trust_byo, observer, nodule_sizes,
-        nodule_contrasts, nodule_sites) -> None:
+        group_by, target, write_dicom, overwrite_dicom, trust_byo, metrics, display,
+        observer, nodule_sizes, nodule_contrasts, nodule_sites) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.codecs import registry as codec_registry
     from medbench.datasets import registry as dataset_registry
@@ -254,6 +266,7 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         nodule_sizes = nodule_contrasts = nodule_sites = None
     click.echo("medbench: loading codecs and datasets…", err=True)
 
+    from medbench.benchmark.metrics import parse_metrics
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
     from medbench.reports.seen import leave_out_seen
@@ -289,6 +302,8 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         report=not no_report,
         write_dicom=str(write_dicom.resolve()) if write_dicom else None,
         overwrite_dicom=overwrite_dicom,
+        metrics=parse_metrics(metrics),  # canonical, so --resume compares meanings
+        display=display,
         observer=observer,
         nodule_sizes=nodule_sizes,
         nodule_contrasts=nodule_contrasts,

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 #: Options that take a comma-separated list: the message shows how to give both values.
-LISTS = ("--codecs", "--datasets", "--target")
+LISTS = ("--codecs", "--datasets", "--target", "--metrics")
 
 
 class StrictArgs:

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medbench.benchmark.metrics import Reference, measure, region_metrics
+from medbench.benchmark.metrics import DisplayReference, Reference, Scoring, perceptual_for
+from medbench.benchmark.metrics.display import display_window
 from medbench.benchmark.observers.experiment import ImagePlan, ObserverSpec, plan_image
 from medbench.benchmark.regions import Region, image_region, region_mask
 from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
@@ -92,6 +93,10 @@ class Job:
     trusted_byo: Path | None = None
     #: ``run --observer nodules``: the detection experiment (benchmark.observers).
     observer: ObserverSpec | None = None
+    #: ``run --metrics``: which perceptual metrics each image gets (metrics.perceptual_for).
+    metrics: str = "auto"
+    #: ``run --display``: the VOI window of the display_* columns (metrics.display); None: off.
+    display: str | None = None
 
 
 #: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
@@ -134,13 +139,15 @@ def code_cell(codec: Codec, setting: str, image: Image, repeats: int | None = No
 
 
 def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
-               base: ResultRow | None, reference: Reference | None = None,
-               region: np.ndarray | None = None) -> tuple[ResultRow, np.ndarray | None]:
+               base: ResultRow | None, scoring: Scoring | None = None
+               ) -> tuple[ResultRow, np.ndarray | None]:
     """:func:`code_cell` and the decoded pixels (None when nothing decoded).
 
-    ``reference``: the image's :class:`~medbench.benchmark.metrics.Reference`, shared by
-    its cells so the original's SSIM statistics are computed once per image. ``region``:
-    the image's region mask; its ``roi_*`` metrics are measured on the same decoded pixels.
+    ``scoring``: what the image's cells are measured with
+    (:class:`~medbench.benchmark.metrics.Scoring`: its shared
+    :class:`~medbench.benchmark.metrics.Reference`, so the original's statistics are
+    computed once per image, its region mask, perceptual metrics and display window);
+    default: the basic metrics of the image alone.
     """
     base = (base or ResultRow(image_id=image.image_id)).with_image(image)
     row = _cell_row(codec, setting, base)
@@ -158,7 +165,7 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
         timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
         data, decoded = timing.encoded, timing.decoded
         row = _scored(_timed_row(row, timing, 1), codec, setting, image, data, decoded,
-                      reference, region)
+                      scoring)
         if target is not None:  # judged again on the stream measured, not the search's
             met, note = recheck(found, target, image.bit_depth, row.bytes, row.bpp,
                                 row.ratio, row.psnr)
@@ -190,23 +197,20 @@ def _timed_row(row: ResultRow, timing: PairTiming, batch: int) -> ResultRow:
 
 
 def _scored(row: ResultRow, codec: Codec, setting: str, image: Image, data: bytes,
-            decoded: np.ndarray, reference: Reference | None,
-            region: np.ndarray | None) -> ResultRow:
-    """``row`` measured: rate, distortion, region metrics, and the setting's promises.
+            decoded: np.ndarray, scoring: Scoring | None) -> ResultRow:
+    """``row`` measured: rate, distortion, region, perceptual and display metrics
+    (:meth:`Scoring.measure`), and the setting's promises.
 
     A lossless setting that does not decode bit-exact is an error row (its metrics are
     kept so the damage can be seen), and so is a setting whose promised error bound
     (:meth:`Codec.max_error`) is exceeded.
     """
     seen = codec.training_images(setting)
-    row = replace(row, **measure(reference or image.pixels, decoded, len(data),
-                                 image.bit_depth),
+    scoring = scoring or Scoring(Reference(image.pixels))
+    row = replace(row, **scoring.measure(decoded, len(data), image.bit_depth),
                   stream_sha256=hashlib.sha256(data).hexdigest(),
                   seen_in_training=None if seen is None
                   else seen.seen(row.image_sha256, row.file_sha256))
-    if region is not None:
-        row = replace(row, **region_metrics(image.pixels, decoded, region,
-                                            data_range=float((1 << image.bit_depth) - 1)))
     if codec.is_lossless(setting) and not row.lossless_exact:
         row = row.failed(f"lossless setting did not decode bit-exact "
                          f"(max_abs_error={row.max_abs_error})")
@@ -334,7 +338,7 @@ class _Prepared:
     image: Image
     base: ResultRow
     region: Region
-    reference: Reference
+    scoring: Scoring
     observer: ImagePlan | None = None
 
 
@@ -350,9 +354,14 @@ def _prepare(job: Job, unit: WorkUnit, dataset: Dataset, index: int = 0) -> _Pre
         message = str(exc) if isinstance(exc, MedbenchError) else f"{type(exc).__name__}: {exc}"
         return f"image could not be read: {message}"
     region = _region(job, unit, dataset, image)
-    base = replace(base.with_image(image), roi=region.label, roi_note=region.note)
+    display, display_note = _display(job, image)
+    base = replace(base.with_image(image), roi=region.label, roi_note=region.note,
+                   display=display.window.label if display else None,
+                   display_note=display_note)
+    scoring = Scoring(Reference(image.pixels), region.mask,
+                      perceptual_for(job.metrics, image.height, image.width), display)
     plan = _observer_plan(job, unit, dataset, image, region)
-    return _Prepared(index, image, base, region, Reference(image.pixels), plan)
+    return _Prepared(index, image, base, region, scoring, plan)
 
 
 def _observer_plan(job: Job, unit: WorkUnit, dataset: Dataset, image: Image,
@@ -403,6 +412,21 @@ def _observed(ready: _Prepared, codec: Codec, row: ResultRow,
     return replace(row, observations=found)
 
 
+def _display(job: Job, image: Image) -> tuple[DisplayReference | None, str | None]:
+    """The image's display window (``run --display``), or the note saying why it has none."""
+    if job.display is None:
+        return None, None
+    try:
+        window = display_window(job.display, image.pixels, image.meta)
+    except Exception as exc:  # a broken window costs its columns, not the image's rows
+        log.debug("display window failed", exc_info=True)
+        window = f"display window could not be made: {type(exc).__name__}: {exc}"
+    if isinstance(window, str):
+        log.info("%s: %s", image.image_id, window)
+        return None, window
+    return DisplayReference(window, image.pixels), None
+
+
 def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
                codecs: Mapping[str, Codec | Exception], before_cells: BeforeCells | None,
                done: Mapping[tuple[int, tuple[str, str]], tuple[ResultRow, np.ndarray | None]]
@@ -428,7 +452,7 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
             if before_cells is not None:
                 before_cells([unit], name, setting)
             row, decoded = _code_cell(codec, setting, ready.image, job.repeats, ready.base,
-                                      ready.reference, ready.region.mask)
+                                      ready.scoring)
         row = _observed(ready, codec, row, decoded)
         row = replace(row, setting_rank=rank, observations=original + row.observations)
         original = ()
@@ -543,7 +567,7 @@ def _code_batch(codec: Codec, setting: str, batch: Sequence[_Prepared], repeats:
         row = replace(_cell_row(codec, setting, ready.base), **info)
         try:
             row = _scored(_timed_row(row, timing, len(batch)), codec, setting, ready.image,
-                          data, decoded, ready.reference, ready.region.mask)
+                          data, decoded, ready.scoring)
         except BaseException as exc:
             row = _failed(row, exc)
         out.append((row, decoded))

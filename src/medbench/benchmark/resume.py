@@ -41,7 +41,8 @@ OPTIONS = {"codecs": "--codecs", "datasets": "--datasets", "data_root": "--data-
            "use_cache": "--no-cache", "report": "--no-report",
            "write_dicom": "--write-dicom", "overwrite_dicom": "--overwrite-dicom",
            "observer": "--observer", "nodule_sizes": "--nodule-sizes",
-           "nodule_contrasts": "--nodule-contrasts", "nodule_sites": "--nodule-sites"}
+           "nodule_contrasts": "--nodule-contrasts", "nodule_sites": "--nodule-sites",
+           "metrics": "--metrics", "display": "--display"}
 #: Fields whose option turns something off (``--no-cache`` sets ``use_cache`` False).
 OFF_FLAGS = ("use_cache", "report")
 

@@ -110,6 +110,28 @@ class ResultRow:
     #: Why an image has no region, or what of it was left out (a refused mask, a nodule
     #: outside the image).
     roi_note: str | None = _col("TEXT")
+    # Perceptual metrics radiologists' scores track (run --metrics; metrics.perceptual), at
+    # the image's peak, whole and in the region; empty where not computed.
+    vif: float | None = _col("REAL")
+    gmsd: float | None = _col("REAL")
+    haarpsi: float | None = _col("REAL")
+    fsim: float | None = _col("REAL")
+    roi_vif: float | None = _col("REAL")
+    roi_gmsd: float | None = _col("REAL")
+    roi_haarpsi: float | None = _col("REAL")
+    roi_fsim: float | None = _col("REAL")
+    # Display-referred scores (run --display; metrics.display): the original and the decode
+    # through one VOI window, as 8-bit display values, at data range 255.
+    #: The window (``lung (P1 …, P99 …: center …, width …)``, ``dicom window …``).
+    display: str | None = _col("TEXT")
+    display_psnr: float | None = _col("REAL")
+    display_ssim: float | None = _col("REAL")
+    display_vif: float | None = _col("REAL")
+    display_gmsd: float | None = _col("REAL")
+    display_haarpsi: float | None = _col("REAL")
+    display_fsim: float | None = _col("REAL")
+    #: Why an image has no display window (``--display dicom`` on a source without one).
+    display_note: str | None = _col("TEXT")
     # Rate matching (``run --target``, medbench.benchmark.targets): target cells only.
     #: The codec setting a ``target:…`` cell was coded at (``ratio=10.37``, ``q=43``).
     knob: str | None = _col("TEXT")

@@ -22,6 +22,8 @@ import pandas as pd
 from medbench.benchmark import environment
 from medbench.benchmark.cells import Job, learned_batch
 from medbench.benchmark.executors import cpu_count, make_executor
+from medbench.benchmark.metrics import parse_metrics
+from medbench.benchmark.metrics.display import CHOICES as DISPLAY_CHOICES
 from medbench.benchmark.observers.experiment import ObserverSpec, parse_spec
 from medbench.benchmark.observers.summary import summarize as summarize_observer
 from medbench.benchmark.resume import (
@@ -70,6 +72,9 @@ class RunConfig:
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
     target: str | None = None  # --target: rate-matching cells (benchmark.targets)
+    # --metrics: auto|basic|all|vif,gmsd,... (benchmark.metrics.parse_metrics)
+    metrics: str = "auto"
+    display: str | None = None  # --display: a VOI window (benchmark.metrics.display)
     # --observer nodules: the detection experiment (benchmark.observers); its sites are
     # drawn with --seed.
     observer: str | None = None
@@ -357,6 +362,10 @@ def plan_run(config: RunConfig, out: Path, *, echo: Callable[[str], Any] = log.i
     config.protocol_obj()  # a bad --protocol/--size/--bit-depth fails here
     if config.target:
         parse_targets(config.target)  # a bad --target fails before anything is opened
+    parse_metrics(config.metrics)  # so do a bad --metrics and --display
+    if config.display is not None and config.display not in DISPLAY_CHOICES:
+        raise MedbenchError(f"--display {config.display!r} is unknown; use "
+                            f"{'|'.join(DISPLAY_CHOICES)}")
     if config.repeats is not None and not 0 <= config.repeats <= MAX_REPEATS:
         raise MedbenchError(f"--repeats must be 0..{MAX_REPEATS}, got {config.repeats}")
     learned_batch(config.learned_batch, [])  # a bad --learned-batch fails here
@@ -514,6 +523,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
               config.device, cache_dir, run_id, plan.ranks, plan.visual_images,
               masks=config.masks, milestones=config.milestones, learned_batch=batch,
               openjpeg=openjpeg, trusted_byo=config.trusted_byo(),
+              metrics=parse_metrics(config.metrics), display=config.display,
               observer=config.observer_spec())
     if units:
         images = len(units)

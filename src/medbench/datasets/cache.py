@@ -37,7 +37,8 @@ from medbench.text import slug
 log = logging.getLogger(__name__)
 
 #: Bump when readers or protocols change what they produce, so old entries are not used
-#: (v2: entries carry the source image's ``image_sha256``; v3: the reader's pixel spacing).
+#: (v2: entries carry the source image's ``image_sha256``; v3: the reader's pixel spacing
+#: and a DICOM's window, ``voi``).
 CACHE_VERSION = "v3"
 ENV = "MEDBENCH_CACHE"
 
@@ -91,9 +92,17 @@ class PreparedCache:
 
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v for k, v in meta.items() if v is None or isinstance(v, (str, int, float, bool))
-    }
+    """The metadata JSON can hold: scalars, and lists or dicts of them (a window)."""
+    def safe(v: Any) -> bool:
+        if v is None or isinstance(v, (str, int, float, bool)):
+            return True
+        if isinstance(v, (list, tuple)):
+            return all(safe(x) for x in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and safe(x) for k, x in v.items())
+        return False
+
+    return {k: v for k, v in meta.items() if safe(v)}
 
 
 def prepare_image(

@@ -43,6 +43,7 @@ import numpy as np
 
 from medbench.datasets.base import Probe
 from medbench.datasets.limits import budget_note, check_image_size, max_pixels, memory_message
+from medbench.datasets.voi import voi_meta
 from medbench.errors import ImageReadError
 from medbench.image import dtype_for
 
@@ -382,7 +383,12 @@ def pixel_spacing(ds: Any) -> dict[str, Any]:
 
 
 def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
-    """Pixels (MONOCHROME2, uint8/uint16), bit depth, and metadata of a DICOM file."""
+    """Pixels (MONOCHROME2, uint8/uint16), bit depth, and metadata of a DICOM file.
+
+    The metadata's ``voi`` holds the VOI LUT module (Window Center/Width, VOI LUT
+    Sequence) and how the returned pixels map back to the values it is defined on
+    (:mod:`medbench.datasets.voi`); it is None when the header has neither.
+    """
     ds = _open(path)
     header = PixelPlan(path, ds)
     stored = _stored_pixels(path, ds, header)
@@ -409,6 +415,8 @@ def read_dicom(path: Path) -> tuple[np.ndarray, int, dict[str, Any]]:
         values = peak - values
     meta = {
         **pixel_spacing(ds),
+        # Window Center/Width and VOI LUT, for display-referred scores (datasets.voi).
+        "voi": voi_meta(ds, lo, peak, header.invert),
         "photometric": header.photometric,
         "bits_stored": bits_stored,
         "presentation_lut": header.lut_shape or None,

@@ -4,7 +4,8 @@
 ``native`` native size and bit depth.
 Size and bit depth can also be chosen separately (``size=512,bits=native``). Bit-depth
 reduction rescales by the *nominal* range (``2**bits - 1``), never by an image's own
-min/max, so the same tissue maps to the same grey level in every image.
+min/max, so the same tissue maps to the same grey level in every image; a DICOM's window
+(``meta["voi"]``, :mod:`medbench.datasets.voi`) is rescaled with the pixels.
 
 A prepared image may hold at most :func:`~medbench.datasets.limits.max_pixels` pixels
 (``MEDBENCH_MAX_PIXELS``): ``--size 100000`` is refused before anything is allocated.
@@ -19,6 +20,7 @@ from PIL import Image as PILImage
 
 from medbench.datasets.limits import ENV as MAX_PIXELS_ENV
 from medbench.datasets.limits import max_pixels
+from medbench.datasets.voi import rescaled
 from medbench.errors import MedbenchError
 from medbench.image import Image, dtype_for, peak_value
 
@@ -45,10 +47,12 @@ class Protocol:
         self.check_size()
         if self.size is not None and pixels.shape != (self.size, self.size):
             pixels = resize(pixels, bits, self.size, self.size)
+        meta = dict(image.meta, protocol=self.name)
         if self.bit_depth is not None and self.bit_depth != bits:
             pixels = requantize(pixels, bits, self.bit_depth)
+            if meta.get("voi"):  # the source's window follows the pixels to the new scale
+                meta["voi"] = rescaled(meta["voi"], peak_value(bits), peak_value(self.bit_depth))
             bits = self.bit_depth
-        meta = dict(image.meta, protocol=self.name)
         return Image(pixels, bits, image.image_id, meta)
 
 

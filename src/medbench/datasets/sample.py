@@ -29,11 +29,12 @@ SOURCES = {"RG1_UNCR.dcm": "CHEST", "RG3_UNCR.dcm": "TIBIA"}
 
 
 @lru_cache(maxsize=4)
-def _source_pixels(filename: str) -> tuple[np.ndarray, int]:
+def _source_pixels(filename: str) -> tuple[np.ndarray, int, dict | None]:
+    """The radiograph's pixels, bit depth and window (``meta["voi"]``, datasets.voi)."""
     path = _source_path(filename)
-    pixels, bit_depth, _ = read_dicom(path)
+    pixels, bit_depth, meta = read_dicom(path)
     pixels.setflags(write=False)
-    return pixels, bit_depth
+    return pixels, bit_depth, meta.get("voi")
 
 
 def _source_path(filename: str) -> Path:
@@ -64,7 +65,7 @@ class SampleDataset(Dataset):
     def records(self) -> list[Record]:
         records = []
         for filename, body_part in SOURCES.items():
-            pixels, bit_depth = _source_pixels(filename)
+            pixels, bit_depth, _ = _source_pixels(filename)
             peak = peak_value(bit_depth)
             stem = filename.split("_")[0].lower()
             rows, cols = pixels.shape[0] // TILE, pixels.shape[1] // TILE
@@ -89,7 +90,10 @@ class SampleDataset(Dataset):
         return _source_path(record.meta["file"])  # the DICOM the tile is cut from
 
     def load(self, record: Record) -> Image:
-        pixels, bit_depth = _source_pixels(record.meta["file"])
+        pixels, bit_depth, voi = _source_pixels(record.meta["file"])
         r, c = record.meta["row"], record.meta["col"]
         tile = np.ascontiguousarray(pixels[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE])
-        return Image(tile, bit_depth, record.image_id, {"body_part": record.meta["body_part"]})
+        meta = {"body_part": record.meta["body_part"]}
+        if voi:  # the radiograph's window applies to each of its tiles
+            meta["voi"] = voi
+        return Image(tile, bit_depth, record.image_id, meta)

@@ -1,9 +1,9 @@
-"""Per-image distortion and rate metrics.
+"""Structural similarity: SSIM and MS-SSIM in float64, and the :class:`Reference` cache.
 
-All distortion metrics take ``(reference, test, *, data_range)``; ``data_range`` is the
-peak value ``2**bit_depth - 1`` of the *image*, never guessed from the array dtype (a
-12-bit radiograph in ``uint16`` has a peak of 4095, not 65535). They return Python floats
-and raise ``ValueError`` naming both shapes when the arrays differ in shape.
+SSIM and MS-SSIM run on the GPU when there is one (pytorch-msssim's float64 convolutions),
+else on medbench's threaded separable filtering (:func:`metrics_device`); the two agree
+to ~1e-12. A :class:`Reference` keeps an original's per-scale statistics (and those of
+the other metric families, :meth:`Reference.cached`) for every cell of one image.
 
 References
 ----------
@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.ndimage import correlate1d
+
+from medbench.benchmark.metrics._inputs import as_float, check_pair, check_range
 
 if TYPE_CHECKING:  # torch is imported where the GPU path needs it: a cheap module import
     import torch
@@ -34,89 +37,6 @@ if TYPE_CHECKING:  # torch is imported where the GPU path needs it: a cheap modu
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 WIN_SIZE = 11
 WIN_SIGMA = 1.5
-
-
-def _pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if reference.shape != test.shape:
-        raise ValueError(
-            f"reference shape {reference.shape} and test shape {test.shape} differ"
-        )
-    return reference.astype(np.float64), test.astype(np.float64)
-
-
-def _as_float(a: np.ndarray) -> np.ndarray:
-    return a if a.dtype == np.float64 else a.astype(np.float64)
-
-
-def _check_range(data_range: float) -> float:
-    if not data_range > 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
-    return float(data_range)
-
-
-def _errors(reference: np.ndarray, test: np.ndarray) -> tuple[float, float]:
-    """(sum of squared differences, largest absolute difference) in one pass.
-
-    Integer images are differenced in int32 and squared-summed in int64, which is exact
-    (16-bit differences squared over 2**31 pixels still fit), and cheaper than two float64
-    copies of each image; other dtypes go through float64.
-    """
-    if reference.shape != test.shape:
-        raise ValueError(
-            f"reference shape {reference.shape} and test shape {test.shape} differ"
-        )
-    if reference.size == 0:
-        return 0.0, 0.0
-    both_int = reference.dtype.kind in "ui" and test.dtype.kind in "ui"
-    if both_int and max(reference.itemsize, test.itemsize) <= 2:
-        diff = np.subtract(reference, test, dtype=np.int32).ravel()
-        squares = int(np.einsum("i,i->", diff, diff, dtype=np.int64))
-        return float(squares), float(np.abs(diff).max())
-    diff = np.subtract(reference, test, dtype=np.float64).ravel()
-    return float(np.dot(diff, diff)), float(np.abs(diff).max())
-
-
-def mse(reference: np.ndarray, test: np.ndarray) -> float:
-    """Mean squared error on the native pixel scale."""
-    squares, _ = _errors(reference, test)
-    return squares / reference.size if reference.size else 0.0
-
-
-def psnr(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
-    """Peak signal-to-noise ratio in dB with peak ``data_range``; ``inf`` when identical."""
-    return psnr_from_mse(mse(reference, test), data_range)
-
-
-def psnr_from_mse(mse: float, peak: float) -> float:
-    """PSNR in dB of a mean squared error: ``10·log10(peak² / mse)``.
-
-    Parameters
-    ----------
-    mse : float
-        Mean squared error on the scale of ``peak`` (0 for identical images).
-    peak : float
-        The peak value, ``2**bit_depth - 1`` for native pixels, 1 for an MSE already
-        divided by ``peak²``.
-
-    Returns
-    -------
-    float
-        ``inf`` when ``mse`` is 0, NaN when it is NaN.
-    """
-    peak = _check_range(peak)
-    mse = float(mse)
-    if math.isnan(mse):
-        return math.nan
-    if mse < 0:
-        raise ValueError(f"mse must be >= 0, got {mse}")
-    if mse == 0:
-        return math.inf
-    return float(10.0 * math.log10(peak * peak / mse))
-
-
-def max_abs_error(reference: np.ndarray, test: np.ndarray) -> int:
-    """Largest absolute pixel difference (the near-lossless bound)."""
-    return int(_errors(reference, test)[1])
 
 
 def metrics_device() -> torch.device:
@@ -146,9 +66,9 @@ def ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> float
     Computed in float64 with pytorch-msssim's window (valid filtering, no padding); equals
     ``pytorch_msssim.ssim``. NaN for images smaller than the window.
     """
-    peak = _check_range(data_range)
-    ref, tst = _pair(reference, test)
-    return _structural(ref, tst, peak, levels=1)[0]
+    peak = check_range(data_range)
+    ref, tst = check_pair(reference, test)
+    return ssim_ms_ssim(ref, tst, peak, levels=1)[0]
 
 
 def ms_ssim_levels(height: int, width: int) -> int:
@@ -177,12 +97,12 @@ def ms_ssim(reference: np.ndarray, test: np.ndarray, *, data_range: float) -> fl
     uses the first ``L`` scales that fit (``L`` from :func:`ms_ssim_levels`) with their
     weights renormalized to sum to one. Fewer than 11 px returns NaN.
     """
-    peak = _check_range(data_range)
-    ref, tst = _pair(reference, test)
-    return _structural(ref, tst, peak, levels=ms_ssim_levels(*ref.shape))[1]
+    peak = check_range(data_range)
+    ref, tst = check_pair(reference, test)
+    return ssim_ms_ssim(ref, tst, peak, levels=ms_ssim_levels(*ref.shape))[1]
 
 
-def _structural(ref: np.ndarray, tst: np.ndarray, peak: float, levels: int,
+def ssim_ms_ssim(ref: np.ndarray, tst: np.ndarray, peak: float, levels: int,
                 reference: Reference | None = None) -> tuple[float, float]:
     """(SSIM, MS-SSIM over ``levels`` scales) in one pass: scale 1 gives both SSIM and the
     first contrast term, so the full-resolution filtering (most of the cost) runs once."""
@@ -204,7 +124,7 @@ def _weights(levels: int) -> np.ndarray:
 def _structural_torch(
     ref: np.ndarray, tst: np.ndarray, peak: float, levels: int, device: torch.device
 ) -> tuple[float, float]:
-    """:func:`_structural` with pytorch-msssim's float64 convolutions on ``device`` (the
+    """:func:`ssim_ms_ssim` with pytorch-msssim's float64 convolutions on ``device`` (the
     GPU path; on the CPU it is the reference the NumPy path is tested against)."""
     import torch
     import torch.nn.functional as F
@@ -372,7 +292,9 @@ class Reference:
     Every cell of an image compares a different reconstruction with the *same* original,
     so the original's pooled scales and their filtered E[x] and E[x²] (two of the five
     filtered maps per scale) are computed once and reused: pass the same ``Reference`` to
-    :func:`measure` for every cell. Results are bit-identical to computing them afresh.
+    :func:`~medbench.benchmark.metrics.measure` for every cell. Results are bit-identical
+    to computing them afresh. Other metric families keep their own per-image work in it
+    through :meth:`cached`.
 
     Parameters
     ----------
@@ -384,11 +306,19 @@ class Reference:
         self.pixels = pixels
         self._scales: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] | None = None
         self._float: np.ndarray | None = None
+        self._cache: dict[Hashable, Any] = {}
+
+    def cached(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per ``key`` for this image (the perceptual metrics
+        keep the original's side of their maps here, keyed by metric and data range)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     def as_float(self) -> np.ndarray:
         """The pixels in float64 (converted once)."""
         if self._float is None:
-            self._float = _as_float(self.pixels)
+            self._float = as_float(self.pixels)
         return self._float
 
     def scales(self, levels: int, pool) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
@@ -418,7 +348,7 @@ def _structural_numpy(
     ref: np.ndarray, tst: np.ndarray, peak: float, levels: int,
     reference: Reference | None = None,
 ) -> tuple[float, float]:
-    """:func:`_structural` on the CPU: the same definition as :func:`_structural_torch`
+    """:func:`ssim_ms_ssim` on the CPU: the same definition as :func:`_structural_torch`
     (agreement ~1e-13), several times faster, its bands spread over threads
     (SciPy and NumPy release the GIL). ``reference``: reuse the original's statistics."""
     threads = _threads()
@@ -445,134 +375,32 @@ def _structural_numpy(
     return float(single), multi
 
 
-def bits_per_pixel(n_bytes: int, height: int, width: int) -> float:
-    """Rate in bits per pixel: ``8 * n_bytes / (height * width)``."""
-    return 8.0 * n_bytes / (height * width)
 
 
-def compression_ratio(n_bytes: int, height: int, width: int, bit_depth: int) -> float:
-    """Native storage (``bit_depth`` bits per pixel) divided by the coded size."""
-    if n_bytes <= 0:
-        return math.inf
-    return bit_depth * height * width / (8.0 * n_bytes)
+def region_ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray, peak: float,
+                exact: bool = False) -> float:
+    """The mean of the SSIM map over the pixels of ``mask`` that have an SSIM value.
 
-
-def measure(reference: np.ndarray | Reference, decoded: np.ndarray, n_bytes: int,
-            bit_depth: int) -> dict:
-    """Every per-image metric of one coded image, as result-row columns.
-
-    Parameters
-    ----------
-    reference
-        The image as the codec received it, or a :class:`Reference` wrapping it (reused
-        across the cells of one image, it computes the original's statistics once).
-    decoded
-        The decoded pixels, same shape.
-    n_bytes
-        Length of the whole bitstream.
-    bit_depth
-        Bit depth of the image as coded: the peak is ``2**bit_depth - 1``.
-
-    Returns
-    -------
-    dict
-        ``bytes, bpp, ratio, mse, psnr, ssim, ms_ssim, max_abs_error, lossless_exact``.
-        An exact decode has PSNR ``inf`` and SSIM = MS-SSIM = 1 (computed as such: for
-        identical images every SSIM term is exactly 1).
+    A map value belongs to the pixel at the centre of its window: output ``(i, j)`` of
+    the valid map is pixel ``(i + 5, j + 5)``; mask pixels closer than 5 px to the border
+    have no window inside the image and are left out (NaN when no pixel is left). Only
+    the mask's bounding box plus a 5-px margin is filtered: each map value depends only on
+    its own window, so the values equal the whole-image map's there. ``exact``: the two
+    images are equal inside that box's windows, so every SSIM term is exactly 1.
     """
-    wrapped = reference if isinstance(reference, Reference) else None
-    reference = wrapped.pixels if wrapped is not None else reference
-    peak = float((1 << bit_depth) - 1)
-    h, w = reference.shape
-    squares, largest = _errors(reference, decoded)
-    error = squares / reference.size
-    if largest == 0 and min(h, w) >= WIN_SIZE:
-        structural = (1.0, 1.0)
-    else:
-        ref = wrapped.as_float() if wrapped is not None else _as_float(reference)
-        structural = _structural(ref, _as_float(decoded), peak, ms_ssim_levels(h, w), wrapped)
-    return {
-        "bytes": int(n_bytes),
-        "bpp": bits_per_pixel(n_bytes, h, w),
-        "ratio": compression_ratio(n_bytes, h, w, bit_depth),
-        "mse": error,
-        "psnr": psnr_from_mse(error, peak),
-        "ssim": structural[0],
-        "ms_ssim": structural[1],
-        "max_abs_error": int(largest),
-        "lossless_exact": largest == 0,
-    }
-
-
-def region_metrics(reference: np.ndarray, test: np.ndarray, mask: np.ndarray, *,
-                   data_range: float) -> dict:
-    """Distortion inside a region of the image (a nodule, a lung field): PSNR, SSIM, max error.
-
-    Parameters
-    ----------
-    reference, test : numpy.ndarray
-        The image as the codec received it and as it decoded (2-D, same shape).
-    mask : numpy.ndarray
-        The region: a boolean array of the same shape, True inside.
-    data_range : float
-        The peak value, ``2**bit_depth - 1`` of the image (never guessed from the dtype).
-
-    Returns
-    -------
-    dict
-        ``roi_psnr``: PSNR of the mean squared error over the mask's pixels (``inf`` when
-        they decoded exactly); ``roi_ssim``: the mean of the SSIM map over the mask's
-        pixels that have an SSIM value (NaN when none has, see Notes);
-        ``roi_max_abs_error``: the largest absolute difference inside the mask.
-
-    Raises
-    ------
-    ValueError
-        The three shapes differ, or the mask selects no pixel.
-
-    Notes
-    -----
-    The SSIM map is the one :func:`ssim` averages over the whole image: float64, the
-    same Gaussian window (11×11, σ = 1.5, pytorch-msssim's float32 values), the same
-    constants (K = 0.01, 0.03) and valid filtering. A map value belongs to the pixel at
-    the centre of its window: output ``(i, j)`` of the valid map is pixel
-    ``(i + 5, j + 5)``. Mask pixels closer than 5 px to the image border have no window
-    inside the image and are left out of ``roi_ssim`` (not of PSNR or max error).
-
-    Only the mask's bounding box plus a 5-px margin is filtered: each map value depends
-    only on its own window, so the values equal the whole-image map's there, and a
-    nodule costs a few thousand pixels instead of the whole film. This always runs on
-    the CPU (it is small).
-    """
-    peak = _check_range(data_range)
-    mask = np.asarray(mask)
-    if not reference.shape == test.shape == mask.shape:
-        raise ValueError(f"reference shape {reference.shape}, test shape {test.shape} and "
-                         f"mask shape {mask.shape} differ")
-    mask = mask.astype(bool, copy=False)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        raise ValueError(f"the mask of shape {mask.shape} selects no pixel")
-    squares, largest = _errors(reference[mask], test[mask])
-    count = int(np.count_nonzero(mask))
     half = WIN_SIZE // 2
     h, w = mask.shape
     top, bottom = max(int(rows[0]) - half, 0), min(int(rows[-1]) + half + 1, h)
     left, right = max(int(cols[0]) - half, 0), min(int(cols[-1]) + half + 1, w)
     inside = mask[top + half : bottom - half, left + half : right - half]
     if bottom - top < WIN_SIZE or right - left < WIN_SIZE or not inside.any():
-        region_ssim = math.nan
-    elif largest == 0:  # every SSIM term is exactly 1, as in measure()
-        region_ssim = 1.0
-    else:
-        x = reference[top:bottom, left:right].astype(np.float64)
-        y = test[top:bottom, left:right].astype(np.float64)
-        c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-        ssim_map, _ = _band_maps(x, y, 0, x.shape[0] - WIN_SIZE + 1, c1, c2)
-        region_ssim = float(ssim_map[inside].mean())
-    return {
-        "roi_psnr": psnr_from_mse(squares / count, peak),
-        "roi_ssim": region_ssim,
-        "roi_max_abs_error": int(largest),
-    }
+        return math.nan
+    if exact:
+        return 1.0
+    x = reference[top:bottom, left:right].astype(np.float64)
+    y = test[top:bottom, left:right].astype(np.float64)
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    ssim_map, _ = _band_maps(x, y, 0, x.shape[0] - WIN_SIZE + 1, c1, c2)
+    return float(ssim_map[inside].mean())
