@@ -13,6 +13,8 @@ Writes into ``OUT`` (default ``RESULTS_DIR/report``)::
     body_parts.csv/.md, body_part_settings.csv
     errors.csv            every row that is not ``ok``
     seen_in_training.csv  rows of images a learned model trained on (left out of the rest)
+    observer.csv          d', AUC, d' coded / original per nodule size and contrast
+                          (run --observer nodules)
     figures/              rd_<dataset>.png/.svg, generalization_<codec>.png/.svg,
                           visual_<dataset>.png
 """
@@ -36,6 +38,7 @@ from medbench.reports.bd_ci import RESAMPLES, bd_intervals
 from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
 from medbench.reports.budget import budget_section, split_milestones
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
+from medbench.reports.diagnostic import diagnostic_section
 from medbench.reports.figures import coinciding, heatmap_figure, rd_figure, visual_figure
 from medbench.reports.format import MISSING, fmt, html_table, markdown, text_frame
 from medbench.reports.generalization import generalization_table, learned_curves, matrix
@@ -43,6 +46,7 @@ from medbench.reports.headline import UNRELIABLE, headline
 from medbench.reports.headline import to_html as headline_html
 from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.means import MIN_GROUPS
+from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.seen import SEEN_CSV, leave_out_seen
 from medbench.reports.summary import summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
@@ -123,6 +127,7 @@ def load_run(results: Path, run_id: str | None = None,
         run_id = store.run_or_latest(run_id)
         info = store.run_info(run_id)
         info["runs_in_store"] = len(store.runs())
+        info["observer"] = observer_table(store, run_id)  # run --observer; empty without
         rows = store.frame(run_id)
         if visuals:
             info["visuals"] = store.visuals(run_id)
@@ -176,6 +181,13 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     report.notes += [f"{d}: {n}" for d, n in seen_notes.items()]
     md["headline"] = headline_markdown(lines)
     sections.append(H.Section("headline", headline_html(lines)))
+
+    # -- diagnostic quality: is the nodule still there? -----------------------------------------
+    if len(info["observer"]):
+        info["observer"].to_csv(out / OBSERVER_CSV, index=False)
+    md["diagnostic"], body = diagnostic_section(info["observer"], rows, at_targets, matched,
+                                                figures)
+    sections.append(H.Section("diagnostic", body))
 
     # -- every codec at exactly matched rate (run --target) -------------------------------------
     at_targets.to_csv(out / "targets.csv", index=False)

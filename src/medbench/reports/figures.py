@@ -246,3 +246,55 @@ def visual_figure(images: list[tuple[str, list[Panel]]], stem: Path) -> list[Pat
                         ha="center", va="center", wrap=True)
     fig.subplots_adjust(wspace=0.04, hspace=0.3, left=0.01, right=0.99, top=0.98, bottom=0.01)
     return _save(fig, stem, ("png",))
+
+
+#: Observer names in figure titles (``run --observer``).
+OBSERVER_NAMES = {"cho": "channelized Hotelling (CHO)", "npwe": "NPWE"}
+
+def detectability_figure(dataset: str, coded: pd.DataFrame, contrast: float, bit_depth: int,
+                         margin: float, stem: Path) -> Path:
+    """d' coded / original against bpp at ``contrast``: columns nodule sizes, rows
+    observers, one line per codec (its settings; rate-matched points left out), with the
+    task-lossless ``margin`` dashed."""
+    plain = coded[~coded["setting"].astype(str).str.startswith("target:")]
+    plain = plain[np.isclose(plain["contrast"].astype(float), contrast)]
+    sizes = sorted({float(d) for d in plain["diameter_mm"]}) or [0.0]
+    observers = [o for o in ("cho", "npwe") if o in set(plain["observer"])] or ["cho"]
+    fig = Figure(figsize=(4 * len(sizes) + 2.2, 3.0 * len(observers)))
+    axes = np.atleast_2d(fig.subplots(len(observers), len(sizes), squeeze=False))
+    for r, observer in enumerate(observers):
+        for c, size in enumerate(sizes):
+            ax = axes[r][c]
+            part = plain[(plain["observer"] == observer) & np.isclose(plain["diameter_mm"], size)]
+            for (codec, train), line in part.groupby(
+                    [part["codec"], part["train_dataset"].fillna("")], sort=True):
+                line = line[line["bpp"] > 0].sort_values("bpp")
+                if line.empty:
+                    continue
+                color, marker = codec_style(str(codec), "learned" if train else "classical")
+                low = (line["dprime_ratio"] - line["dprime_ratio_low"]).clip(lower=0)
+                high = (line["dprime_ratio_high"] - line["dprime_ratio"]).clip(lower=0)
+                ax.errorbar(line["bpp"], line["dprime_ratio"], yerr=[low.fillna(0),
+                                                                     high.fillna(0)],
+                            color=color, marker=marker, markersize=4, linewidth=1.3,
+                            capsize=2, label=str(codec) + (f" ({train})" if train else ""))
+            ax.axhline(1.0, color="0.3", linewidth=0.8)
+            ax.axhline(margin, color="0.3", linewidth=0.8, linestyle="--")
+            for ratio in CLINICAL_RATIOS:
+                if bit_depth:
+                    ax.axvline(bit_depth / ratio, color="0.45", linestyle=":", linewidth=1)
+            ax.set_xscale("log")
+            ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]), top=max(1.1, ax.get_ylim()[1]))
+            ax.set_title(f"{size:g} mm, {OBSERVER_NAMES.get(observer, observer)}", fontsize=9)
+            ax.set_xlabel("bpp")
+            if c == 0:
+                ax.set_ylabel("d' coded / original")
+            ax.grid(True, which="both", linewidth=0.3, alpha=0.6)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.86, 0.5),
+                   fontsize=8, frameon=False, title=f"{dataset}, contrast {contrast:g}",
+                   title_fontsize=8.5)
+    fig.subplots_adjust(left=0.06, right=0.85, bottom=0.12, top=0.92, wspace=0.25,
+                        hspace=0.45)
+    return _save(fig, stem, ("png",))[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 #: Section ids and titles, in page order: the answer first, the run metadata last.
 SECTIONS: dict[str, str] = {
     "headline": "Headline",
+    "diagnostic": "Diagnostic quality",
     "rd-curves": "Rate–distortion curves",
     "bd-rate": "BD-rate against JPEG 2000",
     "targets": "At 10:1 / 30:1",
