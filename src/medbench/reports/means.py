@@ -45,6 +45,11 @@ from medbench.benchmark.metrics import psnr_from_mse
 KEYS = ["dataset", "codec", "train_dataset", "setting"]
 #: Metrics averaged per setting; each also gets a ``<name>_ci`` half-width column.
 METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
+#: The perceptual and display-referred metrics (``run --metrics``, ``--display``), averaged
+#: the same way where rows have them (their columns follow the others').
+MORE_METRICS = ("vif", "gmsd", "haarpsi", "fsim", "display_psnr", "display_ssim")
+#: PSNRs whose exact images (inf) are left out of the mean, as ``psnr``'s are.
+_PSNRS = ("psnr", "display_psnr")
 CONFIDENCE = 0.95
 #: Resamples of the cluster bootstrap, and its seed.
 BOOTSTRAP_RESAMPLES = 2000
@@ -59,6 +64,7 @@ COLUMNS = [
     *KEYS, "codec_kind", "setting_rank", "images", "errors", "unsupported", "exact_images",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "psnr_pooled", "nmse",
     "groups", "group_kind", "ci_method", "batch_size",
+    *[c for m in MORE_METRICS for c in (m, f"{m}_ci")],
 ]
 
 
@@ -157,16 +163,20 @@ def _line(group: pd.DataFrame) -> dict:
     line["groups"] = int(groups.nunique())
     line["group_kind"] = kind
     methods: dict[str, str] = {}
-    for name in METRICS:
-        values = psnr[~exact] if name == "psnr" else _numbers(ok, name)
+    for name in (*METRICS, *MORE_METRICS):
+        values = _numbers(ok, name)
+        if name in _PSNRS:  # exact images: no finite value to average
+            values = values[values != math.inf]
         line[name] = _mean(values)
         found = interval(values, groups[values.index], kind)
         line[f"{name}_ci"] = found.halfwidth
         if values.notna().any():  # a metric no row has says nothing about the method
             methods[name] = found.method
     line["ci_method"] = _methods_text(methods)
-    if len(psnr) and exact.all():  # every image exact: no finite value to average
-        line["psnr"] = math.inf
+    for name in _PSNRS:  # every image exact: no finite value to average
+        raw = _numbers(ok, name).dropna()
+        if len(raw) and (raw == math.inf).all():
+            line[name] = math.inf
     batch = _numbers(ok, "batch_size").max() if len(ok) else math.nan
     line["batch_size"] = 1 if pd.isna(batch) else int(batch)
     line["nmse"] = _nmse(ok)

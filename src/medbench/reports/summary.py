@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from medbench.reports.format import fmt
-from medbench.reports.means import METRICS, setting_means
+from medbench.reports.means import METRICS, MORE_METRICS, setting_means
 
 GROUP = ["dataset", "codec", "setting"]
 #: The columns of ``summary.csv``, in order (those of earlier versions first).
@@ -18,6 +18,7 @@ COLUMNS = [
     *GROUP, "train_dataset", "codec_kind", "images", "errors", "unsupported",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "exact_images",
     "psnr_pooled", "batch_size", "groups", "group_kind", "ci_method",
+    *[c for m in MORE_METRICS for c in (m, f"{m}_ci")],
 ]
 
 
