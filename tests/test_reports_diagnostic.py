@@ -98,3 +98,30 @@ def test_the_section_draws_its_figure_and_says_what_raw_values_are(tmp_path):
     md, _ = diagnostic_section(pd.DataFrame(), windowed, _targets(), _matched(), tmp_path)
     assert "not what a viewer shows" not in md
     assert md.startswith("No detection experiment in this run")
+
+
+def test_a_size_with_no_task_lossless_setting_fails_the_guideline():
+    """c keeps detectability of 10 mm nodules to 12:1 but of 4 mm ones at no setting:
+    it does not keep 'it' at 10:1 (the worst size decides)."""
+    table = _observer({("c", "q=50"): (12.0, 0.67, 0.99)})
+    table.loc[(table["codec"] == "c") & (table["diameter_mm"] == 4.0),
+              ["dprime_ratio", "dprime_ratio_low", "dprime_ratio_high"]] = [0.8, 0.7, 0.9]
+    limits = limits_table(table[table["codec"] != "original"]).set_index("codec")
+    assert limits.loc["c", "CHO 10 mm"] == "12.0:1 (q=50)"
+    assert limits.loc["c", "CHO 4 mm"] == "–"
+    assert limits.loc["c", "keeps it at 10:1"] == "no"
+
+
+def test_an_interval_across_the_margin_is_neither_kept_nor_lost():
+    table = _observer({("a", "target:ratio=10"): (10.0, 0.8, 0.96),
+                       ("b", "target:ratio=10"): (10.0, 0.8, 0.6)})
+    table.loc[table["codec"] == "a", "dprime_ratio_low"] = 0.9  # 0.90 .. 0.98
+    verdicts = verdict_table(table, _targets(), _matched()).set_index("codec")
+    assert verdicts.loc["a", "detectability"] == "not shown either way"
+    assert verdicts.loc["b", "detectability"] == "lost"
+
+
+def test_differences_in_detectability_within_the_noise_are_no_disagreement():
+    close = _observer({("a", "target:ratio=10"): (10.0, 0.8, 0.99),
+                       ("b", "target:ratio=10"): (10.0, 0.8, 0.97)})
+    assert disagreements(close, _targets()) == []  # b's PSNR is higher, 0.02 apart only
