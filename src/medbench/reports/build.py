@@ -187,7 +187,9 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         info["observer"].to_csv(out / OBSERVER_CSV, index=False)
     md["diagnostic"], body = diagnostic_section(info["observer"], rows, at_targets, matched,
                                                 figures)
-    sections.append(H.Section("diagnostic", body))
+    diagnostic = H.Section("diagnostic", body)
+    if len(info["observer"]):  # measured: right after the headline, the answer first
+        sections.append(diagnostic)
 
     # -- every codec at exactly matched rate (run --target) -------------------------------------
     at_targets.to_csv(out / "targets.csv", index=False)
@@ -247,6 +249,9 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
                               + html_table(bd_text, "fit", bd_classes)))
     sections.append(targets_section)  # after the BD table: the first screen stays the answer
+
+    if not len(info["observer"]):  # only says how to measure it: after the RD answer
+        sections.append(diagnostic)
 
     # -- summary -------------------------------------------------------------------------------
     summary = summarize(pd.concat([rows, matched]) if len(matched) else rows)
