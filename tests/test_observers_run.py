@@ -201,3 +201,19 @@ def test_site_rows_carry_the_nodule_in_its_place(classical):
     cells = sites[sites["codec"] == "jpeg"]
     assert set(cells["setting"]) == set(result.rows.query("codec == 'jpeg'")["setting"])
     assert np.isfinite(np.stack(ok["cho_present"].to_list())).all()
+
+
+def test_the_report_answers_with_detectability_right_after_the_headline(classical, tmp_path):
+    from medbench.reports.build import build_report
+
+    result, store, _ = classical
+    report = build_report(store.path.parent, tmp_path / "report", result.run_id,
+                          visual=False)
+    page = report.index.read_text()
+    sections = [page.index(f'<section id="{sid}">') for sid in ("headline", "diagnostic",
+                                                                 "rd-curves")]
+    assert sections == sorted(sections)  # headline, then diagnostic quality, then RD
+    assert (tmp_path / "report" / "observer.csv").is_file()
+    assert len(list((tmp_path / "report" / "figures").glob("detectability_*.png"))) == 1
+    assert "Task-lossless limit" in report.markdown["diagnostic"]
+    assert "| 10:1 | jpeg2000 |" in report.markdown["diagnostic"]  # the verdict at 10:1

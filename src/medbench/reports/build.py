@@ -187,9 +187,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         info["observer"].to_csv(out / OBSERVER_CSV, index=False)
     md["diagnostic"], body = diagnostic_section(info["observer"], rows, at_targets, matched,
                                                 figures)
-    diagnostic = H.Section("diagnostic", body)
-    if len(info["observer"]):  # measured: right after the headline, the answer first
-        sections.append(diagnostic)
+    sections.append(H.Section("diagnostic", body))
 
     # -- every codec at exactly matched rate (run --target) -------------------------------------
     at_targets.to_csv(out / "targets.csv", index=False)
@@ -249,9 +247,6 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(H.Section("bd-rate", H.paragraph(bd_about, "note")
                               + html_table(bd_text, "fit", bd_classes)))
     sections.append(targets_section)  # after the BD table: the first screen stays the answer
-
-    if not len(info["observer"]):  # only says how to measure it: after the RD answer
-        sections.append(diagnostic)
 
     # -- summary -------------------------------------------------------------------------------
     summary = summarize(pd.concat([rows, matched]) if len(matched) else rows)
@@ -316,6 +311,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     md["metadata"] = markdown(meta_frame)
     sections.append(H.Section("metadata", _html(meta_frame)))
 
+    order = H.page_order(diagnostic_measured=bool(len(info["observer"])))
+    sections.sort(key=lambda section: order.index(section.id))
     title = f"medbench report — run {info['run_id']}"
     report.index.write_text(H.page(title, sections), encoding="utf-8")
     doc = [f"# {title}\n"]

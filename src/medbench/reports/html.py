@@ -30,6 +30,17 @@ SECTIONS: dict[str, str] = {
 #: Sections drawn folded (``<details>``): open them to read.
 FOLDED = {"metadata"}
 
+
+def page_order(diagnostic_measured: bool) -> list[str]:
+    """Section ids in page order: :data:`SECTIONS`', except that "Diagnostic quality"
+    follows the rate-matched table when the run measured none (it then only says how to
+    measure it, and the first screen stays the answer)."""
+    ids = list(SECTIONS)
+    if not diagnostic_measured:
+        ids.remove("diagnostic")
+        ids.insert(ids.index("targets") + 1, "diagnostic")
+    return ids
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
 max-width:1200px;padding:0 1.2em 3em;color:#1b1b1b;line-height:1.35}
