@@ -216,6 +216,10 @@ def _learned_batch(value: str) -> str:
                    "ratio=10,30 (compression ratio vs native bits), bpp=0.25 or psnr=40. "
                    "Rows have setting target:ratio=10 and the knob used in column knob; "
                    "rates never exceed the target (see README).")
+@click.option("--keep-pixels", "keep_pixels", is_flag=True,
+              help="Keep each --target cell's whole decoded image and each original, at the "
+                   "size coded, in OUT/pixels/ (16-bit PNGs, content-addressed) for "
+                   "`medbench study make` (see README for the disk and time it costs).")
 @click.option("--observer", "observer", type=click.Choice(["nodules"]), default=None,
               help="Also measure detectability: add simulated nodules in the lung fields, "
                    "code each image again with them, and score CHO and NPWE model "
@@ -249,8 +253,8 @@ def _learned_batch(value: str) -> str:
 def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed,
         repeats, models_dir, device, train_missing, milestones, resume, no_progress, executor,
         workers, scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups,
-        group_by, target, write_dicom, overwrite_dicom, trust_byo, metrics, display,
-        observer, nodule_sizes, nodule_contrasts, nodule_sites) -> None:
+        group_by, target, keep_pixels, write_dicom, overwrite_dicom, trust_byo, metrics,
+        display, observer, nodule_sizes, nodule_contrasts, nodule_sites) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.codecs import registry as codec_registry
     from medbench.datasets import registry as dataset_registry
@@ -262,6 +266,10 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
     dataset_registry.check_names(dataset_list)
     given = _given_fields(ctx)
     _check_combinations(given, resume, limit, write_dicom, no_cache, scheduler, observer)
+    if keep_pixels and target is None and not resume:
+        raise click.UsageError("--keep-pixels keeps the whole decoded images of --target "
+                               "cells, and there are none; add --target ratio=10,20,30 (the "
+                               "ratios a reader study shows)")
     if observer is None and not resume:  # said by _check_combinations; the run is without
         nodule_sizes = nodule_contrasts = nodule_sites = None
     click.echo("medbench: loading codecs and datasets…", err=True)
@@ -296,6 +304,7 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,
         target=target,
+        keep_pixels=keep_pixels,
         groups=str(groups.resolve()) if groups else None,
         group_by=group_by,
         trust_byo=str(trust_byo.resolve()) if trust_byo else None,
