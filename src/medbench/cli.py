@@ -924,5 +924,49 @@ def _check_export_out(out: Path, name: str, dataset) -> None:
     check_outside(out, {name: root} if root else {}, "--out")
 
 
+# -- reader studies ------------------------------------------------------------------------
+@main.group("study", cls=MedbenchGroup)
+def study_group() -> None:
+    """Reader studies: blinded reading kits from a run's kept pixels, and their analysis."""
+
+
+@study_group.command("make")
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--codecs", "codecs", required=True, help="Comma-separated codecs of the run.")
+@click.option("--target", "target", required=True, metavar="ratio=R[,R...]",
+              help="Compression ratios the run coded with --target (e.g. ratio=10,20,30).")
+@click.option("--images", "images", type=click.IntRange(min=1), required=True,
+              help="Images in the study (each shown once at every codec and ratio).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="New (or empty) kit folder.")
+@click.option("--protocol", type=click.Choice(["2afc", "revealed", "rating"]),
+              default="2afc", show_default=True,
+              help="2afc: original and coded side by side, which is the original; revealed: "
+                   "the original above, which of the two below is coded; rating: one image "
+                   "on a 5-point diagnostic-acceptability scale.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the images chosen, trial order, sides and file names.")
+@click.option("--catch", "catch", type=click.FloatRange(0, 0.9), default=0.1,
+              show_default=True,
+              help="Share of catch trials (the original against itself; 2afc, revealed).")
+@click.option("--run", "run_id", default=None, help="Run id [default: the latest run].")
+def study_make(results_dir: Path, codecs: str, target: str, images: int, out: Path,
+               protocol: str, seed: int, catch: float, run_id: str | None) -> None:
+    """Write a blinded reading kit (DIR/index.html, images, DIR/key.json) from RESULTS_DIR."""
+    from medbench.study.kit import make_kit
+
+    names = _split_names(codecs, "--codecs")
+    if not names:
+        raise click.UsageError("--codecs names no codec; write e.g. --codecs jpeg2000,jpegxl")
+    kit = make_kit(results_dir, out, names, target, images, protocol, seed, catch, run_id)
+    for note in kit.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"kit {kit.kit_id}: {kit.trials} trials ({kit.catch} catch) in {kit.folder}; "
+               f"every image file {kit.file_bytes:,} bytes, {kit.total_bytes / 1e6:.1f} MB "
+               f"in all")
+    click.echo(f"open {kit.folder / 'index.html'} in a browser; keep key.json and key.csv, "
+               f"hand readers the rest of the folder")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
