@@ -968,5 +968,36 @@ def study_make(results_dir: Path, codecs: str, target: str, images: int, out: Pa
                f"hand readers the rest of the folder")
 
 
+
+
+@study_group.command("analyze")
+@click.argument("kit", type=click.Path(path_type=Path))
+@click.argument("answers", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of study.csv, study.md, study.json, study.png [default: KIT]; put "
+                   "it inside the run's results folder and its report shows the readers' "
+                   "thresholds.")
+@click.option("--format", "formats", type=click.Choice(["imrmc"]), multiple=True,
+              help="Also write study.imrmc, the multi-reader multi-case input of iMRMC "
+                   "(and RJafroc).")
+def study_analyze(kit: Path, answers: tuple[Path, ...], out: Path | None,
+                  formats: tuple[str, ...]) -> None:
+    """Proportions correct, verdicts, thresholds and agreement from readers' ANSWERS files."""
+    from medbench.study.analysis import analyze, markdown, write
+    from medbench.study.answers import read_all, read_key
+    from medbench.study.imrmc import write_imrmc
+
+    key = read_key(kit)
+    result = analyze(key, read_all(list(answers), key))
+    folder = out if out is not None else Path(kit)
+    paths = write(result, folder)
+    if "imrmc" in formats:
+        paths.append(write_imrmc(key, result.trials, folder / "study.imrmc"))
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(markdown(result))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

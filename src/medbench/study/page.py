@@ -165,6 +165,7 @@ function sizeCanvases() {
 async function show(index) {
   const trial = KIT.trials[index];
   $("progress").textContent = "Trial " + (index + 1) + " of " + KIT.trials.length;
+  document.body.dataset.trial = "";
   $("bar").firstElementChild.style.width = (100 * index / KIT.trials.length) + "%";
   current = null;
   const box = $("panes");
@@ -189,6 +190,7 @@ async function show(index) {
   current = {trial, index, panes, canvases};
   draw();
   shownAt = performance.now();
+  document.body.dataset.trial = trial.id;  // drawn: what a scripted check waits for
 }
 
 function linkScroll(from) {
@@ -229,6 +231,7 @@ function next() {
 
 function finish() {
   current = null;
+  document.body.dataset.trial = "done";
   $("reading").hidden = true; $("done").hidden = false;
   $("bar").firstElementChild.style.width = "100%";
 }
