@@ -134,7 +134,7 @@ def test_scripted_readers_come_out_at_chance_and_at_100_percent(kit, reader_brow
     left = cells[cells["scope"] == "lefty"]
     # the original is left in exactly half the trials of every codec x ratio
     assert len(left) == 4 and (left["proportion"] == 0.5).all()
-    assert (left["verdict"] == "visually lossless").all()
+    assert (left["verdict"] == "too few trials").all()  # 2 trials: no answer is above chance
     summary = json.loads((out / "study.json").read_text())
     assert summary["readers"] == ["lefty", "oracle"]
     assert (out / "study.png").stat().st_size > 1000

@@ -8,12 +8,14 @@ reader:
 - **Verdict**: ``visually lossless`` where the proportion is not above chance at
   α = 0.05 (one-sided), else ``detected``. "Not above chance" is only as strong as the
   trials behind it, so ``detectable from`` gives the smallest proportion correct these
-  trials would have shown as above chance.
+  trials would have shown as above chance, and a cell with so few trials that no answer
+  could be above chance (n ≤ 4) says ``too few trials``, never "visually lossless".
 - **Highest visually lossless ratio** per codec: the highest ratio tested below which
   (and at which) no ratio was detected; **75 % threshold**: the ratio where pooled
   proportion correct crosses 0.75 (the usual 2AFC threshold, d' ≈ 0.95), by linear
   interpolation in log ratio between the two tested ratios around it, where the data
-  cross it; otherwise "not reached up to R:1" or "at or below R:1".
+  cross it and every ratio has at least :data:`MIN_FOR_75` trials; otherwise "not
+  reached up to R:1", "reached at the lowest ratio tested" or "not estimated".
 - **Catch trials** (the original against itself): the share answered "left", with its
   interval, per reader: a side bias or inattention shows there. They never count in a
   proportion correct.
@@ -53,6 +55,9 @@ from medbench.study.answers import Answers
 ALPHA = 0.05
 LEVEL = 0.95
 THRESHOLD = 0.75
+#: Fewest pooled trials per codec × ratio for a 75 % crossing: below, a proportion's
+#: interval spans most of [0.5, 1] and any crossing is noise.
+MIN_FOR_75 = 20
 STUDY_JSON = "study.json"
 
 
@@ -142,11 +147,12 @@ def _proportions(tests: pd.DataFrame) -> pd.DataFrame:
         for (codec, ratio), g in frame.groupby(["codec", "ratio"], sort=True):
             n, k = len(g), int(g["correct"].astype(bool).sum())
             low, high = clopper_pearson(k, n)
-            p = above_chance_p(k, n)
+            p, least = above_chance_p(k, n), detectable_from(n)
+            verdict = ("too few trials" if math.isnan(least)
+                       else "detected" if p < ALPHA else "visually lossless")
             rows.append({"scope": scope, "codec": codec, "ratio": float(ratio), "n": n,
                          "correct": k, "proportion": k / n, "ci_low": low, "ci_high": high,
-                         "p_above_chance": p, "detectable_from": detectable_from(n),
-                         "verdict": "detected" if p < ALPHA else "visually lossless",
+                         "p_above_chance": p, "detectable_from": least, "verdict": verdict,
                          "median_ms": float(g["ms"].median())})
     return pd.DataFrame(rows)
 
@@ -156,8 +162,8 @@ def _thresholds(pooled: pd.DataFrame, key: dict) -> pd.DataFrame:
     for codec, g in pooled.groupby("codec", sort=True):
         g = g.sort_values("ratio")
         highest = None
-        for line in g.itertuples():
-            if line.verdict == "detected":
+        for line in g.itertuples():  # up the ratios until one is detected or undecidable
+            if line.verdict != "visually lossless":
                 break
             highest = line.ratio
         ratios, props = g["ratio"].to_numpy(float), g["proportion"].to_numpy(float)
@@ -165,7 +171,9 @@ def _thresholds(pooled: pd.DataFrame, key: dict) -> pd.DataFrame:
                      "highest_visually_lossless": highest,
                      "first_detected": next((r.ratio for r in g.itertuples()
                                              if r.verdict == "detected"), None),
-                     "threshold_75": _crossing(ratios, props),
+                     "threshold_75": (_crossing(ratios, props) if g["n"].min() >= MIN_FOR_75
+                                      else f"not estimated: fewer than {MIN_FOR_75} trials "
+                                           f"per ratio"),
                      "ratios_tested": ", ".join(f"{r:g}:1" for r in ratios)})
     return pd.DataFrame(rows)
 
@@ -173,7 +181,7 @@ def _thresholds(pooled: pd.DataFrame, key: dict) -> pd.DataFrame:
 def _crossing(ratios: np.ndarray, props: np.ndarray) -> str:
     """Where proportion correct crosses THRESHOLD, interpolated in log ratio."""
     if props[0] >= THRESHOLD:
-        return f"at or below {ratios[0]:g}:1"
+        return f"reached at the lowest ratio tested, {ratios[0]:g}:1"
     for i in range(1, len(ratios)):
         if props[i] >= THRESHOLD:
             a, b = np.log(ratios[i - 1]), np.log(ratios[i])
