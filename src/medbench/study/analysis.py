@@ -210,13 +210,33 @@ def _fleiss(tests: pd.DataFrame) -> str:
         return "not computed: fewer than 2 trials answered by every reader"
     ones = table.astype(bool).sum(axis=1).to_numpy(float)
     m, n = readers, len(table)
-    counts = np.stack([ones, m - ones], axis=1)
+    kappa = fleiss_kappa(np.stack([ones, m - ones], axis=1))
+    return (f"Fleiss' kappa {kappa:.2f} ({m} readers, correct/incorrect on the {n} test "
+            f"trials every reader answered; 1 = full agreement, 0 = what chance gives)")
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa of a subjects × categories table of how many raters chose each
+    category (every row sums to the same number of raters, at least 2)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n, m = counts.shape[0], counts[0].sum()
     p_j = counts.sum(axis=0) / (n * m)
     p_i = ((counts ** 2).sum(axis=1) - m) / (m * (m - 1))
     p_bar, p_e = p_i.mean(), (p_j ** 2).sum()
-    kappa = math.nan if p_e == 1 else (p_bar - p_e) / (1 - p_e)
-    return (f"Fleiss' kappa {kappa:.2f} ({m} readers, correct/incorrect on the {n} test "
-            f"trials every reader answered; 1 = full agreement, 0 = what chance gives)")
+    return math.nan if p_e == 1 else float((p_bar - p_e) / (1 - p_e))
+
+
+def kendall_w(table: np.ndarray) -> float:
+    """Kendall's W of a trials × readers table of scores, ranks tied by their mean rank
+    and the denominator corrected for ties."""
+    table = np.asarray(table, dtype=np.float64)
+    n, m = table.shape
+    ranks = np.column_stack([stats.rankdata(table[:, j]) for j in range(m)])
+    s = ((ranks.sum(axis=1) - m * (n + 1) / 2) ** 2).sum()
+    ties = sum(float(((c.astype(float) ** 3) - c).sum())
+               for c in (np.unique(table[:, j], return_counts=True)[1] for j in range(m)))
+    denominator = m ** 2 * (n ** 3 - n) - m * ties
+    return 12 * s / denominator if denominator else math.nan
 
 
 def _ratings(trials: pd.DataFrame) -> pd.DataFrame:
@@ -245,12 +265,7 @@ def _kendall(trials: pd.DataFrame) -> str:
     n, m = len(table), readers
     if n < 2:
         return "not computed: fewer than 2 trials rated by every reader"
-    ranks = table.rank(axis=0).to_numpy()
-    s = ((ranks.sum(axis=1) - m * (n + 1) / 2) ** 2).sum()
-    ties = sum(((c ** 3) - c).sum() for c in
-               (np.unique(table[col], return_counts=True)[1].astype(float) for col in table))
-    denominator = m ** 2 * (n ** 3 - n) - m * ties
-    w = 12 * s / denominator if denominator else math.nan
+    w = kendall_w(table.to_numpy())
     return (f"Kendall's W {w:.2f} ({m} readers over the {n} trials every reader rated, "
             f"corrected for ties; 1 = same order, 0 = no agreement)")
 
