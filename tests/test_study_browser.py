@@ -143,6 +143,46 @@ def test_scripted_readers_come_out_at_chance_and_at_100_percent(kit, reader_brow
 
 
 @needs_chromium
+def test_the_page_shows_the_kept_pixels_through_the_window(kit, reader_browser):
+    import numpy as np
+
+    from medbench.benchmark import pixels as kept_files
+    from medbench.benchmark.store import ResultsStore
+
+    results, folder = kit
+    key = json.loads((folder / "key.json").read_text())
+    first = key["trials"][0]
+    store = ResultsStore.open_existing(results)
+    kept = store.kept_pixels(store.latest_run())
+    store.close()
+
+    def kept_image(codec, setting):
+        r = kept[(kept.image_id == first["image_id"]) & (kept.codec == codec)
+                 & (kept.setting == setting)].iloc[0]
+        return kept_files.read(results, r["path"], r["sha256"], r["dtype"], r["height"],
+                               r["width"])
+
+    expected = [kept_image("", "") if pane == "original"
+                else kept_image(first["codec"], first["setting"]) for pane in first["panes"]]
+    reader_browser.open(folder / "index.html")
+    reader_browser.run("localStorage.clear(); location.reload();")
+    wait_for(reader_browser, "return document.readyState === 'complete';")
+    reader_browser.run("document.getElementById('reader').value = 'probe';"
+                       "document.getElementById('begin').click();")
+    wait_for(reader_browser, "return document.body.dataset.trial === 't001';")
+    shown = reader_browser.run("return current.panes.map(p => Array.from(p));")
+    for pane, want in zip(shown, expected):
+        assert np.array_equal(np.array(pane).reshape(want.shape), want)
+    # the canvas shows the window's 8-bit mapping of the true values
+    grey = reader_browser.run("const c = current.canvases[0];"
+                              "return Array.from(c.getContext('2d').getImageData("
+                              "0, 0, c.width, 1).data).filter((_, i) => i % 4 === 0);")
+    centre, width = first["window"]
+    want = np.clip((expected[0][0].astype(float) - (centre - width / 2)) * 255 / width, 0, 255)
+    assert np.abs(np.array(grey) - want).max() <= 0.5 + 1e-9  # rounded to the nearest level
+
+
+@needs_chromium
 def test_a_missing_image_file_is_named_on_the_page(kit, reader_browser, tmp_path):
     import shutil
 

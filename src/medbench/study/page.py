@@ -104,14 +104,26 @@ async function decode(data, trial) {
   const n = bytes[0] | (bytes[1] << 8) | (bytes[2] << 16) | (bytes[3] * 16777216);
   const stream = new Blob([bytes.subarray(4, 4 + n)]).stream()
     .pipeThrough(new DecompressionStream("deflate"));
-  const values = new Uint16Array(await new Response(stream).arrayBuffer());
+  const raw = new Uint8Array(await new Response(stream).arrayBuffer());
   const size = trial.height * trial.width;
-  if (values.length !== size * trial.panes)
+  if (raw.length !== 2 * size * trial.panes)
     throw new Error("The image file " + trial.file + " is damaged (it holds " +
-      values.length + " values, the trial needs " + size * trial.panes + "). Copy the " +
+      raw.length + " bytes, the trial needs " + 2 * size * trial.panes + "). Copy the " +
       "kit folder again; your answers so far are kept.");
   const panes = [];
-  for (let p = 0; p < trial.panes; p++) panes.push(values.subarray(p * size, (p + 1) * size));
+  for (let p = 0; p < trial.panes; p++) {  // low bytes, high bytes of row differences
+    const lo = raw.subarray(2 * p * size, (2 * p + 1) * size);
+    const hi = raw.subarray((2 * p + 1) * size, (2 * p + 2) * size);
+    const values = new Uint16Array(size);
+    for (let r = 0, i = 0; r < trial.height; r++) {
+      let acc = 0;
+      for (let c = 0; c < trial.width; c++, i++) {
+        acc = (acc + (lo[i] | (hi[i] << 8))) & 0xffff;
+        values[i] = acc;
+      }
+    }
+    panes.push(values);
+  }
   return panes;
 }
 
@@ -305,7 +317,8 @@ document.addEventListener("keydown", e => {
 window.addEventListener("DOMContentLoaded", () => {
   $("question").textContent = KIT.question;
   $("total").textContent = KIT.trials.length;
-  $("keys").textContent = PAIRED ? "← or 1: left · → or 2: right" :
+  $("keys").textContent = $("footer-keys").textContent = PAIRED ?
+    "← or 1: left · → or 2: right" :
     "1 unacceptable · 2 poor · 3 acceptable · 4 good · 5 excellent";
   $("begin").onclick = begin; $("continue").onclick = begin;
   for (const id of ["save", "save-paused", "save-done"]) $(id).onclick = download;
@@ -365,8 +378,8 @@ reader</button></p>
 <button id="pause">Pause (P)</button><button id="save">Download answers (D)</button></span>
 </header>
 <div id="panes"></div>
-<footer>Answer: ← / 1 left · → / 2 right (rating: 1–5) · drag: window/level · Z zoom ·
-R reset · P pause · D download</footer>
+<footer><b id="footer-keys"></b> · drag: window/level · Z zoom · R reset · P pause ·
+D download answers</footer>
 </div>
 <div id="paused" class="screen" hidden><h1>Paused</h1><p>Answered: <span id="paused-at">
 </span>. Your answers are saved in this browser.</p>
