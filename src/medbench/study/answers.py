@@ -107,8 +107,12 @@ def read_answers(path: Path, key: dict) -> Answers:
         if isinstance(value, bool) or value not in allowed:
             raise StudyError(f"the answers file {path} gives trial {trial} the answer "
                              f"{value!r}, not one of {sorted(allowed, key=str)}; {fix}")
+        took = item.get("ms")
+        if isinstance(took, bool) or not isinstance(took, int) or took < 0:
+            raise StudyError(f"the answers file {path} gives trial {trial} the time "
+                             f"{took!r} ms, not a whole number >= 0; {fix}")
         chosen[trial] = value
-        ms[trial] = int(item.get("ms") or 0)
+        ms[trial] = took
     return Answers(path, reader.strip(), chosen, ms, len(trials) - len(chosen))
 
 
