@@ -111,6 +111,9 @@ def test_trials_are_seeded_and_balanced():
     for start in range(0, 36, 6):
         block = [t for t in trials if t.kind == "test"][start:start + 6]
         assert len({(t.codec, t.ratio) for t in block}) == 6
+    for seed in range(10):  # never one image twice in a row
+        shown = [t.image_id for t in plan(seed) if t.kind == "test"]
+        assert all(a != b for a, b in zip(shown, shown[1:])), seed
     again = plan(1)
     assert [(t.id, t.codec, t.ratio, t.image_id, t.correct) for t in again] == \
         [(t.id, t.codec, t.ratio, t.image_id, t.correct) for t in trials]

@@ -24,7 +24,8 @@ A kit is one folder:
 
 Trials (:func:`plan_trials`): every chosen image once at every codec × ratio, in rounds
 that each hold every codec × ratio once (a Latin square over images, so a round shows
-different images where there are enough), shuffled within the round by ``--seed``; the
+different images where there are enough), shuffled within the round by ``--seed`` and
+never one image twice in a row where the round allows it; the
 original's side is balanced within each codec × ratio (half left, half right, seeded).
 Catch trials (2afc, revealed: the original against itself) are spread evenly; the rating
 protocol rates every chosen original once instead, as the reference its ratings are read
@@ -247,7 +248,16 @@ def plan_trials(images: list[tuple[str, str]], cells: list[tuple[str, float, str
             block.append(_trial(protocol, images[k], codec, ratio, setting,
                                 sides[codec, ratio, setting][k]))
         rounds.append([block[i] for i in rng.permutation(len(block))])
-    order = [t for block in rounds for t in block]
+    order: list[Trial] = []
+    for block in rounds:  # one image twice in a row makes the second trial easier
+        for i in range(len(block)):
+            before = order[-1].image_id if order else None
+            if block[i].image_id == before:
+                swap = next((j for j in range(i + 1, len(block))
+                             if block[j].image_id != before), None)
+                if swap is not None:
+                    block[i], block[swap] = block[swap], block[i]
+            order.append(block[i])
     extra = []
     if protocol == "rating":  # every original rated once, as the reference
         extra = [Trial("", "reference", d, i, None, None, None, None, ["original"], None)
