@@ -38,3 +38,29 @@ def test_a_study_of_another_run_is_not_shown(tmp_path_factory, tmp_path):
     (other / "study.json").write_text(json.dumps({"run_id": "another", "kit_id": "x"}))
     report = build_report(results, tmp_path / "r")
     assert "x (" not in report.markdown["readers"]
+
+
+def test_a_rating_study_shows_its_mean_ratings(tmp_path_factory, tmp_path):
+    from medbench.benchmark.store import ResultsStore
+    from medbench.study.analysis import analyze, write
+    from medbench.study.answers import Answers
+    from tests.test_study_analysis import synthetic_key
+
+    results, _kit = kept_run(tmp_path_factory)
+    store = ResultsStore.open_existing(results)
+    run_id = store.latest_run()
+    store.close()
+    key = dict(synthetic_key(n_images=3, ratios=(10.0,)), protocol="rating", run_id=run_id,
+               kit_id="rating-kit")
+    for t in key["trials"]:
+        t["correct"] = None
+        t["kind"] = "reference" if t["kind"] == "catch" else t["kind"]
+    ratings = {t["id"]: 4 if t["codec"] else 5 for t in key["trials"]}
+    reader = Answers(tmp_path / "x.json", "x", ratings, dict.fromkeys(ratings, 1), 0)
+    write(analyze(key, [reader]), results / "rating-study")
+    try:
+        text = build_report(results, tmp_path / "r").markdown["readers"]
+    finally:  # the results folder is shared with other tests
+        __import__("shutil").rmtree(results / "rating-study")
+    assert "Study rating-kit (rating, 1 reader(s); rating-study/study.json)" in text
+    assert "| original |" in text and "5.00" in text and "| a | 10:1 |" in text
