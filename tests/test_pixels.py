@@ -46,3 +46,28 @@ def test_a_missing_or_swapped_file_is_refused(tmp_path):
 def test_only_2d_integer_images_are_kept(tmp_path):
     with pytest.raises(ValueError, match="2-D uint8/uint16"):
         pixels.write(tmp_path, np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_resumed_run_keeps_the_pixels_of_the_cells_it_codes_again(tmp_path):
+    from medbench.benchmark.store import ResultsStore
+    from tests.study_kit import invoke
+
+    out = tmp_path / "r"
+    args = ["run", "--codecs", "jpeg2000", "--datasets", "sample", "--protocol", "native",
+            "--size", "64", "--limit", "2", "--target", "ratio=10", "--keep-pixels",
+            "--out", out, "--no-report", "--no-progress", "--repeats", "0", "--workers", "1"]
+    invoke(*args)
+    store = ResultsStore.open_existing(out, readonly=False)
+    run_id = store.latest_run()
+    before = store.kept_pixels(run_id)
+    image = before["image_id"].iloc[0]
+    store.delete_image(run_id, "sample", image)  # as if the run stopped before this image
+    assert image not in set(store.kept_pixels(run_id)["image_id"])
+    store.close()
+    invoke("run", "--out", out, "--resume", "--no-progress")
+    store = ResultsStore.open_existing(out)
+    after = store.kept_pixels(run_id)
+    store.close()
+    key = ["image_id", "codec", "setting", "sha256"]
+    assert sorted(map(tuple, after[key].values)) == sorted(map(tuple, before[key].values))
+    assert len(after) == 2 * 2  # each image: its target cell and its original
