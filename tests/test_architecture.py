@@ -56,6 +56,7 @@ LAYERS = {
     "medbench.reports": 3,
     "medbench.training": 3,
     "medbench.writeback": 3,
+    "medbench.study": 3,
     "medbench.cli": 4,
     "medbench.cli_args": 3,  # click helpers of the cli (imports nothing of medbench)
     "medbench.__main__": 4,

@@ -218,7 +218,7 @@ needs_chromium = pytest.mark.skipif(
 class Browser:
     """Headless Chromium through chromedriver's W3C WebDriver HTTP API (no selenium)."""
 
-    def __init__(self, profile: Path):
+    def __init__(self, profile: Path, downloads: Path | None = None):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -240,6 +240,10 @@ class Browser:
                 "--window-size=1280,1000"]
         caps = {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"},
                 "goog:chromeOptions": {"binary": CHROMIUM, "args": args}}
+        if downloads is not None:  # files a page downloads land there, unasked
+            caps["goog:chromeOptions"]["prefs"] = {
+                "download.default_directory": str(downloads),
+                "download.prompt_for_download": False}
         self.session = self._call("POST", "/session",
                                   {"capabilities": {"alwaysMatch": caps}})["sessionId"]
 

@@ -216,6 +216,10 @@ def _learned_batch(value: str) -> str:
                    "ratio=10,30 (compression ratio vs native bits), bpp=0.25 or psnr=40. "
                    "Rows have setting target:ratio=10 and the knob used in column knob; "
                    "rates never exceed the target (see README).")
+@click.option("--keep-pixels", "keep_pixels", is_flag=True,
+              help="Keep each --target cell's whole decoded image and each original, at the "
+                   "size coded, in OUT/pixels/ (16-bit PNGs, content-addressed) for "
+                   "`medbench study make` (see README for the disk and time it costs).")
 @click.option("--observer", "observer", type=click.Choice(["nodules"]), default=None,
               help="Also measure detectability: add simulated nodules in the lung fields, "
                    "code each image again with them, and score CHO and NPWE model "
@@ -249,8 +253,8 @@ def _learned_batch(value: str) -> str:
 def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split, limit, seed,
         repeats, models_dir, device, train_missing, milestones, resume, no_progress, executor,
         workers, scheduler, learned_batch, no_report, cache_dir, no_cache, masks, groups,
-        group_by, target, write_dicom, overwrite_dicom, trust_byo, metrics, display,
-        observer, nodule_sizes, nodule_contrasts, nodule_sites) -> None:
+        group_by, target, keep_pixels, write_dicom, overwrite_dicom, trust_byo, metrics,
+        display, observer, nodule_sizes, nodule_contrasts, nodule_sites) -> None:
     """Code every image of the chosen datasets with every codec and setting."""
     from medbench.codecs import registry as codec_registry
     from medbench.datasets import registry as dataset_registry
@@ -262,6 +266,10 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
     dataset_registry.check_names(dataset_list)
     given = _given_fields(ctx)
     _check_combinations(given, resume, limit, write_dicom, no_cache, scheduler, observer)
+    if keep_pixels and target is None and not resume:
+        raise click.UsageError("--keep-pixels keeps the whole decoded images of --target "
+                               "cells, and there are none; add --target ratio=10,20,30 (the "
+                               "ratios a reader study shows)")
     if observer is None and not resume:  # said by _check_combinations; the run is without
         nodule_sizes = nodule_contrasts = nodule_sites = None
     click.echo("medbench: loading codecs and datasets…", err=True)
@@ -296,6 +304,7 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         use_cache=not no_cache,
         masks=str(masks.resolve()) if masks else None,
         target=target,
+        keep_pixels=keep_pixels,
         groups=str(groups.resolve()) if groups else None,
         group_by=group_by,
         trust_byo=str(trust_byo.resolve()) if trust_byo else None,
@@ -913,6 +922,81 @@ def _check_export_out(out: Path, name: str, dataset) -> None:
     check_writable(out, "--out")
     root = dataset.root()
     check_outside(out, {name: root} if root else {}, "--out")
+
+
+# -- reader studies ------------------------------------------------------------------------
+@main.group("study", cls=MedbenchGroup)
+def study_group() -> None:
+    """Reader studies: blinded reading kits from a run's kept pixels, and their analysis."""
+
+
+@study_group.command("make")
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--codecs", "codecs", required=True, help="Comma-separated codecs of the run.")
+@click.option("--target", "target", required=True, metavar="ratio=R[,R...]",
+              help="Compression ratios the run coded with --target (e.g. ratio=10,20,30).")
+@click.option("--images", "images", type=click.IntRange(min=1), required=True,
+              help="Images in the study (each shown once at every codec and ratio).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="New (or empty) kit folder.")
+@click.option("--protocol", type=click.Choice(["2afc", "revealed", "rating"]),
+              default="2afc", show_default=True,
+              help="2afc: original and coded side by side, which is the original; revealed: "
+                   "the original above, which of the two below is coded; rating: one image "
+                   "on a 5-point diagnostic-acceptability scale.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the images chosen, trial order, sides and file names.")
+@click.option("--catch", "catch", type=click.FloatRange(0, 0.9), default=0.1,
+              show_default=True,
+              help="Share of catch trials (the original against itself; 2afc, revealed).")
+@click.option("--run", "run_id", default=None, help="Run id [default: the latest run].")
+def study_make(results_dir: Path, codecs: str, target: str, images: int, out: Path,
+               protocol: str, seed: int, catch: float, run_id: str | None) -> None:
+    """Write a blinded reading kit (DIR/index.html, images, DIR/key.json) from RESULTS_DIR."""
+    from medbench.study.kit import make_kit
+
+    names = _split_names(codecs, "--codecs")
+    if not names:
+        raise click.UsageError("--codecs names no codec; write e.g. --codecs jpeg2000,jpegxl")
+    kit = make_kit(results_dir, out, names, target, images, protocol, seed, catch, run_id)
+    for note in kit.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"kit {kit.kit_id}: {kit.trials} trials ({kit.catch} catch) in {kit.folder}; "
+               f"every image file {kit.file_bytes:,} bytes, {kit.total_bytes / 1e6:.1f} MB "
+               f"in all")
+    click.echo(f"open {kit.folder / 'index.html'} in a browser; keep key.json and key.csv, "
+               f"hand readers the rest of the folder")
+
+
+
+
+@study_group.command("analyze")
+@click.argument("kit", type=click.Path(path_type=Path))
+@click.argument("answers", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of study.csv, study.md, study.json, study.png [default: KIT]; put "
+                   "it inside the run's results folder and its report shows the readers' "
+                   "thresholds.")
+@click.option("--format", "formats", type=click.Choice(["imrmc"]), multiple=True,
+              help="Also write study.imrmc, the multi-reader multi-case input of iMRMC "
+                   "(and RJafroc).")
+def study_analyze(kit: Path, answers: tuple[Path, ...], out: Path | None,
+                  formats: tuple[str, ...]) -> None:
+    """Proportions correct, verdicts, thresholds and agreement from readers' ANSWERS files."""
+    from medbench.study.analysis import analyze, markdown, write
+    from medbench.study.answers import read_all, read_key
+    from medbench.study.imrmc import write_imrmc
+
+    key = read_key(kit)
+    result = analyze(key, read_all(list(answers), key))
+    folder = out if out is not None else Path(kit)
+    paths = write(result, folder)
+    if "imrmc" in formats:
+        paths.append(write_imrmc(key, result.trials, folder / "study.imrmc"))
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(markdown(result))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,10 @@ For the few images a run shows in its visual comparison (:attr:`Job.visual_image
 cells of each codec nearest the target ratio also keep their decoded pixels (a crop at
 1:1 and the whole image, downscaled when large: :mod:`medbench.benchmark.visuals`), so
 that ``medbench report`` needs neither the data nor the codecs.
+
+Under ``run --keep-pixels`` (:attr:`Job.keep_pixels`) every ``target:`` cell that decoded
+also carries its whole decoded image, and the image's first such row the original
+(``row.kept``; written by the store into ``OUT/pixels/``: :mod:`medbench.benchmark.pixels`).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from medbench.benchmark.metrics import DisplayReference, Reference, Scoring, per
 from medbench.benchmark.metrics.display import display_window
 from medbench.benchmark.observers.experiment import ImagePlan, ObserverSpec, plan_image
 from medbench.benchmark.regions import Region, image_region, region_mask
-from medbench.benchmark.rows import ResultRow, VisualCrop, WorkUnit, error_rows
+from medbench.benchmark.rows import KeptPixels, ResultRow, VisualCrop, WorkUnit, error_rows
 from medbench.benchmark.targets import Target, match, parse_target_setting, recheck
 from medbench.benchmark.timing import PairTiming, timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
@@ -97,6 +101,9 @@ class Job:
     metrics: str = "auto"
     #: ``run --display``: the VOI window of the display_* columns (metrics.display); None: off.
     display: str | None = None
+    #: ``run --keep-pixels``: ``target:`` cells keep their whole decoded image, and each
+    #: image its original (benchmark.pixels), for reader studies.
+    keep_pixels: bool = False
 
 
 #: ``run --learned-batch auto``: the batch when a learned codec runs on a CUDA GPU (on the
@@ -437,6 +444,7 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
     # The original's observations travel with the image's first row (written again,
     # identical, when a resumed image codes its remaining cells).
     original = ready.observer.original() if ready.observer is not None else ()
+    kept_original = False  # run --keep-pixels: the original travels with the first kept row
     for name, setting in unit.cells:
         rank = job.ranks.get((name, setting))
         codec = codecs[name]
@@ -456,12 +464,25 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
         row = _observed(ready, codec, row, decoded)
         row = replace(row, setting_rank=rank, observations=original + row.observations)
         original = ()
+        if job.keep_pixels and _kept(row, decoded):
+            kept = (KeptPixels(decoded, ready.image.bit_depth),)
+            if not kept_original:
+                kept += (KeptPixels(ready.image.pixels, ready.image.bit_depth, False),)
+                kept_original = True
+            row = replace(row, kept=kept)
         if keeper is None:
             yield row
         else:  # a visual image: its rows wait until each codec's nearest cell is known
             keeper.offer(row, decoded)
     if keeper is not None:
         yield from keeper.rows()
+
+
+def _kept(row: ResultRow, decoded: np.ndarray | None) -> bool:
+    """Whether ``run --keep-pixels`` keeps this cell's decode: a ``target:`` cell that
+    decoded to an image of the original's shape."""
+    return (row.status == "ok" and decoded is not None and decoded.ndim == 2
+            and parse_target_setting(row.setting) is not None)
 
 
 # -- learned cells in batches --------------------------------------------------------------

@@ -42,7 +42,8 @@ OPTIONS = {"codecs": "--codecs", "datasets": "--datasets", "data_root": "--data-
            "write_dicom": "--write-dicom", "overwrite_dicom": "--overwrite-dicom",
            "observer": "--observer", "nodule_sizes": "--nodule-sizes",
            "nodule_contrasts": "--nodule-contrasts", "nodule_sites": "--nodule-sites",
-           "metrics": "--metrics", "display": "--display"}
+           "metrics": "--metrics", "display": "--display",
+           "keep_pixels": "--keep-pixels"}
 #: Fields whose option turns something off (``--no-cache`` sets ``use_cache`` False).
 OFF_FLAGS = ("use_cache", "report")
 

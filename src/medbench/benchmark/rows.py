@@ -7,7 +7,8 @@ made only by the constructors here, from a :class:`WorkUnit` (what is known befo
 pixels are read) and, once the image is prepared, from the :class:`~medbench.image.Image`.
 
 A row may carry :class:`VisualCrop` pixels (``row.visuals``) for the report's visual
-comparison, and the observer experiment's site observations (``row.observations``,
+comparison, whole decoded images for reader studies (``row.kept``, ``run --keep-pixels``),
+and the observer experiment's site observations (``row.observations``,
 :mod:`medbench.benchmark.observers`); they travel with the row from the worker to the
 store and are not columns.
 """
@@ -54,6 +55,16 @@ class VisualCrop:
     top: int = 0  # where a crop starts in the coded image
     left: int = 0
     decoded: bool = True  # False: the original image
+
+
+@dataclass(frozen=True)
+class KeptPixels:
+    """A whole decoded image (or the original, ``decoded=False``) at the size it was
+    coded, kept for reader studies (``run --keep-pixels``; :mod:`medbench.benchmark.pixels`)."""
+
+    pixels: np.ndarray
+    bit_depth: int
+    decoded: bool = True
 
 
 @dataclass
@@ -165,6 +176,10 @@ class ResultRow:
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})
+    #: ``run --keep-pixels``: the whole decoded image of a ``target:`` cell (and, with the
+    #: image's first such row, the original); not a column.
+    kept: tuple[KeptPixels, ...] = field(default=(), compare=False, repr=False,
+                                         metadata={"sql": None})
     #: ``run --observer``: the cell's (and, on an image's first row, the original's)
     #: observed sites (:mod:`medbench.benchmark.observers`); not a column.
     observations: tuple[SiteObservation, ...] = field(default=(), compare=False,

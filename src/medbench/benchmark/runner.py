@@ -72,6 +72,7 @@ class RunConfig:
     masks: str | None = None  # --masks folder of region masks (benchmark.regions)
     milestones: bool = False  # also code learned models' milestone checkpoints
     target: str | None = None  # --target: rate-matching cells (benchmark.targets)
+    keep_pixels: bool = False  # --keep-pixels: whole decodes of target cells (benchmark.pixels)
     # --metrics: auto|basic|all|vif,gmsd,... (benchmark.metrics.parse_metrics)
     metrics: str = "auto"
     display: str | None = None  # --display: a VOI window (benchmark.metrics.display)
@@ -524,7 +525,7 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
               masks=config.masks, milestones=config.milestones, learned_batch=batch,
               openjpeg=openjpeg, trusted_byo=config.trusted_byo(),
               metrics=parse_metrics(config.metrics), display=config.display,
-              observer=config.observer_spec())
+              observer=config.observer_spec(), keep_pixels=config.keep_pixels)
     if units:
         images = len(units)
         batched = f", learned cells in batches of up to {batch}" if batch > 1 else ""

@@ -25,8 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.benchmark import pixels as kept_files
 from medbench.benchmark.observers import storage as observer_storage
-from medbench.benchmark.rows import COLUMNS, STATUSES, ResultRow, VisualCrop
+from medbench.benchmark.rows import COLUMNS, STATUSES, KeptPixels, ResultRow, VisualCrop
 from medbench.benchmark.visuals import pack, unpack
 from medbench.errors import MedbenchError
 
@@ -177,6 +178,12 @@ class ResultsStore:
                 "dtype TEXT, height INTEGER, width INTEGER, pixels BLOB, "
                 "PRIMARY KEY (run_id, dataset, image_id, codec, setting, role))"
             )
+            self._db.execute(  # run --keep-pixels: whole images in OUT/pixels/ (benchmark.pixels)
+                "CREATE TABLE IF NOT EXISTS kept_pixels (run_id TEXT NOT NULL, dataset TEXT NOT "
+                "NULL, image_id TEXT NOT NULL, codec TEXT NOT NULL, setting TEXT NOT NULL, "
+                "bit_depth INTEGER, dtype TEXT, height INTEGER, width INTEGER, sha256 TEXT, "
+                "path TEXT, PRIMARY KEY (run_id, dataset, image_id, codec, setting))"
+            )
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS run_images (run_id TEXT NOT NULL, dataset TEXT NOT "
                 "NULL, image_id TEXT NOT NULL, source TEXT, file_hash TEXT, "
@@ -290,9 +297,10 @@ class ResultsStore:
             count = self._db.execute(
                 "DELETE FROM results WHERE run_id = ? AND dataset = ? AND image_id = ?",
                 (run_id, dataset, image_id)).rowcount
-            self._db.execute(
-                "DELETE FROM visuals WHERE run_id = ? AND dataset = ? AND image_id = ?",
-                (run_id, dataset, image_id))
+            for table in ("visuals", "kept_pixels"):  # kept files stay: others may share them
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE run_id = ? AND dataset = ? AND image_id = ?",
+                    (run_id, dataset, image_id))
             observer_storage.delete_image(self._db, run_id, dataset, image_id)
         return count
 
@@ -355,6 +363,7 @@ class ResultsStore:
             values["finished_at"] = _now()
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
+        kept = [self._kept_file(row, view) for view in row.kept]  # files before the row
         with self._writing():
             self._db.execute(
                 f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
@@ -366,6 +375,9 @@ class ResultsStore:
                 (row.run_id, row.dataset, row.image_id, row.codec, row.setting))
             for view in row.visuals:
                 self._write_visual(row, view)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO kept_pixels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                kept)
             observer_storage.write_sites(self._db, row)
 
     @contextmanager
@@ -390,6 +402,35 @@ class ResultsStore:
             (row.run_id, row.dataset, row.image_id, codec, setting, view.role,
              view.bit_depth, view.top, view.left, dtype, height, width, blob),
         )
+
+    def _kept_file(self, row: ResultRow, view: KeptPixels) -> tuple:
+        """Write one kept image's file (``run --keep-pixels``); its ``kept_pixels`` row."""
+        try:
+            sha, rel = kept_files.write(self.path.parent, view.pixels)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"could not write a kept image into {self.path.parent / kept_files.PIXELS_DIR}"
+                f" ({_reason(exc)}); free space or fix the folder's permissions, then "
+                "continue with --resume") from None
+        codec, setting = (row.codec, row.setting) if view.decoded else ("", "")
+        height, width = view.pixels.shape
+        return (row.run_id, row.dataset, row.image_id, codec, setting, view.bit_depth,
+                view.pixels.dtype.str, height, width, sha, rel)
+
+    @_guarded
+    def kept_pixels(self, run_id: str) -> pd.DataFrame:
+        """The images a run kept (``run --keep-pixels``): one row per cell (``codec`` ""
+        is the original) with ``bit_depth, dtype, height, width, sha256, path`` (relative
+        to the results folder; read them with :func:`medbench.benchmark.pixels.read`)."""
+        columns = ["dataset", "image_id", "codec", "setting", "bit_depth", "dtype", "height",
+                   "width", "sha256", "path"]
+        try:
+            rows = self._db.execute(
+                f"SELECT {', '.join(columns)} FROM kept_pixels WHERE run_id = ? ORDER BY rowid",
+                (run_id,)).fetchall()
+        except sqlite3.OperationalError:  # a store written before pixels were kept
+            rows = []
+        return pd.DataFrame(rows, columns=columns)
 
     @_guarded
     def visuals(self, run_id: str) -> list[dict[str, Any]]:

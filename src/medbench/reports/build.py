@@ -47,6 +47,7 @@ from medbench.reports.headline import to_html as headline_html
 from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
+from medbench.reports.readers import find_studies, readers_section
 from medbench.reports.seen import SEEN_CSV, leave_out_seen
 from medbench.reports.summary import summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
@@ -189,6 +190,12 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                                                 figures)
     sections.append(H.Section("diagnostic", body))
 
+    # -- readers' thresholds: an analysed reader study of this run (medbench study) ---------
+    studies, study_notes = find_studies(Path(results), info["run_id"])
+    report.notes += study_notes
+    md["readers"], body = readers_section(studies, matched, info["observer"])
+    sections.append(H.Section("readers", body))
+
     # -- every codec at exactly matched rate (run --target) -------------------------------------
     at_targets.to_csv(out / "targets.csv", index=False)
     if len(at_targets):
@@ -311,7 +318,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     md["metadata"] = markdown(meta_frame)
     sections.append(H.Section("metadata", _html(meta_frame)))
 
-    order = H.page_order(diagnostic_measured=bool(len(info["observer"])))
+    order = H.page_order(diagnostic_measured=bool(len(info["observer"])),
+                         readers_measured=bool(studies))
     sections.sort(key=lambda section: order.index(section.id))
     title = f"medbench report — run {info['run_id']}"
     report.index.write_text(H.page(title, sections), encoding="utf-8")

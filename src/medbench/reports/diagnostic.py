@@ -358,3 +358,20 @@ def _bit_depth(rows: pd.DataFrame) -> int:
 
 def _label(codec: object, train: object) -> str:
     return str(codec) + (f" ({train})" if isinstance(train, str) and train else "")
+
+
+def metric_calls(matched: pd.DataFrame, codec: str, setting: str,
+                 train: object = None) -> tuple[list[str], list[str]]:
+    """The metrics that would call one rate-matched cell lossless by :data:`LOSSLESS_CALLS`
+    and those that would not (on the means of its ``ok`` rows); others lack a value."""
+    means = _means(matched, codec, train, setting)
+    calls = {c.label: c.calls(means.get(c.column)) for c in LOSSLESS_CALLS}
+    return [k for k, v in calls.items() if v], [k for k, v in calls.items() if v is False]
+
+
+def detectability_at(table: pd.DataFrame, codec: str, setting: str) -> str:
+    """Whether the model observers kept detectability at one cell: ``kept``, ``lost``,
+    ``not shown either way``, ``no interval`` or ``not measured``."""
+    if table is None or table.empty or "codec" not in table:
+        return "not measured"
+    return _kept(table[(table["codec"] == codec) & (table["setting"] == setting)])

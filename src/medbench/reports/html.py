@@ -15,6 +15,7 @@ from pathlib import Path
 SECTIONS: dict[str, str] = {
     "headline": "Headline",
     "diagnostic": "Diagnostic quality",
+    "readers": "Readers' thresholds",
     "rd-curves": "Rate–distortion curves",
     "bd-rate": "BD-rate against JPEG 2000",
     "targets": "At 10:1 / 30:1",
@@ -31,14 +32,18 @@ SECTIONS: dict[str, str] = {
 FOLDED = {"metadata"}
 
 
-def page_order(diagnostic_measured: bool) -> list[str]:
+def page_order(diagnostic_measured: bool, readers_measured: bool = False) -> list[str]:
     """Section ids in page order: :data:`SECTIONS`', except that "Diagnostic quality"
-    follows the rate-matched table when the run measured none (it then only says how to
-    measure it, and the first screen stays the answer)."""
+    follows the rate-matched table when the run measured none, and "Readers' thresholds"
+    follows it when no reader study was analysed (each then only says how to measure it,
+    and the first screen stays the answer)."""
     ids = list(SECTIONS)
     if not diagnostic_measured:
         ids.remove("diagnostic")
         ids.insert(ids.index("targets") + 1, "diagnostic")
+    if not readers_measured:
+        ids.remove("readers")
+        ids.insert(ids.index("diagnostic") + 1, "readers")
     return ids
 
 _CSS = """

@@ -1,0 +1,132 @@
+"""Reading a kit's key and its readers' answers files, refusing what does not belong.
+
+Every refusal is one sentence naming the file and the fix: an answers file of another kit
+(its ``kit_id`` is not the key's), one cut short or not JSON, one whose answers were edited
+after the page wrote them (the FNV-1a digest, :data:`medbench.study.page.DIGEST`, no longer
+matches), a trial answered twice or unknown to the kit, an answer the protocol does not
+allow, two files of one reader; and a kit folder that lacks an image file or holds one
+changed since it was made. Trials a reader left unanswered are not errors: they are
+counted per reader and said (:attr:`Answers.unanswered`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from medbench.study import StudyError
+from medbench.study.kit import KEY_NAME, KIT_FORMAT
+
+ANSWERS_FORMAT = "medbench-study-answers"
+
+
+@dataclass(frozen=True)
+class Answers:
+    """One reader's checked answers: trial id → answer (and time in ms)."""
+
+    path: Path
+    reader: str
+    answers: dict[str, object]
+    ms: dict[str, int]
+    unanswered: int
+
+
+def read_key(kit: Path) -> dict:
+    """The kit's ``key.json``, with the kit folder checked (every image file present and
+    as written)."""
+    path = Path(kit) / KEY_NAME
+    if not path.is_file():
+        raise StudyError(f"{path} is missing; point at the kit folder `medbench study make` "
+                         f"wrote (its key.json stays with the organizer, not the readers)")
+    try:
+        key = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path} is not the JSON `medbench study make` wrote ({exc}); "
+                         f"restore it from your copy of the kit") from None
+    if not isinstance(key, dict) or key.get("format") != KIT_FORMAT or "trials" not in key:
+        raise StudyError(f"{path} is not a medbench study key; point at a kit folder made "
+                         f"by `medbench study make`")
+    for name, sha in key.get("files", {}).items():
+        file = Path(kit) / name
+        if not file.is_file():
+            raise StudyError(f"the kit folder {kit} lacks {name}; copy the whole kit folder "
+                             f"again (or make it again with the same options and --seed)")
+        if hashlib.sha256(file.read_bytes()).hexdigest() != sha:
+            raise StudyError(f"{file} is not the file the kit was made with; copy the whole "
+                             f"kit folder again")
+    return key
+
+
+def fnv1a32(text: str) -> str:
+    """FNV-1a, 32 bit, of ``text``'s UTF-8 bytes, as the page computes it."""
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def read_answers(path: Path, key: dict) -> Answers:
+    """One answers file, checked against ``key`` (module notes)."""
+    path = Path(path)
+    fix = "download the answers again from the reader's browser (D on the kit page)"
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"the answers file {path} does not exist; check its name") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StudyError(f"the answers file {path} is cut short or not JSON ({exc}); {fix}"
+                         ) from None
+    if not isinstance(doc, dict) or doc.get("format") != ANSWERS_FORMAT:
+        raise StudyError(f"{path} is not an answers file of a medbench reading kit; give the "
+                         f"answers-<kit>-<reader>.json the kit page downloaded")
+    if doc.get("kit_id") != key["kit_id"]:
+        raise StudyError(f"the answers file {path} belongs to kit {doc.get('kit_id')!r}, not "
+                         f"to this kit {key['kit_id']!r}; analyze it with its own kit folder")
+    reader, answers = doc.get("reader"), doc.get("answers")
+    if not isinstance(reader, str) or not reader.strip() or not isinstance(answers, list):
+        raise StudyError(f"the answers file {path} lacks its reader or answers; {fix}")
+    canonical = json.dumps([doc["kit_id"], reader, answers], separators=(",", ":"),
+                           ensure_ascii=False)
+    if doc.get("digest") != fnv1a32(canonical):
+        raise StudyError(f"the answers file {path} was edited or damaged after the kit page "
+                         f"wrote it (its digest does not match its answers); {fix}")
+    trials = {t["id"]: t for t in key["trials"]}
+    allowed = ({1, 2, 3, 4, 5} if key["protocol"] == "rating" else {"left", "right"})
+    chosen: dict[str, object] = {}
+    ms: dict[str, int] = {}
+    for item in answers:
+        trial = item.get("trial") if isinstance(item, dict) else None
+        if trial not in trials:
+            raise StudyError(f"the answers file {path} answers trial {trial!r}, which this "
+                             f"kit does not have; {fix}")
+        if trial in chosen:
+            raise StudyError(f"the answers file {path} answers trial {trial} twice; {fix}")
+        value = item.get("answer")
+        if isinstance(value, bool) or value not in allowed:
+            raise StudyError(f"the answers file {path} gives trial {trial} the answer "
+                             f"{value!r}, not one of {sorted(allowed, key=str)}; {fix}")
+        took = item.get("ms")
+        if isinstance(took, bool) or not isinstance(took, int) or took < 0:
+            raise StudyError(f"the answers file {path} gives trial {trial} the time "
+                             f"{took!r} ms, not a whole number >= 0; {fix}")
+        chosen[trial] = value
+        ms[trial] = took
+    return Answers(path, reader.strip(), chosen, ms, len(trials) - len(chosen))
+
+
+def read_all(paths: list[Path], key: dict) -> list[Answers]:
+    """Every answers file, checked; two files of one reader are refused."""
+    out: list[Answers] = []
+    for path in paths:
+        answers = read_answers(path, key)
+        twin = next((a for a in out if a.reader.casefold() == answers.reader.casefold()), None)
+        if twin is not None:
+            raise StudyError(f"{path} and {twin.path} are both reader {answers.reader!r}'s; "
+                             f"give one file per reader (the latest download holds every "
+                             f"answer so far)")
+        out.append(answers)
+    if not out:
+        raise StudyError("no answers file given; name the answers-<kit>-<reader>.json files")
+    return out

@@ -1,0 +1,116 @@
+"""Answers files and kit folders that do not belong are refused in one sentence naming the
+file and the fix; unanswered trials are counted, never dropped in silence."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from medbench.study import StudyError
+from medbench.study.analysis import analyze
+from medbench.study.answers import fnv1a32, read_all, read_answers, read_key
+from tests.study_kit import answers_file, invoke, kept_run
+
+
+@pytest.fixture
+def kit(tmp_path_factory):
+    return kept_run(tmp_path_factory)[1]
+
+
+@pytest.fixture
+def key(kit):
+    return read_key(kit)
+
+
+def left(_trial):
+    return "left"
+
+
+def test_fnv1a32_is_the_published_function():
+    # FNV-1a 32-bit test vectors (Fowler, Noll, Vo: draft-eastlake-fnv, section 8)
+    assert fnv1a32("") == "811c9dc5"
+    assert fnv1a32("a") == "e40c292c"
+    assert fnv1a32("foobar") == "bf9cf968"
+
+
+def test_a_sound_file_reads(key, tmp_path):
+    answers = read_answers(answers_file(tmp_path / "a.json", key, "r1", left), key)
+    assert answers.reader == "r1" and answers.unanswered == 0
+    assert set(answers.answers.values()) == {"left"}
+
+
+def test_another_kits_answers_are_refused(key, tmp_path):
+    other = dict(key, kit_id="0123456789abcdef")
+    path = answers_file(tmp_path / "other.json", other, "r1", left)
+    with pytest.raises(StudyError, match=re.escape(f"{path} belongs to kit "
+                                                   f"'0123456789abcdef', not to this kit")):
+        read_answers(path, key)
+
+
+def test_a_truncated_file_is_refused(key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", left)
+    path.write_text(path.read_text()[:-200])
+    with pytest.raises(StudyError, match=re.escape(f"{path} is cut short or not JSON")):
+        read_answers(path, key)
+
+
+def test_an_edited_answer_is_caught(key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", left)
+    doc = json.loads(path.read_text())
+    doc["answers"][0]["answer"] = "right"  # a "correction" after the fact
+    path.write_text(json.dumps(doc))
+    with pytest.raises(StudyError, match="was edited or damaged after the kit page wrote it"):
+        read_answers(path, key)
+
+
+def test_a_trial_answered_twice_is_refused(key, tmp_path):
+    path = tmp_path / "twice.json"
+    twice = dict(key, trials=key["trials"] + key["trials"][:1])  # the file repeats t001
+    answers_file(path, twice, "r1", left)
+    with pytest.raises(StudyError, match=re.escape(f"{path} answers trial t001 twice")):
+        read_answers(path, key)
+
+
+def test_an_answer_the_protocol_has_not_is_refused(key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", lambda _t: 3)
+    with pytest.raises(StudyError, match="gives trial t001 the answer 3, not one of"):
+        read_answers(path, key)
+
+
+def test_one_reader_twice_is_refused(key, tmp_path):
+    a = answers_file(tmp_path / "a.json", key, "Dr A", left)
+    b = answers_file(tmp_path / "b.json", key, "dr a", left)
+    with pytest.raises(StudyError, match="are both reader 'dr a'"):
+        read_all([a, b], key)
+
+
+def test_unanswered_trials_are_counted_and_said(key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", left, skip=4)
+    result = analyze(key, read_all([path], key))
+    assert result.notes[0] == (f"reader r1 left 4 of {len(key['trials'])} trials "
+                               f"unanswered (a.json); they are not counted")
+    assert len(result.trials) == len(key["trials"]) - 4
+
+
+def test_a_kit_folder_without_an_image_is_refused(kit, tmp_path):
+    copy = tmp_path / "kit"
+    shutil.copytree(kit, copy)
+    victim = sorted((copy / "images").iterdir())[2]
+    victim.unlink()
+    with pytest.raises(StudyError, match=re.escape(f"lacks images/{victim.name}; copy the "
+                                                   f"whole kit folder again")):
+        read_key(copy)
+    shutil.copy(kit / "images" / victim.name, victim)
+    victim.write_text(victim.read_text().replace("A", "B", 1))
+    with pytest.raises(StudyError, match="is not the file the kit was made with"):
+        read_key(copy)
+
+
+def test_the_cli_says_it_in_one_line(kit, key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", left)
+    path.write_text(path.read_text()[:50])
+    out = invoke("study", "analyze", kit, path, "--out", tmp_path / "x", code=1)
+    assert out.startswith("Error: the answers file") and out.count("\n") == 1
