@@ -66,7 +66,9 @@ SUMMARY_COLUMNS = [
     ("psnr", "PSNR dB", "pm{:.2f}"), ("exact_images", "exact", "{}"),
     ("psnr_pooled", "PSNR pooled dB", "{:.2f}"), ("ssim", "SSIM", "pm{:.4f}"),
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
-    ("decode_ms", "dec ms", "pm{:.2f}"),
+    ("decode_ms", "dec ms", "pm{:.2f}"), ("peak_mem_mb", "peak MiB", "{:.1f}"),
+    ("params", "params", "{:,.0f}"), ("kmac_per_pixel_enc", "kMAC/px enc", "{:.2f}"),
+    ("kmac_per_pixel_dec", "kMAC/px dec", "{:.2f}"),
 ]
 #: The BD table's value columns: (column, header, format, the overlap that makes it reliable,
 #: the columns of its bootstrap interval or None).
