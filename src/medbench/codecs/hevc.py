@@ -21,9 +21,8 @@ from medbench.image import Image
 
 REQUIREMENT = "pillow-heif>=1.1"
 #: The RD ladder: x265 quantization parameters, low to high rate (HM's common test
-#: conditions use 22, 27, 32 and 37; 47..12 cover JPEG 2000's 160:1..5:1 on 8 bits, and
-#: 7 reaches its 5:1 on 12-bit images, where the same QP costs fewer bits per pixel).
-QPS = (47, 42, 37, 32, 27, 22, 17, 12, 7)
+#: conditions use 22, 27, 32 and 37; 47..12 cover JPEG 2000's 160:1..5:1 on 8 bits).
+QPS = (47, 42, 37, 32, 27, 22, 17, 12)
 #: Highest QP HEVC has; the lowest is ``-6 * (bit depth - 8)`` (H.265 7.4.9.14).
 QP_MAX = 51
 #: x265 options, pinned so that the stream depends on nothing but the image and QP:
@@ -86,7 +85,7 @@ class HevcCodec(Codec):
 
     ``qp=N`` is x265's constant quantization parameter (``--qp``): lower = finer
     quantization, more bytes; each 6 steps halve or double the quantizer step. The
-    ladder runs from QP 47 to 7; ``run --target`` may set any integer from
+    ladder runs from QP 47 to 12; ``run --target`` may set any integer from
     :func:`qp_low` to 51. ``lossless`` is x265's lossless mode (transform and
     quantization bypassed), decoded bit-exact.
 
