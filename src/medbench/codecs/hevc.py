@@ -28,7 +28,8 @@ QP_MAX = 51
 #: x265 options, pinned so that the stream depends on nothing but the image and QP:
 #: libheif's default preset; tune psnr, and libheif's psycho-visual options (which it
 #: sets after the tune) turned off again, because medbench scores PSNR; no thread pool
-#: (one thread: the stream and the latency do not depend on the machine's cores).
+#: (one thread: the stream and the encode latency do not depend on the machine's
+#: cores; libde265 decodes with pillow-heif's default of up to 4 threads).
 X265_OPTIONS = {
     "preset": "slow", "tune": "psnr", "x265:aq-mode": "0", "x265:psy-rd": "0",
     "x265:psy-rdoq": "0", "x265:pools": "none", "x265:frame-threads": "1",
@@ -112,7 +113,7 @@ class HevcCodec(Codec):
 
     name = "hevc"
     conventions = ("x265 via libheif (pillow-heif), HEIF, intra, monochrome 4:0:0, preset "
-                   "slow, tune psnr, no AQ or psy-rd, constant QP, full range, one thread")
+                   "slow, tune psnr, no AQ or psy-rd, constant QP, full range, one encoder thread")
     bit_depths = tuple(range(8, 13))
     rate_knob = ("qp= x265 quantization parameter 51 down to -6*(depth-8); lower qp = "
                  "higher quality, more bytes; lossless")
