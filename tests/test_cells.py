@@ -26,6 +26,24 @@ def test_row_fields_are_the_store_columns_in_contract_order():
     assert set(ResultRow().columns()) == set(COLUMNS)
 
 
+def test_every_cell_measures_its_peak_memory_and_classical_rows_have_no_model(
+        make_image, monkeypatch):
+    from pathlib import Path
+
+    from medbench.benchmark import memory
+
+    row = code_cell(get_codec("jpeg2000"), "ratio=20", make_image(64, 8), repeats=0)
+    assert row.params is None and row.kmac_per_pixel_enc is None
+    if Path("/proc/self/clear_refs").exists():
+        assert row.peak_mem_mb is not None and row.peak_mem_mb >= 0
+    seen = []
+    real = memory.peak_memory
+    monkeypatch.setattr("medbench.benchmark.cells.peak_memory",
+                        lambda: seen.append(1) or real())
+    code_cell(get_codec("jpeg"), "q=50", make_image(64, 8), repeats=0)
+    assert seen == [1]  # around the timed calls, once per cell
+
+
 def test_stream_sha256_is_the_hash_of_the_measured_bytes(make_image):
     image = make_image(64, 8)
     for name, setting in [("jpeg", "q=50"), ("jpeg2000", "ratio=20"),

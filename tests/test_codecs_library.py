@@ -44,6 +44,7 @@ def test_every_codec_names_one_line(name):
     ("avif", "imagecodecs ", "(libavif "),
     ("webp", "imagecodecs ", "(libwebp "),
     ("jpegls", "CharLS ", ", decoded by imagecodecs "),
+    ("hevc", "pillow-heif ", ", x265 "),
 ])
 def test_classical_codecs_name_their_library_and_version(name, start, contains):
     text = available(name).library("any")

@@ -26,7 +26,7 @@ from medbench.errors import MedbenchError
 
 KEY = ["dataset", "image_id", "codec", "setting"]
 #: Columns that may differ between executors: timings, when, and which run.
-VARYING = ["encode_ms", "decode_ms", "finished_at", "run_id"]
+VARYING = ["encode_ms", "decode_ms", "peak_mem_mb", "finished_at", "run_id"]
 
 
 def config(**execution) -> RunConfig:

@@ -227,3 +227,21 @@ def test_codecs_command_lists_the_models_of_models_dir(models, tmp_path):
     assert "sample-l2-lam0.001" in listed.output
     empty = CliRunner().invoke(main, ["codecs", "--models", str(tmp_path)])
     assert empty.exit_code == 0 and "sample-l2-lam0.001" not in empty.output
+
+
+def test_rows_and_the_codecs_list_carry_the_models_complexity(models, make_image, tmp_path):
+    from click.testing import CliRunner
+
+    from medbench.cli import main
+    from medbench.codecs.learned.complexity import model_complexity
+
+    codec = codec_of("cnn", models)
+    setting = "sample-l2-lam0.001"
+    expected = model_complexity("cnn", 2, 8).as_dict()  # the fixture's latent and width
+    row = code_cell(codec, setting, make_image(32, 8), repeats=0)
+    assert {k: getattr(row, k) for k in expected} == expected
+    assert expected.items() <= json.loads(row.model_info).items()
+    assert row.peak_mem_mb is None or row.peak_mem_mb >= 0
+    listed = CliRunner().invoke(main, ["codecs", "--models", str(models)]).output
+    assert f"{expected['params']:,} params, {expected['kmac_per_pixel_enc']:g} kMAC/pixel " \
+           f"encode" in listed

@@ -62,3 +62,18 @@ def test_text_and_markdown_show_mean_plus_minus_ci():
     assert md.splitlines()[1] == "| --- | ---: |"  # numbers align right
     assert md.splitlines()[2] == "| c | 3.00 ± 1.96 |"
     assert fmt_pm(math.inf, math.nan, "{:.2f}") == "inf"
+
+
+def test_complexity_is_beside_latency_only_where_a_model_has_it():
+    rows = _rows([1.0, 2, 3]).assign(peak_mem_mb=[4.0, 9.5, 6.0])
+    table = summarize(rows)
+    assert table.iloc[0]["peak_mem_mb"] == 9.5  # the largest image's peak
+    text = format_table(table)
+    assert "peak MiB" in text and "9.5" in text and "kMAC" not in text
+    learned = rows.assign(params=[1234] * 3, kmac_per_pixel_enc=[3.1] * 3,
+                          kmac_per_pixel_dec=[2.9] * 3)
+    line = summarize(learned).iloc[0]
+    assert (line["params"], line["kmac_per_pixel_enc"], line["kmac_per_pixel_dec"]) == \
+        (1234, 3.1, 2.9)
+    header = format_table(summarize(learned)).splitlines()[0]
+    assert header.index("dec ms") < header.index("peak MiB") < header.index("kMAC/px enc")

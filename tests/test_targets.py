@@ -59,7 +59,7 @@ def test_parse_targets():
             parse_targets(bad)
 
 
-@pytest.mark.parametrize("name", CODECS)
+@pytest.mark.parametrize("name", [*CODECS, "hevc"])
 def test_ratio_10_on_a_native_12_bit_image(make_image, name):
     image = make_image(128, 12, seed=3)
     codec = get_codec(name)
@@ -147,7 +147,7 @@ class _Counting:
         return self.codec.encode(image, setting)
 
 
-@pytest.mark.parametrize("name", ["jpegxl", "avif", "jpegls"])
+@pytest.mark.parametrize("name", ["jpegxl", "avif", "jpegls", "hevc"])
 def test_search_is_bounded(make_image, name):
     image = make_image(96, 8, seed=1)
     counting = _Counting(get_codec(name))

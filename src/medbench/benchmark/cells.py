@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medbench.benchmark.memory import peak_memory
 from medbench.benchmark.metrics import DisplayReference, Reference, Scoring, perceptual_for
 from medbench.benchmark.metrics.display import display_window
 from medbench.benchmark.observers.experiment import ImagePlan, ObserverSpec, plan_image
@@ -169,10 +170,12 @@ def _code_cell(codec: Codec, setting: str, image: Image, repeats: int | None,
                           codec_library=_library(codec, setting))
         row = replace(row, **codec.setting_info(setting))
         codec.check(image)
-        timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode, repeats)
+        with peak_memory() as peak:
+            timing = timed_pair(lambda: _encoded(codec, image, setting), codec.decode,
+                                repeats)
         data, decoded = timing.encoded, timing.decoded
-        row = _scored(_timed_row(row, timing, 1), codec, setting, image, data, decoded,
-                      scoring)
+        row = _scored(_timed_row(row, timing, 1, peak.mb), codec, setting, image, data,
+                      decoded, scoring)
         if target is not None:  # judged again on the stream measured, not the search's
             met, note = recheck(found, target, image.bit_depth, row.bytes, row.bpp,
                                 row.ratio, row.psnr)
@@ -197,10 +200,12 @@ def _library(codec: Codec, setting: str) -> str:
         return f"unknown ({type(exc).__name__}: {exc})"
 
 
-def _timed_row(row: ResultRow, timing: PairTiming, batch: int) -> ResultRow:
-    """``row`` with the latency of one image of a ``batch`` coded together (amortized)."""
+def _timed_row(row: ResultRow, timing: PairTiming, batch: int,
+               peak_mb: float | None) -> ResultRow:
+    """``row`` with the latency of one image of a ``batch`` coded together (amortized)
+    and the peak memory of the calls (the whole batch's: memory is not amortized)."""
     return replace(row, encode_ms=timing.encode_ms / batch, decode_ms=timing.decode_ms / batch,
-                   timed_calls=timing.calls, batch_size=batch)
+                   timed_calls=timing.calls, batch_size=batch, peak_mem_mb=peak_mb)
 
 
 def _scored(row: ResultRow, codec: Codec, setting: str, image: Image, data: bytes,
@@ -574,8 +579,9 @@ def _code_batch(codec: Codec, setting: str, batch: Sequence[_Prepared], repeats:
     images = [ready.image for ready in batch]
     try:
         info = codec.setting_info(setting)
-        timing = timed_pair(lambda: _encoded_batch(codec, images, setting),
-                            codec.decode_batch, repeats)  # type: ignore[attr-defined]
+        with peak_memory() as peak:
+            timing = timed_pair(lambda: _encoded_batch(codec, images, setting),
+                                codec.decode_batch, repeats)  # type: ignore[attr-defined]
     except BaseException as exc:
         if not is_library_failure(exc):
             raise
@@ -587,8 +593,8 @@ def _code_batch(codec: Codec, setting: str, batch: Sequence[_Prepared], repeats:
     for ready, data, decoded in zip(batch, timing.encoded, timing.decoded):
         row = replace(_cell_row(codec, setting, ready.base), **info)
         try:
-            row = _scored(_timed_row(row, timing, len(batch)), codec, setting, ready.image,
-                          data, decoded, ready.scoring)
+            row = _scored(_timed_row(row, timing, len(batch), peak.mb), codec, setting,
+                          ready.image, data, decoded, ready.scoring)
         except BaseException as exc:
             row = _failed(row, exc)
         out.append((row, decoded))

@@ -173,6 +173,17 @@ class ResultRow:
     #: can load one of several builds, which file): two rows whose ``codec_library``
     #: agree must have identical streams for identical input.
     codec_library: str | None = _col("TEXT")
+    # Complexity, beside the latency columns.
+    #: Peak growth of resident memory (MiB) during the cell's encode and decode calls
+    #: (:mod:`medbench.benchmark.memory`: Linux's reset peak RSS; weights loaded before the
+    #: cell and GPU memory are not in it); empty where it cannot be measured.
+    peak_mem_mb: float | None = _col("REAL")
+    #: Learned codecs: trained parameters of the model, and multiply–accumulates per
+    #: pixel (thousands) of its encoder and decoder, counted from the layers
+    #: (:mod:`medbench.codecs.learned.complexity`); empty for classical codecs.
+    params: int | None = _col("INTEGER")
+    kmac_per_pixel_enc: float | None = _col("REAL")
+    kmac_per_pixel_dec: float | None = _col("REAL")
     #: Pixels for the report's visual comparison; not a column.
     visuals: tuple[VisualCrop, ...] = field(default=(), compare=False, repr=False,
                                             metadata={"sql": None})

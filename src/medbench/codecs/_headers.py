@@ -9,7 +9,7 @@ it. Only the fields needed are parsed, from the standards' layouts:
 - JPEG 2000 / HTJ2K (T.800 A.5.1): SIZ ``Xsiz - XOsiz`` by ``Ysiz - YOsiz``; JP2 ``ihdr``.
 - PNG: ``IHDR`` width, height.
 - WebP: ``VP8 `` frame header, ``VP8L`` 14-bit sizes, ``VP8X`` 24-bit canvas.
-- AVIF (ISO/IEC 23008-12): the ``ispe`` property, width then height.
+- AVIF and HEIC (ISO/IEC 23008-12): the ``ispe`` property, width then height.
 - JPEG XL (ISO/IEC 18181-1 D.2): the codestream's ``SizeHeader``.
 
 :func:`check_pixels` then checks what a library returned: a corrupt header can declare
@@ -99,6 +99,12 @@ def avif_size(data: bytes) -> Size | None:
         sizes.append((height, width))
         at = data.find(b"ispe", at + 4)
     return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
+
+
+#: HEIC files (HEVC in HEIF) declare their size in the same ``ispe`` property as AVIF:
+#: the coded picture libheif allocates (x265 codes at least 64x64, with even sides; a
+#: ``clap`` box crops it to the image), so the budget is checked on the larger size.
+heif_size = avif_size
 
 
 class _Bits:

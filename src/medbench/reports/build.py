@@ -49,7 +49,7 @@ from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.readers import find_studies, readers_section
 from medbench.reports.seen import SEEN_CSV, leave_out_seen
-from medbench.reports.summary import summarize
+from medbench.reports.summary import MODEL_COLUMNS, summarize
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
 from medbench.reports.targets import EMPTY as TARGETS_EMPTY
@@ -67,7 +67,9 @@ SUMMARY_COLUMNS = [
     ("psnr", "PSNR dB", "pm{:.2f}"), ("exact_images", "exact", "{}"),
     ("psnr_pooled", "PSNR pooled dB", "{:.2f}"), ("ssim", "SSIM", "pm{:.4f}"),
     ("ms_ssim", "MS-SSIM", "pm{:.4f}"), ("encode_ms", "enc ms", "pm{:.2f}"),
-    ("decode_ms", "dec ms", "pm{:.2f}"),
+    ("decode_ms", "dec ms", "pm{:.2f}"), ("peak_mem_mb", "peak MiB", "{:.1f}"),
+    ("params", "params", "{:,.0f}"), ("kmac_per_pixel_enc", "kMAC/px enc", "{:.2f}"),
+    ("kmac_per_pixel_dec", "kMAC/px dec", "{:.2f}"),
 ]
 #: The BD table's value columns: (column, header, format, the overlap that makes it reliable,
 #: the columns of its bootstrap interval or None).
@@ -259,7 +261,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     summary = summarize(pd.concat([rows, matched]) if len(matched) else rows)
     summary.to_csv(out / "summary.csv", index=False)
     exact = bool((summary["exact_images"] > 0).any())
-    cols = [c for c in SUMMARY_COLUMNS if (learned or c[0] != "train_dataset")
+    cols = [c for c in SUMMARY_COLUMNS if (learned or c[0] not in ("train_dataset",
+                                                                    *MODEL_COLUMNS))
             and (exact or c[0] != "exact_images")]
     summary_text = text_frame(summary, cols) if len(summary) else pd.DataFrame()
     md["summary"] = markdown(summary_text)
@@ -272,7 +275,13 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
              "n: images coded, err: error rows, unsup.: images the codec refused. "
              "PSNR dB: mean over the images that did not decode exactly (exact: how many "
              "did, shown when any did; inf when all did). PSNR pooled dB: the PSNR of the "
-             "mean MSE over all images, each divided by its peak² (2^bits - 1)².")
+             "mean MSE over all images, each divided by its peak² (2^bits - 1)². "
+             "peak MiB: the most resident memory one image's encode and decode added "
+             "(Linux peak RSS, reset per cell; weights loaded before it not included).")
+    if learned:
+        about += (" params, kMAC/px: the learned model's parameters and thousands of "
+                  "multiply-accumulates per pixel of its encoder and decoder, counted from "
+                  "its conv, transposed-conv, linear and GDN layers (not entropy coding).")
     about += _interval_notes(summary)
     batched = summary[summary["batch_size"] > 1] if len(summary) else summary
     if len(batched):  # run --learned-batch: say which latencies are per-image shares

@@ -50,6 +50,9 @@ METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
 MORE_METRICS = ("vif", "gmsd", "haarpsi", "fsim", "display_psnr", "display_ssim")
 #: PSNRs whose exact images (inf) are left out of the mean, as ``psnr``'s are.
 _PSNRS = ("psnr", "display_psnr")
+#: Complexity per setting: the model's (one value per setting) and the largest peak
+#: memory of its images (what a machine must hold for the worst image).
+COMPLEXITY = ("params", "kmac_per_pixel_enc", "kmac_per_pixel_dec", "peak_mem_mb")
 CONFIDENCE = 0.95
 #: Resamples of the cluster bootstrap, and its seed.
 BOOTSTRAP_RESAMPLES = 2000
@@ -64,7 +67,7 @@ COLUMNS = [
     *KEYS, "codec_kind", "setting_rank", "images", "errors", "unsupported", "exact_images",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "psnr_pooled", "nmse",
     "groups", "group_kind", "ci_method", "batch_size",
-    *[c for m in MORE_METRICS for c in (m, f"{m}_ci")],
+    *[c for m in MORE_METRICS for c in (m, f"{m}_ci")], *COMPLEXITY,
 ]
 
 
@@ -109,6 +112,9 @@ def setting_means(rows: pd.DataFrame) -> pd.DataFrame:
           images and keeps too few groups).
         - ``batch_size``: the most images coded together (``run --learned-batch``); above
           1, ``encode_ms``/``decode_ms`` are amortized per image (batch time / batch).
+        - ``params``, ``kmac_per_pixel_enc``/``_dec`` (learned models) and
+          ``peak_mem_mb``: their largest value over the ``ok`` images (NaN where no row
+          has one).
     """
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -179,6 +185,8 @@ def _line(group: pd.DataFrame) -> dict:
             line[name] = math.inf
     batch = _numbers(ok, "batch_size").max() if len(ok) else math.nan
     line["batch_size"] = 1 if pd.isna(batch) else int(batch)
+    for name in COMPLEXITY:
+        line[name] = _numbers(ok, name).max() if len(ok) else math.nan
     line["nmse"] = _nmse(ok)
     line["psnr_pooled"] = psnr_from_mse(line["nmse"], 1.0)
     return line

@@ -10,15 +10,17 @@ from __future__ import annotations
 import pandas as pd
 
 from medbench.reports.format import fmt
-from medbench.reports.means import METRICS, MORE_METRICS, setting_means
+from medbench.reports.means import COMPLEXITY, METRICS, MORE_METRICS, setting_means
 
 GROUP = ["dataset", "codec", "setting"]
+#: Complexity columns only learned models have.
+MODEL_COLUMNS = ("params", "kmac_per_pixel_enc", "kmac_per_pixel_dec")
 #: The columns of ``summary.csv``, in order (those of earlier versions first).
 COLUMNS = [
     *GROUP, "train_dataset", "codec_kind", "images", "errors", "unsupported",
     "max_abs_error", *[c for m in METRICS for c in (m, f"{m}_ci")], "exact_images",
     "psnr_pooled", "batch_size", "groups", "group_kind", "ci_method",
-    *[c for m in MORE_METRICS for c in (m, f"{m}_ci")],
+    *[c for m in MORE_METRICS for c in (m, f"{m}_ci")], *COMPLEXITY,
 ]
 
 
@@ -62,7 +64,13 @@ def format_table(table: pd.DataFrame) -> str:
         ("ms_ssim", "MS-SSIM", "{:.4f}"),
         ("encode_ms", "enc ms", "{:.1f}"),
         ("decode_ms", "dec ms", "{:.1f}"),
+        ("peak_mem_mb", "peak MiB", "{:.1f}"),
+        ("params", "params", "{:,.0f}"),
+        ("kmac_per_pixel_enc", "kMAC/px enc", "{:.2f}"),
+        ("kmac_per_pixel_dec", "kMAC/px dec", "{:.2f}"),
     ]
+    if not table["params"].notna().any():  # no learned model: no empty model columns
+        cols = [c for c in cols if c[0] not in MODEL_COLUMNS]
     if not (table["exact_images"] > 0).any():
         cols = [c for c in cols if c[0] != "exact_images"]
     cells = [[head for _, head, _ in cols]]

@@ -35,6 +35,7 @@ from medbench.codecs.learned.coding import (
     resolve_device,
     runtime,
 )
+from medbench.codecs.learned.complexity import Complexity, model_complexity
 from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError, UnsupportedInput
 from medbench.image import Image
@@ -129,10 +130,19 @@ class LearnedCodec(Codec):
         return [s for s in checkpoints if s not in self._milestones]
 
     def describe(self) -> dict[str, Any]:
-        """The base description plus ``skipped``: broken model folders and why."""
+        """The base description plus ``skipped`` (broken model folders and why) and a note
+        per model shape: its parameters and kMAC per pixel (:meth:`complexity`)."""
         info = super().describe()
         info["skipped"] = dict(self.skipped)
+        info["notes"].extend(complexity_notes({s: self.complexity(s) for s in self.settings()}))
         return info
+
+    def complexity(self, setting: str) -> Complexity:
+        """Parameters and encoder/decoder kMAC per pixel of the model of ``setting``,
+        counted from its layers (:mod:`~medbench.codecs.learned.complexity`)."""
+        cfg = self.checkpoint(setting).config
+        return model_complexity(cfg["arch"], int(cfg["latent"]), int(cfg["width"]),
+                                int(cfg.get("components", 3)))
 
     def checkpoint(self, setting: str) -> Checkpoint:
         self.check_setting(setting)
@@ -180,7 +190,9 @@ class LearnedCodec(Codec):
         for key in ("milestone", "parent"):  # budget curve and transfer learning
             if cfg.get(key) is not None:
                 info[key] = cfg[key]
-        return {"train_dataset": dataset,
+        complexity = self.complexity(setting).as_dict()
+        info.update(complexity)
+        return {"train_dataset": dataset, **complexity,
                 "model_info": json.dumps(info, sort_keys=True)}
 
     def training_images(self, setting: str) -> TrainingImages | None:
@@ -245,6 +257,16 @@ class LearnedCodec(Codec):
             f"this stream was written by {self.arch} model {model_hex}, which is not among "
             f"the loadable models in {roots}; pass --models with the folder that holds it"
         )
+
+
+def complexity_notes(found: dict[str, Complexity]) -> list[str]:
+    """``medbench codecs`` lines: one per distinct complexity, naming its settings."""
+    shapes: dict[Complexity, list[str]] = {}
+    for setting, complexity in found.items():
+        shapes.setdefault(complexity, []).append(setting)
+    return [f"{c.params:,} params, {c.kmac_per_pixel_enc:g} kMAC/pixel encode, "
+            f"{c.kmac_per_pixel_dec:g} decode: {', '.join(names)}"
+            for c, names in shapes.items()]
 
 
 def _val_bpp(ckpt: Checkpoint) -> float:

@@ -22,6 +22,7 @@ output is rounded to the image's bit depth.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -49,8 +50,9 @@ from medbench.codecs.learned.checkpoint import (
     read_config,
     training_images,
 )
-from medbench.codecs.learned.codec import model_roots
+from medbench.codecs.learned.codec import complexity_notes, model_roots
 from medbench.codecs.learned.coding import resolve_device, runtime
+from medbench.codecs.learned.complexity import Complexity, filter_complexity
 from medbench.codecs.provenance import TrainingImages
 from medbench.errors import MedbenchError
 from medbench.image import Image
@@ -115,6 +117,12 @@ class PostFilterNet(nn.Module):
         half = self.mix_half(half + self.up_half(quarter))
         full = self.mix_full(full + self.up_full(half))
         return (xp + RESIDUAL_SCALE * self.out(full))[..., :h, :w]
+
+
+@functools.cache
+def _filter_complexity(width: int) -> Complexity:
+    """Complexity of a filter of ``width`` (weights do not change it: counted once)."""
+    return filter_complexity(PostFilterNet(width).eval())
 
 
 def apply_filter(net: PostFilterNet, pixels: np.ndarray, bit_depth: int,
@@ -333,7 +341,14 @@ class Jpeg2000PostFilterCodec(Codec):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info["skipped"] = dict(self.skipped)
+        info["notes"].extend(complexity_notes({s: self.complexity(s) for s in self.settings()}))
         return info
+
+    def complexity(self, setting: str) -> Complexity:
+        """The filter's parameters and kMAC per pixel (the encoder, plain JPEG 2000, runs
+        no learned layer): :func:`~medbench.codecs.learned.complexity.filter_complexity`."""
+        return _filter_complexity(int(self.checkpoints()[self.filter_for(setting)]
+                                      .config["width"]))
 
     @property
     def device(self) -> torch.device:
@@ -362,7 +377,9 @@ class Jpeg2000PostFilterCodec(Codec):
                 "ratio": cfg["ratio"], "protocol": train.get("protocol"),
                 "budget": cfg.get("budget"), "validation": cfg.get("validation"),
                 "folder": str(ckpt.folder)}
-        return {"train_dataset": train.get("dataset"),
+        complexity = self.complexity(setting).as_dict()
+        info.update(complexity)
+        return {"train_dataset": train.get("dataset"), **complexity,
                 "model_info": json.dumps(info, sort_keys=True)}
 
     def training_images(self, setting: str) -> TrainingImages | None:
