@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.benchmark.chunked import read_frame
 from medbench.benchmark.observers import storage as observer_storage
 from medbench.benchmark.rows import COLUMNS, STATUSES, ResultRow, VisualCrop
 from medbench.benchmark.visuals import pack, unpack
@@ -435,7 +436,7 @@ class ResultsStore:
         if run_id is not None:
             query += " WHERE run_id = ?"
             params = (run_id,)
-        df = pd.read_sql_query(query + " ORDER BY rowid", self._db, params=params)
+        df = read_frame(self._db, query + " ORDER BY rowid", params)  # in bounded chunks
         df = df.reindex(columns=list(COLUMNS))
         for flag in ("lossless_exact", "seen_in_training"):  # SQLite keeps 0/1
             if flag in df:
