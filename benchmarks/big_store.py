@@ -1,6 +1,7 @@
 """``medbench report`` and ``compare`` on stores of 10⁵–10⁷ rows (a script, not a suite).
 
     python benchmarks/big_store.py build OUT --rows 1000000 [--from RESULTS] [--shift DB]
+    python benchmarks/big_store.py write [--rows 1e5] [--batch 1 100 1000]
     python benchmarks/big_store.py time --rows 1e5 1e6 1e7 [--work /tmp/bigstore]
                                         [--src src] [--no-compare] [--keep]
 
@@ -12,6 +13,9 @@ look: copy ``k`` of an image is ``<id>-<k>``, the images of one copy are one pat
 (``group_id`` ``p<k>``, so intervals are cluster bootstraps over patients, as on NIH
 ChestX-ray14), and each copy's PSNR moves by a few hundredths of a dB so images differ.
 ``--shift`` adds that many dB to every PSNR (the second store of a comparison).
+
+``write`` measures the one writer of a run: rows/s into a fresh store committing every
+row (``ResultsStore.write``, as a run did) and in batches (``write_many``).
 
 ``time`` builds the stores it lacks under ``--work`` and times, each in a fresh process
 with the medbench of ``--src`` (give an older checkout's ``src`` for "before"):
@@ -117,6 +121,44 @@ def measure(command: list[str], src: Path) -> tuple[float, float, int]:
     return float(wall), int(rss_kib) / 2**20, int(rc)
 
 
+def write_rate(folder: Path, rows: int, batches: list[int]) -> None:
+    """Rows/s of ``ResultsStore.write`` (a commit a row) and ``write_many`` in batches."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import pandas as pd
+
+    from medbench.benchmark.rows import COLUMNS, ResultRow
+    from medbench.benchmark.store import STORE_NAME, ResultsStore
+
+    base = pd.read_csv(SEED)
+    base = base.astype(object).where(base.notna(), None)
+    made = [ResultRow(**{k: v for k, v in r.items() if k in COLUMNS})
+            for r in base.to_dict("records")]
+    template = [(r, r.image_id) for r in made]
+    print("| commit every | rows | wall s | rows/s | load (1/5/15 min) |")
+    print("| ---: | ---: | ---: | ---: | --- |", flush=True)
+    for batch in batches:
+        shutil.rmtree(folder, ignore_errors=True)
+        store = ResultsStore(folder / STORE_NAME)
+        run_id = store.new_run({}, {})
+        before = load()
+        started = time.perf_counter()
+        pending = []
+        for i in range(rows):
+            row, image = template[i % len(template)]
+            row.run_id, row.image_id = run_id, f"{image}-{i // len(template)}"
+            pending.append(ResultRow(**row.columns()))
+            if len(pending) >= batch:
+                store.write_many(pending) if batch > 1 else store.write(pending[0])
+                pending = []
+        if pending:
+            store.write_many(pending)
+        wall = time.perf_counter() - started
+        store.close()
+        print(f"| {batch} | {rows:,} | {wall:.1f} | {rows / wall:,.0f} | {before} |",
+              flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -129,6 +171,10 @@ def main() -> None:
     b.add_argument("--rows", type=float, required=True)
     b.add_argument("--from", dest="seed", type=Path, default=SEED)
     b.add_argument("--shift", type=float, default=0.0)
+    w = sub.add_parser("write")
+    w.add_argument("--rows", type=float, default=1e5)
+    w.add_argument("--batch", type=int, nargs="+", default=[1, 100, 1000])
+    w.add_argument("--work", type=Path, default=Path("/tmp/bigstore/write"))
     t = sub.add_parser("time")
     t.add_argument("--rows", type=float, nargs="+", default=[1e5, 1e6, 1e7])
     t.add_argument("--work", type=Path, default=Path("/tmp/bigstore"))
@@ -136,6 +182,9 @@ def main() -> None:
     t.add_argument("--no-compare", action="store_true")
     t.add_argument("--keep", action="store_true")
     args = parser.parse_args()
+    if args.what == "write":
+        write_rate(args.work, int(args.rows), args.batch)
+        return
     if args.what == "build":
         build(args.out, int(args.rows), args.seed, args.shift)
         return
