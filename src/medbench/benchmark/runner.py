@@ -556,6 +556,9 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     except BaseException:
         try:
             writer.flush()  # what finished is kept
+        except StoreWriteError:  # the disk is full: those cells are coded again on resume
+            log.warning("could not write the last rows of run %s to %s", run_id, store.path)
+        try:
             store.set_run_status(run_id, "interrupted")
         except StoreWriteError:  # the disk is full: resume finds the run anyway
             log.warning("could not mark run %s interrupted in %s", run_id, store.path)
@@ -636,10 +639,10 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
-            self.store.write_many(self.rows)
-            self.rows = []
+        rows, self.rows = self.rows, []  # written or failed, never tried twice
         self.last = time.monotonic()
+        if rows:
+            self.store.write_many(rows)
 
 
 def _remaining(units: Sequence[WorkUnit], store: ResultsStore, run_id: str
