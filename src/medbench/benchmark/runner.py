@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from medbench.benchmark.resume import (
     of_type,
     resumed_config,
 )
-from medbench.benchmark.rows import WorkUnit, error_rows
+from medbench.benchmark.rows import ResultRow, WorkUnit, error_rows
 from medbench.benchmark.seen import seen_warnings
 from medbench.benchmark.store import STORE_NAME, ResultsStore, StoreWriteError
 from medbench.benchmark.targets import parse_targets
@@ -50,6 +51,11 @@ from medbench.folders import check_outside, write_problem
 from medbench.text import unique_names
 
 log = logging.getLogger(__name__)
+
+#: Rows the writer commits together at most, and the time since its last commit after
+#: which a row is committed at once (rows arriving slower are each committed alone).
+WRITE_BATCH = 1000
+WRITE_SECONDS = 0.5
 
 
 @dataclass
@@ -500,13 +506,8 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
         _recode_changed_images(plan, store, run_id, echo)
         _charge_crashed_cells(plan, store, run_id, echo)
         _mark_missing_images(plan, store, run_id, echo)
-    done = store.finished_cells(run_id) if run_id is not None else set()
-    units = [
-        replace(unit, cells=cells)
-        for unit in plan.units
-        if (cells := tuple(cell for cell in unit.cells
-                           if (unit.dataset, unit.record.image_id, *cell) not in done))
-    ]
+    units = (_remaining(plan.units, store, run_id) if run_id is not None
+             else [unit for unit in plan.units if unit.cells])
     # The executor starts before the run is recorded, so a wrong --scheduler leaves no trace.
     workers = config.workers
     if config.scheduler is None and units:  # no idle processes for tiny runs
@@ -534,22 +535,30 @@ def execute(plan: RunPlan, store: ResultsStore, run_id: str | None = None, *,
     by_name = {codec.name: codec for codec in plan.codecs}
     bar = progress(sum(len(unit.cells) for unit in units)) if progress else None
 
+    writer = _Writer(store)
+
     def before_cell(units: Sequence[WorkUnit], codec: str, setting: str) -> None:
+        writer.flush()  # in-process: the rows before a cell that may crash are committed
         store.mark_pending(run_id, [(unit.dataset, unit.record.image_id) for unit in units],
                            codec, setting)
 
     try:
         with executor:
             for row in executor.rows(job, units, plan.datasets, by_name, before_cell):
-                store.write(row)
+                writer.add(row)
                 if bar is not None:
                     bar.update(1)
                     if row.status == "error":
                         bar.set_postfix_str(f"last error: {row.codec} {row.setting}")
+        writer.flush()
         if job.observer is not None:
             _summarize_observer(store, run_id, job.observer, echo)
         store.set_run_status(run_id, "finished")
     except BaseException:
+        try:
+            writer.flush()  # what finished is kept
+        except StoreWriteError:  # the disk is full: those cells are coded again on resume
+            log.warning("could not write the last rows of run %s to %s", run_id, store.path)
         try:
             store.set_run_status(run_id, "interrupted")
         except StoreWriteError:  # the disk is full: resume finds the run anyway
@@ -610,6 +619,49 @@ def _recode_changed_images(plan: RunPlan, store: ResultsStore, run_id: str,
         store.set_run_images(run_id, changed)
 
 
+class _Writer:
+    """The run's one writer: rows committed together when they arrive faster than
+    :data:`WRITE_SECONDS` apart (many workers), each at once otherwise.
+
+    A commit costs about what a thousand inserted rows do: committing every row, the
+    writer of a 10⁷-cell run would spend about an hour committing and fall behind a
+    cluster (``benchmarks/big_store.py write``). A process killed between commits loses
+    only uncommitted rows, which ``--resume`` codes again.
+    """
+
+    def __init__(self, store: ResultsStore):
+        self.store = store
+        self.rows: list[ResultRow] = []
+        self.last = time.monotonic()
+
+    def add(self, row: ResultRow) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= WRITE_BATCH or time.monotonic() - self.last >= WRITE_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []  # written or failed, never tried twice
+        self.last = time.monotonic()
+        if rows:
+            self.store.write_many(rows)
+
+
+def _remaining(units: Sequence[WorkUnit], store: ResultsStore, run_id: str
+               ) -> list[WorkUnit]:
+    """The units of a resumed run with only the cells it has not finished: images with no
+    row keep every cell, the others are looked up one by one in the store's key, so a
+    10⁷-row store is never read whole."""
+    counts = store.finished_by_image(run_id)
+    out = []
+    for unit in units:
+        if counts.get((unit.dataset, unit.record.image_id)):
+            done = store.finished_cells_of(run_id, unit.dataset, unit.record.image_id)
+            unit = replace(unit, cells=tuple(c for c in unit.cells if c not in done))
+        if unit.cells:
+            out.append(unit)
+    return out
+
+
 def _charge_crashed_cells(plan: RunPlan, store: ResultsStore, run_id: str,
                           echo: Callable[[str], Any]) -> None:
     """Cells in flight when the process coding the run died become error rows: their
@@ -633,11 +685,11 @@ def _mark_missing_images(plan: RunPlan, store: ResultsStore, run_id: str,
                          echo: Callable[[str], Any]) -> None:
     """Error rows for the cells of images the run chose whose files are gone."""
     present = {(unit.dataset, unit.record.image_id) for unit in plan.units}
-    done = store.finished_cells(run_id)
     for dataset, image_id, source, _ in store.run_images(run_id):
         if (dataset, image_id) in present or dataset not in plan.datasets:
             continue
-        cells = tuple(cell for cell in plan.ranks if (dataset, image_id, *cell) not in done)
+        done = store.finished_cells_of(run_id, dataset, image_id)
+        cells = tuple(cell for cell in plan.ranks if cell not in done)
         if not cells:
             continue
         echo(f"{source or image_id} of {dataset} is no longer present: its {len(cells)} "

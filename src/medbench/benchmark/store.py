@@ -1,7 +1,10 @@
 """The results store: one SQLite file, one row per (run, dataset, image, codec, setting).
 
-Each row is committed as soon as its cell finishes, so an interrupted run loses nothing
-and ``--resume`` skips the cells already present. Reports and exports only read it.
+Rows are committed as their cells finish (together when many workers finish cells
+faster than a commit a row allows: ``runner._Writer``), so an interrupted run loses at
+most the rows of its last half second, and ``--resume`` skips the cells already present
+(counting them per image in SQLite: a 10⁷-row store is never read whole to resume it).
+Reports and exports only read it.
 
 Beside the rows, a run keeps the images it chose (``run_images``: dataset, image id,
 source file and its SHA-256), so ``--resume`` codes exactly those images and notices a
@@ -26,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from medbench.benchmark import pixels as kept_files
+from medbench.benchmark.chunked import read_frame
 from medbench.benchmark.observers import storage as observer_storage
 from medbench.benchmark.rows import COLUMNS, STATUSES, KeptPixels, ResultRow, VisualCrop
 from medbench.benchmark.visuals import pack, unpack
@@ -354,31 +358,61 @@ class ResultsStore:
         )
         return {tuple(r) for r in rows}  # type: ignore[misc]
 
+    @_guarded
+    def finished_by_image(self, run_id: str) -> dict[tuple[str, str], int]:
+        """``(dataset, image_id)`` → how many of its cells ``run_id`` has finished: what
+        ``--resume`` needs first, counted by SQLite (a 10⁷-row store has 10⁵ images; a
+        set of its 10⁷ cells in Python would take gigabytes)."""
+        return {(d, i): n for d, i, n in self._db.execute(
+            "SELECT dataset, image_id, COUNT(*) FROM results WHERE run_id = ? "
+            "GROUP BY dataset, image_id", (run_id,))}
+
+    @_guarded
+    def finished_cells_of(self, run_id: str, dataset: str, image_id: str
+                          ) -> set[tuple[str, str]]:
+        """``(codec, setting)`` of the cells of one image ``run_id`` has finished (a
+        look-up in the store's key, not a scan)."""
+        return {tuple(r) for r in self._db.execute(  # type: ignore[misc]
+            "SELECT codec, setting FROM results WHERE run_id = ? AND dataset = ? AND "
+            "image_id = ?", (run_id, dataset, image_id))}
+
     def write(self, row: ResultRow) -> None:
         """Insert (or replace) one finished cell, with its visual crops, and commit at once."""
-        if row.status not in STATUSES:
-            raise ValueError(f"row status {row.status!r} is not one of {', '.join(STATUSES)}")
-        values = {name: _sql_value(value) for name, value in row.columns().items()}
-        if values["finished_at"] is None:
-            values["finished_at"] = _now()
+        self.write_many([row])
+
+    def write_many(self, rows: Iterable[ResultRow]) -> None:
+        """Insert (or replace) finished cells, with their visual crops, in one committed
+        transaction: a commit costs about as much as a thousand inserted rows, so a writer
+        fed by many workers keeps up by committing what has arrived together
+        (``benchmarks/big_store.py write`` measures both)."""
+        rows = list(rows)
+        for row in rows:
+            if row.status not in STATUSES:
+                raise ValueError(f"row status {row.status!r} is not one of "
+                                 f"{', '.join(STATUSES)}")
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
-        kept = [self._kept_file(row, view) for view in row.kept]  # files before the row
+        # kept pixel files are written before their rows
+        kept = [self._kept_file(row, view) for row in rows for view in row.kept]
+        now = _now()
+        values = [[_sql_value(getattr(row, name)) for name in COLUMNS] for row in rows]
+        at = list(COLUMNS).index("finished_at")
+        for line in values:
+            line[at] = now if line[at] is None else line[at]
         with self._writing():
-            self._db.execute(
-                f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
-                [values[name] for name in COLUMNS],
-            )
-            self._db.execute(
+            self._db.executemany(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
+                                 values)
+            self._db.executemany(
                 "DELETE FROM pending WHERE run_id = ? AND dataset = ? AND image_id = ? "
                 "AND codec = ? AND setting = ?",
-                (row.run_id, row.dataset, row.image_id, row.codec, row.setting))
-            for view in row.visuals:
-                self._write_visual(row, view)
+                [(r.run_id, r.dataset, r.image_id, r.codec, r.setting) for r in rows])
+            for row in rows:
+                for view in row.visuals:
+                    self._write_visual(row, view)
+                observer_storage.write_sites(self._db, row)
             self._db.executemany(
                 "INSERT OR REPLACE INTO kept_pixels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 kept)
-            observer_storage.write_sites(self._db, row)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -476,7 +510,7 @@ class ResultsStore:
         if run_id is not None:
             query += " WHERE run_id = ?"
             params = (run_id,)
-        df = pd.read_sql_query(query + " ORDER BY rowid", self._db, params=params)
+        df = read_frame(self._db, query + " ORDER BY rowid", params)  # in bounded chunks
         df = df.reindex(columns=list(COLUMNS))
         for flag in ("lossless_exact", "seen_in_training"):  # SQLite keeps 0/1
             if flag in df:

@@ -101,7 +101,7 @@ def targets_table(rows: pd.DataFrame) -> pd.DataFrame:
                  if not bool(met.loc[ok["target_note"] == n].all())]
         errors = group.loc[group["status"] != "ok", "error"].dropna()
         target = parse_target_setting(line["setting"])
-        obeys = sum(_obeys(target, r) for _, r in ok.iterrows())
+        obeys = int(_obeys(target, ok).sum())
         entry = {
             "dataset": line["dataset"], "codec": line["codec"],
             "train_dataset": line["train_dataset"],
@@ -209,16 +209,17 @@ def _versus(mean: float, half: float, other: str, metric: str = "psnr") -> str |
     return text + f" ({TIE})" if abs(mean) <= half else text
 
 
-def _obeys(target: Target, row: pd.Series) -> bool:
-    """Whether a coded point obeys the target's rule (tolerance aside)."""
-    value = pd.to_numeric(row.get(target.kind), errors="coerce")  # ratio, bpp or psnr
-    if pd.isna(value):
-        return False
+def _obeys(target: Target, rows: pd.DataFrame) -> pd.Series:
+    """Whether each coded point obeys the target's rule (tolerance aside); a missing
+    value does not."""
+    if target.kind not in rows:
+        return pd.Series(False, index=rows.index)
+    value = pd.to_numeric(rows[target.kind], errors="coerce")  # ratio, bpp or psnr
     if target.kind == "ratio":
-        return bool(value >= target.value * (1 - 1e-12))
+        return (value >= target.value * (1 - 1e-12)).fillna(False)
     if target.kind == "bpp":
-        return bool(value <= target.value * (1 + 1e-12))
-    return bool(value >= target.value)
+        return (value <= target.value * (1 + 1e-12)).fillna(False)
+    return (value >= target.value).fillna(False)
 
 
 def _mean(ok: pd.DataFrame, column: str) -> float:
