@@ -88,9 +88,9 @@ def read(results: Path, rel: str, sha256: str, dtype: str, height: int,
         The file is missing, does not decode, or holds other pixels than the store says.
     """
     path = Path(results) / rel
-    fix = (f"run `medbench run --out {results} --resume` again with --keep-pixels in a "
-           f"copy of the results folder that still has {PIXELS_DIR}/, or copy that folder "
-           f"back")
+    # A finished cell is never coded again on --resume, so the fix is a backup or a new run.
+    fix = (f"restore {Path(results) / PIXELS_DIR}/ from a copy made with the run, or run "
+           f"again with --keep-pixels into a new --out")
     if not path.is_file():
         raise KeptPixelsError(f"the kept image {path} is missing; {fix}")
     try:
