@@ -282,6 +282,13 @@ class LocalPoolExecutor(Executor):
         manager = getattr(pool, "_executor_manager_thread", None)
         if manager is not None and manager.is_alive():
             manager.join(TERMINATE_GRACE + 3.0)
+        if manager is not None and manager.is_alive():
+            # Still closing (a loaded machine): take it off the exit hook's list, so the
+            # hook never writes to the pipe it is closing; interpreter exit still joins
+            # the thread (it is not a daemon).
+            from concurrent.futures import process as futures_process
+
+            getattr(futures_process, "_threads_wakeups", {}).pop(manager, None)
 
     def rows(self, job, units, datasets, codecs, before_cell=None):
         from concurrent.futures import FIRST_COMPLETED, wait
