@@ -114,3 +114,43 @@ def test_the_cli_says_it_in_one_line(kit, key, tmp_path):
     path.write_text(path.read_text()[:50])
     out = invoke("study", "analyze", kit, path, "--out", tmp_path / "x", code=1)
     assert out.startswith("Error: the answers file") and out.count("\n") == 1
+
+
+def _doc(key, answers, reader="r1"):
+    return {"format": "medbench-study-answers", "kit_id": key["kit_id"], "reader": reader,
+            "answers": answers,
+            "digest": fnv1a32(json.dumps([key["kit_id"], reader, answers],
+                                         separators=(",", ":"), ensure_ascii=False))}
+
+
+@pytest.mark.parametrize("item, said", [
+    ({"trial": ["t001"], "answer": "left", "ms": 1}, "answers trial ['t001'], which"),
+    ({"trial": "t001", "answer": ["left"], "ms": 1}, "gives trial t001 the answer ['left']"),
+    ({"trial": "t001", "answer": {"a": 1}, "ms": 1}, "gives trial t001 the answer {'a': 1}"),
+    ({"trial": "t001", "answer": "left", "ms": 10 ** 40}, "gives trial t001 the time 1000"),
+])
+def test_answers_of_the_wrong_type_or_size_are_refused_in_one_sentence(key, tmp_path, item,
+                                                                        said):
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(_doc(key, [item])))
+    with pytest.raises(StudyError, match=re.escape(f"{path} {said}")):
+        read_answers(path, key)
+
+
+def test_json_nested_too_deep_is_refused_as_not_json(key, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(StudyError, match=re.escape(f"{path} is cut short or not JSON")):
+        read_answers(path, key)
+
+
+def test_answers_of_no_test_trial_are_refused_not_a_traceback(kit, key, tmp_path):
+    catch = [{"trial": t["id"], "answer": "left", "ms": 5}
+             for t in key["trials"] if t["kind"] == "catch"]
+    for name, answers in (("none.json", []), ("catch.json", catch)):
+        path = tmp_path / name
+        path.write_text(json.dumps(_doc(key, answers)))
+        out = invoke("study", "analyze", kit, path, "--out", tmp_path / "x", code=1)
+        assert out == (f"Error: the answers file(s) {path} answer no test trial (only catch "
+                       f"trials or none); give the files the kit page downloaded after the "
+                       f"readers read\n")

@@ -20,6 +20,9 @@ from medbench.study import StudyError
 from medbench.study.kit import KEY_NAME, KIT_FORMAT
 
 ANSWERS_FORMAT = "medbench-study-answers"
+#: Longest time on one trial an answers file may give (a year, in ms): more is no time the
+#: page measured, and would overflow the medians.
+MAX_MS = 365 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,9 @@ def read_answers(path: Path, key: dict) -> Answers:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"the answers file {path} does not exist; check its name") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StudyError(f"the answers file {path} is cut short or not JSON ({exc}); {fix}"
-                         ) from None
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        raise StudyError(f"the answers file {path} is cut short or not JSON "
+                         f"({str(exc)[:120] or type(exc).__name__}); {fix}") from None
     if not isinstance(doc, dict) or doc.get("format") != ANSWERS_FORMAT:
         raise StudyError(f"{path} is not an answers file of a medbench reading kit; give the "
                          f"answers-<kit>-<reader>.json the kit page downloaded")
@@ -98,19 +101,21 @@ def read_answers(path: Path, key: dict) -> Answers:
     ms: dict[str, int] = {}
     for item in answers:
         trial = item.get("trial") if isinstance(item, dict) else None
-        if trial not in trials:
-            raise StudyError(f"the answers file {path} answers trial {trial!r}, which this "
-                             f"kit does not have; {fix}")
+        if not isinstance(trial, str) or trial not in trials:
+            raise StudyError(f"the answers file {path} answers trial {repr(trial)[:60]}, "
+                             f"which this kit does not have; {fix}")
         if trial in chosen:
             raise StudyError(f"the answers file {path} answers trial {trial} twice; {fix}")
         value = item.get("answer")
-        if isinstance(value, bool) or value not in allowed:
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool) or \
+                value not in allowed:
             raise StudyError(f"the answers file {path} gives trial {trial} the answer "
-                             f"{value!r}, not one of {sorted(allowed, key=str)}; {fix}")
+                             f"{repr(value)[:60]}, not one of {sorted(allowed, key=str)}; {fix}")
         took = item.get("ms")
-        if isinstance(took, bool) or not isinstance(took, int) or took < 0:
+        if isinstance(took, bool) or not isinstance(took, int) or not 0 <= took <= MAX_MS:
             raise StudyError(f"the answers file {path} gives trial {trial} the time "
-                             f"{took!r} ms, not a whole number >= 0; {fix}")
+                             f"{str(took)[:40]} ms, not a whole number from 0 to {MAX_MS} "
+                             f"(a year); {fix}")
         chosen[trial] = value
         ms[trial] = took
     return Answers(path, reader.strip(), chosen, ms, len(trials) - len(chosen))
