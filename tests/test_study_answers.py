@@ -154,3 +154,33 @@ def test_answers_of_no_test_trial_are_refused_not_a_traceback(kit, key, tmp_path
         assert out == (f"Error: the answers file(s) {path} answer no test trial (only catch "
                        f"trials or none); give the files the kit page downloaded after the "
                        f"readers read\n")
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda k: k.pop("kit_id"), "its 'kit_id' is missing or not a str"),
+    (lambda k: k.update(files=[1]), "its 'files' is missing or not a dict"),
+    (lambda k: k["trials"][0].pop("id"), "a trial lacks one of id, kind"),
+    (lambda k: k.update(protocol="x"), "its protocol 'x' is not 2afc, revealed or rating"),
+    (lambda k: k["files"].update({"../../x": "0"}), "its file '../../x' is not an images/"),
+])
+def test_a_damaged_key_is_refused_in_one_sentence(kit, tmp_path, edit, said):
+    copy = tmp_path / "kit"
+    shutil.copytree(kit, copy)
+    key = json.loads((copy / "key.json").read_text())
+    edit(key)
+    (copy / "key.json").write_text(json.dumps(key))
+    with pytest.raises(StudyError, match=re.escape(f"{copy / 'key.json'} was edited or "
+                                                   f"damaged ({said}")):
+        read_key(copy)
+
+
+def test_a_file_twice_a_folder_and_an_unwritable_out_are_one_line(kit, key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", left)
+    out = invoke("study", "analyze", kit, path, path, "--out", tmp_path / "x", code=1)
+    assert out == f"Error: the answers file {path} is given twice; name each reader's file once\n"
+    out = invoke("study", "analyze", kit, tmp_path, "--out", tmp_path / "x", code=1)
+    assert out.startswith(f"Error: the answers file {tmp_path} cannot be read")
+    (tmp_path / "f").write_text("")
+    out = invoke("study", "analyze", kit, path, "--out", tmp_path / "f" / "sub", code=1)
+    assert out.startswith(f"Error: cannot write the analysis into {tmp_path / 'f' / 'sub'} (")
+    assert out.count("\n") == 1

@@ -983,6 +983,7 @@ def study_make(results_dir: Path, codecs: str, target: str, images: int, out: Pa
 def study_analyze(kit: Path, answers: tuple[Path, ...], out: Path | None,
                   formats: tuple[str, ...]) -> None:
     """Proportions correct, verdicts, thresholds and agreement from readers' ANSWERS files."""
+    from medbench.study import StudyError
     from medbench.study.analysis import analyze, markdown, write
     from medbench.study.answers import read_all, read_key
     from medbench.study.imrmc import write_imrmc
@@ -990,9 +991,13 @@ def study_analyze(kit: Path, answers: tuple[Path, ...], out: Path | None,
     key = read_key(kit)
     result = analyze(key, read_all(list(answers), key))
     folder = out if out is not None else Path(kit)
-    paths = write(result, folder)
-    if "imrmc" in formats:
-        paths.append(write_imrmc(key, result.trials, folder / "study.imrmc"))
+    try:
+        paths = write(result, folder)
+        if "imrmc" in formats:
+            paths.append(write_imrmc(key, result.trials, folder / "study.imrmc"))
+    except OSError as exc:  # --out under a file, read-only, full
+        raise StudyError(f"cannot write the analysis into {folder} ({exc.strerror or exc}: "
+                         f"{exc.filename or folder}); choose another --out") from None
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(markdown(result))

@@ -51,7 +51,12 @@ def read_key(kit: Path) -> dict:
     if not isinstance(key, dict) or key.get("format") != KIT_FORMAT or "trials" not in key:
         raise StudyError(f"{path} is not a medbench study key; point at a kit folder made "
                          f"by `medbench study make`")
-    for name, sha in key.get("files", {}).items():
+    problem = _key_problem(key)
+    if problem:
+        raise StudyError(f"{path} was edited or damaged ({problem}); restore it from your "
+                         f"copy of the kit, or make the kit again with the same options and "
+                         f"--seed")
+    for name, sha in key["files"].items():
         file = Path(kit) / name
         if not file.is_file():
             raise StudyError(f"the kit folder {kit} lacks {name}; copy the whole kit folder "
@@ -60,6 +65,30 @@ def read_key(kit: Path) -> dict:
             raise StudyError(f"{file} is not the file the kit was made with; copy the whole "
                              f"kit folder again")
     return key
+
+
+_TRIAL_FIELDS = ("id", "kind", "dataset", "image_id", "codec", "ratio", "correct")
+
+
+def _key_problem(key: dict) -> str | None:
+    """What is wrong with a key's shape (what ``analyze`` reads of it), or None."""
+    for name, kind in (("kit_id", str), ("run_id", str), ("files", dict), ("trials", list),
+                       ("images", list), ("codecs", list), ("ratios", list)):
+        if not isinstance(key.get(name), kind):
+            return f"its {name!r} is missing or not a {kind.__name__}"
+    if key.get("protocol") not in ("2afc", "revealed", "rating"):
+        return f"its protocol {str(key.get('protocol'))[:40]!r} is not 2afc, revealed or rating"
+    if any(not isinstance(r, (int, float)) or isinstance(r, bool) for r in key["ratios"]):
+        return "a ratio is not a number"
+    for name, sha in key["files"].items():
+        if not name.startswith("images/") or ".." in name or "\\" in name \
+                or not isinstance(sha, str):
+            return f"its file {name[:60]!r} is not an images/ file of the kit"
+    for trial in key["trials"]:
+        if not isinstance(trial, dict) or any(f not in trial for f in _TRIAL_FIELDS) \
+                or not isinstance(trial["id"], str):
+            return f"a trial lacks one of {', '.join(_TRIAL_FIELDS)}: {str(trial)[:60]}"
+    return None
 
 
 def fnv1a32(text: str) -> str:
@@ -78,6 +107,9 @@ def read_answers(path: Path, key: dict) -> Answers:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"the answers file {path} does not exist; check its name") from None
+    except OSError as exc:  # a folder, unreadable
+        raise StudyError(f"the answers file {path} cannot be read ({exc.strerror}); name the "
+                         f"answers-<kit>-<reader>.json file itself") from None
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
         raise StudyError(f"the answers file {path} is cut short or not JSON "
                          f"({str(exc)[:120] or type(exc).__name__}); {fix}") from None
@@ -125,6 +157,10 @@ def read_all(paths: list[Path], key: dict) -> list[Answers]:
     """Every answers file, checked; two files of one reader are refused."""
     out: list[Answers] = []
     for path in paths:
+        again = next((a for a in out if Path(a.path).resolve() == Path(path).resolve()), None)
+        if again is not None:
+            raise StudyError(f"the answers file {path} is given twice; name each reader's "
+                             f"file once")
         answers = read_answers(path, key)
         twin = next((a for a in out if a.reader.casefold() == answers.reader.casefold()), None)
         if twin is not None:
