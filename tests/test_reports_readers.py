@@ -80,3 +80,12 @@ def test_a_rating_of_one_and_a_study_json_out_of_shape_never_end_the_report():
     md, html = readers_section([one, bad], pd.DataFrame(), pd.DataFrame())
     assert "| jpeg2000 | 10:1 | 1 | 4.00 [n/a, n/a] |" in md
     assert "t/study.json could not be shown (" in md and "t/study.json could not" in html
+
+
+def test_a_study_json_nested_too_deep_is_a_note(tmp_path):
+    from medbench.reports.readers import find_studies
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text("[" * 100_000 + "]" * 100_000)
+    found, notes = find_studies(tmp_path, "run")
+    assert found == [] and notes[0].startswith(f"{tmp_path / 's' / 'study.json'} could not be")

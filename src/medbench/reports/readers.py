@@ -42,9 +42,9 @@ def find_studies(results: Path, run_id: str) -> tuple[list[dict], list[str]]:
                         *Path(results).glob(f"*/*/{STUDY_JSON}")}):
         try:
             study = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            notes.append(f"{path} could not be read ({exc}); run `medbench study analyze` "
-                         f"again into that folder")
+        except (OSError, ValueError, RecursionError) as exc:  # not JSON, UTF-8; too deep
+            notes.append(f"{path} could not be read ({str(exc)[:120]}); run `medbench "
+                         f"study analyze` again into that folder")
             continue
         if isinstance(study, dict) and study.get("run_id") == run_id:
             found.append(dict(study, path=str(path.relative_to(results))))
