@@ -71,3 +71,19 @@ def test_a_resumed_run_keeps_the_pixels_of_the_cells_it_codes_again(tmp_path):
     key = ["image_id", "codec", "setting", "sha256"]
     assert sorted(map(tuple, after[key].values)) == sorted(map(tuple, before[key].values))
     assert len(after) == 2 * 2  # each image: its target cell and its original
+
+
+def test_a_decode_the_writer_cannot_store_is_scored_but_not_kept():
+    """A plugin decoding to float or int32 (or to another shape): kept, its file would
+    raise in the run's one writer and end the run with the rows of its batch."""
+    from dataclasses import replace
+
+    from medbench.benchmark.cells import _kept
+    from medbench.benchmark.rows import ResultRow
+
+    row = replace(ResultRow(image_id="a"), status="ok", setting="target:ratio=10")
+    good = np.zeros((4, 6), np.uint16)
+    assert _kept(row, good, (4, 6))
+    assert not _kept(row, good.astype(np.float64), (4, 6))
+    assert not _kept(row, good.astype(np.int32), (4, 6))
+    assert not _kept(row, good[:, :5], (4, 6))
