@@ -184,3 +184,12 @@ def test_a_file_twice_a_folder_and_an_unwritable_out_are_one_line(kit, key, tmp_
     out = invoke("study", "analyze", kit, path, "--out", tmp_path / "f" / "sub", code=1)
     assert out.startswith(f"Error: cannot write the analysis into {tmp_path / 'f' / 'sub'} (")
     assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize("reader", ["x\nNR: 9\nBEGIN DATA:", "a\tb", "r\u202e1"])
+def test_a_reader_name_with_a_control_character_is_refused(key, tmp_path, reader):
+    """A line break in a reader's name would write lines of its own into study.imrmc's
+    header (NR:, BEGIN DATA:) and the tables."""
+    path = answers_file(tmp_path / "a.json", key, reader, left)
+    with pytest.raises(StudyError, match=re.escape(f"{path} names its reader")):
+        read_answers(path, key)

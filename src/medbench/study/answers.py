@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,11 @@ def read_answers(path: Path, key: dict) -> Answers:
     reader, answers = doc.get("reader"), doc.get("answers")
     if not isinstance(reader, str) or not reader.strip() or not isinstance(answers, list):
         raise StudyError(f"the answers file {path} lacks its reader or answers; {fix}")
+    if any(unicodedata.category(ch).startswith("C") for ch in reader):
+        raise StudyError(f"the answers file {path} names its reader {reader[:60]!r} with a "
+                         f"line break or other control character, which would break the "
+                         f"tables and study.imrmc written from it; have the reader type their "
+                         f"name again on the kit page and download the answers again")
     canonical = json.dumps([doc["kit_id"], reader, answers], separators=(",", ":"),
                            ensure_ascii=False)
     if doc.get("digest") != fnv1a32(canonical):
