@@ -333,8 +333,12 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
                                    check_plan=lambda plan, run_id: _check_run_plan(
                                        plan, run_id, given, out))
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
-                   f"`medbench run --out {out} --resume`.", err=True)
+        if not (Path(out) / "results.sqlite").exists():  # stopped before the store was made
+            click.echo(f"\nInterrupted before any cell was coded; no run was recorded in "
+                       f"{out}: run the same command again (without --resume).", err=True)
+        else:
+            click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
+                       f"`medbench run --out {out} --resume`.", err=True)
         sys.exit(interrupts.exit_code)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
