@@ -193,3 +193,10 @@ def test_a_reader_name_with_a_control_character_is_refused(key, tmp_path, reader
     path = answers_file(tmp_path / "a.json", key, reader, left)
     with pytest.raises(StudyError, match=re.escape(f"{path} names its reader")):
         read_answers(path, key)
+
+
+def test_a_lone_surrogate_in_an_answer_is_a_damaged_file_not_a_traceback(key, tmp_path):
+    path = answers_file(tmp_path / "a.json", key, "r1", left)
+    path.write_text(path.read_text().replace('"zoom": "1"', '"zoom": "\\ud800"', 1))
+    with pytest.raises(StudyError, match=re.escape(f"{path} was edited or damaged")):
+        read_answers(path, key)

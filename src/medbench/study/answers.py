@@ -93,9 +93,11 @@ def _key_problem(key: dict) -> str | None:
 
 
 def fnv1a32(text: str) -> str:
-    """FNV-1a, 32 bit, of ``text``'s UTF-8 bytes, as the page computes it."""
+    """FNV-1a, 32 bit, of ``text``'s UTF-8 bytes, as the page computes it (a lone
+    surrogate, which no page writes, is hashed as its 3 bytes: such a file fails its
+    digest instead of raising)."""
     h = 0x811C9DC5
-    for byte in text.encode("utf-8"):
+    for byte in text.encode("utf-8", "surrogatepass"):
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
     return f"{h:08x}"
 
