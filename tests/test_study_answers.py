@@ -200,3 +200,11 @@ def test_a_lone_surrogate_in_an_answer_is_a_damaged_file_not_a_traceback(key, tm
     path.write_text(path.read_text().replace('"zoom": "1"', '"zoom": "\\ud800"', 1))
     with pytest.raises(StudyError, match=re.escape(f"{path} was edited or damaged")):
         read_answers(path, key)
+
+
+def test_a_key_json_nested_too_deep_is_refused_as_not_json(kit, tmp_path):
+    copy = tmp_path / "kit"
+    shutil.copytree(kit, copy)
+    (copy / "key.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(StudyError, match=re.escape(f"{copy / 'key.json'} is not the JSON")):
+        read_key(copy)

@@ -46,9 +46,10 @@ def read_key(kit: Path) -> dict:
                          f"wrote (its key.json stays with the organizer, not the readers)")
     try:
         key = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StudyError(f"{path} is not the JSON `medbench study make` wrote ({exc}); "
-                         f"restore it from your copy of the kit") from None
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        raise StudyError(f"{path} is not the JSON `medbench study make` wrote "
+                         f"({str(exc)[:120] or type(exc).__name__}); restore it from your "
+                         f"copy of the kit") from None
     if not isinstance(key, dict) or key.get("format") != KIT_FORMAT or "trials" not in key:
         raise StudyError(f"{path} is not a medbench study key; point at a kit folder made "
                          f"by `medbench study make`")
