@@ -208,3 +208,11 @@ def test_a_key_json_nested_too_deep_is_refused_as_not_json(kit, tmp_path):
     (copy / "key.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(StudyError, match=re.escape(f"{copy / 'key.json'} is not the JSON")):
         read_key(copy)
+
+
+def test_a_huge_file_is_refused_before_it_is_read(key, tmp_path):
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as handle:
+        handle.truncate(65 * 2**20)  # sparse: no disk used
+    with pytest.raises(StudyError, match=re.escape(f"{path} is 65 MiB, far more than")):
+        read_answers(path, key)

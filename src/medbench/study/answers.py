@@ -24,6 +24,8 @@ ANSWERS_FORMAT = "medbench-study-answers"
 #: Longest time on one trial an answers file may give (a year, in ms): more is no time the
 #: page measured, and would overflow the medians.
 MAX_MS = 365 * 24 * 3600 * 1000
+#: Largest answers file read: a trial's answer takes ~150 bytes, so 64 MiB is 400,000 trials.
+MAX_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,11 @@ def read_answers(path: Path, key: dict) -> Answers:
     path = Path(path)
     fix = "download the answers again from the reader's browser (D on the kit page)"
     try:
+        size = path.stat().st_size if path.is_file() else 0
+        if size > MAX_BYTES:  # read whole, it would take gigabytes of memory
+            raise StudyError(f"the answers file {path} is {size / 2**20:.0f} MiB, far more "
+                             f"than any kit's answers (under {MAX_BYTES // 2**20} MiB); give "
+                             f"the answers-<kit>-<reader>.json the kit page downloaded")
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"the answers file {path} does not exist; check its name") from None
