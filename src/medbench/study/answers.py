@@ -5,8 +5,11 @@ Every refusal is one sentence naming the file and the fix: an answers file of an
 after the page wrote them (the FNV-1a digest, :data:`medbench.study.page.DIGEST`, no longer
 matches), a trial answered twice or unknown to the kit, an answer the protocol does not
 allow, two files of one reader; and a kit folder that lacks an image file or holds one
-changed since it was made. Trials a reader left unanswered are not errors: they are
-counted per reader and said (:attr:`Answers.unanswered`).
+changed since it was made. So is what no page writes: a trial or answer of another JSON
+type, a time past a year, a reader name with a control character (it would write lines of
+its own into ``study.imrmc``), JSON nested too deep, a file over :data:`MAX_BYTES`, one
+file given twice, and a ``key.json`` edited out of shape. Trials a reader left unanswered
+are not errors: they are counted per reader and said (:attr:`Answers.unanswered`).
 """
 
 from __future__ import annotations
