@@ -333,7 +333,9 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
                                    check_plan=lambda plan, run_id: _check_run_plan(
                                        plan, run_id, given, out))
     except KeyboardInterrupt:
-        if not (Path(out) / "results.sqlite").exists():  # stopped before the store was made
+        from medbench.benchmark.store import STORE_NAME
+
+        if not (Path(out) / STORE_NAME).exists():  # stopped before the store was made
             click.echo(f"\nInterrupted before any cell was coded; no run was recorded in "
                        f"{out}: run the same command again (without --resume).", err=True)
         else:
