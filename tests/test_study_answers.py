@@ -161,6 +161,9 @@ def test_answers_of_no_test_trial_are_refused_not_a_traceback(kit, key, tmp_path
     (lambda k: k.update(files=[1]), "its 'files' is missing or not a dict"),
     (lambda k: k["trials"][0].pop("id"), "a trial lacks one of id, kind"),
     (lambda k: k.update(protocol="x"), "its protocol 'x' is not 2afc, revealed or rating"),
+    (lambda k: next(t for t in k["trials"] if t["kind"] == "test").update(ratio=None),
+     "test trial t0"),
+    (lambda k: k.update(images=[]), "test trial t0"),
     (lambda k: k["files"].update({"../../x": "0"}), "its file '../../x' is not an images/"),
 ])
 def test_a_damaged_key_is_refused_in_one_sentence(kit, tmp_path, edit, said):

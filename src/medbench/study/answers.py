@@ -95,6 +95,12 @@ def _key_problem(key: dict) -> str | None:
         if not isinstance(trial, dict) or any(f not in trial for f in _TRIAL_FIELDS) \
                 or not isinstance(trial["id"], str):
             return f"a trial lacks one of {', '.join(_TRIAL_FIELDS)}: {str(trial)[:60]}"
+        if trial["kind"] == "test" and (
+                not isinstance(trial["codec"], str) or isinstance(trial["ratio"], bool)
+                or not isinstance(trial["ratio"], (int, float))
+                or f"{trial['dataset']}/{trial['image_id']}" not in key["images"]):
+            return (f"test trial {str(trial['id'])[:20]} lacks its codec, its ratio or an "
+                    f"image of the key's images")
     return None
 
 
