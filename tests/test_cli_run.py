@@ -162,3 +162,17 @@ def test_an_argument_error_leaves_no_files_behind(tmp_path, args):
     assert result.exit_code in (1, 2), result.output
     assert result.output.count("Error:") == 1 and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_an_interrupt_before_the_store_exists_does_not_promise_a_resume(tmp_path, monkeypatch):
+    import medbench.benchmark.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    out = tmp_path / "r"
+    result = CliRunner().invoke(main, ["run", "--datasets", "sample", "--codecs", "jpeg2000",
+                                       "--limit", "1", "--out", str(out), "--no-report"])
+    assert "Interrupted before any cell was coded" in result.output
+    assert "--resume`" not in result.output

@@ -71,3 +71,39 @@ def test_a_resumed_run_keeps_the_pixels_of_the_cells_it_codes_again(tmp_path):
     key = ["image_id", "codec", "setting", "sha256"]
     assert sorted(map(tuple, after[key].values)) == sorted(map(tuple, before[key].values))
     assert len(after) == 2 * 2  # each image: its target cell and its original
+
+
+def test_a_decode_the_writer_cannot_store_is_scored_but_not_kept():
+    """A plugin decoding to float or int32 (or to another shape): kept, its file would
+    raise in the run's one writer and end the run with the rows of its batch."""
+    from dataclasses import replace
+
+    from medbench.benchmark.cells import _kept
+    from medbench.benchmark.rows import ResultRow
+
+    row = replace(ResultRow(image_id="a"), status="ok", setting="target:ratio=10")
+    good = np.zeros((4, 6), np.uint16)
+    assert _kept(row, good, (4, 6))
+    assert not _kept(row, good.astype(np.float64), (4, 6))
+    assert not _kept(row, good.astype(np.int32), (4, 6))
+    assert not _kept(row, good[:, :5], (4, 6))
+
+
+def test_a_kept_file_replaced_by_a_huge_png_is_refused_before_it_is_decoded(tmp_path):
+    import struct
+    import zlib
+
+    a = radiograph_like(32, 12, seed=1)
+    sha, rel = pixels.write(tmp_path, a)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)  # 4·10⁸ grey pixels
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 20001)) + chunk(b"IEND", b""))
+    (tmp_path / rel).write_bytes(bomb)
+    with pytest.raises(pixels.KeptPixelsError, match=re.escape(f"the kept image "
+                                                               f"{tmp_path / rel} ")):
+        pixels.read(tmp_path, rel, sha, "<u2", 32, 32)

@@ -64,3 +64,28 @@ def test_a_rating_study_shows_its_mean_ratings(tmp_path_factory, tmp_path):
         __import__("shutil").rmtree(results / "rating-study")
     assert "Study rating-kit (rating, 1 reader(s); rating-study/study.json)" in text
     assert "| original |" in text and "5.00" in text and "| a | 10:1 |" in text
+
+
+def test_a_rating_of_one_and_a_study_json_out_of_shape_never_end_the_report():
+    import pandas as pd
+
+    from medbench.reports.readers import readers_section
+
+    one = {"kit_id": "k1", "protocol": "rating", "readers": ["a"], "path": "s/study.json",
+           "agreement": "not computed: one reader", "thresholds": [],
+           "cells": [{"scope": "pooled", "codec": "jpeg2000", "ratio": 10.0, "n": 1,
+                      "mean_rating": 4.0, "ci_low": None, "ci_high": None}]}
+    bad = {"kit_id": "k2", "protocol": "2afc", "readers": ["a"], "path": "t/study.json",
+           "cells": "edited"}
+    md, html = readers_section([one, bad], pd.DataFrame(), pd.DataFrame())
+    assert "| jpeg2000 | 10:1 | 1 | 4.00 [n/a, n/a] |" in md
+    assert "t/study.json could not be shown (" in md and "t/study.json could not" in html
+
+
+def test_a_study_json_nested_too_deep_is_a_note(tmp_path):
+    from medbench.reports.readers import find_studies
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text("[" * 100_000 + "]" * 100_000)
+    found, notes = find_studies(tmp_path, "run")
+    assert found == [] and notes[0].startswith(f"{tmp_path / 's' / 'study.json'} could not be")

@@ -162,3 +162,34 @@ def test_make_needs_kept_pixels_and_an_empty_folder(made, tmp_path):
     with pytest.raises(StudyError, match="kept no pixels; run it with `medbench run "
                                          "--keep-pixels"):
         make_kit(plain, tmp_path / "kit", ["jpeg2000"], "ratio=10", 1)
+
+
+def test_an_image_a_codec_failed_on_is_said_as_not_coded_not_as_a_missed_target():
+    import pandas as pd
+
+    from medbench.study.kit import _usable
+
+    kept = pd.DataFrame({"dataset": ["d"] * 3, "image_id": ["a", "a", "b"],
+                         "codec": ["", "c", ""], "setting": ["", "target:ratio=10", ""]})
+    rows = pd.DataFrame({"dataset": ["d", "d"], "image_id": ["a", "b"], "codec": ["c", "c"],
+                         "setting": ["target:ratio=10"] * 2, "status": ["ok", "unsupported"],
+                         "target_met": [1, None]})
+    cells, images, notes = _usable("R", "run", kept, rows, ["c"], [10.0], 1)
+    assert images == [("d", "a")]
+    assert notes == ["1 image(s) left out: some codec did not code them (an error or "
+                     "unsupported row; see the run's error column)"]
+
+
+def test_an_image_an_interrupted_run_has_not_finished_is_said_as_unfinished():
+    import pandas as pd
+
+    from medbench.study.kit import _usable
+
+    kept = pd.DataFrame({"dataset": ["d"] * 3, "image_id": ["a", "a", "b"],
+                         "codec": ["", "c", ""], "setting": ["", "target:ratio=10", ""]})
+    rows = pd.DataFrame({"dataset": ["d"], "image_id": ["a"], "codec": ["c"],
+                         "setting": ["target:ratio=10"], "status": ["ok"], "target_met": [1]})
+    cells, images, notes = _usable("R", "run", kept, rows, ["c"], [10.0], 1)
+    assert images == [("d", "a")]
+    assert notes == ["1 image(s) left out: the run has not coded all their cells yet (finish "
+                     "it with `medbench run --out R --resume`)"]

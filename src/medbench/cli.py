@@ -333,8 +333,14 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
                                    check_plan=lambda plan, run_id: _check_run_plan(
                                        plan, run_id, given, out))
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
-                   f"`medbench run --out {out} --resume`.", err=True)
+        from medbench.benchmark.store import STORE_NAME
+
+        if not (Path(out) / STORE_NAME).exists():  # stopped before the store was made
+            click.echo(f"\nInterrupted before any cell was coded; no run was recorded in "
+                       f"{out}: run the same command again (without --resume).", err=True)
+        else:
+            click.echo(f"\nInterrupted. Finished cells are saved in {out}; continue with "
+                       f"`medbench run --out {out} --resume`.", err=True)
         sys.exit(interrupts.exit_code)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
@@ -983,6 +989,7 @@ def study_make(results_dir: Path, codecs: str, target: str, images: int, out: Pa
 def study_analyze(kit: Path, answers: tuple[Path, ...], out: Path | None,
                   formats: tuple[str, ...]) -> None:
     """Proportions correct, verdicts, thresholds and agreement from readers' ANSWERS files."""
+    from medbench.study import StudyError
     from medbench.study.analysis import analyze, markdown, write
     from medbench.study.answers import read_all, read_key
     from medbench.study.imrmc import write_imrmc
@@ -990,9 +997,13 @@ def study_analyze(kit: Path, answers: tuple[Path, ...], out: Path | None,
     key = read_key(kit)
     result = analyze(key, read_all(list(answers), key))
     folder = out if out is not None else Path(kit)
-    paths = write(result, folder)
-    if "imrmc" in formats:
-        paths.append(write_imrmc(key, result.trials, folder / "study.imrmc"))
+    try:
+        paths = write(result, folder)
+        if "imrmc" in formats:
+            paths.append(write_imrmc(key, result.trials, folder / "study.imrmc"))
+    except OSError as exc:  # --out under a file, read-only, full
+        raise StudyError(f"cannot write the analysis into {folder} ({exc.strerror or exc}: "
+                         f"{exc.filename or folder}); choose another --out") from None
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(markdown(result))

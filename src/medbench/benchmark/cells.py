@@ -469,7 +469,7 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
         row = _observed(ready, codec, row, decoded)
         row = replace(row, setting_rank=rank, observations=original + row.observations)
         original = ()
-        if job.keep_pixels and _kept(row, decoded):
+        if job.keep_pixels and _kept(row, decoded, ready.image.pixels.shape):
             kept = (KeptPixels(decoded, ready.image.bit_depth),)
             if not kept_original:
                 kept += (KeptPixels(ready.image.pixels, ready.image.bit_depth, False),)
@@ -483,10 +483,12 @@ def _unit_rows(job: Job, unit: WorkUnit, ready: _Prepared,
         yield from keeper.rows()
 
 
-def _kept(row: ResultRow, decoded: np.ndarray | None) -> bool:
+def _kept(row: ResultRow, decoded: np.ndarray | None, shape: tuple[int, ...]) -> bool:
     """Whether ``run --keep-pixels`` keeps this cell's decode: a ``target:`` cell that
-    decoded to an image of the original's shape."""
-    return (row.status == "ok" and decoded is not None and decoded.ndim == 2
+    decoded to a uint8/uint16 image of the original's shape (a plugin's decode of another
+    type is scored but not kept: the writer could not store it, and would end the run)."""
+    return (row.status == "ok" and decoded is not None and decoded.shape == shape
+            and decoded.dtype in (np.uint8, np.uint16)
             and parse_target_setting(row.setting) is not None)
 
 

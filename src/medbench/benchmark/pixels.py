@@ -95,12 +95,17 @@ def read(results: Path, rel: str, sha256: str, dtype: str, height: int,
         raise KeptPixelsError(f"the kept image {path} is missing; {fix}")
     try:
         with PILImage.open(path) as picture:
+            if picture.size != (width, height):  # before decoding a file that may be huge
+                raise KeptPixelsError(f"the kept image {path} is {picture.size[0]}x"
+                                      f"{picture.size[1]}, not the {width}x{height} the "
+                                      f"store names; {fix}")
             picture.load()
             if picture.mode in ("I;16", "I;16B", "I"):
                 array = np.asarray(picture, dtype=np.int64)
             else:
                 array = np.asarray(picture.convert("L"))
-    except (OSError, ValueError, SyntaxError, zlib.error) as exc:
+    except (OSError, ValueError, SyntaxError, zlib.error,
+            PILImage.DecompressionBombError) as exc:
         raise KeptPixelsError(f"the kept image {path} does not decode ({exc}); {fix}") from None
     array = array.astype(np.dtype(dtype))
     if array.shape != (height, width) or digest(array) != sha256:

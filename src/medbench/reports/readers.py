@@ -42,9 +42,9 @@ def find_studies(results: Path, run_id: str) -> tuple[list[dict], list[str]]:
                         *Path(results).glob(f"*/*/{STUDY_JSON}")}):
         try:
             study = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            notes.append(f"{path} could not be read ({exc}); run `medbench study analyze` "
-                         f"again into that folder")
+        except (OSError, ValueError, RecursionError) as exc:  # not JSON, UTF-8; too deep
+            notes.append(f"{path} could not be read ({str(exc)[:120]}); run `medbench "
+                         f"study analyze` again into that folder")
             continue
         if isinstance(study, dict) and study.get("run_id") == run_id:
             found.append(dict(study, path=str(path.relative_to(results))))
@@ -58,11 +58,18 @@ def readers_section(studies: list[dict], matched: pd.DataFrame,
         return HOW + "\n", H.paragraph(HOW, "empty")
     md, body = [], []
     for study in studies:
-        title = (f"Study {study['kit_id']} ({study['protocol']}, {len(study['readers'])} "
-                 f"reader(s); {study['path']})")
-        table = _paired(study, matched, observer) if study["protocol"] != "rating" \
-            else _rating(study)
-        about = _about(study)
+        try:
+            title = (f"Study {study['kit_id']} ({study['protocol']}, "
+                     f"{len(study['readers'])} reader(s); {study['path']})")
+            table = _paired(study, matched, observer) if study["protocol"] != "rating" \
+                else _rating(study)
+            about = _about(study)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # edited, other
+            text = (f"{study.get('path', STUDY_JSON)} could not be shown ({type(exc).__name__}"
+                    f": {exc}); run `medbench study analyze` again into that folder.")
+            md.append(text + "\n")
+            body.append(H.paragraph(text, "note"))
+            continue
         md.append(f"### {title}\n\n{about}\n\n{markdown(table)}")
         body.append(f"<h3>{H.esc(title)}</h3>" + H.paragraph(about, "note")
                     + html_table(table, "fit"))
@@ -100,9 +107,15 @@ def _rating(study: dict) -> pd.DataFrame:
             rows.append({"codec": cell["codec"],
                          "ratio": "" if ratio is None else f"{float(ratio):g}:1",
                          "n": cell["n"],
-                         "mean rating": f"{cell['mean_rating']:.2f} "
-                                        f"[{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"})
+                         "mean rating": f"{_num(cell['mean_rating'])} "
+                                        f"[{_num(cell['ci_low'])}, {_num(cell['ci_high'])}]"})
     return pd.DataFrame(rows)
+
+
+def _num(value) -> str:
+    """``value`` to 2 decimals; a NaN the study wrote as null (one rating: no interval)
+    as "n/a"."""
+    return "n/a" if value is None else f"{float(value):.2f}"
 
 
 def _about(study: dict) -> str:

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from medbench.study import StudyError
 from medbench.study.answers import Answers
 
 ALPHA = 0.05
@@ -107,6 +108,10 @@ def analyze(key: dict, answers: list[Answers]) -> Analysis:
                          f"trials unanswered ({a.path.name}); they are not counted")
     paired = key["protocol"] != "rating"
     tests = trials[trials["kind"] == "test"]
+    if tests.empty:  # nothing to measure: every table would be empty
+        raise StudyError(f"the answers file(s) {', '.join(str(a.path) for a in answers)} "
+                         f"answer no test trial (only catch trials or none); give the "
+                         f"files the kit page downloaded after the readers read")
     n_catch = int((trials["kind"] != "test").sum())
     if paired and n_catch:
         notes.append(f"{n_catch} catch answers (the original against itself) are left out of "

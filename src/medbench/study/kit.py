@@ -206,17 +206,30 @@ def _usable(results: Path, run_id: str, kept: pd.DataFrame, rows: pd.DataFrame,
     have = {(r.dataset, r.image_id, r.codec, r.setting) for r in kept.itertuples()}
     met = {(r.dataset, r.image_id, r.codec, r.setting) for r in rows.itertuples()
            if r.status == "ok" and r.target_met == 1}
+    failed = {(r.dataset, r.image_id, r.codec, r.setting) for r in rows.itertuples()
+              if r.status != "ok"}
+    coded = {(r.dataset, r.image_id, r.codec, r.setting) for r in rows.itertuples()}
     originals = [(r.dataset, r.image_id) for r in kept.itertuples() if r.codec == ""]
-    images, missed, unkept = [], 0, 0
+    images, missed, unkept, not_coded, unfinished = [], 0, 0, 0, 0
     for dataset, image_id in originals:
         keys = [(dataset, image_id, codec, setting) for codec, _, setting in cells]
-        if not all(k in met for k in keys):
+        if any(k in failed for k in keys):
+            not_coded += 1
+        elif not all(k in coded for k in keys):
+            unfinished += 1
+        elif not all(k in met for k in keys):
             missed += 1
         elif not all(k in have for k in keys):
             unkept += 1
         else:
             images.append((dataset, image_id))
     notes = []
+    if not_coded:
+        notes.append(f"{not_coded} image(s) left out: some codec did not code them (an error "
+                     f"or unsupported row; see the run's error column)")
+    if unfinished:
+        notes.append(f"{unfinished} image(s) left out: the run has not coded all their cells "
+                     f"yet (finish it with `medbench run --out {results} --resume`)")
     if missed:
         notes.append(f"{missed} image(s) left out: some codec missed its target ratio on "
                      f"them (target_met = 0; see the run's target_note)")
