@@ -352,13 +352,6 @@ class ResultsStore:
 
     # -- rows ---------------------------------------------------------------------------
     @_guarded
-    def finished_cells(self, run_id: str) -> set[tuple[str, str, str, str]]:
-        rows = self._db.execute(
-            "SELECT dataset, image_id, codec, setting FROM results WHERE run_id = ?", (run_id,)
-        )
-        return {tuple(r) for r in rows}  # type: ignore[misc]
-
-    @_guarded
     def finished_by_image(self, run_id: str) -> dict[tuple[str, str], int]:
         """``(dataset, image_id)`` → how many of its cells ``run_id`` has finished: what
         ``--resume`` needs first, counted by SQLite (a 10⁷-row store has 10⁵ images; a
