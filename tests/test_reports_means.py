@@ -230,3 +230,14 @@ def test_error_rows_of_unreadable_images_count_on_their_learned_setting():
     learned = table[table["codec"] == "dcae"]
     assert len(learned) == 1  # not a second line with no train dataset
     assert learned.iloc[0]["errors"] == 1 and learned.iloc[0]["train_dataset"] == "jsrt"
+
+
+def test_a_cluster_bootstrap_takes_the_confidence_asked_for():
+    from medbench.reports.means import interval
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=40)
+    groups = np.repeat(np.arange(20), 2).astype(str)
+    wide, narrow = (interval(values, groups, "patient", level) for level in (0.95, 0.8))
+    assert wide.method.startswith("cluster bootstrap") and narrow.method == wide.method
+    assert narrow.halfwidth < 0.8 * wide.halfwidth  # a narrower level, a narrower interval

@@ -315,10 +315,11 @@ class _Decision:
     values: np.ndarray | None = None
     index: np.ndarray | None = None
     method: str = ""
+    confidence: float = CONFIDENCE
 
     def result(self) -> Interval:
         if self.interval is None:  # interval(): a bootstrap of its own
-            half = _cluster_bootstraps(self.values[None, :], self.index, CONFIDENCE)[0]
+            half = _cluster_bootstraps(self.values[None, :], self.index, self.confidence)[0]
             return Interval(float(half), self.method)
         return self.interval
 
@@ -350,7 +351,8 @@ def _decide(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | Non
                                             f"{MIN_GROUPS})"))
     _, index = np.unique(labels, return_inverse=True)
     return _Decision(None, arr, index.ravel(), f"cluster bootstrap ({BOOTSTRAP_RESAMPLES} "
-                                               f"resamples of {distinct} {noun}s)")
+                                               f"resamples of {distinct} {noun}s)",
+                     confidence)
 
 
 def ci_halfwidth(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None = None,
