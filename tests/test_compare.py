@@ -259,3 +259,47 @@ def test_cli_strict_and_notes(results, tmp_path):
     strict = runner.invoke(main, ["compare", str(folder), str(cheaper), "--strict"])
     assert strict.exit_code == 1
     assert "sample jpeg q=50: bpp -" in strict.output
+
+
+def _edits(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each kind of finding, planted once (the store path must see each the same way)."""
+    first = rows["image_id"] == rows["image_id"].iloc[0]
+    halved = rows.copy()
+    halved["bytes"] = halved["bytes"] // 2
+    one_stream = rows.copy()
+    one_stream.loc[one_stream.index[3], "stream_sha256"] = "0" * 64
+    error = rows.copy()
+    error.loc[error.index[:5], "status"] = "error"
+    return {"same": rows, "missing": rows[~first], "psnr": planted(rows, "psnr",
+                                                                   lambda v: v - 0.1),
+            "halved": halved, "one_stream": one_stream, "recoded": recoded(rows, 0.9),
+            "errors": error, "renamed": rows.assign(image_id="other-" + rows["image_id"])}
+
+
+@pytest.mark.parametrize("edit", ["same", "missing", "psnr", "halved", "one_stream",
+                                  "recoded", "errors", "renamed"])
+def test_stores_are_compared_in_sql_as_their_rows_are(results, tmp_path, edit):
+    """Two stores compared where they lie (attached, nothing loaded) give the comparison
+    their rows give, line for line, finding for finding, in both directions."""
+    from medbench.reports.compare import open_results
+    from tests.scale_rows import RUN_ID, write_store
+
+    _, rows = results
+    rows = rows.assign(run_id=RUN_ID)  # the run write_store records
+    edited = _edits(rows)[edit]
+    base, new = write_store(tmp_path / "a", rows), write_store(tmp_path / "b", edited)
+    assert len(load_results(base)[0]) == len(rows)
+    for one, other, a, b in ((base, new, rows, edited), (new, base, edited, rows)):
+        in_sql = compare(open_results(one)[0], open_results(other)[0])
+        in_frames = compare(load_results(one)[0], load_results(other)[0])
+        assert format_comparison(in_sql) == format_comparison(in_frames)
+        assert in_sql.regressions == in_frames.regressions
+        assert in_sql.improvements == in_frames.improvements
+        assert in_sql.notes == in_frames.notes
+        pd.testing.assert_frame_equal(in_sql.table, in_frames.table)
+        # and a store against the CSV of the other side's rows: the same again
+        mixed = compare(open_results(one)[0], b)
+        assert mixed.regressions == in_frames.regressions
+    if edit != "same":  # (recoded into fewer bytes: a rate improvement, failing --strict)
+        assert not compare(open_results(base)[0], open_results(new)[0],
+                           Tolerances(strict=True)).passed

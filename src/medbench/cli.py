@@ -595,10 +595,10 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, st
     rows name the same codec_library. Prints, per dataset x codec x setting, the change in
     mean bpp, PSNR and MS-SSIM, checked against the tolerances.
     """
-    from medbench.reports.compare import Tolerances, compare, format_comparison, load_results
+    from medbench.reports.compare import Tolerances, compare, format_comparison, open_results
 
-    base_rows, base_label = load_results(baseline)
-    new_rows, new_label = load_results(new)
+    base_rows, base_label = open_results(baseline)
+    new_rows, new_label = open_results(new)
     tolerances = Tolerances(psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, strict)
     result = compare(base_rows, new_rows, tolerances)
     click.echo(f"baseline: {base_label}")

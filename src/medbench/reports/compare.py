@@ -36,13 +36,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from medbench.benchmark.metrics import psnr_from_mse
 from medbench.benchmark.store import STORE_NAME, ResultsStore
 from medbench.errors import MedbenchError
 from medbench.reports.format import fmt
-from medbench.reports.means import setting_means
-from medbench.reports.streams import CELL, ImageFindings, check_images, shared_images
+from medbench.reports.pairing import Pair, Side, StoreRun, check_duplicates, open_store_run
+from medbench.reports.streams import CELL, ImageFindings, check_images
 
 #: Columns a results CSV must have.
 REQUIRED = ["dataset", "codec", "setting", "image_id", "status", "bpp", "psnr", "ms_ssim"]
@@ -93,6 +95,19 @@ class Comparison:
 def load_results(path: Path) -> tuple[pd.DataFrame, str]:
     """Rows of a results folder (its store's latest run, else its results.csv), a
     ``.sqlite`` store (latest run) or a CSV file, and a label saying which."""
+    side, label = open_results(path)
+    if isinstance(side, StoreRun):
+        store = ResultsStore.open_existing(side.path)
+        try:
+            return store.frame(side.run_id), label
+        finally:
+            store.close()
+    return side, label
+
+
+def open_results(path: Path) -> tuple[Side, str]:
+    """As :func:`load_results`, but a store's run is left where it is (checked, not
+    loaded): :func:`compare` reads it in SQL, in memory that does not grow with its rows."""
     path = Path(path)
     if path.is_dir():
         if (path / STORE_NAME).is_file():
@@ -110,13 +125,9 @@ def load_results(path: Path) -> tuple[pd.DataFrame, str]:
     return _read_csv(path), str(path)
 
 
-def _latest_run(store_path: Path) -> tuple[pd.DataFrame, str]:
-    store = ResultsStore.open_existing(store_path)  # read-only: a read-only copy must do
-    try:
-        run_id = store.run_or_latest()
-        return store.frame(run_id), f"{store_path} (run {run_id})"
-    finally:
-        store.close()
+def _latest_run(store_path: Path) -> tuple[StoreRun, str]:
+    run = open_store_run(store_path)
+    return run, f"{store_path} (run {run.run_id})"
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -133,15 +144,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return rows
 
 
-def compare(
-    baseline: pd.DataFrame, new: pd.DataFrame, tolerances: Tolerances | None = None
-) -> Comparison:
+def compare(baseline: Side, new: Side, tolerances: Tolerances | None = None) -> Comparison:
     """Per-cell changes from ``baseline`` to ``new`` rows and the regressions among them.
 
     Parameters
     ----------
-    baseline, new : pandas.DataFrame
-        Result rows of the two runs (e.g. from :func:`load_results`).
+    baseline, new : pandas.DataFrame or StoreRun
+        Result rows of the two runs (e.g. from :func:`load_results`), or a store's run
+        left in the store (:func:`open_results`): compared in SQL either way
+        (:mod:`medbench.reports.pairing`), in memory that grows with the cells.
     tolerances : Tolerances, optional
         How much worse a cell may get; the defaults when omitted.
 
@@ -162,9 +173,14 @@ def compare(
         When one side holds two rows for one image and cell (several runs mixed).
     """
     tol = tolerances or Tolerances()
-    images = check_images(baseline, new)
+    for side, rows in (("BASELINE", baseline), ("NEW", new)):
+        if isinstance(rows, pd.DataFrame):
+            check_duplicates(rows, side)
+    with Pair(baseline, new) as pair:
+        lines = pair.lines()
+        images = check_images(pair, lines)
     # Means over the images both sides hold; an image on one side only is its own finding.
-    table = _table(_means(shared_images(baseline, new)), _means(shared_images(new, baseline)))
+    table = _table(_means(lines, "base"), _means(lines, "new"))
     verdicts, streams, regressions, improvements = [], [], [], []
     for _, row in table.iterrows():
         key = tuple(row[c] for c in CELL)
@@ -202,13 +218,74 @@ def _table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _means(rows: pd.DataFrame) -> pd.DataFrame:
-    """The compared setting means, with "" for a missing train dataset (merge keys)."""
-    table = setting_means(rows)[CELL + COMPARED].copy()
-    table["train_dataset"] = table["train_dataset"].fillna("").astype(str)
-    for column in COMPARED:
-        table[column] = table[column].astype(float)
-    return table
+#: The sums of one side's setting means, per line of :meth:`Pair.lines`.
+_SUMS = ["rows", "images", "errors", "exact", "psnr_any", "psnr_sum", "psnr_n", "bpp_sum",
+         "bpp_n", "ms_ssim_sum", "ms_ssim_n", "nmse_sum", "nmse_n"]
+
+
+def _means(lines: pd.DataFrame, side: str) -> pd.DataFrame:
+    """One side's setting means over the images both sides hold, as
+    :func:`~medbench.reports.means.setting_means` computes them (the compared columns,
+    the same order), from the sums SQL took; "" for a missing train dataset.
+
+    A cell that shares no image with the other side keeps all its rows. Rows without a
+    train dataset (an image no worker could read) count on the line of the one train
+    dataset the other rows of their dataset, codec and setting name, as in
+    ``setting_means``.
+    """
+    cell = ["dataset", "codec", "train", "setting"]
+    if lines.empty:
+        return pd.DataFrame(columns=[*CELL, *COMPARED])
+    mine = lines.rename(columns={f"{k}_{side}": k for k in [*_SUMS, "ord", "rank"]})
+    mine = mine[mine["rows"] > 0]
+    shared_cells = set(map(tuple, mine.loc[mine["shared"] == 1, cell].to_numpy()))
+    in_shared = pd.Series([tuple(k) in shared_cells for k in mine[cell].to_numpy()],
+                          index=mine.index, dtype=bool)
+    used = mine[(mine["shared"] == 1) | ~in_shared]  # shared rows, where the cell has any
+    sums = used.groupby(cell, sort=False).agg(
+        **{k: (k, "sum") for k in _SUMS}, ord=("ord", "min"), rank=("rank", "min")
+    ).reset_index()
+    sums["train"] = _known_train(sums)
+    sums = sums.groupby(cell, sort=False).agg(
+        **{k: (k, "sum") for k in _SUMS}, ord=("ord", "min"), rank=("rank", "min")
+    ).reset_index()
+    out = pd.DataFrame({"dataset": sums["dataset"], "codec": sums["codec"],
+                        "train_dataset": sums["train"], "setting": sums["setting"]})
+    out["images"] = sums["images"].astype(float)
+    out["errors"] = sums["errors"].astype(float)
+    out["exact_images"] = sums["exact"].astype(float)
+    out["bpp"] = _ratio(sums["bpp_sum"], sums["bpp_n"])
+    psnr = _ratio(sums["psnr_sum"], sums["psnr_n"])
+    every_exact = (sums["psnr_any"] > 0) & (sums["exact"] == sums["psnr_any"])
+    out["psnr"] = psnr.where(~every_exact, math.inf)
+    nmse = _ratio(sums["nmse_sum"], sums["images"]).where(
+        (sums["images"] > 0) & (sums["nmse_n"] == sums["images"]), math.nan)
+    out["psnr_pooled"] = [psnr_from_mse(v, 1.0) for v in nmse]
+    out["ms_ssim"] = _ratio(sums["ms_ssim_sum"], sums["ms_ssim_n"])
+    rank = pd.to_numeric(sums["rank"], errors="coerce").fillna(0)
+    # setting_means' order: dataset, codec, train dataset, setting rank; ties in the
+    # order the settings first appear among the rows.
+    out = out.assign(_rank=rank.to_numpy(), _first=sums["ord"].to_numpy())
+    out = out.sort_values(["dataset", "codec", "train_dataset", "_rank", "_first"],
+                          kind="stable").drop(columns=["_rank", "_first"])
+    return out.reset_index(drop=True)
+
+
+def _known_train(sums: pd.DataFrame) -> pd.Series:
+    """``train``, "" replaced by the one train dataset the other lines of the same
+    dataset, codec and setting name (``setting_means``' ``_with_known_train_dataset``)."""
+    keys = ["dataset", "codec", "setting"]
+    named = sums[sums["train"] != ""].groupby(keys)["train"].unique()
+    named = {k: v[0] for k, v in named.items() if len(v) == 1}
+    return pd.Series([named.get((d, c, s), t) if t == "" else t for d, c, s, t in
+                      sums[[*keys, "train"]].to_numpy()], index=sums.index, dtype=object)
+
+
+def _ratio(total: pd.Series, count: pd.Series) -> pd.Series:
+    total = pd.to_numeric(total, errors="coerce").astype(float)
+    count = pd.to_numeric(count, errors="coerce").astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (total / count).where(count > 0, math.nan)
 
 
 def _difference(new: pd.Series, base: pd.Series) -> pd.Series:

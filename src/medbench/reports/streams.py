@@ -21,32 +21,28 @@ cell:
 
 Streams are matched only where both rows are ``ok`` (an error row holds no stream; the
 setting means count errors).
+
+The rows are matched and counted in SQL (:class:`medbench.reports.pairing.Pair`); this
+module turns the per-cell counts, and the few example rows a finding quotes, into text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from medbench.errors import MedbenchError
+from medbench.reports.pairing import CELL, EXAMPLES, IMAGE_KEY, QUOTED, Pair
 
-#: A cell of the comparison; ``train_dataset`` is "" for classical codecs.
-CELL = ["dataset", "codec", "train_dataset", "setting"]
-#: What matches a row of BASELINE with a row of NEW.
-IMAGE_KEY = [*CELL, "image_id"]
-#: Columns read from each side (any of them may be absent from an older results CSV).
-COLUMNS = [*IMAGE_KEY, "status", "bytes", "bpp", "height", "width", "stream_sha256",
-           "codec_library"]
-#: Image ids named in one finding; the rest are counted.
-EXAMPLES = 3
-#: Relative difference between ``bpp`` and ``8·bytes/(h·w)`` that is more than rounding.
-BPP_RTOL = 1e-9
+__all__ = ["CELL", "IMAGE_KEY", "ImageFindings", "check_images"]
 
 #: Values of a cell's ``streams`` column.
 IDENTICAL, DIFFER, OTHER_LIBRARY, NOT_RECORDED = ("identical", "DIFFER", "other library",
                                                   "not recorded")
+#: Counts summed over a cell's lines (:meth:`Pair.lines`).
+_COUNTS = ["only_base", "only_new", "ok", "same_library", "other_library", "unrecorded",
+           "differ", "same_sha_other_bytes", "bad_bpp_base", "bad_bpp_new",
+           "same_library_recorded"]
 
 
 @dataclass
@@ -64,170 +60,104 @@ class ImageFindings:
     notes: list[str] = field(default_factory=list)
 
 
-def check_images(baseline: pd.DataFrame, new: pd.DataFrame) -> ImageFindings:
-    """Match ``baseline`` and ``new`` rows image by image and check them (module notes).
-
-    Parameters
-    ----------
-    baseline, new : pandas.DataFrame
-        Result rows of one run each (``results.csv`` columns; ``stream_sha256``,
-        ``codec_library``, ``bytes``, ``height`` and ``width`` are used when present).
+def check_images(pair: Pair, lines: pd.DataFrame) -> ImageFindings:
+    """The per-image checks (module notes) from the counts of :meth:`Pair.lines`.
 
     Returns
     -------
     ImageFindings
         Per cell present on both sides. Cells found on one side only are not listed (the
         setting means report them as a whole).
-
-    Raises
-    ------
-    MedbenchError
-        When one side holds two rows for the same image and cell (several runs mixed).
     """
     findings = ImageFindings()
-    base, after = _rows(baseline, "BASELINE"), _rows(new, "NEW")
-    for side, rows in (("BASELINE", baseline), ("NEW", new)):
-        absent = [c for c in ("stream_sha256", "codec_library") if c not in rows.columns]
+    for side, label in (("base", "BASELINE"), ("new", "NEW")):
+        absent = pair.absent.get(side)
         if absent:
             findings.notes.append(
-                f"{side} has no {' or '.join(absent)} column (results written before "
+                f"{label} has no {' or '.join(absent)} column (results written before "
                 "medbench recorded them): streams are not compared; cells are held to the "
                 "tolerances only")
-    merged = base.merge(after, on=IMAGE_KEY, how="outer", suffixes=("_base", "_new"),
-                        indicator=True)
-    flags = _flags(merged)
-    for cell, group in flags.groupby(CELL, sort=False, dropna=False):
-        _check_cell(cell, group, findings)
+    if lines.empty:
+        return findings
+    keys = ["dataset", "codec", "train", "setting"]
+    counts = lines.groupby(keys, sort=True)[_COUNTS].sum()
+    rows = lines.groupby(keys, sort=True)[["rows_base", "rows_new"]].sum()
+    quoted = [f for f in QUOTED if counts[f].any()]
+    examples = pair.examples(quoted) if quoted else pd.DataFrame(columns=[*keys, "finding"])
+    by_cell = {key: part for key, part in examples.groupby(keys, sort=False)}
+    others = lines[lines["other_base"].notna()].sort_values(keys + ["other_base", "other_new"])
+    for key, c in counts.iterrows():
+        shared = rows.at[key, "rows_base"] - c["only_base"]
+        if not shared and (not c["only_base"] or not c["only_new"]):
+            continue  # a cell on one side only: the setting means report it
+        _check_cell(tuple(key), c, by_cell.get(key), findings)
+        _notes(tuple(key), c, others, findings.notes)
     return findings
 
 
-def shared_images(rows: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``rows`` whose image is in ``other`` too (same cell and ``image_id``),
-    and every row of a cell that has no image in common with ``other``.
+def _check_cell(key: tuple, c: pd.Series, examples: pd.DataFrame | None,
+                findings: ImageFindings) -> None:
+    def quote(finding: str) -> pd.DataFrame:
+        if examples is None:
+            return pd.DataFrame()
+        return examples[examples["finding"] == finding]
 
-    Setting means compared over these rows compare the same images on both sides: an
-    image on one side only is a finding of its own (:func:`check_images`), not a shift of
-    the means.
-    """
-    keys, others = _keys(rows, IMAGE_KEY), set(_keys(other, IMAGE_KEY))
-    shared = keys.isin(others)
-    cells = _keys(rows, CELL)
-    return rows[shared | ~cells.isin(set(cells[shared]))]
-
-
-def _keys(rows: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One hashable key per row from ``columns`` (absent or empty values as "")."""
-    parts = [rows[c].map(lambda v: "" if pd.isna(v) else str(v)) if c in rows.columns
-             else pd.Series("", index=rows.index) for c in columns]
-    return pd.Series(list(zip(*parts)), index=rows.index, dtype=object)
-
-
-def _rows(rows: pd.DataFrame, side: str) -> pd.DataFrame:
-    """The :data:`COLUMNS` of ``rows`` (absent ones empty), keys as text."""
-    frame = rows.reindex(columns=COLUMNS).copy()
-    for column in IMAGE_KEY:
-        frame[column] = frame[column].map(lambda v: "" if pd.isna(v) else str(v))
-    for column in ("stream_sha256", "codec_library", "status"):
-        frame[column] = frame[column].map(lambda v: None if pd.isna(v) or v == "" else str(v))
-    for column in ("bytes", "bpp", "height", "width"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    twice = frame.duplicated(IMAGE_KEY, keep=False)
-    if twice.any():
-        first = frame[twice].iloc[0]
-        raise MedbenchError(
-            f"{side} holds {int(twice.sum())} rows that share a cell and image (e.g. "
-            f"{first['dataset']} {first['codec']} {first['setting']} {first['image_id']}); "
-            "give the rows of one run (a results folder, or one run's results.csv)")
-    return frame
-
-
-def _flags(m: pd.DataFrame) -> pd.DataFrame:
-    """``m`` (the outer merge) with one boolean column per finding."""
-    m = m.copy()
-    m["only_base"] = m["_merge"] == "left_only"
-    m["only_new"] = m["_merge"] == "right_only"
-    ok = (m["_merge"] == "both") & (m["status_base"] == "ok") & (m["status_new"] == "ok")
-    lib_b, lib_n = m["codec_library_base"], m["codec_library_new"]
-    sha_b, sha_n = m["stream_sha256_base"], m["stream_sha256_new"]
-    has_lib = ok & lib_b.notna() & lib_n.notna()
-    has_sha = sha_b.notna() & sha_n.notna()
-    bytes_differ = m["bytes_base"].notna() & m["bytes_new"].notna() & \
-        (m["bytes_base"] != m["bytes_new"])
-    m["ok"] = ok
-    m["same_library"] = has_lib & (lib_b == lib_n)
-    m["other_library"] = has_lib & (lib_b != lib_n)
-    m["unrecorded"] = ok & ~(has_lib & has_sha)
-    m["differ"] = m["same_library"] & ((has_sha & (sha_b != sha_n)) | bytes_differ)
-    m["same_sha_other_bytes"] = has_sha & (sha_b == sha_n) & bytes_differ
-    for side in ("base", "new"):
-        m[f"bad_bpp_{side}"] = _bpp_mismatch(m, side)
-    return m
-
-
-def _bpp_mismatch(m: pd.DataFrame, side: str) -> pd.Series:
-    """Rows of one side whose ``bpp`` is not ``8·bytes/(height·width)``."""
-    expected = 8.0 * m[f"bytes_{side}"] / (m[f"height_{side}"] * m[f"width_{side}"])
-    known = (m[f"status_{side}"] == "ok") & expected.notna() & m[f"bpp_{side}"].notna()
-    off = (m[f"bpp_{side}"] - expected).abs() > BPP_RTOL * expected.abs().clip(lower=1e-12)
-    return known & off
-
-
-def _check_cell(cell: Hashable, g: pd.DataFrame, findings: ImageFindings) -> None:
-    key = tuple(cell) if isinstance(cell, tuple) else (cell,)
-    if g["only_base"].all() or g["only_new"].all():
-        return  # a cell on one side only: the setting means report it
     failures, missing = [], []
     for flag, side in (("only_base", "NEW"), ("only_new", "BASELINE")):
-        if g[flag].any():
-            ids = g.loc[g[flag], "image_id"]
-            missing.append(f"{_images(len(ids))} missing in {side} ({_examples(ids)})")
+        if c[flag]:
+            ids = list(quote(flag)["image_id"])
+            missing.append(f"{_images(int(c[flag]))} missing in {side} "
+                           f"({', '.join(ids)}{_more(int(c[flag]))})")
     for side, label in (("base", "BASELINE"), ("new", "NEW")):
-        bad = g[g[f"bad_bpp_{side}"]]
-        if len(bad):
-            shown = ", ".join(_bpp_text(r, side) for r in bad.head(EXAMPLES).itertuples())
+        bad = int(c[f"bad_bpp_{side}"])
+        if bad:
+            shown = ", ".join(_bpp_text(r, side) for r in quote(f"bad_bpp_{side}")
+                              .itertuples())
             failures.append(f"inconsistent: {label} bpp is not 8·bytes/(height·width) on "
-                            f"{_images(len(bad))} ({shown}{_more(len(bad))})")
-    same = g[g["same_sha_other_bytes"]]
-    if len(same):
+                            f"{_images(bad)} ({shown}{_more(bad)})")
+    same = int(c["same_sha_other_bytes"])
+    if same:
         shown = ", ".join(f"{r.image_id}: {_int(r.bytes_base)} vs {_int(r.bytes_new)}"
-                          for r in same.head(EXAMPLES).itertuples())
+                          for r in quote("same_sha_other_bytes").itertuples())
         failures.append(f"inconsistent: the same stream_sha256 with other bytes on "
-                        f"{_images(len(same))} ({shown}{_more(len(same))})")
-    differ = g[g["differ"]]
-    if len(differ):
-        shown = ", ".join(_change(r) for r in differ.head(EXAMPLES).itertuples())
+                        f"{_images(same)} ({shown}{_more(same)})")
+    differ = int(c["differ"])
+    if differ:
+        rows = quote("differ")
+        shown = ", ".join(_change(r) for r in rows.itertuples())
+        library = rows["lib_base"].iloc[0] if len(rows) else "?"
         failures.append(
-            f"streams differ on {len(differ)} of {int(g['same_library'].sum())} images coded "
-            f"by the same library, {differ['codec_library_base'].iloc[0]} ({shown}"
-            f"{_more(len(differ))})")
-    findings.streams[key] = _streams(g)
-    _notes(key, g, findings.notes)
+            f"streams differ on {differ} of {int(c['same_library'])} images coded "
+            f"by the same library, {library} ({shown}{_more(differ)})")
+    findings.streams[key] = _streams(c)
     if failures:
         findings.failures[key] = failures
     if missing:
         findings.missing[key] = missing
 
 
-def _streams(g: pd.DataFrame) -> str:
-    if g["differ"].any():
+def _streams(c: pd.Series) -> str:
+    if c["differ"]:
         return DIFFER
-    if not g["ok"].any():
+    if not c["ok"]:
         return "-"
-    if (g["same_library"] & ~g["unrecorded"]).sum() == g["ok"].sum():
+    if c["same_library_recorded"] == c["ok"]:
         return IDENTICAL
-    return OTHER_LIBRARY if g["other_library"].any() else NOT_RECORDED
+    return OTHER_LIBRARY if c["other_library"] else NOT_RECORDED
 
 
-def _notes(key: tuple, g: pd.DataFrame, notes: list[str]) -> None:
+def _notes(key: tuple, c: pd.Series, others: pd.DataFrame, notes: list[str]) -> None:
     """Say once per codec and pair of libraries why its cells fall back to tolerances."""
     codec = key[CELL.index("codec")]
-    other = g[g["other_library"]]
-    for (lib_b, lib_n), _ in other.groupby(["codec_library_base", "codec_library_new"]):
-        note = (f"{codec}: coded by another library (BASELINE: {lib_b}; NEW: {lib_n}): "
-                "streams are not compared, its cells are held to the tolerances")
-        if note not in notes:
-            notes.append(note)
-    if g["unrecorded"].any():
+    if c["other_library"]:
+        mine = others[(others["dataset"] == key[0]) & (others["codec"] == key[1])
+                      & (others["train"] == key[2]) & (others["setting"] == key[3])]
+        for lib_b, lib_n in dict.fromkeys(zip(mine["other_base"], mine["other_new"])):
+            note = (f"{codec}: coded by another library (BASELINE: {lib_b}; NEW: {lib_n}): "
+                    "streams are not compared, its cells are held to the tolerances")
+            if note not in notes:
+                notes.append(note)
+    if c["unrecorded"]:
         note = (f"{codec}: rows without stream_sha256 or codec_library: streams are not "
                 "compared, its cells are held to the tolerances")
         if note not in notes:
@@ -237,23 +167,20 @@ def _notes(key: tuple, g: pd.DataFrame, notes: list[str]) -> None:
 def _bpp_text(r, side: str) -> str:
     bpp, size = getattr(r, f"bpp_{side}"), getattr(r, f"bytes_{side}")
     pixels = getattr(r, f"height_{side}") * getattr(r, f"width_{side}")
-    return f"{r.image_id}: bpp {bpp:.6g} but {int(size)} bytes give {8.0 * size / pixels:.6g}"
+    given = 8.0 * size / pixels if pixels else float("inf")
+    return f"{r.image_id}: bpp {bpp:.6g} but {int(size)} bytes give {given:.6g}"
 
 
 def _change(r) -> str:
     """How one image's stream changed: its length, else its hash."""
     if r.bytes_base != r.bytes_new:
         return f"{r.image_id}: {_int(r.bytes_base)} -> {_int(r.bytes_new)} bytes"
-    return (f"{r.image_id}: sha256 {str(r.stream_sha256_base)[:12]}… -> "
-            f"{str(r.stream_sha256_new)[:12]}…")
+    return (f"{r.image_id}: sha256 {str(r.sha_base)[:12]}… -> "
+            f"{str(r.sha_new)[:12]}…")
 
 
 def _images(n: int) -> str:
     return f"{n} image{'s' if n != 1 else ''}"
-
-
-def _examples(ids: pd.Series) -> str:
-    return ", ".join(ids.head(EXAMPLES)) + _more(len(ids))
 
 
 def _more(n: int) -> str:
@@ -261,4 +188,4 @@ def _more(n: int) -> str:
 
 
 def _int(value: float) -> str:
-    return "?" if pd.isna(value) else str(int(value))
+    return "?" if value is None or pd.isna(value) else str(int(value))
