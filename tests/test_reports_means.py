@@ -241,3 +241,32 @@ def test_a_cluster_bootstrap_takes_the_confidence_asked_for():
     wide, narrow = (interval(values, groups, "patient", level) for level in (0.95, 0.8))
     assert wide.method.startswith("cluster bootstrap") and narrow.method == wide.method
     assert narrow.halfwidth < 0.8 * wide.halfwidth  # a narrower level, a narrower interval
+
+
+def test_bootstraps_drawn_together_equal_each_setting_s_own():
+    """setting_means draws the bootstraps of all settings at once (one matrix of resample
+    counts per number of groups); each setting's interval is still its own bootstrap's
+    (the same seed, its own groups), to summation noise, with its own group sizes."""
+    from medbench.reports.means import _cluster_bootstraps
+
+    settings = []
+    for i, (groups, per_group) in enumerate([(12, 5), (12, 3), (15, 4), (12, 5)]):
+        part = _grouped_rows(groups=groups, per_group=per_group, seed=i)
+        settings.append(part.assign(setting=f"s{i}", psnr=part["psnr"] + i))
+    rows = pd.concat(settings, ignore_index=True)
+    lines = setting_means(rows).set_index("setting")
+    for i, part in enumerate(settings):
+        _, index = np.unique(part["group_id"].astype(str), return_inverse=True)
+        alone = _cluster_bootstraps(part[["psnr", "bpp"]].to_numpy(float).T, index, 0.95)
+        assert lines.at[f"s{i}", "psnr_ci"] == pytest.approx(alone[0], rel=1e-12)
+        assert lines.at[f"s{i}", "bpp_ci"] == pytest.approx(alone[1], abs=1e-12)
+    assert lines.at["s0", "psnr_ci"] != lines.at["s1", "psnr_ci"]
+    # and each is the textbook cluster bootstrap, drawn resample by resample
+    part = settings[2]
+    _, index = np.unique(part["group_id"].astype(str), return_inverse=True)
+    sums = np.bincount(index, weights=part["psnr"].to_numpy(float))
+    counts = np.bincount(index).astype(float)
+    draws = np.random.default_rng(20031).integers(0, len(sums), size=(2000, len(sums)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    assert lines.at["s2", "psnr_ci"] == pytest.approx((high - low) / 2, rel=1e-12)
