@@ -67,5 +67,5 @@ def test_cnn_is_shallow():
 
 
 def test_unknown_architecture():
-    with pytest.raises(MedbenchError, match="known: ae, ckbd, cnn, dcae"):
+    with pytest.raises(MedbenchError, match="known: ae, ckbd, cnn, dcae, hyperprior"):
         build_model("vit")

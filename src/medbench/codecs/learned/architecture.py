@@ -11,8 +11,8 @@ learned codecs, the way a CompressAI model is one class:
 - its **entropy model and losses** (``model``, a
   :class:`~.compression.CompressionModel`: ``forward_rd`` and ``estimate`` are what
   ``medbench train`` optimises and validates, ``freeze_tables`` what it freezes);
-- its **coding** (the same class's ``compress``/``decompress``: images ⇄ bytes) and the
-  ``magic`` its streams start with;
+- its **coding** (the same class's ``compress``/``decompress``: images ⇄ bytes, and its
+  ``magic``, the 4 bytes its streams start with);
 - the **ladder** ``medbench run --train-missing`` trains when a dataset lacks models.
 
 Nothing else names an architecture: the codec, the ``train --model`` choices, the
@@ -31,9 +31,6 @@ if TYPE_CHECKING:  # types only: the registry imports the classes, not this modu
     from medbench.codecs.learned.compression import CompressionModel
     from medbench.codecs.learned.models import Autoencoder
 
-#: Magic of the streams of the factorized-prior codecs (``ae``, ``cnn``, ``dcae``).
-FACTORIZED_MAGIC = b"MBLC"
-
 
 @dataclass(frozen=True)
 class Architecture:
@@ -51,11 +48,10 @@ class Architecture:
         ``net(latent, width)``.
     model : type
         The :class:`~.compression.CompressionModel` (sub)class that wraps ``net`` with
-        its entropy model, training losses and coding, built as ``model(net, components)``.
+        its entropy model, training losses and coding (``compress``, ``decompress`` and
+        the streams' ``magic``), built as ``model(net, components)``.
     latent, width : int
         Defaults of ``--latent`` and ``--width``.
-    magic : bytes
-        The 4 bytes its streams start with (distinct per coding format).
     ladder : tuple of dict
         ``TrainConfig`` overrides of the models ``run --train-missing`` trains, low to
         high rate.
@@ -67,8 +63,12 @@ class Architecture:
     model: type[CompressionModel]
     latent: int
     width: int
-    magic: bytes = FACTORIZED_MAGIC
     ladder: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def magic(self) -> bytes:
+        """The 4 bytes its streams start with (its model class's coding format)."""
+        return self.model.magic
 
     def build(self, latent: int | None = None, width: int | None = None,
               components: int = 3) -> CompressionModel:
@@ -82,7 +82,7 @@ class Architecture:
         if not self.name or self.net.arch != self.name:
             raise ValueError(f"architecture {self.name!r} declares transforms of "
                              f"{self.net.arch!r}; set the net's ``arch`` to its name")
-        if len(self.magic) != 4:
+        if not isinstance(self.magic, bytes) or len(self.magic) != 4:
             raise ValueError(f"architecture {self.name!r} has magic {self.magic!r}, "
                              f"not 4 bytes")
         if self.latent < 1 or self.width < 1:

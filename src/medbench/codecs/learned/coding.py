@@ -119,7 +119,7 @@ def encode_factorized(model: CompressionModel, model_id: str, images: Sequence[I
         pad_h, pad_w = (-image.height) % model.stride, (-image.width) % model.stride
         header = Header(bytes.fromhex(model_id), image.bit_depth, image.height, image.width,
                         pad_h, pad_w)
-        streams.append(pack(header, encode_latents(latents, model.tables)))
+        streams.append(pack(header, encode_latents(latents, model.tables), magic=model.magic))
     return streams
 
 
@@ -129,7 +129,7 @@ def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.nda
     The declared size is checked against the pixel budget, and the payload against the
     declared size, before anything of that size is allocated.
     """
-    header, payload = unpack(data)
+    header, payload = unpack(data, magic=model.magic)
     if model.tables is None:
         raise ValueError("the model has no coding tables; load a finished checkpoint")
     check_declared_size("learned-codec stream", header.height, header.width)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from medbench.codecs.learned import coding
+from medbench.codecs.learned.bitstream import MAGIC
 from medbench.codecs.learned.entropy import (
     CodingTables,
     FactorizedDensity,
@@ -48,6 +49,8 @@ class CompressionModel(nn.Module):
     with the same loop.
     """
 
+    #: First 4 bytes of the streams :meth:`compress` writes.
+    magic: bytes = MAGIC
     #: Tensor-name prefixes of the coding tables in the weights file.
     table_prefixes: tuple[str, ...] = ("tables.",)
 

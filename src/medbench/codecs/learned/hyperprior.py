@@ -79,6 +79,7 @@ class HyperpriorModel(CompressionModel):
     """Mean-scale hyperprior: the transforms, the density of ``z``, and two sets of tables
     (factorized for ``z``, the Gaussian ladder for ``y``) once frozen."""
 
+    magic = MAGIC
     table_prefixes = ("tables.", "scale_tables.", "scale_ladder")
     net: MeanScaleHyperprior
 

@@ -177,6 +177,7 @@ class CheckerboardModel(HyperpriorModel):
     """The hyperprior's entropy model with the checkerboard's two passes (same tables:
     factorized for ``z``, the Gaussian ladder for both halves of ``y``)."""
 
+    magic = MAGIC
     net: CheckerboardHyperprior
 
     # -- training ----------------------------------------------------------------------
@@ -346,6 +347,6 @@ ARCHITECTURE = Architecture(
     name="ckbd",
     summary="The checkerboard context model (He et al. 2021) on the mean-scale "
             "hyperprior: anchors, then non-anchors from their decoded neighbours.",
-    net=CheckerboardHyperprior, model=CheckerboardModel, latent=96, width=64, magic=MAGIC,
+    net=CheckerboardHyperprior, model=CheckerboardModel, latent=96, width=64,
     ladder=tuple({"objective": "rd", "lmbda": lam} for lam in (1e-2, 3e-3, 1e-3, 3e-4)),
 )
