@@ -128,12 +128,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         unfinished run with other settings.
     """
     folder = cfg.folder
-    if (folder / CONFIG).is_file():
-        ckpt = read_checkpoint(folder)
-        check_finished(cfg, ckpt.config, folder)  # the same model, not another one
-        echo(f"{cfg.arch} model {cfg.model_name} is already trained in {folder}; delete "
-             f"that folder or choose another --name to train again")
-        return TrainResult(ckpt, already_trained=True)
+    if (done := already_trained(cfg, read_checkpoint, f"{cfg.arch} model", echo)) is not None:
+        return done
     device = resolve_device(cfg.device)
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
@@ -280,9 +276,7 @@ class _Run:
         tick = time.perf_counter()
         for x in data.batches(cfg.batch_size, rng, cfg.repeat):
             if budget is not None:
-                share = budget.progress(state.wall_s, state.steps)
-                for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-                    group["lr"] = base * lr_factor(share)
+                schedule_lr(self.optimizer, self.base_lrs, budget, state.wall_s, state.steps)
             loss, distortion, bpp = _step_losses(model, x, self.lmbda, rd, generator, self.amp)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -336,7 +330,8 @@ class _Run:
                                                      cfg.bit_depth).name,
                           "epochs_run": state.epoch, "batch_size": cfg.batch_size,
                           "lr": cfg.lr, "crop": cfg.crop, "seed": cfg.seed},
-                "budget": _budget_json(state, self.device),
+                "budget": budget_block(self.device, state.wall_s, state.steps,
+                                       state.images_seen),
                 "validation": {"est_bpp": val["est_bpp"], "psnr": val["psnr"],
                                "loss": val["loss"]},
                 "trained_on": trained_on(self.splits, parent_images(cfg)),
@@ -412,17 +407,43 @@ def _resume(folder: Path, cfg: TrainConfig, state: _State, model, optimizer,
     return True
 
 
-def _budget_json(state: _State, device: torch.device) -> dict[str, Any]:
-    """The ``budget`` block of a config.json: what the weights cost to train."""
+def budget_block(device: torch.device, wall_s: float, steps: int,
+                 images_seen: int) -> dict[str, Any]:
+    """The ``budget`` block of a config.json: what the weights cost to train (every
+    trained model's, the post-filter's included)."""
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {
         "device": device.type,
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),
-        "wall_s": round(state.wall_s, 2),  # seconds in training steps (device time)
-        "steps": state.steps,
-        "images_seen": state.images_seen,
+        "wall_s": round(wall_s, 2),  # seconds in training steps (device time)
+        "steps": steps,
+        "images_seen": images_seen,
     }
+
+
+def schedule_lr(optimizer, base_lrs: list[float], budget: Budget, wall_s: float,
+                steps: int) -> None:
+    """Set each parameter group's learning rate where a budgeted run is (a cosine over the
+    budget, :func:`~medbench.training.budget.lr_factor`); ``base_lrs`` per group."""
+    factor = lr_factor(budget.progress(wall_s, steps))
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * factor
+
+
+def already_trained(cfg: TrainConfig, read: Callable[[Path], Any], what: str,
+                    echo: Callable[[str], Any]) -> TrainResult | None:
+    """The finished model in ``cfg.folder`` (read by ``read``), checked to be the one
+    ``cfg`` asks for (:func:`~medbench.training.finished.check_finished`); None when the
+    folder holds none. ``what`` names it in the line echoed (``hyperprior model``)."""
+    folder = cfg.folder
+    if not (folder / CONFIG).is_file():
+        return None
+    ckpt = read(folder)
+    check_finished(cfg, ckpt.config, folder)  # the same model, not another one
+    echo(f"{what} {cfg.model_name} is already trained in {folder}; delete that folder or "
+         f"choose another --name to train again")
+    return TrainResult(ckpt, already_trained=True)
 
 
 def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages],
@@ -453,7 +474,7 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
             "seed": cfg.seed,
             "limit": cfg.limit,
         },
-        "budget": _budget_json(state, device),
+        "budget": budget_block(device, state.wall_s, state.steps, state.images_seen),
         "validation": {
             "bpp": measured["bpp"],  # from real bitstreams (header included)
             "psnr": measured["psnr"],

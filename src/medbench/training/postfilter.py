@@ -29,7 +29,6 @@ from medbench.codecs import CodecContext
 from medbench.codecs.learned.coding import resolve_device
 from medbench.codecs.learned.postfilter import (
     CODEC,
-    CONFIG,
     MAX_WIDTH,
     Jpeg2000PostFilterCodec,
     PostFilterNet,
@@ -42,11 +41,10 @@ from medbench.codecs.learned.postfilter import (
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 from medbench.image import Image
-from medbench.training.budget import Budget, lr_factor
+from medbench.training.budget import Budget
 from medbench.training.config import TrainConfig
 from medbench.training.data import load_splits, trained_on
-from medbench.training.finished import check_finished
-from medbench.training.loop import TrainResult
+from medbench.training.loop import TrainResult, already_trained, budget_block, schedule_lr
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +74,9 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
         raise MedbenchError(f"--width {width} is above {MAX_WIDTH}, the widest {CODEC} filter "
                             f"a checkpoint may hold; the default is {DEFAULT_WIDTH}")
     folder = cfg.folder
-    if (folder / CONFIG).is_file():
-        ckpt, _ = read_filter(folder)
-        check_finished(cfg, ckpt.config, folder)  # the same filter, not another one
-        echo(f"{CODEC} filter {cfg.model_name} is already trained in {folder}; delete that "
-             f"folder or choose another --name to train again")
-        return TrainResult(ckpt, already_trained=True)
+    done = already_trained(cfg, lambda f: read_filter(f)[0], f"{CODEC} filter", echo)
+    if done is not None:
+        return done
     codec = Jpeg2000PostFilterCodec(CodecContext(models_dir=Path(cfg.models_dir)))
     reason = codec.j2k.unavailable_reason()
     if reason:
@@ -112,8 +107,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
     shown = time.perf_counter()
     net.train()
     while not budget.done(wall, steps):
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(budget.progress(wall, steps))
+        schedule_lr(optimizer, [cfg.lr], budget, wall, steps)
         x, y = _crops(train_pairs, cfg.crop, cfg.batch_size, rng, device)
         start = time.perf_counter()
         loss = torch.nn.functional.mse_loss(net(x), y)
@@ -145,11 +139,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
                   "budget": cfg.budget, "max_steps": cfg.steps, "epochs": cfg.epochs,
                   "batch_size": cfg.batch_size, "lr": cfg.lr, "crop": cfg.crop,
                   "seed": cfg.seed, "limit": cfg.limit},
-        "budget": {"device": device.type,
-                   "device_name": (torch.cuda.get_device_name(device)
-                                   if device.type == "cuda" else "cpu"),
-                   "torch_threads": torch.get_num_threads(), "wall_s": round(wall, 2),
-                   "steps": steps, "images_seen": seen},
+        "budget": budget_block(device, wall, steps, seen),
         "validation": validation,
         "trained_on": trained_on(splits),
     }
