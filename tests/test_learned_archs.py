@@ -85,6 +85,8 @@ def test_a_broken_architecture_is_reported_and_skipped(plugin_path):
                        "fake_broken_arch", "raise ImportError('missing backend libfoo')\n")
     assert "nope" not in archs.names() and "hyperprior" in archs.names()
     assert "libfoo" in archs.broken["nope"]
+    listed = CliRunner().invoke(main, ["codecs", "--models", str(plugin_path)]).output
+    assert "nope" in listed and "libfoo" in listed and "ckbd" in listed
 
 
 def test_a_second_architecture_of_one_name_is_an_error_naming_both(plugin_path):

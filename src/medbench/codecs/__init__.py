@@ -13,9 +13,12 @@ __all__ = ["LOSSLESS", "Codec", "CodecContext", "registry", "get_codec", "codec_
 def _architecture_codecs() -> dict[str, object]:
     """One codec per learned architecture (:mod:`medbench.codecs.learned.archs`): an
     architecture needs no entry point of its own to be a codec."""
+    from medbench.codecs.learned import archs
     from medbench.codecs.learned.codec import architecture_codecs
 
-    return dict(architecture_codecs())
+    found = dict(architecture_codecs())
+    registry.broken.update(archs.broken)  # shown by `medbench codecs` like broken plugins
+    return found
 
 
 registry = Registry(group="medbench.codecs", kind="codec", extra=_architecture_codecs)
