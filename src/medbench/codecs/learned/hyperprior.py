@@ -1,4 +1,6 @@
-"""The mean-scale hyperprior (Minnen, Ballé, Toderici 2018) as a medbench model and codec.
+"""The mean-scale hyperprior (Minnen, Ballé, Toderici 2018) as a medbench model and codec:
+:class:`HyperpriorModel` (its entropy model, training losses and coding; transforms in
+:mod:`.models`, declared as an architecture in :mod:`.archs.hyperprior`).
 
 Coding: pixels / ``2**bit_depth - 1`` → pad to a multiple of 64 → latents ``y`` (1/16)
 → hyper-latents ``z = round(h_a(y))`` (1/64), coded under the factorized integer tables
