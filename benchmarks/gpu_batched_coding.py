@@ -50,6 +50,7 @@ from medbench.benchmark.cells import Job, code_units  # noqa: E402
 from medbench.benchmark.rows import WorkUnit  # noqa: E402
 from medbench.codecs import CodecContext, get_codec  # noqa: E402
 from medbench.codecs.learned import coding, entropy  # noqa: E402
+from medbench.codecs.learned.compression import CompressionModel  # noqa: E402
 from medbench.codecs.learned.models import pad_to_stride  # noqa: E402
 from medbench.datasets import get_dataset  # noqa: E402
 from medbench.datasets.protocols import parse_protocol  # noqa: E402
@@ -123,8 +124,8 @@ def codec_pass(codec, setting: str, images: list[Image], batch: int):
 
 def ans_seconds(model, streams: list[bytes]) -> float:
     """Seconds the entropy coding of ``streams`` takes (encode and decode), or NaN for a
-    model whose coding is not one factorized table set (hyperprior)."""
-    if coding._hyperprior(model) is not None:
+    model whose coding is not one factorized table set (hyperprior, ckbd)."""
+    if type(model).compress is not CompressionModel.compress:  # not factorized
         return float("nan")
     decoded = [coding.stream_latents(model, data) for data in streams]
     start = time.perf_counter()

@@ -57,9 +57,11 @@ def no_pretrained(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(codec, "PRETRAINED_DIR", tmp_path_factory.mktemp("none"))
 
 
-def train_tiny_hyperprior(root, epochs: int = 1):
-    """A tiny hyperprior (``<root>/hyperprior/tiny``) trained for ``epochs`` on 64² sample
-    images through the CLI, on one torch thread; returns ``root``."""
+def train_tiny_hyperprior(root, epochs: int = 1, model: str = "hyperprior",
+                          budget: tuple[str, ...] = ()):
+    """A tiny hyperprior (``<root>/<model>/tiny``; ``model`` another architecture of its
+    options, e.g. ``ckbd``) trained for ``epochs`` (or ``budget``, e.g. ``("--steps",
+    "3")``) on 64² sample images through the CLI, on one torch thread; returns ``root``."""
     import torch
     from click.testing import CliRunner
 
@@ -69,9 +71,9 @@ def train_tiny_hyperprior(root, epochs: int = 1):
     torch.set_num_threads(1)
     try:
         result = CliRunner().invoke(main, [
-            "train", "--model", "hyperprior", "--dataset", "sample", "--size", "64",
+            "train", "--model", model, "--dataset", "sample", "--size", "64",
             "--crop", "64", "--limit", "4", "--width", "8", "--latent", "8",
-            "--epochs", str(epochs), "--batch-size", "2", "--objective", "rd",
+            *(budget or ("--epochs", str(epochs))), "--batch-size", "2", "--objective", "rd",
             "--lmbda", "0.01", "--device", "cpu", "--models", str(root), "--name", "tiny",
         ])
     finally:

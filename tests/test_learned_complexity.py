@@ -80,6 +80,6 @@ def test_filter_encoder_runs_no_learned_layer():
 
 
 def _new(arch: str, latent: int, width: int) -> nn.Module:
-    from medbench.codecs.learned.compression import new_model
+    from medbench.codecs.learned.archs import new_model
 
     return new_model(arch, latent, width)

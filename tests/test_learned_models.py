@@ -1,4 +1,5 @@
-"""The AE (dense, 16x16 blocks), CNN and DCAE (PReLU) transforms."""
+"""The transforms of every registered architecture; the AE (dense, 16x16 blocks), CNN and
+DCAE (PReLU) in detail."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from medbench.codecs.learned.models import (
-    ARCHITECTURES,
-    BlockAE,
-    DeepCAE,
-    build_model,
-    pad_to_stride,
-)
+from medbench.codecs.learned import archs
+from medbench.codecs.learned.models import BlockAE, DeepCAE, pad_to_stride
+from medbench.errors import MedbenchError
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+def build_model(arch, latent=None, width=None):
+    return archs.new_model(arch, latent, width).net
+
+
+@pytest.mark.parametrize("arch", archs.names())
 @pytest.mark.parametrize("size", [(32, 48), (37, 53)])
 def test_any_size_codes_after_padding_to_the_stride(arch, size):
     model = build_model(arch, latent=3, width=8)
@@ -66,5 +67,5 @@ def test_cnn_is_shallow():
 
 
 def test_unknown_architecture():
-    with pytest.raises(ValueError, match="known: ae, cnn, dcae"):
+    with pytest.raises(MedbenchError, match="known: ae, ckbd, cnn, dcae, hyperprior"):
         build_model("vit")

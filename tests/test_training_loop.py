@@ -172,3 +172,40 @@ def test_seed_draws_the_limit_sample_as_run_does(tmp_path, monkeypatch, arch):
         seeded = [r.image_id for r in choose_records(dataset, split, 3, manifest, seed=7)]
         assert sorted(used[split]) == seeded
         assert seeded != [r.image_id for r in choose_records(dataset, split, 3, manifest)]
+
+
+def test_train_steps_schedules_counts_and_clips_for_every_trainer():
+    """The one step loop (learned models and the post-filter): the budget's learning rate
+    is set before each step, the counters grow, and clipping applies only when asked."""
+    import torch
+
+    from medbench.training.budget import Budget, lr_factor
+
+    class Counts:
+        steps, images_seen, wall_s = 0, 0, 0.0
+
+    weight = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    budget = Budget(steps=4)
+    seen_lrs = []
+
+    def loss_of(batch):
+        seen_lrs.append(optimizer.param_groups[0]["lr"])
+        loss = (1000.0 * (weight - batch) ** 2).sum()
+        return loss, loss, 2
+
+    counts = Counts()
+    batches = [torch.ones(3)] * 10
+    for _ in loop.train_steps(batches, loss_of, optimizer, counts, budget=budget,
+                              base_lrs=[0.5], clip=lambda: [weight]):
+        if budget.done(counts.wall_s, counts.steps):
+            break
+    assert (counts.steps, counts.images_seen) == (4, 8) and counts.wall_s > 0
+    assert seen_lrs == pytest.approx([0.5 * lr_factor(k / 4) for k in range(4)])
+    assert float(weight.detach().abs().max()) <= 4 * 0.5 * loop.GRAD_CLIP + 1e-6  # clipped steps
+    free = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.SGD([free], lr=1e-3)
+    step = loop.train_steps([torch.ones(3)], lambda b: ((1000.0 * (free - b) ** 2).sum(),) * 2
+                            + (1,), optimizer, Counts(), budget=None, base_lrs=[1e-3])
+    next(step)
+    assert float(free.detach()[0]) == pytest.approx(2.0)  # unclipped: 1e-3 * 2000

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from medbench.codecs.learned.checkpoint import CompressionModel
+from medbench.codecs.learned.archs import new_model
 from medbench.codecs.learned.entropy import build_tables
 from medbench.training.data import SplitImages
 from medbench.training.validation import evaluate, mean_finite, measure_split
@@ -26,7 +26,7 @@ def test_training_psnr_is_the_psnr_of_real_bitstreams(make_image, bit_depth):
     """The val PSNR the log shows (rounded latents, no bytes) is at the native peak."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = CompressionModel("cnn", 2, 4)
+        model = new_model("cnn", 2, 4)
     model.tables = build_tables(model.density)
     images = [make_image(32, bit_depth, seed) for seed in range(3)]
     split = SplitImages(images, "x", "val")

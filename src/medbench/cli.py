@@ -625,9 +625,43 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, st
 
 
 # -- train -------------------------------------------------------------------------------
+class _TrainableChoice(click.Choice):
+    """``--model`` choices read from the architecture registry when first needed (so the
+    CLI starts without importing torch, and a new architecture module needs no edit here)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property
+    def choices(self):  # type: ignore[override]
+        from medbench.training.config import trainable
+
+        return tuple(trainable())
+
+    @choices.setter
+    def choices(self, value) -> None:  # click's __init__ assigns the (empty) list
+        pass
+
+
+class _DefaultsOption(click.Option):
+    """An option whose help ends with each architecture's default of ``attr``, read from
+    the registry when help is shown."""
+
+    def __init__(self, *args, attr: str, extra: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._attr, self._extra, self._base = attr, extra, self.help or ""
+
+    def get_help_record(self, ctx):
+        from medbench.codecs.learned import archs
+
+        defaults = ", ".join(f"{name} {getattr(spec, self._attr)}"
+                             for name, spec in archs.registered().items())
+        self.help = f"{self._base} [{defaults}{self._extra}]."
+        return super().get_help_record(ctx)
+
+
 @main.command("train")
-@click.option("--model", "arch", required=True,
-              type=click.Choice(["ae", "cnn", "dcae", "hyperprior", "jpeg2000+pf"]),
+@click.option("--model", "arch", required=True, type=_TrainableChoice(),
               help="Which learned codec to train a model (one setting) for; jpeg2000+pf "
                    "is a post-filter for JPEG 2000 at --ratio.")
 @click.option("--dataset", required=True,
@@ -658,12 +692,11 @@ def compare_cmd(baseline, new, psnr_tol, ms_ssim_tol, bpp_tol, allow_missing, st
               show_default=True, help="mse: distortion only (the paper); rd: D + λ·R.")
 @click.option("--lmbda", type=click.FloatRange(min=0, min_open=True), default=None,
               help="λ of --objective rd (D: MSE on [0,1], R: bpp); larger = lower rate.")
-@click.option("--latent", type=click.IntRange(min=1), default=None,
-              help="Latent channels (ae: latents per 16x16 block) [ae 16, cnn 4, dcae 16, "
-                   "hyperprior 96].")
-@click.option("--width", type=click.IntRange(min=1), default=None,
-              help="Hidden units (ae) or feature channels (the others) [ae 128, hyperprior "
-                   "64, jpeg2000+pf 16, else 32].")
+@click.option("--latent", type=click.IntRange(min=1), default=None, cls=_DefaultsOption,
+              attr="latent", help="Latent channels (ae: latents per 16x16 block)")
+@click.option("--width", type=click.IntRange(min=1), default=None, cls=_DefaultsOption,
+              attr="width", extra=", jpeg2000+pf 16",
+              help="Hidden units (ae) or feature channels (the others)")
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True,
               help="Stop after this many epochs without a better val loss.")
 @click.option("--crop", type=click.IntRange(min=1), default=256, show_default=True,

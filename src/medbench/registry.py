@@ -9,6 +9,7 @@ two plugins claiming one name is an error naming both.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
@@ -40,6 +41,9 @@ class Registry:
 
     group: str
     kind: str
+    #: Objects registered besides the entry points (name → object), loaded with them; a
+    #: name both give must be the same object.
+    extra: Callable[[], dict[str, object]] | None = None
     _items: dict[str, object] | None = None
     broken: dict[str, str] = field(default_factory=dict)
 
@@ -80,6 +84,13 @@ class Registry:
                 log.warning("%s plugin %r (%s) failed to load: %s", self.kind, ep.name, origin, exc)
                 continue
             origins[ep.name] = origin
+        for name, obj in self._extra().items():
+            if name in items and items[name] is not obj:
+                raise DuplicateNameError(
+                    f"{self.kind} name {name!r} is registered twice: by {origins[name]} "
+                    f"and by {getattr(obj, '__module__', '?')}; uninstall one of the two"
+                )
+            items[name] = obj
         self._items = dict(sorted(items.items()))
         return self._items
 
@@ -97,10 +108,25 @@ class Registry:
         UnknownNameError
             For the first unknown name; the message lists the declared names.
         """
-        declared = sorted({ep.name for ep in self._entry_points()} | set(self._items or {}))
+        declared = {ep.name for ep in self._entry_points()} | set(self._items or {})
+        if any(n.partition(":")[0] not in declared for n in names) and self._items is None:
+            declared |= set(self._extra())  # not loaded yet: the extras may hold it
         for name in names:
             if name.partition(":")[0] not in declared:
-                raise UnknownNameError(self.kind, name, declared)
+                raise UnknownNameError(self.kind, name, sorted(declared))
+
+    def _extra(self) -> dict[str, object]:
+        """The extra objects; a failure to load them is reported like a broken plugin."""
+        if self.extra is None:
+            return {}
+        try:
+            return self.extra()
+        except DuplicateNameError:
+            raise
+        except Exception as exc:  # a broken extra source must not break the CLI
+            self.broken["<extra>"] = f"{type(exc).__name__}: {exc}"
+            log.warning("extra %ss failed to load: %s", self.kind, exc)
+            return {}
 
     def names(self) -> list[str]:
         """The loaded names, sorted.

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from medbench.codecs import CodecContext, codec_names, get_codec
+from medbench.codecs.learned.codec import LearnedCodec
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 PER_KIND = 100  # random, truncated and bit-flipped inputs each
@@ -88,9 +89,15 @@ _CHILD = textwrap.dedent("""
 
 def _models(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
     """The models folder of ``name``'s fuzz child and the trust it passes: learned codecs
-    use the shipped models; ``byo`` a tiny spec this test writes, trusted explicitly."""
+    use the shipped models (one that ships none, such as ``ckbd``, a tiny model trained
+    here); ``byo`` a tiny spec this test writes, trusted explicitly."""
     models = tmp_path / "models"
     if name != "byo":
+        codec = get_codec(name, CodecContext(models_dir=models, device="cpu"))
+        if isinstance(codec, LearnedCodec) and not codec.checkpoints():
+            from tests.conftest import train_tiny_hyperprior
+
+            train_tiny_hyperprior(models, epochs=1, model=name)
         return models, []
     from tests.test_codecs_byo import _write_model
 

@@ -1,4 +1,5 @@
-"""Codec registry: the ``medbench.codecs`` entry-point group, keyed by command-line name."""
+"""Codec registry: the ``medbench.codecs`` entry-point group, keyed by command-line name,
+plus one learned codec per registered architecture (:mod:`medbench.codecs.learned.archs`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,20 @@ from medbench.registry import Registry
 
 __all__ = ["LOSSLESS", "Codec", "CodecContext", "registry", "get_codec", "codec_names"]
 
-registry = Registry(group="medbench.codecs", kind="codec")
+
+
+def _architecture_codecs() -> dict[str, object]:
+    """One codec per learned architecture (:mod:`medbench.codecs.learned.archs`): an
+    architecture needs no entry point of its own to be a codec."""
+    from medbench.codecs.learned import archs
+    from medbench.codecs.learned.codec import architecture_codecs
+
+    found = dict(architecture_codecs())
+    registry.broken.update(archs.broken)  # shown by `medbench codecs` like broken plugins
+    return found
+
+
+registry = Registry(group="medbench.codecs", kind="codec", extra=_architecture_codecs)
 
 
 def codec_names() -> list[str]:

@@ -8,16 +8,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from medbench.codecs.learned.models import ARCHITECTURES, DEFAULT_LATENT
+from medbench.codecs.learned import archs
 from medbench.codecs.learned.postfilter import CODEC as POSTFILTER
 from medbench.errors import MedbenchError
 from medbench.training.budget import Budget, parse_budget
 from medbench.training.transfer import check_parent
 
 OBJECTIVES = ("mse", "rd")
-#: What ``medbench train --model`` trains: the end-to-end architectures and the
-#: JPEG 2000 post-filter (:mod:`medbench.training.postfilter`).
-TRAINABLE = (*ARCHITECTURES, POSTFILTER)
+
+
+def trainable() -> list[str]:
+    """What ``medbench train --model`` trains: every registered architecture
+    (:mod:`medbench.codecs.learned.archs`) and the JPEG 2000 post-filter
+    (:mod:`medbench.training.postfilter`)."""
+    return [*archs.names(), POSTFILTER]
+
 #: Keys that must match for a run to resume an unfinished one in the same folder.
 RESUME_KEYS = ("arch", "latent", "width", "objective", "lmbda", "dataset", "protocol",
                "size", "bit_depth", "batch_size", "lr", "crop", "repeat", "seed", "limit",
@@ -41,7 +46,8 @@ class TrainConfig:
     Parameters
     ----------
     arch : str
-        Architecture: ``ae``, ``cnn``, ``dcae``, ``hyperprior``, or ``jpeg2000+pf`` (a
+        Architecture: one registered in :mod:`medbench.codecs.learned.archs` (``ae``,
+        ``cnn``, ``dcae``, ``hyperprior``, ``ckbd`` ...), or ``jpeg2000+pf`` (a
         post-filter for JPEG 2000 at ``ratio``).
     dataset : str
         Dataset spec as on the command line (``jsrt``, ``folder:PATH``...); the model
@@ -134,9 +140,9 @@ class TrainConfig:
     ratio: float | None = None
 
     def __post_init__(self) -> None:
-        if self.arch not in TRAINABLE:
+        if self.arch not in trainable():
             raise MedbenchError(
-                f"unknown model {self.arch!r}; known models: {', '.join(TRAINABLE)}"
+                f"unknown model {self.arch!r}; known models: {', '.join(trainable())}"
             )
         if (self.arch == POSTFILTER) != (self.ratio is not None):
             raise MedbenchError(
@@ -169,8 +175,8 @@ class TrainConfig:
         self._parent: dict[str, Any] | None = None
         if self.init is not None:
             self._parent = check_parent(self)
-        if self.latent is None and self.arch in DEFAULT_LATENT:
-            self.latent = DEFAULT_LATENT[self.arch]
+        if self.latent is None and self.arch != POSTFILTER:
+            self.latent = archs.get(self.arch).latent
         if self.name is not None:
             check_model_name(self.name)
 

@@ -30,10 +30,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -128,12 +128,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         unfinished run with other settings.
     """
     folder = cfg.folder
-    if (folder / CONFIG).is_file():
-        ckpt = read_checkpoint(folder)
-        check_finished(cfg, ckpt.config, folder)  # the same model, not another one
-        echo(f"{cfg.arch} model {cfg.model_name} is already trained in {folder}; delete "
-             f"that folder or choose another --name to train again")
-        return TrainResult(ckpt, already_trained=True)
+    if (done := already_trained(cfg, read_checkpoint, f"{cfg.arch} model", echo)) is not None:
+        return done
     device = resolve_device(cfg.device)
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
     root = Path(cfg.data_root) if cfg.data_root else None
@@ -277,34 +273,26 @@ class _Run:
                    unit="batch", disable=not progress, leave=True, dynamic_ncols=True)
         total, count = 0.0, 0
         rd = cfg.objective == "rd"
-        tick = time.perf_counter()
-        for x in data.batches(cfg.batch_size, rng, cfg.repeat):
-            if budget is not None:
-                share = budget.progress(state.wall_s, state.steps)
-                for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-                    group["lr"] = base * lr_factor(share)
-            loss, distortion, bpp = _step_losses(model, x, self.lmbda, rd, generator, self.amp)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # Clipping keeps one bad batch of a tiny dataset from blowing the weights up.
-            torch.nn.utils.clip_grad_norm_(model.net.parameters(), GRAD_CLIP)
-            self.optimizer.step()
-            shown = (loss if rd else distortion).item()  # .item() waits for the device
-            total, count = total + shown * x.shape[0], count + x.shape[0]
-            state.steps += 1
-            state.images_seen += int(x.shape[0])
-            state.wall_s += time.perf_counter() - tick
+
+        def loss_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+            loss, distortion, _ = _step_losses(model, x, self.lmbda, rd, generator, self.amp)
+            return loss, (loss if rd else distortion), int(x.shape[0])
+
+        steps = train_steps(data.batches(cfg.batch_size, rng, cfg.repeat), loss_of,
+                            self.optimizer, state, budget=budget, base_lrs=self.base_lrs,
+                            clip=model.net.parameters)
+        for shown, n in steps:
+            total, count = total + shown * n, count + n
             bar.update(1)
             bar.set_postfix(loss=f"{total / count:.3g}")
             if budget is not None:
-                self._milestones(total / count)
+                self._milestones(total / count)  # not training time: steps() times only steps
                 if budget.done(state.wall_s, state.steps):
                     break
                 new = budget.progress(state.wall_s, state.steps)
                 if data.crop < self.full_side and crop_at(new, self.full_side,
                                                           model.stride) != data.crop:
                     break  # the large-crop phase starts with the next epoch
-            tick = time.perf_counter()  # milestone writing is not training time
         return total / max(count, 1), bar  # the caller adds the val metrics and closes it
 
     def _milestones(self, train_loss: float) -> None:
@@ -336,7 +324,8 @@ class _Run:
                                                      cfg.bit_depth).name,
                           "epochs_run": state.epoch, "batch_size": cfg.batch_size,
                           "lr": cfg.lr, "crop": cfg.crop, "seed": cfg.seed},
-                "budget": _budget_json(state, self.device),
+                "budget": budget_block(self.device, state.wall_s, state.steps,
+                                       state.images_seen),
                 "validation": {"est_bpp": val["est_bpp"], "psnr": val["psnr"],
                                "loss": val["loss"]},
                 "trained_on": trained_on(self.splits, parent_images(cfg)),
@@ -365,6 +354,50 @@ class _Run:
             last = {"epoch": self.state.epoch, "steps": self.state.steps, **val}
             self.state.history.append(last)
         return last
+
+
+class Counters(Protocol):
+    """What :func:`train_steps` counts (a run's resumable state has these fields)."""
+
+    steps: int
+    images_seen: int
+    wall_s: float
+
+
+def train_steps(batches: Iterable[Any],
+                loss_of: Callable[[Any], tuple[torch.Tensor, torch.Tensor, int]],
+                optimizer: torch.optim.Optimizer, counters: Counters, *,
+                budget: Budget | None, base_lrs: list[float],
+                clip: Callable[[], Iterable[torch.nn.Parameter]] | None = None
+                ) -> Iterator[tuple[float, int]]:
+    """The optimisation steps of every model ``medbench train`` makes (the learned codecs
+    and the ``jpeg2000+pf`` post-filter): one step per batch of ``batches``.
+
+    Under a ``budget`` each step first sets the learning rates (:func:`schedule_lr`, one
+    base per parameter group). ``loss_of(batch)`` gives the loss to minimise, the value
+    to show and the batch's images; the gradient norm of ``clip()``'s parameters is
+    clipped to :data:`GRAD_CLIP` when given. ``counters`` gain one step, the images and
+    the seconds from fetching the batch to the step's end (what a budget spends: the
+    caller's work between steps, such as milestones, is not counted). Yields the shown
+    value (a float: it waits for the device) and the images, after each step; the
+    caller stops when its budget or epoch is done.
+    """
+    tick = time.perf_counter()
+    for batch in batches:
+        if budget is not None:
+            schedule_lr(optimizer, base_lrs, budget, counters.wall_s, counters.steps)
+        loss, shown, n = loss_of(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:  # one bad batch of a tiny dataset must not blow weights up
+            torch.nn.utils.clip_grad_norm_(clip(), GRAD_CLIP)
+        optimizer.step()
+        value = float(shown.item())  # .item() waits for the device
+        counters.steps += 1
+        counters.images_seen += n
+        counters.wall_s += time.perf_counter() - tick
+        yield value, n
+        tick = time.perf_counter()
 
 
 def _tensors(model: CompressionModel) -> dict[str, torch.Tensor]:
@@ -412,17 +445,43 @@ def _resume(folder: Path, cfg: TrainConfig, state: _State, model, optimizer,
     return True
 
 
-def _budget_json(state: _State, device: torch.device) -> dict[str, Any]:
-    """The ``budget`` block of a config.json: what the weights cost to train."""
+def budget_block(device: torch.device, wall_s: float, steps: int,
+                 images_seen: int) -> dict[str, Any]:
+    """The ``budget`` block of a config.json: what the weights cost to train (every
+    trained model's, the post-filter's included)."""
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {
         "device": device.type,
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),
-        "wall_s": round(state.wall_s, 2),  # seconds in training steps (device time)
-        "steps": state.steps,
-        "images_seen": state.images_seen,
+        "wall_s": round(wall_s, 2),  # seconds in training steps (device time)
+        "steps": steps,
+        "images_seen": images_seen,
     }
+
+
+def schedule_lr(optimizer, base_lrs: list[float], budget: Budget, wall_s: float,
+                steps: int) -> None:
+    """Set each parameter group's learning rate where a budgeted run is (a cosine over the
+    budget, :func:`~medbench.training.budget.lr_factor`); ``base_lrs`` per group."""
+    factor = lr_factor(budget.progress(wall_s, steps))
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * factor
+
+
+def already_trained(cfg: TrainConfig, read: Callable[[Path], Any], what: str,
+                    echo: Callable[[str], Any]) -> TrainResult | None:
+    """The finished model in ``cfg.folder`` (read by ``read``), checked to be the one
+    ``cfg`` asks for (:func:`~medbench.training.finished.check_finished`); None when the
+    folder holds none. ``what`` names it in the line echoed (``hyperprior model``)."""
+    folder = cfg.folder
+    if not (folder / CONFIG).is_file():
+        return None
+    ckpt = read(folder)
+    check_finished(cfg, ckpt.config, folder)  # the same model, not another one
+    echo(f"{what} {cfg.model_name} is already trained in {folder}; delete that folder or "
+         f"choose another --name to train again")
+    return TrainResult(ckpt, already_trained=True)
 
 
 def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages],
@@ -453,7 +512,7 @@ def _config_json(cfg: TrainConfig, state: _State, splits: dict[str, SplitImages]
             "seed": cfg.seed,
             "limit": cfg.limit,
         },
-        "budget": _budget_json(state, device),
+        "budget": budget_block(device, state.wall_s, state.steps, state.images_seen),
         "validation": {
             "bpp": measured["bpp"],  # from real bitstreams (header included)
             "psnr": measured["psnr"],

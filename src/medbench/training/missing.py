@@ -3,7 +3,8 @@
 A run measures every trained model of a learned codec on every requested dataset (the
 generalization matrix). When none of a codec's models was trained on a requested
 dataset, the run says how to train one, or, with ``--train-missing``, trains the codec's
-default ladder (:data:`LADDERS`) on that dataset's train split before coding starts.
+default ladder (its architecture's, :func:`ladder`) on that dataset's train split before
+coding starts.
 
 Training sits above the benchmark (``benchmark`` never imports ``training``), so the CLI
 hands :func:`prepare_learned` to :func:`medbench.benchmark.runner.run`.
@@ -17,21 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from medbench.codecs import CodecContext, codec_names, get_codec, registry
+from medbench.codecs.learned import archs
 from medbench.codecs.learned.codec import LearnedCodec
 from medbench.training.config import TrainConfig, train_command
 from medbench.training.loop import train
 
 log = logging.getLogger(__name__)
 
-#: The models ``--train-missing`` trains per codec: one RD point each, low to high rate.
-#: The same ladders made the shipped ``sample`` models (see pretrained/README.md).
-LADDERS: dict[str, list[dict[str, Any]]] = {
-    # ae: the paper's MSE loss at three latent sizes (a dense model is capacity-bound).
-    "ae": [{"objective": "mse", "latent": n} for n in (8, 16, 32)],
-    "cnn": [{"objective": "rd", "lmbda": lam} for lam in (1e-2, 1e-3, 1e-4)],
-    "dcae": [{"objective": "rd", "lmbda": lam} for lam in (1e-2, 1e-3, 1e-4, 1e-5)],
-    "hyperprior": [{"objective": "rd", "lmbda": lam} for lam in (1e-2, 3e-3, 1e-3, 3e-4)],
-}
+#: Ladders that replace an architecture's own (its ``ladder``, one RD point per model, low
+#: to high rate; the same ladders made the shipped ``sample`` models, see
+#: pretrained/README.md), by codec name. Empty unless a caller (a test) sets one.
+LADDERS: dict[str, list[dict[str, Any]]] = {}
+
+
+def ladder(arch: str) -> list[dict[str, Any]]:
+    """The models ``--train-missing`` trains for architecture ``arch``."""
+    if arch in LADDERS:
+        return LADDERS[arch]
+    return list(archs.get(arch).ladder) or [{}]
 
 
 def learned_codecs(names: list[str] | None, context: CodecContext) -> list[LearnedCodec]:
@@ -78,7 +82,7 @@ def prepare_learned(
     data_root, protocol, size, bit_depth
         As for the run; the models are trained on images prepared the same way.
     train_missing : bool
-        Train :data:`LADDERS` for each (codec, dataset) without a model; otherwise only
+        Train :func:`ladder` for each (codec, dataset) without a model; otherwise only
         note how to.
     echo : callable
         Receives a line before each model is trained (and the training's own lines).
@@ -103,7 +107,7 @@ def prepare_learned(
                         f"--model {codec.name} --dataset {spec}`, or pass --train-missing"
                     )
                 continue
-            for rung in LADDERS.get(codec.arch, [{}]):
+            for rung in ladder(codec.arch):
                 cfg = TrainConfig(
                     arch=codec.arch, dataset=spec, data_root=data_root, protocol=protocol,
                     size=size, bit_depth=bit_depth, device=context.device,

@@ -4,19 +4,24 @@ Every train and val image is coded once with JPEG 2000 at the model's ratio (the
 codec and setting the harness runs), so the filter learns exactly the artefacts it will
 see. Training minimises the MSE between filtered random crops of the decodes and the
 same crops of the originals (Adam, a cosine learning-rate decay over the budget, random
-flips). A run is always budgeted: ``--budget``/``--steps``, or ``--epochs`` passes over
-the train split. At the end the filter is scored on the val split through the codec
-itself (real streams, the filter's decoder path) and the gain over plain JPEG 2000 is
-written to ``config.json``. Runs take minutes, so an interrupted one starts over; no
-milestones are kept.
+flips), through the same optimisation steps as every learned model
+(:func:`medbench.training.loop.train_steps`: the budget's learning-rate schedule, the
+timing, which counts making a batch's crops as the end-to-end models' count fetching
+theirs, and the counters; no gradient clipping). A run is always budgeted:
+``--budget``/``--steps``, or ``--epochs`` passes over the train split. At the end the
+filter is scored on the val split through the codec itself (real streams, the filter's
+decoder path) and the gain over plain JPEG 2000 is written to ``config.json``. Runs take
+minutes, so an interrupted one starts over; no milestones are kept.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,6 @@ from medbench.codecs import CodecContext
 from medbench.codecs.learned.coding import resolve_device
 from medbench.codecs.learned.postfilter import (
     CODEC,
-    CONFIG,
     MAX_WIDTH,
     Jpeg2000PostFilterCodec,
     PostFilterNet,
@@ -42,11 +46,10 @@ from medbench.codecs.learned.postfilter import (
 from medbench.datasets.protocols import parse_protocol
 from medbench.errors import MedbenchError
 from medbench.image import Image
-from medbench.training.budget import Budget, lr_factor
+from medbench.training.budget import Budget
 from medbench.training.config import TrainConfig
 from medbench.training.data import load_splits, trained_on
-from medbench.training.finished import check_finished
-from medbench.training.loop import TrainResult
+from medbench.training.loop import TrainResult, already_trained, budget_block, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +79,9 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
         raise MedbenchError(f"--width {width} is above {MAX_WIDTH}, the widest {CODEC} filter "
                             f"a checkpoint may hold; the default is {DEFAULT_WIDTH}")
     folder = cfg.folder
-    if (folder / CONFIG).is_file():
-        ckpt, _ = read_filter(folder)
-        check_finished(cfg, ckpt.config, folder)  # the same filter, not another one
-        echo(f"{CODEC} filter {cfg.model_name} is already trained in {folder}; delete that "
-             f"folder or choose another --name to train again")
-        return TrainResult(ckpt, already_trained=True)
+    done = already_trained(cfg, lambda f: read_filter(f)[0], f"{CODEC} filter", echo)
+    if done is not None:
+        return done
     codec = Jpeg2000PostFilterCodec(CodecContext(models_dir=Path(cfg.models_dir)))
     reason = codec.j2k.unavailable_reason()
     if reason:
@@ -107,29 +107,27 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
         per_epoch = math.ceil(len(train_pairs) * cfg.repeat / cfg.batch_size)
         budget = Budget(steps=int(cfg.epochs or 1) * per_epoch)
     rng = np.random.default_rng(cfg.seed)
-    wall = 0.0
-    steps = seen = 0
+    counters = _Counters()
     shown = time.perf_counter()
     net.train()
-    while not budget.done(wall, steps):
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(budget.progress(wall, steps))
-        x, y = _crops(train_pairs, cfg.crop, cfg.batch_size, rng, device)
-        start = time.perf_counter()
-        loss = torch.nn.functional.mse_loss(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        wall += time.perf_counter() - start
-        steps += 1
-        seen += len(x)
+
+    def loss_of(batch: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        loss = torch.nn.functional.mse_loss(net(batch[0]), batch[1])
+        return loss, loss, len(batch[0])
+
+    crops = (_crops(train_pairs, cfg.crop, cfg.batch_size, rng, device)
+             for _ in itertools.count())
+    for loss, _ in train_steps(crops, loss_of, optimizer, counters, budget=budget,
+                               base_lrs=[cfg.lr]):
+        if budget.done(counters.wall_s, counters.steps):
+            break
         if time.perf_counter() - shown > ECHO_EVERY_S:
             shown = time.perf_counter()
-            done = 100 * budget.progress(wall, steps)
-            echo(f"{CODEC} {cfg.model_name}: {steps} steps ({done:.0f} % of the budget), "
-                 f"train PSNR {psnr_from_mse(loss.item(), 1.0):.2f} dB")
+            done = 100 * budget.progress(counters.wall_s, counters.steps)
+            echo(f"{CODEC} {cfg.model_name}: {counters.steps} steps ({done:.0f} % of the "
+                 f"budget), train PSNR {psnr_from_mse(loss, 1.0):.2f} dB")
+    wall, steps, seen = counters.wall_s, counters.steps, counters.images_seen
     net.eval()
     # validate the weights as the checkpoint will hold them (float16)
     net.load_state_dict({k: v.float() for k, v in stored_weights(net).items()})
@@ -145,11 +143,7 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
                   "budget": cfg.budget, "max_steps": cfg.steps, "epochs": cfg.epochs,
                   "batch_size": cfg.batch_size, "lr": cfg.lr, "crop": cfg.crop,
                   "seed": cfg.seed, "limit": cfg.limit},
-        "budget": {"device": device.type,
-                   "device_name": (torch.cuda.get_device_name(device)
-                                   if device.type == "cuda" else "cpu"),
-                   "torch_threads": torch.get_num_threads(), "wall_s": round(wall, 2),
-                   "steps": steps, "images_seen": seen},
+        "budget": budget_block(device, wall, steps, seen),
         "validation": validation,
         "trained_on": trained_on(splits),
     }
@@ -159,6 +153,13 @@ def train_postfilter(cfg: TrainConfig, *, progress: bool = True,
          f"({validation['gain_db']:+.2f} dB over plain JPEG 2000; {steps} steps, "
          f"{wall:.0f} s on {device.type})")
     return TrainResult(ckpt)
+
+
+@dataclass
+class _Counters:
+    steps: int = 0
+    images_seen: int = 0
+    wall_s: float = 0.0
 
 
 def _pair(codec: Jpeg2000PostFilterCodec, image: Image,

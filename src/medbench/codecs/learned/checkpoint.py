@@ -20,13 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from medbench.codecs import provenance
-from medbench.codecs.learned.compression import (
-    CheckpointError,
-    CompressionModel,
-    new_model,
-)
+from medbench.codecs.learned import archs
+from medbench.codecs.learned.archs import new_model
+from medbench.codecs.learned.compression import CheckpointError, CompressionModel
 from medbench.codecs.learned.entropy import TableError
-from medbench.codecs.learned.models import ARCHITECTURES
 
 __all__ = ["Checkpoint", "CheckpointError", "CompressionModel", "new_model", "file_id",
            "save_checkpoint", "read_checkpoint", "find_checkpoints", "training_images"]
@@ -124,10 +121,10 @@ def read_checkpoint(folder: Path) -> Checkpoint:
     for key in ("arch", "latent", "width", "components"):
         if key not in config:
             raise CheckpointError(f"{config_path} lacks {key!r}; re-train this model")
-    if config["arch"] not in ARCHITECTURES:
+    if config["arch"] not in archs.registered():
         raise CheckpointError(
             f"{config_path} names architecture {config['arch']!r}, not one of "
-            f"{', '.join(ARCHITECTURES)}; re-train this model"
+            f"{', '.join(archs.names())}; re-train this model"
         )
     sizes = _sizes(config, config_path)
     tensors = _load_tensors(weights)

@@ -1,4 +1,9 @@
-"""The ``ae``, ``cnn``, ``dcae`` and ``hyperprior`` codecs: each trained model is one setting.
+"""The learned codecs, one per architecture of :mod:`.archs`: each trained model is one setting.
+
+Every registered architecture is a codec of its name (:func:`architecture_codecs`): the
+built-in ``ae``, ``cnn``, ``dcae`` and ``hyperprior`` keep the classes their entry points
+name; any other (``ckbd``, or one from an outside package) gets a :class:`LearnedCodec`
+subclass made from its declaration, with no entry point of its own.
 
 Models are found in two places, in this order: ``<--models>/<arch>/<name>/`` (what
 ``medbench train`` writes) and the small models shipped in
@@ -20,6 +25,8 @@ import numpy as np
 
 import medbench
 from medbench.codecs.base import Codec
+from medbench.codecs.learned import archs
+from medbench.codecs.learned.architecture import Architecture
 from medbench.codecs.learned.bitstream import MAGIC, BitstreamError, unpack
 from medbench.codecs.learned.checkpoint import (
     Checkpoint,
@@ -302,3 +309,43 @@ class HyperpriorCodec(LearnedCodec):
     name = "hyperprior"
     arch = "hyperprior"
     magic = b"MBHP"
+
+
+_MADE: dict[str, type[LearnedCodec]] = {}
+
+
+def architecture_codecs() -> dict[str, type[LearnedCodec]]:
+    """Codec name → class, one per registered architecture (see the module notes).
+
+    A :class:`LearnedCodec` subclass defined for an architecture (``arch`` set) is its
+    codec; otherwise one is made, once, from the :class:`Architecture`.
+    """
+    defined: dict[str, type[LearnedCodec]] = {}
+    for cls in _subclasses(LearnedCodec):
+        if cls.arch and cls.name == cls.arch:
+            defined.setdefault(cls.arch, cls)
+    out: dict[str, type[LearnedCodec]] = {}
+    for name, spec in archs.registered().items():
+        if name in defined:
+            out[name] = defined[name]
+        else:
+            if name not in _MADE or _MADE[name].magic != spec.magic:
+                _MADE[name] = _codec_class(spec)
+            out[name] = _MADE[name]
+    return out
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def _codec_class(spec: Architecture) -> type[LearnedCodec]:
+    title = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_"))
+    return type(f"{title}Codec", (LearnedCodec,), {
+        "__doc__": spec.summary, "__module__": __name__, "name": spec.name,
+        "arch": spec.name, "magic": spec.magic,
+    })

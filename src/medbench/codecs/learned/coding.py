@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from medbench.codecs.learned.bitstream import BitstreamError, Header, pack, unpack
-from medbench.codecs.learned.checkpoint import CompressionModel
 from medbench.codecs.learned.entropy import (
     LATENT_MAX,
     LATENT_MIN,
@@ -28,6 +28,9 @@ from medbench.codecs.learned.entropy import (
 from medbench.codecs.learned.models import pad_to_stride
 from medbench.codecs.limits import check_declared_size
 from medbench.image import Image, dtype_for, peak_value
+
+if TYPE_CHECKING:  # the model calls this module's coding, not the other way round
+    from medbench.codecs.learned.compression import CompressionModel
 
 
 def resolve_device(device: str) -> torch.device:
@@ -93,18 +96,22 @@ def image_latents(model: CompressionModel, images: Sequence[Image],
     return out  # type: ignore[return-value]
 
 
-def _hyperprior(model: CompressionModel):
-    """The hyperprior coding module when ``model`` is one, else None."""
-    from medbench.codecs.learned import hyperprior
-
-    return hyperprior if isinstance(model, hyperprior.HyperpriorModel) else None
-
-
 def encode_images(model: CompressionModel, model_id: str, images: Sequence[Image],
                   device: torch.device) -> list[bytes]:
-    """The complete bitstream of each image."""
-    if (hyper := _hyperprior(model)) is not None:
-        return hyper.encode_images(model, model_id, images, device)
+    """The complete bitstream of each image, as the model's architecture codes it
+    (:meth:`~.compression.CompressionModel.compress`)."""
+    return model.compress(model_id, images, device)
+
+
+def decode_streams(model: CompressionModel, streams: Sequence[bytes],
+                   device: torch.device) -> list[np.ndarray]:
+    """Pixels of each stream (:meth:`~.compression.CompressionModel.decompress`)."""
+    return model.decompress(streams, device)
+
+
+def encode_factorized(model: CompressionModel, model_id: str, images: Sequence[Image],
+                      device: torch.device) -> list[bytes]:
+    """The bitstream of each image under the factorized prior (``ae``, ``cnn``, ``dcae``)."""
     if model.tables is None:
         raise ValueError("the model has no coding tables; load a finished checkpoint")
     streams = []
@@ -112,7 +119,7 @@ def encode_images(model: CompressionModel, model_id: str, images: Sequence[Image
         pad_h, pad_w = (-image.height) % model.stride, (-image.width) % model.stride
         header = Header(bytes.fromhex(model_id), image.bit_depth, image.height, image.width,
                         pad_h, pad_w)
-        streams.append(pack(header, encode_latents(latents, model.tables)))
+        streams.append(pack(header, encode_latents(latents, model.tables), magic=model.magic))
     return streams
 
 
@@ -122,7 +129,7 @@ def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.nda
     The declared size is checked against the pixel budget, and the payload against the
     declared size, before anything of that size is allocated.
     """
-    header, payload = unpack(data)
+    header, payload = unpack(data, magic=model.magic)
     if model.tables is None:
         raise ValueError("the model has no coding tables; load a finished checkpoint")
     check_declared_size("learned-codec stream", header.height, header.width)
@@ -134,11 +141,10 @@ def stream_latents(model: CompressionModel, data: bytes) -> tuple[Header, np.nda
 
 
 @torch.no_grad()
-def decode_streams(model: CompressionModel, streams: Sequence[bytes],
-                   device: torch.device) -> list[np.ndarray]:
-    """Pixels of each stream (uint8 up to 8 bits, else uint16); same shapes batched."""
-    if (hyper := _hyperprior(model)) is not None:
-        return hyper.decode_streams(model, streams, device)
+def decode_factorized(model: CompressionModel, streams: Sequence[bytes],
+                      device: torch.device) -> list[np.ndarray]:
+    """Pixels of each factorized-prior stream (uint8 up to 8 bits, else uint16); same
+    shapes batched."""
     decoded = [stream_latents(model, data) for data in streams]
     out: list[np.ndarray | None] = [None] * len(streams)
     key = lambda item: (item[0].height, item[0].width, item[0].bit_depth)  # noqa: E731

@@ -18,8 +18,13 @@ Biases, activations (ReLU, PReLU, LeakyReLU), GDN's square root and division, ro
 padding, and the entropy coder (ANS over the coding tables) are not counted: they are a
 few operations per sample, not per weight. The encoder's count is what ``compress`` runs
 (analysis transform; for the hyperprior also the hyper-analysis and the hyper-synthesis
-that gives the means and scales), the decoder's what ``decompress`` runs (hyper-synthesis
-and synthesis; the post-filter for ``jpeg2000+pf``). Per pixel means per pixel of the
+that gives the means and scales; for ``ckbd`` also its context model and both passes of
+its entropy-parameter network), the decoder's what ``decompress`` runs (hyper-synthesis
+and synthesis, plus ``ckbd``'s context and parameter passes; the post-filter for
+``jpeg2000+pf``). Each architecture says which calls these are
+(:meth:`~.models.Autoencoder.complexity_passes`). A masked convolution (``ckbd``'s
+checkerboard context) is counted as the dense convolution implementations run, zero taps
+included. Per pixel means per pixel of the
 probe image (:data:`PROBE`, a multiple of every model's padding), so the numbers do not
 depend on image size.
 
@@ -36,6 +41,7 @@ from functools import cache
 import torch
 from torch import nn
 
+from medbench.codecs.learned.archs import new_model
 from medbench.codecs.learned.models import GDN
 
 #: Side of the probe image the layers are counted on (a multiple of 64, the largest
@@ -125,30 +131,10 @@ def model_complexity(arch: str, latent: int, width: int, components: int = 3) ->
     arch, latent, width, components
         As in the model's ``config.json``.
     """
-    from medbench.codecs.learned.compression import new_model
-
     model = new_model(arch, latent, width, components).eval()
     net = model.net
-    x = torch.zeros(1, 1, PROBE, PROBE)
     with torch.no_grad():
-        y = net.encode(x)
-    hyper = hasattr(net, "hyper_encode")
-    if hyper:
-        with torch.no_grad():
-            z = net.hyper_encode(y)
-
-        def encode() -> None:
-            net.hyper_decode(net.hyper_encode(net.encode(x)))
-
-        def decode() -> None:
-            net.hyper_decode(z)
-            net.decode(y)
-    else:
-        def encode() -> None:
-            net.encode(x)
-
-        def decode() -> None:
-            net.decode(y)
+        encode, decode = net.complexity_passes(torch.zeros(1, 1, PROBE, PROBE))
     return Complexity(count_params(model), _kmac(count_macs(net, encode), PROBE),
                       _kmac(count_macs(net, decode), PROBE))
 

@@ -1,4 +1,6 @@
-"""The mean-scale hyperprior (Minnen, Ballé, Toderici 2018) as a medbench model and codec.
+"""The mean-scale hyperprior (Minnen, Ballé, Toderici 2018) as a medbench model and codec:
+:class:`HyperpriorModel` (its entropy model, training losses and coding; transforms in
+:mod:`.models`, declared as an architecture in :mod:`.archs.hyperprior`).
 
 Coding: pixels / ``2**bit_depth - 1`` → pad to a multiple of 64 → latents ``y`` (1/16)
 → hyper-latents ``z = round(h_a(y))`` (1/64), coded under the factorized integer tables
@@ -50,20 +52,22 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch.func import functional_call
 
 from medbench.codecs.learned import gaussian
 from medbench.codecs.learned.bitstream import BitstreamError, Header, pack, unpack
-from medbench.codecs.learned.compression import HyperpriorModel
+from medbench.codecs.learned.compression import CompressionModel, autocast
 from medbench.codecs.learned.entropy import (
     LATENT_MAX,
     LATENT_MIN,
     CodingTables,
     StreamError,
+    TableError,
     decode_latents,
     encode_latents,
     min_payload_bits,
 )
-from medbench.codecs.learned.models import pad_to_stride
+from medbench.codecs.learned.models import MeanScaleHyperprior, pad_to_stride
 from medbench.codecs.limits import check_declared_size
 from medbench.image import Image, dtype_for, peak_value
 
@@ -71,6 +75,116 @@ MAGIC = b"MBHP"
 _LENGTHS = struct.Struct(">II")
 
 __all__ = ["HyperpriorModel", "encode_images", "decode_streams", "stream_latents", "MAGIC"]
+
+
+class HyperpriorModel(CompressionModel):
+    """Mean-scale hyperprior: the transforms, the density of ``z``, and two sets of tables
+    (factorized for ``z``, the Gaussian ladder for ``y``) once frozen."""
+
+    magic = MAGIC
+    table_prefixes = ("tables.", "scale_tables.", "scale_ladder")
+    net: MeanScaleHyperprior
+
+    def __init__(self, net: MeanScaleHyperprior, components: int = 3):
+        super().__init__(net, components)
+        self.scale_tables: CodingTables | None = None
+        self.ladder: np.ndarray | None = None
+
+    # -- training ----------------------------------------------------------------------
+    @torch.no_grad()
+    def init_density(self, x: torch.Tensor) -> None:
+        self.density.init_from(self.net.hyper_encode(self.net.encode(x)))
+
+    def _params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        means, raw = self.net.hyper_decode(z)
+        return means, torch.nn.functional.softplus(raw)
+
+    def forward_rd(self, x: torch.Tensor, generator: torch.Generator,
+                   rate_grad: bool = True, amp: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass (see :meth:`CompressionModel.forward_rd`): bits of ``z`` under the
+        factorized density plus bits of ``y`` under the Gaussian conditional. Without
+        ``rate_grad`` the hyper transforms still learn to model ``y``, but ``y`` itself
+        is detached from the rate. ``amp``: only the main transforms use bf16."""
+        def noise(t: torch.Tensor) -> torch.Tensor:
+            return torch.rand(t.shape, generator=generator, device=t.device,
+                              dtype=t.dtype) - 0.5
+
+        with autocast(amp):
+            y = self.net.encode(x)
+        y = y.float()
+        y_rate = y if rate_grad else y.detach()
+        z_noisy = self.net.hyper_encode(y_rate)
+        z_noisy = z_noisy + noise(z_noisy)
+        means, scales = self._params(z_noisy)
+        y_hat = means + (torch.round(y - means) - (y - means)).detach() + (y - means)
+        with autocast(amp):
+            x_hat = self.net.decode(y_hat).float()
+        p = gaussian.likelihood(y_rate + noise(y) - means, scales)
+        bits = self.density.bits(z_noisy) - torch.log2(p).flatten(1).sum(dim=1)
+        return x_hat, bits
+
+    @torch.no_grad()
+    def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.net.encode(x)
+        z = torch.round(self.net.hyper_encode(y))
+        means, scales = self._params(z)
+        q = torch.round(y - means)
+        bits = (self.density.bits(z)
+                - torch.log2(gaussian.likelihood(q, scales)).flatten(1).sum(dim=1))
+        return self.net.decode(q + means), bits
+
+    def freeze_tables(self) -> None:
+        super().freeze_tables()
+        self.ladder = gaussian.scale_ladder()
+        self.scale_tables = gaussian.ladder_tables(self.ladder)
+
+    # -- coding ------------------------------------------------------------------------
+    def compress(self, model_id: str, images: Sequence[Image],
+                 device: torch.device) -> list[bytes]:
+        return encode_images(self, model_id, images, device)
+
+    def decompress(self, streams: Sequence[bytes], device: torch.device) -> list[np.ndarray]:
+        return decode_streams(self, streams, device)
+
+    # -- weights -----------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        tensors = super().weights()
+        if self.scale_tables is not None and self.ladder is not None:
+            tensors.update(self.scale_tables.as_tensors("scale_tables"))
+            tensors["scale_ladder"] = torch.from_numpy(self.ladder.astype(np.float64))
+        return tensors
+
+    def check_table_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self._read_scale_tables(tensors)
+        super().check_table_tensors(tensors)
+
+    def load_tables(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.scale_tables, self.ladder = self._read_scale_tables(tensors)
+        super().load_tables(tensors)
+
+    @staticmethod
+    def _read_scale_tables(tensors) -> tuple[CodingTables, np.ndarray]:
+        if "scale_ladder" not in tensors:
+            raise TableError("the hyperprior's scale ladder (tensor 'scale_ladder') is missing")
+        tables = CodingTables.from_tensors(tensors, prefix="scale_tables")
+        ladder = tensors["scale_ladder"].numpy().astype(np.float64)
+        gaussian.check_ladder(ladder, tables)
+        return tables, ladder
+
+    # -- the deterministic hyper-synthesis ---------------------------------------------
+    @torch.no_grad()
+    def hyper_params(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Snapped means (float64) and ladder indices (uint8) of ``y`` from integer ``z``
+        ``(C, h, w)``: CPU, float64, identical wherever it runs (see the module notes)."""
+        assert self.ladder is not None
+        params = {name: p.detach().to("cpu", torch.float64)
+                  for name, p in self.net.hyper_dec.named_parameters()}
+        z64 = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64))[None]
+        out = functional_call(self.net.hyper_dec, params, (z64,))[0]
+        means, raw = out.chunk(2, dim=0)
+        scales = torch.nn.functional.softplus(raw).numpy()
+        return gaussian.snap_means(means.numpy()), gaussian.scale_indices(scales, self.ladder)
 
 
 def _tables(model: HyperpriorModel) -> tuple[CodingTables, CodingTables]:

@@ -1,5 +1,8 @@
 """The seed paper's three autoencoders, as analysis/synthesis transforms of a codec.
 
+The architectures themselves (name, default sizes, entropy model, codec) are declared in
+:mod:`.archs`, one module each; this module holds the transforms they share.
+
 Every model maps a batch of grayscale images ``(B, 1, H, W)`` in ``[0, 1]`` (pixels
 divided by ``2**bit_depth - 1``) to latents ``(B, L, H/s, W/s)`` and back, where ``s``
 is the model's ``stride`` and ``L`` its ``latent`` channels. Callers pad to a multiple
@@ -38,19 +41,12 @@ normalization transformation", ICLR 2016, arXiv:1511.06281 (GDN).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-ARCHITECTURES = ("ae", "cnn", "dcae", "hyperprior")
-
-#: Default width (hidden units for ``ae``, feature channels for ``cnn``/``dcae``, and
-#: transform and hyper-latent channels for ``hyperprior``).
-DEFAULT_WIDTH = {"ae": 128, "cnn": 32, "dcae": 32, "hyperprior": 64}
-#: Default latent channels (latents per 16×16 block for ``ae``).
-DEFAULT_LATENT = {"ae": 16, "cnn": 4, "dcae": 16, "hyperprior": 96}
 
 
 class Autoencoder(nn.Module):
@@ -87,6 +83,14 @@ class Autoencoder(nn.Module):
 
     def _decode(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def complexity_passes(self, x: torch.Tensor) -> tuple[Callable[[], object],
+                                                          Callable[[], object]]:
+        """What compress and decompress run through the layers, as two calls (encoder,
+        decoder) on images ``x``; what they need from each other is computed here, so
+        :mod:`.complexity` counts only the layers each side runs."""
+        y = self.encode(x)
+        return (lambda: self.encode(x)), (lambda: self.decode(y))
 
     def config(self) -> dict[str, Any]:
         return {"arch": self.arch, "latent": self.latent, "width": self.width,
@@ -265,24 +269,14 @@ class MeanScaleHyperprior(Autoencoder):
         means, raw = self.hyper_dec(z).chunk(2, dim=1)
         return means, raw
 
-
-_CLASSES: dict[str, type[Autoencoder]] = {"ae": BlockAE, "cnn": ShallowCNN, "dcae": DeepCAE,
-                                          "hyperprior": MeanScaleHyperprior}
-
-
-def build_model(arch: str, latent: int | None = None, width: int | None = None) -> Autoencoder:
-    """A freshly initialised model of architecture ``arch`` (one of :data:`ARCHITECTURES`)."""
-    if arch not in _CLASSES:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    return _CLASSES[arch](
-        latent if latent is not None else DEFAULT_LATENT[arch],
-        width if width is not None else DEFAULT_WIDTH[arch],
-    )
-
-
-def stride_of(arch: str) -> int:
-    """The multiple images of ``arch`` are padded to."""
-    return _CLASSES[arch].pad_multiple
+    def complexity_passes(self, x: torch.Tensor) -> tuple[Callable[[], object],
+                                                          Callable[[], object]]:
+        """Encoder: analysis, hyper-analysis and the hyper-synthesis giving the means and
+        scales; decoder: hyper-synthesis and synthesis."""
+        y = self.encode(x)
+        z = self.hyper_encode(y)
+        return ((lambda: self.hyper_decode(self.hyper_encode(self.encode(x)))),
+                (lambda: (self.hyper_decode(z), self.decode(y))))
 
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
