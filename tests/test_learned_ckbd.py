@@ -94,6 +94,9 @@ def test_a_cut_stream_is_refused(models, make_image):
     data = codec.encode(make_image((64, 64), bit_depth=8), "tiny")
     with pytest.raises(BitstreamError, match="truncated or corrupt"):
         codec.decode(data[:-4])
+    # a hyperprior's stream is another kind of stream, said by name
+    with pytest.raises(BitstreamError, match="not a medbench ckbd stream"):
+        codec.decode(b"MBHP" + data[4:])
 
 
 _CHILD = """

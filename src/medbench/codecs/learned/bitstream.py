@@ -72,16 +72,19 @@ def pack(header: Header, payload: bytes, magic: bytes = MAGIC) -> bytes:
                         header.width, header.pad_h, header.pad_w) + payload
 
 
-def unpack(data: bytes, magic: bytes = MAGIC) -> tuple[Header, bytes]:
+def unpack(data: bytes, magic: bytes = MAGIC, kind: str | None = None
+           ) -> tuple[Header, bytes]:
     """Header and latent payload of a stream; :class:`BitstreamError` if it is not one
-    (or has another ``magic``: a stream of the other kind of learned codec)."""
+    (or has another ``magic``: a stream of another kind of learned codec, ``kind`` the
+    name the error gives this one)."""
     if len(data) < HEADER_SIZE:
         raise BitstreamError(
             f"a learned-codec stream has at least {HEADER_SIZE} bytes, got {len(data)}"
         )
     found, version, model_id, bits, h, w, pad_h, pad_w = _HEADER.unpack_from(data)
     if found != magic:
-        raise BitstreamError(f"not a medbench {_KINDS.get(magic, 'learned-codec')} stream "
+        kind = kind or _KINDS.get(magic, "learned-codec")
+        raise BitstreamError(f"not a medbench {kind} stream "
                              f"(magic {found!r}, expected {magic!r})")
     if version != VERSION:
         raise BitstreamError(

@@ -302,7 +302,7 @@ def stream_latents(model: CheckerboardModel, data: bytes
     Sizes are checked before anything of the declared size is made (as the hyperprior's
     :func:`~medbench.codecs.learned.hyperprior.stream_latents` does).
     """
-    header, payload = unpack(data, magic=MAGIC)
+    header, payload = unpack(data, magic=MAGIC, kind="ckbd")
     z_tables, y_tables = model._tables()
     check_declared_size("ckbd stream", header.height, header.width)
     if len(payload) < _LENGTHS.size:
