@@ -233,7 +233,7 @@ class LearnedCodec(Codec):
         """Pixels of several streams (any mix of this codec's models)."""
         by_setting: dict[str, list[int]] = {}
         for i, data in enumerate(streams):
-            header, _ = unpack(bytes(data), magic=self.magic)
+            header, _ = unpack(bytes(data), magic=self.magic, kind=self.arch)
             by_setting.setdefault(self._setting_of(header.model_hex), []).append(i)
         out: list[np.ndarray | None] = [None] * len(streams)
         for setting, idx in by_setting.items():
