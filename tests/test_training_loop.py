@@ -209,3 +209,48 @@ def test_train_steps_schedules_counts_and_clips_for_every_trainer():
                             + (1,), optimizer, Counts(), budget=None, base_lrs=[1e-3])
     next(step)
     assert float(free.detach()[0]) == pytest.approx(2.0)  # unclipped: 1e-3 * 2000
+
+
+@pytest.mark.parametrize("arch", ["hyperprior", "ckbd"])
+def test_half_stores_float16_weights_validated_as_stored(tmp_path, make_image, arch):
+    """--half: weights stored as float16 (half the bytes), tables frozen from the rounded
+    density; a finished float32 model is stored again, validated again, without training;
+    what the codec decodes is exactly what the stored (rounded) model computes."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    from medbench.codecs.learned.checkpoint import WEIGHTS
+
+    cfg = tiny(tmp_path, arch=arch, objective="rd", lmbda=0.01, size="64", crop=64,
+               latent=8, width=8, epochs=1)
+    full = train(cfg, progress=False).checkpoint
+    weight_bytes32 = sum(t.numel() * t.element_size() for k, t in
+                         load_file(str(full.folder / WEIGHTS)).items()
+                         if not k.startswith(full.load().table_prefixes))
+    messages = []
+    halved = train(replace(cfg, half=True), progress=False, echo=messages.append)
+    ckpt = halved.checkpoint
+    assert halved.already_trained and "float16" in messages[0]
+    tensors = load_file(str(ckpt.folder / WEIGHTS))
+    model = ckpt.load()
+    floats = [t.dtype for k, t in tensors.items()
+              if t.is_floating_point() and not k.startswith(model.table_prefixes)]
+    assert floats and set(floats) == {torch.float16}  # (coding tables keep their types)
+    def weight_bytes(path):
+        return sum(t.numel() * t.element_size() for k, t in load_file(str(path)).items()
+                   if not k.startswith(model.table_prefixes))
+
+    assert weight_bytes(ckpt.folder / WEIGHTS) * 2 == weight_bytes32
+    assert ckpt.model_id != full.model_id and ckpt.config["weights"] == "float16"
+    assert ckpt.config["validation"]["float32"]["psnr"] == full.config["validation"]["psnr"]
+    # stored as computed: every weight of the loaded model is a float16 value
+    for value in model.state_dict().values():
+        if value.is_floating_point():
+            assert torch.equal(value, value.half().float())
+    # and again: nothing more to do
+    assert train(replace(cfg, half=True), progress=False).checkpoint.model_id == ckpt.model_id
+    image = make_image((64, 64), bit_depth=8)
+    streams = model.compress(ckpt.model_id, [image], torch.device("cpu"))
+    decoded = model.decompress(streams, torch.device("cpu"))[0]
+    assert decoded.shape == image.pixels.shape and np.isfinite(decoded).all()

@@ -685,6 +685,10 @@ class _DefaultsOption(click.Option):
 @click.option("--ratio", type=float, default=None,
               help="jpeg2000+pf only: the JPEG 2000 ratio (as its ratio=R setting) whose "
                    "decodes the filter learns to clean.")
+@click.option("--half", is_flag=True,
+              help="Store the weights as float16 (half the bytes, for shipping models), "
+                   "validated as stored; on a finished float32 model: round and store it "
+                   "again, without training.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True, help="Adam learning rate.")
@@ -714,8 +718,8 @@ class _DefaultsOption(click.Option):
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 @click.pass_context
 def train_cmd(ctx, arch, dataset, data_root, protocol, size, bit_depth, epochs, budget, steps, init,
-              ratio, batch_size, lr, objective, lmbda, latent, width, patience, crop, repeat, limit,
-              seed, name, device, models_dir, no_progress) -> None:
+              ratio, half, batch_size, lr, objective, lmbda, latent, width, patience, crop,
+              repeat, limit, seed, name, device, models_dir, no_progress) -> None:
     """Train one model of a learned codec; re-running the same command resumes it (a
     jpeg2000+pf filter, minutes long, starts over)."""
     if (budget is not None or steps is not None) \
@@ -735,6 +739,7 @@ def train_cmd(ctx, arch, dataset, data_root, protocol, size, bit_depth, epochs, 
         device=device,
         models_dir=str(models_dir), name=name,
         budget=budget, steps=steps, init=str(init) if init else None, ratio=ratio,
+        half=half,
     )
     if arch == POSTFILTER:
         train_model = train_postfilter

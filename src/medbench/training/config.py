@@ -105,6 +105,11 @@ class TrainConfig:
     ratio : float, optional
         ``jpeg2000+pf`` only (and required there): the JPEG 2000 ratio whose decodes the
         filter learns to clean.
+    half : bool
+        Store the finished model's weights as float16 (half the bytes, for shipping):
+        the weights are rounded before the coding tables are frozen and the model is
+        validated, so it is validated as stored. A finished float32 model is rounded and
+        stored again without training.
 
     Raises
     ------
@@ -138,6 +143,7 @@ class TrainConfig:
     steps: int | None = None
     init: str | None = None
     ratio: float | None = None
+    half: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in trainable():

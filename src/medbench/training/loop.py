@@ -129,6 +129,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
     """
     folder = cfg.folder
     if (done := already_trained(cfg, read_checkpoint, f"{cfg.arch} model", echo)) is not None:
+        if cfg.half and done.checkpoint.config.get("weights") != "float16":
+            return _halve(cfg, done.checkpoint, progress, echo)
         return done
     device = resolve_device(cfg.device)
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
@@ -201,11 +203,15 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         best_record = state.history[state.best_epoch - 1]
     else:
         best_record = run.final_record()
+    if cfg.half:  # before the tables and the validation: validated as stored
+        model.round_to_half()
     model.freeze_tables()
     model.eval()
     measured = measure_split(model, splits["val"], device)
     config = _config_json(cfg, state, splits, device, measured, best_record, command)
-    ckpt = save_checkpoint(model, folder, config)
+    if cfg.half:
+        config["weights"] = "float16"
+    ckpt = save_checkpoint(model, folder, config, half=cfg.half)
     for name in (LAST, BEST, STATE_JSON):  # the history is in config.json now
         (folder / name).unlink(missing_ok=True)
     how = (f"best epoch {state.best_epoch} of {state.epoch}" if budget is None
@@ -214,6 +220,31 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
          f"{measured['bpp']:.3f} bpp, {measured['psnr']:.2f} dB PSNR ({how}, "
          f"{state.wall_s:.0f} s on {device.type})")
     return TrainResult(ckpt, resumed_from_epoch=start_epoch)
+
+
+def _halve(cfg: TrainConfig, ckpt, progress: bool, echo: Callable[[str], Any]) -> TrainResult:
+    """Store the finished float32 model ``ckpt`` again with float16 weights (``--half``):
+    rounded, its tables frozen again from the rounded density, validated again on the
+    val split; the numbers it was validated with before are kept beside."""
+    device = resolve_device(cfg.device)
+    protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
+    root = Path(cfg.data_root) if cfg.data_root else None
+    splits = load_splits(cfg.dataset, root, protocol, limit=cfg.limit, progress=progress,
+                         manifest_dir=Path(cfg.models_dir), seed=cfg.seed)
+    model = ckpt.load(device)
+    model.round_to_half()
+    model.freeze_tables()
+    measured = measure_split(model, splits["val"], device)
+    config = {k: v for k, v in ckpt.config.items() if k not in ("format", "model_id")}
+    before = config.get("validation") if isinstance(config.get("validation"), dict) else {}
+    config["validation"] = {**before, "bpp": measured["bpp"], "psnr": measured["psnr"],
+                            "float32": {k: before.get(k) for k in ("bpp", "psnr")}}
+    config["weights"] = "float16"
+    saved = save_checkpoint(model, cfg.folder, config, half=True)
+    echo(f"stored {cfg.arch} model {cfg.model_name} with float16 weights: validation "
+         f"{measured['bpp']:.3f} bpp, {measured['psnr']:.2f} dB PSNR (float32: "
+         f"{before.get('bpp', math.nan):.3f} bpp, {before.get('psnr', math.nan):.2f} dB)")
+    return TrainResult(saved, already_trained=True)
 
 
 def _step_losses(model: CompressionModel, x: torch.Tensor, lmbda: float, rd: bool,

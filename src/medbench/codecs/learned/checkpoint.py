@@ -93,12 +93,14 @@ def _tensors_id(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_checkpoint(model: CompressionModel, folder: Path, config: dict[str, Any]) -> Checkpoint:
-    """Write ``model.safetensors`` then ``config.json`` (the latter marks it finished)."""
+def save_checkpoint(model: CompressionModel, folder: Path, config: dict[str, Any],
+                    half: bool = False) -> Checkpoint:
+    """Write ``model.safetensors`` then ``config.json`` (the latter marks it finished);
+    ``half``: weights as float16 (see :meth:`CompressionModel.round_to_half`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "arch": model.net.arch}
-    save_file(model.weights(), str(folder / WEIGHTS), metadata=meta)
+    save_file(model.weights(half), str(folder / WEIGHTS), metadata=meta)
     model_id = file_id(folder / WEIGHTS)
     full = {"format": FORMAT, **config, **model.config(), "model_id": model_id}
     tmp = folder / (CONFIG + ".tmp")

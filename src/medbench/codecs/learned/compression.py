@@ -115,9 +115,22 @@ class CompressionModel(nn.Module):
         return coding.decode_factorized(self, streams, device)
 
     # -- weights -----------------------------------------------------------------------
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Every tensor of the checkpoint, on the CPU, contiguous."""
+    @torch.no_grad()
+    def round_to_half(self) -> None:
+        """Round every floating weight and buffer to float16's values (kept as float32),
+        so the model computes what its float16 checkpoint will (:meth:`weights`); freeze
+        the tables and validate after this."""
+        for tensor in self.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(torch.float16).to(tensor.dtype))
+
+    def weights(self, half: bool = False) -> dict[str, torch.Tensor]:
+        """Every tensor of the checkpoint, on the CPU, contiguous; ``half``: floating
+        weights as float16 (exact after :meth:`round_to_half`; the tables stay integers)."""
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if half:
+            tensors = {k: v.to(torch.float16) if v.is_floating_point() else v
+                       for k, v in tensors.items()}
         if self.tables is not None:
             tensors.update(self.tables.as_tensors())
         return tensors

@@ -148,8 +148,8 @@ class HyperpriorModel(CompressionModel):
         return decode_streams(self, streams, device)
 
     # -- weights -----------------------------------------------------------------------
-    def weights(self) -> dict[str, torch.Tensor]:
-        tensors = super().weights()
+    def weights(self, half: bool = False) -> dict[str, torch.Tensor]:
+        tensors = super().weights(half)
         if self.scale_tables is not None and self.ladder is not None:
             tensors.update(self.scale_tables.as_tensors("scale_tables"))
             tensors["scale_ladder"] = torch.from_numpy(self.ladder.astype(np.float64))
