@@ -307,7 +307,10 @@ def _intervals(metrics: dict[str, pd.Series], groups: pd.Series, kind: str | Non
                confidence: float, pending: Bootstraps) -> dict[str, _Decision]:
     """Each metric's decision (:func:`_decide`); its bootstrap, if it needs one, is left
     to ``pending``."""
-    decided = {name: _decide(values, groups[values.index], kind, confidence)
+    # The groups' numbers in sorted order of their names, once for all metrics: each
+    # metric's subset then numbers its groups as np.unique of the names would.
+    codes = pd.Series(pd.factorize(groups.astype(str), sort=True)[0], index=groups.index)
+    decided = {name: _decide(values, codes[values.index], kind, confidence, coded=True)
                for name, values in metrics.items()}
     for decision in decided.values():
         if decision.interval is None:  # a bootstrap to draw
@@ -377,14 +380,21 @@ class _Decision:
 
 
 def _decide(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | None,
-            kind: str | None, confidence: float) -> _Decision:
+            kind: str | None, confidence: float, coded: bool = False) -> _Decision:
+    """How ``values``' interval is computed (``coded``: ``groups`` are integers numbering
+    the groups in sorted order of their names, see :func:`_intervals`)."""
     series = pd.to_numeric(pd.Series(np.asarray(values, dtype=object).ravel()),
                            errors="coerce").astype(float)
     keep = series.notna().to_numpy()
     arr = series.to_numpy()[keep]
-    labels = (np.arange(len(arr)).astype(str) if groups is None
-              else np.asarray(groups, dtype=object).ravel()[keep].astype(str))
-    count, distinct = len(arr), len(set(labels))
+    if groups is None:
+        labels = np.arange(len(arr))
+    elif coded:
+        labels = np.asarray(groups).ravel()[keep]
+    else:
+        labels = np.asarray(groups, dtype=object).ravel()[keep].astype(str)
+    names, index = np.unique(labels, return_inverse=True)
+    count, distinct = len(arr), len(names)
     noun = kind if kind and kind != NO_GROUPING else "group"
     if count < 2:
         return _Decision(Interval(math.nan, f"none: {count} value{'s' * (count != 1)}"))
@@ -401,7 +411,6 @@ def _decide(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | Non
         return _Decision(Interval(math.nan, f"none: {count} images from only {distinct} "
                                             f"{noun}s (a cluster bootstrap needs at least "
                                             f"{MIN_GROUPS})"))
-    _, index = np.unique(labels, return_inverse=True)
     return _Decision(None, arr, index.ravel(), f"cluster bootstrap ({BOOTSTRAP_RESAMPLES} "
                                                f"resamples of {distinct} {noun}s)",
                      confidence)
