@@ -244,7 +244,7 @@ def group_kind(rows: pd.DataFrame) -> str | None:
     None when no row says."""
     if "group_kind" not in rows:
         return None
-    kinds = sorted({str(k) for k in rows["group_kind"].dropna()})
+    kinds = sorted({str(k) for k in rows["group_kind"].dropna().unique()})
     return "/".join(kinds) or None
 
 
@@ -383,10 +383,14 @@ def _decide(values: pd.Series | np.ndarray, groups: pd.Series | np.ndarray | Non
             kind: str | None, confidence: float, coded: bool = False) -> _Decision:
     """How ``values``' interval is computed (``coded``: ``groups`` are integers numbering
     the groups in sorted order of their names, see :func:`_intervals`)."""
-    series = pd.to_numeric(pd.Series(np.asarray(values, dtype=object).ravel()),
-                           errors="coerce").astype(float)
-    keep = series.notna().to_numpy()
-    arr = series.to_numpy()[keep]
+    given = np.asarray(values).ravel()
+    if given.dtype.kind == "f":  # already numbers (the common case): no conversion
+        keep = ~np.isnan(given)
+        arr = given[keep]
+    else:
+        series = pd.to_numeric(pd.Series(given.astype(object)), errors="coerce").astype(float)
+        keep = series.notna().to_numpy()
+        arr = series.to_numpy()[keep]
     if groups is None:
         labels = np.arange(len(arr))
     elif coded:
