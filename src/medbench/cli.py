@@ -688,7 +688,7 @@ class _DefaultsOption(click.Option):
 @click.option("--half", is_flag=True,
               help="Store the weights as float16 (half the bytes, for shipping models), "
                    "validated as stored; on a finished float32 model: round and store it "
-                   "again, without training.")
+                   "again, without training (jpeg2000+pf filters are always float16).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True, help="Adam learning rate.")
