@@ -126,6 +126,12 @@ def test_init_fine_tunes_and_records_its_parent(tmp_path):
     assert record["model_id"] == parent.model_id and record["dataset"] == "sample"
     info = get_codec("cnn", CodecContext(models_dir=tmp_path)).setting_info(child.name)
     assert info["train_dataset"] == "synthetic:8 (from sample)"
+    # another λ started from its neighbour on the same data: the same curve, not a transfer
+    sibling = train(tiny(tmp_path, steps=2, init=str(parent.folder), latent=None,
+                         width=None, objective="rd", lmbda=0.01), progress=False).checkpoint
+    assert sibling.config["parent"]["dataset"] == "sample"
+    info = get_codec("cnn", CodecContext(models_dir=tmp_path)).setting_info(sibling.name)
+    assert info["train_dataset"] == "sample"
 
 
 def test_init_refuses_another_architecture_or_shape(tmp_path):

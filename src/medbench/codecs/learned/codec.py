@@ -179,7 +179,10 @@ class LearnedCodec(Codec):
         train = cfg.get("train", {})
         dataset = train.get("dataset")
         parent = cfg.get("parent")
-        if isinstance(parent, dict) and parent.get("dataset"):  # fine-tuned (train --init)
+        if isinstance(parent, dict) and parent.get("dataset") \
+                and parent["dataset"] != dataset:  # fine-tuned on another dataset
+            # (one fine-tuned on its parent's dataset, e.g. a λ of a ladder started from
+            # its neighbour, is of that dataset: one RD curve with its ladder)
             dataset = f"{dataset} (from {parent['dataset']})"
         info = {
             "model_id": ckpt.model_id,
