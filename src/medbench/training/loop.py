@@ -128,9 +128,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, echo: Callable[[str], Any]
         unfinished run with other settings.
     """
     folder = cfg.folder
-    if (done := already_trained(cfg, read_checkpoint, f"{cfg.arch} model", echo)) is not None:
+    said: list[str] = []
+    if (done := already_trained(cfg, read_checkpoint, f"{cfg.arch} model", said.append)) \
+            is not None:
         if cfg.half and done.checkpoint.config.get("weights") != "float16":
             return _halve(cfg, done.checkpoint, progress, echo)
+        for line in said:
+            echo(line)
         return done
     device = resolve_device(cfg.device)
     protocol = parse_protocol(cfg.protocol, cfg.size, cfg.bit_depth)
