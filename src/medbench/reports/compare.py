@@ -33,6 +33,7 @@ are checked independently. Timing columns never fail a check.
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,8 +178,11 @@ def compare(baseline: Side, new: Side, tolerances: Tolerances | None = None) -> 
         if isinstance(rows, pd.DataFrame):
             check_duplicates(rows, side)
     with Pair(baseline, new) as pair:
-        lines = pair.lines()
-        images = check_images(pair, lines)
+        try:
+            lines = pair.lines()
+            images = check_images(pair, lines)
+        except sqlite3.DatabaseError as exc:  # damage the opening check did not see
+            raise pair.damaged(exc) from None
     # Means over the images both sides hold; an image on one side only is its own finding.
     table = _table(_means(lines, "base"), _means(lines, "new"))
     verdicts, streams, regressions, improvements = [], [], [], []

@@ -85,6 +85,8 @@ class Pair:
         #: Sides that lack ``stream_sha256`` or ``codec_library`` altogether (a CSV
         #: written before medbench recorded them), with the columns they lack.
         self.absent: dict[str, list[str]] = {}
+        #: The attached stores' runs, by side.
+        self.stores: dict[str, StoreRun] = {}
         try:
             for name, side in zip(SIDES, (baseline, new)):
                 if isinstance(side, StoreRun):
@@ -98,6 +100,27 @@ class Pair:
     def __enter__(self) -> Pair:
         return self
 
+    def damaged(self, exc: sqlite3.DatabaseError) -> MedbenchError:
+        """The one-line error of a SQLite failure while reading: a store that passed its
+        opening check may still be damaged (or be damaged since); it names the store
+        whose pages SQLite cannot read (both, when neither check finds it)."""
+        from medbench.benchmark.store import READ_FIX, StoreDamagedError, _damaged_text
+
+        runs = list(self.stores.items())
+        bad = []
+        for name, run in runs:
+            try:
+                found = [r[0] for r in self.db.execute(f"PRAGMA store_{name}.quick_check(1)")]
+            except sqlite3.DatabaseError:
+                found = ["unreadable"]
+            if found != ["ok"]:
+                bad.append(run)
+        named = bad or [run for _, run in runs]
+        if not named:  # two frames: SQLite's own trouble, not a store's
+            return MedbenchError(f"comparing the results failed in SQLite ({exc})")
+        return StoreDamagedError(" ".join(_damaged_text(run.path, exc, READ_FIX)
+                                          for run in named))
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -105,6 +128,7 @@ class Pair:
         self.db.close()
 
     def _attach(self, name: str, run: StoreRun) -> None:
+        self.stores[name] = run
         wal = run.path.with_name(run.path.name + "-wal").exists()
         mode = "mode=ro" if wal else "mode=ro&immutable=1"  # as ResultsStore reads
         self.db.execute(f"ATTACH DATABASE ? AS store_{name}",
