@@ -99,6 +99,13 @@ class HyperpriorModel(CompressionModel):
         means, raw = self.net.hyper_decode(z)
         return means, torch.nn.functional.softplus(raw)
 
+    def _rd_params(self, z: torch.Tensor, y: torch.Tensor, straight_through: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and scales of ``y``'s Gaussian conditional in training and estimates:
+        the hyper-decoder's from ``z`` alone. A context model overrides this to read the
+        (``straight_through``-quantised) ``y`` as well; the rest of the pass is shared."""
+        return self._params(z)
+
     def forward_rd(self, x: torch.Tensor, generator: torch.Generator,
                    rate_grad: bool = True, amp: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +123,7 @@ class HyperpriorModel(CompressionModel):
         y_rate = y if rate_grad else y.detach()
         z_noisy = self.net.hyper_encode(y_rate)
         z_noisy = z_noisy + noise(z_noisy)
-        means, scales = self._params(z_noisy)
+        means, scales = self._rd_params(z_noisy, y_rate, straight_through=True)
         y_hat = means + (torch.round(y - means) - (y - means)).detach() + (y - means)
         with autocast(amp):
             x_hat = self.net.decode(y_hat).float()
@@ -128,7 +135,7 @@ class HyperpriorModel(CompressionModel):
     def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.net.encode(x)
         z = torch.round(self.net.hyper_encode(y))
-        means, scales = self._params(z)
+        means, scales = self._rd_params(z, y, straight_through=False)
         q = torch.round(y - means)
         bits = (self.density.bits(z)
                 - torch.log2(gaussian.likelihood(q, scales)).flatten(1).sum(dim=1))

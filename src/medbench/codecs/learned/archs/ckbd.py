@@ -66,7 +66,6 @@ from torch.func import functional_call
 from medbench.codecs.learned import gaussian
 from medbench.codecs.learned.architecture import Architecture
 from medbench.codecs.learned.bitstream import BitstreamError, Header, pack, unpack
-from medbench.codecs.learned.compression import autocast
 from medbench.codecs.learned.entropy import (
     LATENT_MAX,
     LATENT_MIN,
@@ -181,38 +180,14 @@ class CheckerboardModel(HyperpriorModel):
     net: CheckerboardHyperprior
 
     # -- training ----------------------------------------------------------------------
-    def forward_rd(self, x: torch.Tensor, generator: torch.Generator,
-                   rate_grad: bool = True, amp: bool = False
+    def _rd_params(self, z: torch.Tensor, y: torch.Tensor, straight_through: bool
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass (see :meth:`HyperpriorModel.forward_rd`): bits of ``z`` plus bits
-        of ``y`` under the checkerboard's means and scales."""
-        def noise(t: torch.Tensor) -> torch.Tensor:
-            return torch.rand(t.shape, generator=generator, device=t.device,
-                              dtype=t.dtype) - 0.5
-
-        with autocast(amp):
-            y = self.net.encode(x)
-        y = y.float()
-        y_rate = y if rate_grad else y.detach()
-        z_noisy = self.net.hyper_encode(y_rate)
-        z_noisy = z_noisy + noise(z_noisy)
-        means, raw = self.net.checkerboard_params(self.net.hyper_dec(z_noisy), y_rate,
-                                                  _quantise_ste)
-        scales = F.softplus(raw)
-        with autocast(amp):
-            x_hat = self.net.decode(_quantise_ste(y, means)).float()
-        p = gaussian.likelihood(y_rate + noise(y) - means, scales)
-        return x_hat, self.density.bits(z_noisy) - torch.log2(p).flatten(1).sum(dim=1)
-
-    @torch.no_grad()
-    def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = self.net.encode(x)
-        z = torch.round(self.net.hyper_encode(y))
-        means, raw = self.net.checkerboard_params(self.net.hyper_dec(z), y, _quantise)
-        q = torch.round(y - means)
-        bits = (self.density.bits(z)
-                - torch.log2(gaussian.likelihood(q, F.softplus(raw))).flatten(1).sum(dim=1))
-        return self.net.decode(q + means), bits
+        """The checkerboard's means and scales (the hyperprior's training pass and
+        estimate do the rest): anchors from ``z``, non-anchors from ``z`` and the
+        quantised anchors of ``y``."""
+        quantise = _quantise_ste if straight_through else _quantise
+        means, raw = self.net.checkerboard_params(self.net.hyper_dec(z), y, quantise)
+        return means, F.softplus(raw)
 
     # -- the deterministic parameter passes --------------------------------------------
     def _float64(self, module: nn.Module) -> dict[str, torch.Tensor]:
