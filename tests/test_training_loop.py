@@ -244,7 +244,13 @@ def test_half_stores_float16_weights_validated_as_stored(tmp_path, make_image, a
     assert weight_bytes(ckpt.folder / WEIGHTS) * 2 == weight_bytes32
     assert ckpt.model_id != full.model_id and ckpt.config["weights"] == "float16"
     assert ckpt.config["validation"]["float32"]["psnr"] == full.config["validation"]["psnr"]
-    # stored as computed: every weight of the loaded model is a float16 value
+    # stored as computed: the coding tables are the ones the rounded weights freeze into
+    stored = {k: v for k, v in tensors.items() if k.startswith(model.table_prefixes)}
+    model.freeze_tables()
+    again = {k: v for k, v in model.weights().items() if k.startswith(model.table_prefixes)}
+    assert stored.keys() == again.keys()
+    assert all(torch.equal(stored[k], again[k]) for k in stored)
+    # and every weight of the loaded model is a float16 value
     for value in model.state_dict().values():
         if value.is_floating_point():
             assert torch.equal(value, value.half().float())
