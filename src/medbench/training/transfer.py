@@ -2,7 +2,10 @@
 fine-tune it on another dataset.
 
 The new model has the parent's shape (architecture, latent and hidden channels, density
-components), so its weights load as they are; only the schedule and the data are new. Its
+components), so its weights load as they are; only the schedule and the data are new. An
+architecture may also start from another it extends (its ``warm_start``: ``ckbd`` from a
+trained ``hyperprior`` of the same sizes): the shared layers load, the added ones start
+fresh. Its
 config.json records the parent (``parent``: folder, model id, train dataset, name), and its
 rows' ``train_dataset`` reads ``<dataset> (from <parent dataset>)``, so the generalization
 matrix shows fine-tuned models beside those trained from scratch. A model fine-tuned on
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from medbench.codecs.learned.archs import get as get_architecture
 from medbench.codecs.learned.checkpoint import CompressionModel, read_checkpoint
 from medbench.codecs.provenance import TrainingImages, from_config
 from medbench.errors import MedbenchError
@@ -45,6 +49,8 @@ def check_parent(cfg: TrainConfig) -> dict[str, Any]:
              "components": parent["components"]}
     wanted = {"arch": cfg.arch, "latent": cfg.latent, "width": cfg.width,
               "components": COMPONENTS}
+    if parent["arch"] in get_architecture(cfg.arch).warm_start:
+        wanted["arch"] = parent["arch"]  # started from the architecture it extends
     differ = {k: (shape[k], v) for k, v in wanted.items() if v is not None and v != shape[k]}
     if differ:
         told = ", ".join(f"{k} {theirs!r} here vs {mine!r} in the model"
@@ -82,4 +88,13 @@ def load_parent_weights(model: CompressionModel, cfg: TrainConfig) -> None:
     at the end of training, so they are not copied)."""
     parent = read_checkpoint(Path(str(cfg.init))).load("cpu")
     with torch.no_grad():
-        model.load_state_dict(parent.state_dict())
+        if parent.net.arch == model.net.arch:
+            model.load_state_dict(parent.state_dict())
+            return
+        # A warm start: every parent weight has its place; only the added layers are new.
+        result = model.load_state_dict(parent.state_dict(), strict=False)
+    if result.unexpected_keys:
+        raise MedbenchError(
+            f"--init {cfg.init}: the {parent.net.arch} weights "
+            f"{', '.join(result.unexpected_keys[:3])} have no place in a {model.net.arch} "
+            f"model; start {model.net.arch} from scratch or from a model it extends")

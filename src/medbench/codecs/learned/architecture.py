@@ -55,6 +55,10 @@ class Architecture:
     ladder : tuple of dict
         ``TrainConfig`` overrides of the models ``run --train-missing`` trains, low to
         high rate.
+    warm_start : tuple of str
+        Architectures whose finished models ``medbench train --init`` may start this one
+        from: their weights load into the layers the two share, the layers this one adds
+        start fresh (a context model started from its trained hyperprior).
     """
 
     name: str
@@ -64,6 +68,7 @@ class Architecture:
     latent: int
     width: int
     ladder: tuple[dict[str, Any], ...] = field(default=())
+    warm_start: tuple[str, ...] = field(default=())
 
     @property
     def magic(self) -> bytes:

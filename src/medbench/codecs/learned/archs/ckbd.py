@@ -324,4 +324,8 @@ ARCHITECTURE = Architecture(
             "hyperprior: anchors, then non-anchors from their decoded neighbours.",
     net=CheckerboardHyperprior, model=CheckerboardModel, latent=96, width=64,
     ladder=tuple({"objective": "rd", "lmbda": lam} for lam in (1e-2, 3e-3, 1e-3, 3e-4)),
+    # Its transforms and hyperprior are the hyperprior's: a trained one gives the
+    # context model hyper-latents that already carry information (trained from scratch
+    # the context learns faster and z can collapse to nothing).
+    warm_start=("hyperprior",),
 )
