@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from medbench.cli import main
 from medbench.codecs import CodecContext, get_codec
+from medbench.codecs.learned.archs import new_model
 from medbench.codecs.learned.checkpoint import read_checkpoint
 from medbench.errors import MedbenchError
 from medbench.training.budget import (
@@ -24,6 +26,7 @@ from medbench.training.budget import (
 )
 from medbench.training.config import TrainConfig, train_command
 from medbench.training.loop import train
+from medbench.training.transfer import load_parent_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -142,6 +145,29 @@ def test_init_refuses_another_architecture_or_shape(tmp_path):
         tiny(tmp_path, init=str(parent.folder), latent=3)
     with pytest.raises(MedbenchError, match="not a finished model"):
         tiny(tmp_path, init=str(tmp_path / "nothing"))
+
+
+def test_a_context_model_starts_from_the_hyperprior_it_extends(tmp_path):
+    parent = train(tiny(tmp_path, arch="hyperprior", size="64", crop=64, steps=1),
+                   progress=False).checkpoint
+    cfg = tiny(tmp_path, arch="ckbd", size="64", crop=64, init=str(parent.folder), latent=None,
+               width=None)
+    assert (cfg.latent, cfg.width) == (2, 8)
+    model = new_model("ckbd", cfg.latent, cfg.width)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    load_parent_weights(model, cfg)
+    weights, theirs = model.state_dict(), parent.load("cpu").state_dict()
+    assert theirs and all(torch.equal(weights[k], v) for k, v in theirs.items())
+    added = set(weights) - set(theirs)  # the context and the parameter network start fresh
+    assert added and all(k.startswith(("net.context", "net.entropy_params")) for k in added)
+    assert all(torch.equal(weights[k], fresh[k]) for k in added)
+    # only that way round: a hyperprior does not start from a context model
+    child = train(tiny(tmp_path, arch="ckbd", size="64", crop=64, steps=1,
+                       init=str(parent.folder), latent=None, width=None),
+                  progress=False).checkpoint
+    assert child.config["parent"]["model_id"] == parent.model_id
+    with pytest.raises(MedbenchError, match="does not fit"):
+        tiny(tmp_path, arch="hyperprior", init=str(child.folder), latent=None, width=None)
 
 
 def test_cli_train_budget_and_init(tmp_path):
