@@ -10,7 +10,9 @@ from medbench.codecs.learned.entropy import (
     LATENT_MAX,
     LATENT_MIN,
     PRECISION,
+    CodingTables,
     FactorizedDensity,
+    TableError,
     build_tables,
     decode_latents,
     encode_latents,
@@ -42,6 +44,22 @@ def test_tables_cover_each_channel_with_an_escape(tables):
         assert int(f.sum()) == 1 << PRECISION and f.min() >= 1
     # a wider channel needs a wider table
     assert tables.lengths[1] > tables.lengths[0] > tables.lengths[2]
+
+
+def test_tables_are_stored_without_their_padding_and_load_as_they_were(tables):
+    stored = tables.as_tensors("t")
+    # one channel's symbols after another: the (C, n) array's zero padding is not stored
+    assert stored["t.freqs"].ndim == 1
+    assert stored["t.freqs"].numel() == int((tables.lengths + 1).sum()) < tables.freqs.size
+    loaded = CodingTables.from_tensors(stored, channels=3, prefix="t")
+    for field in ("offsets", "lengths", "freqs"):
+        assert np.array_equal(getattr(loaded, field), getattr(tables, field))
+    # checkpoints written before keep the padded (C, n) array and load the same
+    padded = {**stored, "t.freqs": torch.from_numpy(tables.freqs.astype(np.uint16))}
+    assert np.array_equal(CodingTables.from_tensors(padded, prefix="t").freqs, tables.freqs)
+    cut = {**stored, "t.freqs": stored["t.freqs"][:-1]}
+    with pytest.raises(TableError, match="packed coding tables hold"):
+        CodingTables.from_tensors(cut, prefix="t")
 
 
 def test_density_pmf_sums_to_one():

@@ -121,15 +121,21 @@ class CodingTables:
 
     def as_tensors(self, prefix: str = "tables") -> dict[str, torch.Tensor]:
         # Frequencies of 16-bit-precision tables are below 2**16 (every table holds at
-        # least two symbols): stored as uint16 they take half the bytes. Older int32
-        # checkpoints load the same (from_tensors widens either).
+        # least two symbols): stored as uint16 they take half the bytes. Only each
+        # channel's own symbols are stored, one after another (``packed``): the padding
+        # of the (C, n) array is most of it for a ladder of scales (87 % of the
+        # hyperprior's). Older int32 and (C, n) checkpoints load the same (from_tensors).
         wide = self.freqs.size and int(self.freqs.max()) > np.iinfo(np.uint16).max
         return {
             f"{prefix}.offsets": torch.from_numpy(self.offsets.astype(np.int32)),
             f"{prefix}.lengths": torch.from_numpy(self.lengths.astype(np.int32)),
-            f"{prefix}.freqs": torch.from_numpy(self.freqs.astype(np.int32 if wide
-                                                                  else np.uint16)),
+            f"{prefix}.freqs": torch.from_numpy(self.packed().astype(np.int32 if wide
+                                                                     else np.uint16)),
         }
+
+    def packed(self) -> np.ndarray:
+        """Every channel's ``lengths[c] + 1`` frequencies, channel after channel (1-D)."""
+        return np.concatenate([self.channel_freqs(c) for c in range(self.channels)])
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], channels: int | None = None,
@@ -147,6 +153,8 @@ class CodingTables:
             )
         except KeyError as exc:
             raise TableError(f"the coding tables lack tensor {exc}") from None
+        if freqs.ndim == 1:
+            freqs = _unpack(freqs, lengths)
         _check_tables(offsets, lengths, freqs, channels)
         return cls(offsets.astype(np.int32), lengths.astype(np.int32), freqs.astype(np.int32))
 
@@ -157,6 +165,19 @@ class CodingTables:
     def channel_freqs(self, c: int) -> np.ndarray:
         """Frequencies of channel ``c``: ``lengths[c]`` symbols and the escape."""
         return self.freqs[c, : int(self.lengths[c]) + 1]
+
+
+def _unpack(packed: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The zero-padded (C, n) frequencies of tables stored :meth:`CodingTables.packed`."""
+    if lengths.ndim != 1 or lengths.size == 0 or lengths.min() < 1 \
+            or int((lengths + 1).sum()) != packed.size:
+        raise TableError(f"packed coding tables hold {packed.size} frequencies, not the "
+                         f"sum of their channels' symbols and escapes")
+    ends = np.cumsum(lengths + 1)
+    freqs = np.zeros((lengths.size, int(lengths.max()) + 1), dtype=np.int64)
+    for c, (start, end) in enumerate(zip(ends - (lengths + 1), ends)):
+        freqs[c, : end - start] = packed[start:end]
+    return freqs
 
 
 def _check_tables(offsets: np.ndarray, lengths: np.ndarray, freqs: np.ndarray,
