@@ -494,6 +494,13 @@ class ResultsStore:
         return observer_storage.read_table(self._db, run_id)
 
     @_guarded
+    def compute(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(connection, *args)``: what a report computes in SQL on this store
+        (read-only when opened by :meth:`open_existing`), a damaged file's failure a
+        :class:`StoreDamagedError`."""
+        return function(self._db, *args)
+
+    @_guarded
     def frame(self, run_id: str | None = None) -> pd.DataFrame:
         """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""
         # A store written by an older version lacks the newer columns: they read as empty.

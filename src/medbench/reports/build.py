@@ -49,7 +49,7 @@ from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.readers import find_studies, readers_section
 from medbench.reports.seen import SEEN_CSV, leave_out_seen
-from medbench.reports.summary import MODEL_COLUMNS, summarize
+from medbench.reports.summary import MODEL_COLUMNS, summarize_in_store
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
 from medbench.reports.targets import EMPTY as TARGETS_EMPTY
@@ -123,6 +123,7 @@ def load_run(results: Path, run_id: str | None = None,
     """The rows and run information of ``run_id`` (default: the latest run in ``results``).
 
     With ``visuals``, ``info["visuals"]`` holds the pixels stored for the visual comparison.
+    ``info["summary"]`` is the summary table, computed in the store.
     The store is opened read-only: a report never writes to it.
     """
     store = ResultsStore.open_existing(Path(results))
@@ -132,6 +133,7 @@ def load_run(results: Path, run_id: str | None = None,
         info["runs_in_store"] = len(store.runs())
         info["observer"] = observer_table(store, run_id)  # run --observer; empty without
         rows = store.frame(run_id)
+        info["summary"] = store.compute(summarize_in_store, run_id)  # computed in SQL
         if visuals:
             info["visuals"] = store.visuals(run_id)
     finally:
@@ -258,7 +260,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(targets_section)  # after the BD table: the first screen stays the answer
 
     # -- summary -------------------------------------------------------------------------------
-    summary = summarize(pd.concat([rows, matched]) if len(matched) else rows)
+    summary = info["summary"]  # the rows and rate-matched cells above, in the store
     summary.to_csv(out / "summary.csv", index=False)
     exact = bool((summary["exact_images"] > 0).any())
     cols = [c for c in SUMMARY_COLUMNS if (learned or c[0] not in ("train_dataset",

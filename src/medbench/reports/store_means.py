@@ -1,0 +1,291 @@
+"""Per-setting means computed where the rows are: in the results store, with SQL.
+
+:func:`setting_means_in_store` gives, for the rows of one run a report shows, the table
+:func:`~medbench.reports.means.setting_means` gives from those rows as a DataFrame (same
+columns, order, counts, means and intervals), without holding the rows: SQLite reduces
+them to one line per setting and one line per setting × patient group, and only those
+reach Python. What each number is (exact images, pooled MSE, intervals and their
+methods) is documented in :mod:`medbench.reports.means`; this module only moves the work.
+
+- Means are sums over counts taken by SQLite, where ``setting_means`` lets numpy sum the
+  values: the same numbers to about 1e-15 (summation order).
+- Intervals need each metric's sum and image count per group (the cluster bootstrap
+  resamples groups, :class:`~medbench.reports.means.Bootstraps`), or, where every image is
+  its own group (Student-t), the values themselves, which are then the groups' sums.
+  Groups are numbered in sorted order of their names, as ``np.unique`` numbers them:
+  SQLite's ``ORDER BY`` on text compares UTF-8 bytes, which is code-point order.
+- Rows of one setting that lack a train dataset (an image no worker could read) count on
+  the line of the one train dataset the setting's other rows name, as in
+  ``setting_means``.
+
+Memory grows with settings × groups, not with rows (a 10⁷-row run of 92 settings over
+27,000 patients: 2.5 million group lines, streamed setting by setting).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from medbench.benchmark.metrics import psnr_from_mse
+from medbench.benchmark.targets import PREFIX as TARGET_PREFIX
+from medbench.reports.budget import SEPARATOR
+from medbench.reports.means import (
+    _PSNRS,
+    COLUMNS,
+    COMPLEXITY,
+    CONFIDENCE,
+    KEYS,
+    METRICS,
+    MORE_METRICS,
+    Bootstraps,
+    _decide,
+    _methods_text,
+)
+
+#: The report's parts of a run (:func:`report_rows_where`).
+PARTS = ("settings", "targets", "all")
+#: Group lines fetched from SQLite at a time.
+FETCH = 50_000
+_ALL_METRICS = (*METRICS, *MORE_METRICS)
+#: The columns the means read (a store written by an older version may lack some).
+_NEEDED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_rank",
+           "codec_kind", "max_abs_error", *_ALL_METRICS, "group_id", "image_id",
+           "group_kind", "batch_size", *COMPLEXITY, "mse", "bit_depth", "knob",
+           "seen_in_training", "run_id")
+
+
+def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
+                      table: str = "results") -> tuple[str, list]:
+    """The SQL condition (and its parameters) selecting the rows of run ``run_id`` that a
+    report compares, as :func:`medbench.reports.build.build_report` selects them.
+
+    Left out: every row of an image a learned model trained on (:mod:`.seen`) and the
+    rows of milestone checkpoints (:func:`~medbench.reports.budget.split_milestones`).
+    ``part``: ``settings`` (the settings' rows), ``targets`` (rate-matched rows,
+    ``target:`` settings) or ``all`` (both).
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, not {part!r}")
+    learned = "COALESCE(codec_kind, 'learned') = 'learned'"
+    where = [
+        "run_id = ?",
+        f"NOT ({learned} AND (instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0 "
+        f"OR instr(COALESCE(CAST(knob AS TEXT), ''), '{SEPARATOR}') > 0))",
+    ]
+    params: list = [run_id]
+    seen = db.execute(f"SELECT 1 FROM {table} WHERE run_id = ? AND seen_in_training = 1 "
+                      f"LIMIT 1", (run_id,)).fetchone()
+    if seen:  # an image a model trained on: none of its rows, whatever the codec
+        where.append(f"NOT EXISTS (SELECT 1 FROM {table} AS s WHERE s.run_id = "
+                     f"{table}.run_id AND s.dataset = {table}.dataset AND s.image_id = "
+                     f"{table}.image_id AND s.seen_in_training = 1)")
+    target = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
+    if part == "settings":
+        where.append(f"NOT {target}")
+    elif part == "targets":
+        where.append(target)
+    return " AND ".join(where), params
+
+
+def setting_means_in_store(db: sqlite3.Connection, where: str, params: list,
+                           table: str = "results", targets_last: bool = True
+                           ) -> pd.DataFrame:
+    """:func:`~medbench.reports.means.setting_means` of the rows of ``table`` that
+    ``where`` selects, computed in SQLite.
+
+    ``targets_last``: settings first seen in a ``target:`` row count as seen after every
+    other setting (the report averages its settings' rows followed by its rate-matched
+    rows); ties of rank are otherwise broken by where a setting's first row is.
+    """
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    col = {c: (c if c in present else "NULL") for c in _NEEDED}
+    rows = _rows_sql(col, table, where)
+    settings = _settings(db, rows, params, col, targets_last)
+    if settings.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    pending = Bootstraps()
+    lines, done = [], set()
+    for key, groups in _groups(db, rows, params):
+        lines.append(_line(settings.loc[key], groups, pending))
+        done.add(key)
+    no_groups = pd.DataFrame(columns=["grp", *(f"{m}_{x}" for m in _ALL_METRICS
+                                               for x in "ns")])
+    for key, setting in settings.iterrows():  # settings without an ok row
+        if key not in done:
+            lines.append(_line(setting, no_groups, pending))
+    pending.run()
+    for line in lines:
+        for name, found in line.pop("_intervals").items():
+            line[f"{name}_ci"] = found.result().halfwidth
+    table_ = pd.DataFrame(lines, columns=[*COLUMNS, "_first"])
+    table_["train_dataset"] = table_["train_dataset"].map(lambda v: None if v == "" else v)
+    # setting_means' order: dataset, codec, train dataset, rank; then first appearance.
+    order = table_.assign(train_key=table_["train_dataset"].fillna(""))
+    order = order.sort_values(["dataset", "codec", "train_key", "setting_rank", "_first"],
+                              kind="stable")
+    return table_.loc[order.index, COLUMNS].reset_index(drop=True)
+
+
+def _rows_sql(col: dict[str, str], table: str, where: str) -> str:
+    """The selected rows, each with its train dataset known where its setting names one
+    (``train``, "" for none) and its group (``grp``: group id, else image id)."""
+    return f"""
+        WITH picked AS (
+            SELECT rowid AS ord, {col['dataset']} AS dataset, {col['codec']} AS codec,
+                   {col['setting']} AS setting, {col['train_dataset']} AS train_dataset,
+                   {', '.join(f'{col[c]} AS {c}' for c in _NEEDED[4:] if c not in
+                              ('group_id', 'image_id', 'knob', 'seen_in_training',
+                               'run_id'))},
+                   CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT) AS grp
+            FROM {table} WHERE {where}
+        ),
+        known AS (
+            SELECT dataset, codec, setting, MIN(train_dataset) AS train FROM picked
+            WHERE train_dataset IS NOT NULL GROUP BY dataset, codec, setting
+            HAVING COUNT(DISTINCT train_dataset) = 1
+        )
+        SELECT picked.*, COALESCE(picked.train_dataset, known.train, '') AS train
+        FROM picked LEFT JOIN known ON known.dataset = picked.dataset
+            AND known.codec = picked.codec AND known.setting = picked.setting
+    """
+
+
+_KEY_SQL = "dataset, codec, train, setting"
+
+
+def _settings(db: sqlite3.Connection, rows: str, params: list, col: dict[str, str],
+              targets_last: bool) -> pd.DataFrame:
+    """One line per setting: what does not need the groups (counts, maxima, pooled MSE)."""
+    ok = "status = 'ok'"
+    target = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
+    first = (f"MIN(CASE WHEN {target} THEN ord + 9e15 ELSE ord END)" if targets_last
+             else "MIN(ord)")
+    peak = "((1 << CAST(bit_depth AS INTEGER)) - 1)"
+    maxima = ", ".join(f"MAX(CASE WHEN {ok} THEN {c} END) AS max_{c}"
+                       for c in ("max_abs_error", "batch_size", *COMPLEXITY))
+    query = f"""
+        WITH r AS ({rows})
+        SELECT {_KEY_SQL}, {first} AS first,
+            MIN(codec_kind) AS codec_kind, MIN(setting_rank) AS setting_rank,
+            SUM({ok}) AS images, SUM(status = 'error') AS errors,
+            SUM(status = 'unsupported') AS unsupported,
+            SUM({ok} AND psnr >= 9e999) AS exact_images,
+            SUM({ok} AND display_psnr >= 9e999) AS exact_display,
+            SUM(CASE WHEN {ok} THEN psnr IS NOT NULL END) AS psnr_raw,
+            SUM(CASE WHEN {ok} THEN display_psnr IS NOT NULL END) AS display_psnr_raw,
+            {maxima},
+            SUM(CASE WHEN {ok} AND mse IS NOT NULL AND bit_depth IS NOT NULL
+                THEN mse / (CAST({peak} AS REAL) * {peak}) END) AS nmse_sum,
+            SUM({ok} AND mse IS NOT NULL AND bit_depth IS NOT NULL) AS nmse_n,
+            group_concat(DISTINCT CASE WHEN {ok} THEN CAST(group_kind AS TEXT) END) AS kinds
+        FROM r GROUP BY {_KEY_SQL}
+    """
+    frame = pd.read_sql_query(query, db, params=params)
+    return frame.set_index(["dataset", "codec", "train", "setting"], drop=False)
+
+
+def _groups(db: sqlite3.Connection, rows: str, params: list
+            ) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """Each setting's ``ok`` rows reduced to one line per group (sorted by name): per
+    metric the count and sum of its values (PSNRs: the finite ones), streamed."""
+    sums = ", ".join(
+        f"COUNT({_finite(m)}) AS {m}_n, SUM({_finite(m)}) AS {m}_s" for m in _ALL_METRICS)
+    query = f"""
+        WITH r AS ({rows})
+        SELECT {_KEY_SQL}, grp, {sums} FROM r WHERE status = 'ok'
+        GROUP BY {_KEY_SQL}, grp ORDER BY {_KEY_SQL}, grp
+    """
+    cursor = db.execute(query, params)
+    names = [d[0] for d in cursor.description]
+    key, lines = None, []
+    while True:
+        chunk = cursor.fetchmany(FETCH)
+        if not chunk:
+            break
+        for line in chunk:
+            here = tuple(line[:4])
+            if here != key and lines:
+                yield key, pd.DataFrame(lines, columns=names)
+                lines = []
+            key = here
+            lines.append(line)
+    if lines:
+        yield key, pd.DataFrame(lines, columns=names)
+
+
+def _finite(metric: str) -> str:
+    """The values ``metric``'s mean is taken over (a PSNR's exact images are left out)."""
+    return f"CASE WHEN {metric} < 9e999 THEN {metric} END" if metric in _PSNRS else metric
+
+
+def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict:
+    """One line of the table (see ``means._line``), its bootstraps left to ``pending``."""
+    kinds = [] if _missing(setting["kinds"]) else sorted(set(str(setting["kinds"]).split(",")))
+    kind = "/".join(kinds) or None
+    rank = setting["setting_rank"]
+    line = {
+        "dataset": setting["dataset"], "codec": setting["codec"],
+        "train_dataset": setting["train"], "setting": setting["setting"],
+        "codec_kind": setting["codec_kind"],
+        "setting_rank": 0 if _missing(rank) else int(rank),
+        "images": int(setting["images"]), "errors": int(setting["errors"]),
+        "unsupported": int(setting["unsupported"]),
+        "max_abs_error": _number(setting["max_max_abs_error"]),
+        "exact_images": int(setting["exact_images"] or 0),
+        "groups": len(groups), "group_kind": kind, "_first": setting["first"],
+    }
+    found, methods = {}, {}
+    for name in _ALL_METRICS:
+        counts = groups[f"{name}_n"].to_numpy(dtype=float)
+        sums = groups[f"{name}_s"].to_numpy(dtype=float)
+        has = counts > 0
+        total = counts.sum()
+        line[name] = float(sums[has].sum() / total) if total else math.nan
+        decision = _decision(sums[has], counts[has], kind)
+        if decision.interval is None:
+            pending.add(decision)
+        found[name] = decision
+        if total:
+            methods[name] = decision.how
+    line["_intervals"] = found
+    line["ci_method"] = _methods_text(methods)
+    for name, exact in (("psnr", "exact_images"), ("display_psnr", "exact_display")):
+        raw = setting[f"{name}_raw"] or 0
+        if raw and int(setting[exact] or 0) == raw:  # every image exact
+            line[name] = math.inf
+    batch = setting["max_batch_size"]
+    line["batch_size"] = 1 if _missing(batch) else int(batch)
+    for name in COMPLEXITY:
+        line[name] = _number(setting[f"max_{name}"])
+    images = line["images"]
+    complete = images and int(setting["nmse_n"] or 0) == images
+    line["nmse"] = float(setting["nmse_sum"]) / images if complete else math.nan
+    line["psnr_pooled"] = psnr_from_mse(line["nmse"], 1.0)
+    return line
+
+
+def _decision(sums: np.ndarray, counts: np.ndarray, kind: str | None):
+    """``means._decide`` of a metric given as per-group sums and counts (groups in sorted
+    order). Where each group holds one value its sums are the values themselves; else
+    each group's sum stands on its first image and zeros on the others, which decides
+    the same method and gives a bootstrap the same per-group sums and counts."""
+    total = int(counts.sum())
+    if total >= 2 and len(counts) == total:  # one value per group: Student-t on the values
+        return _decide(sums, None, kind, CONFIDENCE)
+    index = np.repeat(np.arange(len(counts)), counts.astype(int))
+    values = np.zeros(total)
+    values[np.cumsum(counts.astype(int)) - counts.astype(int)] = sums  # each group's first
+    return _decide(values, index, kind, CONFIDENCE, coded=True)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: object) -> float:
+    return math.nan if _missing(value) else float(value)
