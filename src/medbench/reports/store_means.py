@@ -39,7 +39,6 @@ from medbench.reports.means import (
     COLUMNS,
     COMPLEXITY,
     CONFIDENCE,
-    KEYS,
     METRICS,
     MORE_METRICS,
     Bootstraps,
