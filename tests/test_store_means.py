@@ -11,11 +11,20 @@ import pandas as pd
 import pytest
 
 from medbench.benchmark.store import STORE_NAME
+from medbench.reports.bd import bd_table
+from medbench.reports.bd_ci import bd_intervals, bd_intervals_in_store
 from medbench.reports.budget import split_milestones
 from medbench.reports.build import load_run
+from medbench.reports.curves import curves, curves_from_means
 from medbench.reports.means import setting_means
 from medbench.reports.seen import leave_out_seen
-from medbench.reports.store_means import report_rows_where, setting_means_in_store
+from medbench.reports.store_means import (
+    curve_depths,
+    is_target,
+    report_means,
+    report_rows_where,
+    setting_means_in_store,
+)
 from medbench.reports.targets import target_rows
 from tests.scale_rows import RUN_ID, scale_rows, write_store
 
@@ -44,13 +53,13 @@ def _frame_means(folder, part: str) -> pd.DataFrame:
     return setting_means(chosen)
 
 
-def _same(a: object, b: object) -> bool:
+def _same(a: object, b: object, tolerance: float = 1e-12) -> bool:
     if isinstance(a, (float, np.floating)) or isinstance(b, (float, np.floating)):
         if pd.isna(a) and pd.isna(b):
             return True
         if pd.isna(a) or pd.isna(b):
             return False
-        return a == b or abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)))
+        return a == b or abs(float(a) - float(b)) <= tolerance * max(1.0, abs(float(a)))
     return (pd.isna(a) and pd.isna(b)) if (a is None or b is None) else a == b
 
 
@@ -91,3 +100,22 @@ def test_a_store_without_newer_columns_reads_them_as_empty(tmp_path):
         where, params = report_rows_where(db, RUN_ID, "settings")
         got = setting_means_in_store(db, where, params)
     assert len(got) and got["display_psnr"].isna().all() and got["psnr"].notna().all()
+
+
+def test_curves_and_bd_intervals_from_the_store_are_those_of_the_rows(store):
+    rows = split_milestones(leave_out_seen(load_run(store)[0])[0])[0]
+    rows = rows.drop(index=target_rows(rows).index)
+    want_curves = curves(rows)
+    want = bd_intervals(rows, bd_table(want_curves))
+    with sqlite3.connect(store / STORE_NAME) as db:
+        found = report_means(db, RUN_ID)
+    settings = found.table[~found.table["setting"].map(is_target)]
+    got_curves = curves_from_means(settings, curve_depths(found))
+    assert [(c.key, c.bit_depths) for c in got_curves] == \
+        [(c.key, c.bit_depths) for c in want_curves]
+    got = bd_intervals_in_store(found, bd_table(got_curves))
+    assert want["bd_ci_method"].str.startswith("bootstrap").any()
+    assert list(got.columns) == list(want.columns)
+    # BD values amplify the means' summation order (1e-15) to about 1e-11
+    assert all(_same(a, b, 1e-9) for column in want.columns
+               for a, b in zip(want[column], got[column]))

@@ -19,6 +19,7 @@ scipy, since the package's own call costs ~20 ms and a report makes tens of thou
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from scipy.interpolate import PchipInterpolator
 
 from medbench.reports.curves import ANCHOR, envelope
 from medbench.reports.means import MIN_GROUPS, NO_GROUPING, group_kind
+from medbench.reports.store_means import StoreMeans
 
 #: Resamples of the bootstrap, and its seed.
 RESAMPLES = 500
@@ -78,33 +80,95 @@ def bd_intervals(rows: pd.DataFrame, bd: pd.DataFrame, resamples: int = RESAMPLE
         ``bd`` with :data:`COLUMNS`: the interval's ends (NaN where none) and how it was
         computed, or why there is none.
     """
+    if bd.empty or rows.empty:
+        return _empty(bd)
+    ok = rows[rows["status"] == "ok"]
+
+    def dataset(name: str) -> tuple[int, str | None, Resampled]:
+        data = ok[ok["dataset"] == name]
+        names, index = np.unique(_groups(data).to_numpy(dtype=str), return_inverse=True)
+        group_of = pd.Series(index, index=data.index)
+        return len(names), group_kind(data), lambda weights, codec, train: \
+            _resampled_curve(data, group_of, weights, codec, train)
+
+    return _with_intervals(bd, dataset, resamples)
+
+
+def bd_intervals_in_store(found: StoreMeans, bd: pd.DataFrame,
+                          resamples: int = RESAMPLES) -> pd.DataFrame:
+    """:func:`bd_intervals` from what the store gave (:func:`~.store_means.means_in_store`
+    with the settings' groups kept): the same resamples of the same groups, each
+    setting's means resampled from its per-group sums instead of its rows."""
+    if bd.empty or not found.groups:
+        return _empty(bd)
+
+    def dataset(name: str) -> tuple[int, str | None, Resampled]:
+        keys = [k for k in found.groups if k[0] == name]
+        names = np.unique(np.concatenate([found.groups[k]["grp"].to_numpy(dtype=str)
+                                          for k in keys])) if keys else np.array([], str)
+        kind = "/".join(sorted({kd for k in keys for kd in found.kinds[k]})) or None
+
+        def curve(weights: np.ndarray, codec: str, train: str | None) -> list:
+            own = train if _named(train) else ""
+            mine = sorted((k for k in keys if k[1] == codec and k[2] == own),
+                          key=lambda k: found.first[k])  # the rows' order of settings
+            points = []
+            for key in mine:
+                g = found.groups[key]
+                where = np.searchsorted(names, g["grp"].to_numpy(dtype=str))
+                sums = {}
+                for m in ("bpp", "psnr"):
+                    n = g[f"{m}_n"].to_numpy(dtype=float)
+                    total = np.where(n > 0, g[f"{m}_s"].to_numpy(dtype=float), 0.0)
+                    sums[m] = (np.bincount(where, total, minlength=len(names)),
+                               np.bincount(where, n, minlength=len(names)))
+                if not sums["psnr"][1].any():  # lossless: no place on a PSNR curve
+                    continue
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    points.append(tuple(weights @ total / (weights @ count)
+                                        for total, count in (sums["bpp"], sums["psnr"])))
+            return points
+
+        return len(names), kind, curve
+
+    return _with_intervals(bd, dataset, resamples)
+
+
+#: A curve's resampled points: (weights, codec, train dataset) -> per setting, its mean
+#: bpp and PSNR in every resample.
+Resampled = Callable[[np.ndarray, str, "str | None"], list]
+
+
+def _empty(bd: pd.DataFrame) -> pd.DataFrame:
     out = bd.copy()
     for column in COLUMNS:
         out[column] = None if column == "bd_ci_method" else math.nan
-    if bd.empty or rows.empty:
-        return out
-    ok = rows[rows["status"] == "ok"]
-    for dataset, lines in out.groupby("dataset", sort=False):
-        data = ok[ok["dataset"] == dataset]
-        labels = _groups(data)
-        names, index = np.unique(labels.to_numpy(dtype=str), return_inverse=True)
-        kind = group_kind(data)
+    return out
+
+
+def _with_intervals(bd: pd.DataFrame, dataset: Callable[[str], tuple[int, str | None,
+                                                                    Resampled]],
+                    resamples: int) -> pd.DataFrame:
+    """``bd`` with its intervals; ``dataset(name)`` gives a dataset's number of groups,
+    their kind and its curves' resampled points."""
+    out = _empty(bd)
+    for name, lines in out.groupby("dataset", sort=False):
+        groups, kind, resampled = dataset(name)
         noun = kind if kind and kind != NO_GROUPING else "image"
-        if len(names) < MIN_GROUPS:
+        if groups < MIN_GROUPS:
             out.loc[lines.index, "bd_ci_method"] = (
-                f"none: only {len(names)} {noun}s (a bootstrap needs at least {MIN_GROUPS})")
+                f"none: only {groups} {noun}s (a bootstrap needs at least {MIN_GROUPS})")
             continue
         rng = np.random.default_rng(SEED)
-        draws = rng.integers(0, len(names), size=(resamples, len(names)))
-        weights = np.stack([np.bincount(d, minlength=len(names)) for d in draws]).astype(float)
-        group_of = pd.Series(index, index=data.index)
-        anchor = _resampled_curve(data, group_of, weights, ANCHOR, None)
+        draws = rng.integers(0, groups, size=(resamples, groups))
+        weights = np.stack([np.bincount(d, minlength=groups) for d in draws]).astype(float)
+        anchor = resampled(weights, ANCHOR, None)
         for i, line in lines.iterrows():
             if line["codec"] == ANCHOR and not _named(line["train_dataset"]):
                 continue
-            test = _resampled_curve(data, group_of, weights, line["codec"], line["train_dataset"])
+            test = resampled(weights, line["codec"], line["train_dataset"])
             rates, psnrs = _deltas(anchor, test)
-            method = (f"bootstrap ({resamples} resamples of {len(names)} {noun}s, "
+            method = (f"bootstrap ({resamples} resamples of {groups} {noun}s, "
                       f"percentile)")
             for values, low, high, need in ((rates, "bd_rate_psnr_low", "bd_rate_psnr_high",
                                              line["bd_rate_psnr"]),

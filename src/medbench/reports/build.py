@@ -34,10 +34,10 @@ from medbench import __version__, text
 from medbench.benchmark.store import ResultsStore
 from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
-from medbench.reports.bd_ci import RESAMPLES, bd_intervals
+from medbench.reports.bd_ci import RESAMPLES, bd_intervals_in_store
 from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
 from medbench.reports.budget import budget_section, split_milestones
-from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves
+from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves_from_means
 from medbench.reports.diagnostic import diagnostic_section
 from medbench.reports.figures import coinciding, heatmap_figure, rd_figure, visual_figure
 from medbench.reports.format import MISSING, fmt, html_table, markdown, text_frame
@@ -49,7 +49,9 @@ from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.readers import find_studies, readers_section
 from medbench.reports.seen import SEEN_CSV, leave_out_seen
-from medbench.reports.summary import MODEL_COLUMNS, summarize_in_store
+from medbench.reports.store_means import curve_depths, is_target, report_means
+from medbench.reports.summary import COLUMNS as SUMMARY
+from medbench.reports.summary import MODEL_COLUMNS
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
 from medbench.reports.table1 import table1_comparison
 from medbench.reports.targets import EMPTY as TARGETS_EMPTY
@@ -123,7 +125,8 @@ def load_run(results: Path, run_id: str | None = None,
     """The rows and run information of ``run_id`` (default: the latest run in ``results``).
 
     With ``visuals``, ``info["visuals"]`` holds the pixels stored for the visual comparison.
-    ``info["summary"]`` is the summary table, computed in the store.
+    ``info["means"]`` holds the setting means of the rows the report shows, computed in
+    the store (:func:`~medbench.reports.store_means.report_means`).
     The store is opened read-only: a report never writes to it.
     """
     store = ResultsStore.open_existing(Path(results))
@@ -133,7 +136,7 @@ def load_run(results: Path, run_id: str | None = None,
         info["runs_in_store"] = len(store.runs())
         info["observer"] = observer_table(store, run_id)  # run --observer; empty without
         rows = store.frame(run_id)
-        info["summary"] = store.compute(summarize_in_store, run_id)  # computed in SQL
+        info["means"] = store.compute(report_means, run_id)  # computed in SQL
         if visuals:
             info["visuals"] = store.visuals(run_id)
     finally:
@@ -177,8 +180,10 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     report = Report(out, info["run_id"], out / "index.html")
     md, sections = report.markdown, []
     learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
-    all_curves = curves(rows)
-    bd = bd_intervals(rows, bd_table(all_curves))  # and how much each moves with the sample
+    found = info["means"]  # the rows' setting means, computed in the store
+    settings = found.table[~found.table["setting"].map(is_target)]
+    all_curves = curves_from_means(settings, curve_depths(found))
+    bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
 
     # -- headline: the answer first ------------------------------------------------------------
     incomplete = _incomplete(info, all_rows, results)
@@ -260,7 +265,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(targets_section)  # after the BD table: the first screen stays the answer
 
     # -- summary -------------------------------------------------------------------------------
-    summary = info["summary"]  # the rows and rate-matched cells above, in the store
+    summary = found.table[SUMMARY]  # the settings and the rate-matched cells
     summary.to_csv(out / "summary.csv", index=False)
     exact = bool((summary["exact_images"] > 0).any())
     cols = [c for c in SUMMARY_COLUMNS if (learned or c[0] not in ("train_dataset",

@@ -127,18 +127,30 @@ def curves(rows: pd.DataFrame) -> list[Curve]:
         instead of a point.
     """
     means = setting_means(rows)
+    ok = rows[rows["status"] == "ok"]
+    ok_train = (ok["train_dataset"].fillna("") if "train_dataset" in ok
+                else pd.Series("", index=ok.index))
+    depths = {key: tuple(sorted({int(b) for b in part["bit_depth"].dropna()}))
+              for key, part in ok.groupby([ok["dataset"], ok["codec"], ok_train])} \
+        if len(ok) and "bit_depth" in ok else {}
+    return curves_from_means(means, depths)
+
+
+def curves_from_means(means: pd.DataFrame,
+                      depths: dict[tuple[str, str, str], tuple[int, ...]]) -> list[Curve]:
+    """:func:`curves` from the rows' :func:`~medbench.reports.means.setting_means` and
+    the bit depths of each curve's ``ok`` images (keyed by dataset, codec and train
+    dataset, "" for none)."""
     means = means[means["images"] > 0]
     if means.empty:
         return []
-    ok = rows[rows["status"] == "ok"]
-    ok_train = ok["train_dataset"].fillna("") if "train_dataset" in ok else ""
     means = means.assign(train_key=means["train_dataset"].fillna(""))
     out = []
     for (dataset, codec, train), lines in means.groupby(
         ["dataset", "codec", "train_key"], sort=True
     ):
-        images = ok[(ok["dataset"] == dataset) & (ok["codec"] == codec) & (ok_train == train)]
-        out.append(_curve(dataset, codec, train or None, lines, images))
+        out.append(_curve(dataset, codec, train or None, lines,
+                          depths.get((dataset, codec, train), ())))
     return out
 
 
@@ -147,7 +159,7 @@ POINT_COLUMNS = ["setting", "rank", "bpp", "psnr", "psnr_pooled", "exact_images"
 
 
 def _curve(dataset: str, codec: str, train: str | None, lines: pd.DataFrame,
-           images: pd.DataFrame) -> Curve:
+           depths: tuple[int, ...]) -> Curve:
     lossless = lines[lines["psnr"] == math.inf]
     lossy = lines[lines["psnr"] != math.inf]
     notes = [
@@ -166,7 +178,6 @@ def _curve(dataset: str, codec: str, train: str | None, lines: pd.DataFrame,
     }, columns=POINT_COLUMNS)
     points = points.sort_values("bpp", kind="stable").reset_index(drop=True)
     lossless_bpp = float(lossless["bpp"].iloc[-1]) if len(lossless) else None
-    depths = tuple(sorted({int(b) for b in images["bit_depth"].dropna()}))
     kinds = lines["codec_kind"].dropna()
     kind = str(kinds.iloc[0]) if len(kinds) else ""
     return Curve(dataset, codec, train, kind, points, depths, lossless_bpp, notes)

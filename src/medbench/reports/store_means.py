@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,8 @@ PARTS = ("settings", "targets", "all")
 #: Group lines fetched from SQLite at a time.
 FETCH = 50_000
 _ALL_METRICS = (*METRICS, *MORE_METRICS)
+#: The per-group columns :class:`StoreMeans` keeps (what a resampled RD curve needs).
+_KEPT = ("grp", "bpp_n", "bpp_s", "psnr_n", "psnr_s")
 #: The columns the means read (a store written by an older version may lack some).
 _NEEDED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_rank",
            "codec_kind", "max_abs_error", *_ALL_METRICS, "group_id", "image_id",
@@ -91,6 +94,47 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     return " AND ".join(where), params
 
 
+@dataclass
+class StoreMeans:
+    """What :func:`means_in_store` computed for each line of ``setting_means``.
+
+    ``table`` is ``setting_means``' table; the other fields are keyed by a line's
+    ``(dataset, codec, train dataset or "", setting)``: ``depths`` the bit depths of its
+    ``ok`` images, ``kinds`` their group kinds, ``first`` the place of its first row, and
+    (``keep`` lines only) ``groups`` its per-group sums and counts of bpp and finite PSNR
+    (columns ``grp``, ``bpp_n``, ``bpp_s``, ``psnr_n``, ``psnr_s``; groups sorted by
+    name), from which :mod:`.bd_ci` resamples curves.
+    """
+
+    table: pd.DataFrame
+    depths: dict[tuple, tuple[int, ...]] = field(default_factory=dict)
+    kinds: dict[tuple, tuple[str, ...]] = field(default_factory=dict)
+    first: dict[tuple, float] = field(default_factory=dict)
+    groups: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+
+
+def report_means(db: sqlite3.Connection, run_id: str) -> StoreMeans:
+    """The setting means of the rows a report shows of run ``run_id`` (its settings, then
+    its rate-matched cells), the groups of its settings kept for the BD intervals."""
+    where, params = report_rows_where(db, run_id, "all")
+    return means_in_store(db, where, params, keep=lambda key: not is_target(key[3]))
+
+
+def is_target(setting: object) -> bool:
+    """Whether a setting is a rate-matched cell's (``target:…``)."""
+    return str(setting).startswith(TARGET_PREFIX)
+
+
+def curve_depths(found: StoreMeans) -> dict[tuple[str, str, str], tuple[int, ...]]:
+    """The bit depths of each curve's ``ok`` images (settings, not rate-matched cells),
+    keyed as :func:`~medbench.reports.curves.curves_from_means` reads them."""
+    depths: dict[tuple[str, str, str], set[int]] = {}
+    for (dataset, codec, train, setting), found_depths in found.depths.items():
+        if not is_target(setting):
+            depths.setdefault((dataset, codec, train), set()).update(found_depths)
+    return {key: tuple(sorted(values)) for key, values in depths.items() if values}
+
+
 def setting_means_in_store(db: sqlite3.Connection, where: str, params: list,
                            table: str = "results", targets_last: bool = True
                            ) -> pd.DataFrame:
@@ -101,33 +145,55 @@ def setting_means_in_store(db: sqlite3.Connection, where: str, params: list,
     other setting (the report averages its settings' rows followed by its rate-matched
     rows); ties of rank are otherwise broken by where a setting's first row is.
     """
+    return means_in_store(db, where, params, table, targets_last).table
+
+
+def means_in_store(db: sqlite3.Connection, where: str, params: list,
+                   table: str = "results", targets_last: bool = True,
+                   keep: Callable[[tuple], bool] | None = None) -> StoreMeans:
+    """:func:`setting_means_in_store`, with what else each line's rows give
+    (:class:`StoreMeans`); ``keep(key)`` chooses the lines whose groups are kept."""
     present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
     rows = _rows_sql(col, table, where)
     settings = _settings(db, rows, params, col, targets_last)
     if settings.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return StoreMeans(pd.DataFrame(columns=COLUMNS))
+    found = StoreMeans(pd.DataFrame())
     pending = Bootstraps()
     lines, done = [], set()
     for key, groups in _groups(db, rows, params):
         lines.append(_line(settings.loc[key], groups, pending))
         done.add(key)
+        if keep is not None and keep(key):
+            found.groups[key] = groups[list(_KEPT)].reset_index(drop=True)
     no_groups = pd.DataFrame(columns=["grp", *(f"{m}_{x}" for m in _ALL_METRICS
                                                for x in "ns")])
     for key, setting in settings.iterrows():  # settings without an ok row
         if key not in done:
             lines.append(_line(setting, no_groups, pending))
+        found.depths[key] = _split(setting["depths"], int)
+        found.kinds[key] = _split(setting["kinds"], str)
+        found.first[key] = float(setting["first"])
     pending.run()
     for line in lines:
-        for name, found in line.pop("_intervals").items():
-            line[f"{name}_ci"] = found.result().halfwidth
-    table_ = pd.DataFrame(lines, columns=[*COLUMNS, "_first"])
-    table_["train_dataset"] = table_["train_dataset"].map(lambda v: None if v == "" else v)
+        for name, decided in line.pop("_intervals").items():
+            line[f"{name}_ci"] = decided.result().halfwidth
+    out = pd.DataFrame(lines, columns=[*COLUMNS, "_first"])
+    out["train_dataset"] = out["train_dataset"].map(lambda v: None if v == "" else v)
     # setting_means' order: dataset, codec, train dataset, rank; then first appearance.
-    order = table_.assign(train_key=table_["train_dataset"].fillna(""))
+    order = out.assign(train_key=out["train_dataset"].fillna(""))
     order = order.sort_values(["dataset", "codec", "train_key", "setting_rank", "_first"],
                               kind="stable")
-    return table_.loc[order.index, COLUMNS].reset_index(drop=True)
+    found.table = out.loc[order.index, COLUMNS].reset_index(drop=True)
+    return found
+
+
+def _split(joined: object, kind: type) -> tuple:
+    """The sorted distinct values of a ``group_concat`` (empty for none)."""
+    if _missing(joined):
+        return ()
+    return tuple(sorted({kind(v) for v in str(joined).split(",")}))
 
 
 def _rows_sql(col: dict[str, str], table: str, where: str) -> str:
@@ -181,7 +247,9 @@ def _settings(db: sqlite3.Connection, rows: str, params: list, col: dict[str, st
             SUM(CASE WHEN {ok} AND mse IS NOT NULL AND bit_depth IS NOT NULL
                 THEN mse / (CAST({peak} AS REAL) * {peak}) END) AS nmse_sum,
             SUM({ok} AND mse IS NOT NULL AND bit_depth IS NOT NULL) AS nmse_n,
-            group_concat(DISTINCT CASE WHEN {ok} THEN CAST(group_kind AS TEXT) END) AS kinds
+            group_concat(DISTINCT CASE WHEN {ok} THEN CAST(group_kind AS TEXT) END) AS kinds,
+            group_concat(DISTINCT CASE WHEN {ok} THEN CAST(bit_depth AS INTEGER) END)
+                AS depths
         FROM r GROUP BY {_KEY_SQL}
     """
     frame = pd.read_sql_query(query, db, params=params)
@@ -224,8 +292,7 @@ def _finite(metric: str) -> str:
 
 def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict:
     """One line of the table (see ``means._line``), its bootstraps left to ``pending``."""
-    kinds = [] if _missing(setting["kinds"]) else sorted(set(str(setting["kinds"]).split(",")))
-    kind = "/".join(kinds) or None
+    kind = "/".join(_split(setting["kinds"], str)) or None
     rank = setting["setting_rank"]
     line = {
         "dataset": setting["dataset"], "codec": setting["codec"],

@@ -7,8 +7,6 @@ them for the terminal.
 
 from __future__ import annotations
 
-import sqlite3
-
 import pandas as pd
 
 from medbench.reports.format import fmt
@@ -24,17 +22,6 @@ COLUMNS = [
     "psnr_pooled", "batch_size", "groups", "group_kind", "ci_method",
     *[c for m in MORE_METRICS for c in (m, f"{m}_ci")], *COMPLEXITY,
 ]
-
-
-def summarize_in_store(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
-    """:func:`summarize` of the rows a report shows of run ``run_id`` (its settings, then
-    its rate-matched cells; no milestone and no image a model trained on), computed in
-    the store (:mod:`medbench.reports.store_means`): memory grows with settings and
-    patients, not rows."""
-    from medbench.reports.store_means import report_rows_where, setting_means_in_store
-
-    where, params = report_rows_where(db, run_id, "all")
-    return setting_means_in_store(db, where, params)[COLUMNS]
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
