@@ -17,7 +17,7 @@ from medbench.codecs.learned.postfilter import read_filter
 from medbench.datasets import get_dataset
 from medbench.datasets.protocols import PAPER
 
-ARCHS = ["ae", "cnn", "dcae", "hyperprior"]
+ARCHS = ["ae", "cnn", "dcae", "hyperprior", "ckbd"]
 README = PRETRAINED_DIR / "README.md"
 
 

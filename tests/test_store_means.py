@@ -96,7 +96,8 @@ def test_store_means_are_the_frame_means(store, part):
 def test_a_store_without_newer_columns_reads_them_as_empty(tmp_path):
     folder = write_store(tmp_path, scale_rows(copies=3))
     with sqlite3.connect(folder / STORE_NAME) as db:
-        db.execute("ALTER TABLE results DROP COLUMN display_psnr")
+        for column in ("display_psnr", "knob", "seen_in_training", "codec_kind"):
+            db.execute(f"ALTER TABLE results DROP COLUMN {column}")
         where, params = report_rows_where(db, RUN_ID, "settings")
         got = setting_means_in_store(db, where, params)
     assert len(got) and got["display_psnr"].isna().all() and got["psnr"].notna().all()

@@ -54,11 +54,13 @@ FETCH = 50_000
 _ALL_METRICS = (*METRICS, *MORE_METRICS)
 #: The per-group columns :class:`StoreMeans` keeps (what a resampled RD curve needs).
 _KEPT = ("grp", "bpp_n", "bpp_s", "psnr_n", "psnr_s")
-#: The columns the means read (a store written by an older version may lack some).
-_NEEDED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_rank",
-           "codec_kind", "max_abs_error", *_ALL_METRICS, "group_id", "image_id",
-           "group_kind", "batch_size", *COMPLEXITY, "mse", "bit_depth", "knob",
-           "seen_in_training", "run_id")
+#: The columns each selected row carries into the means.
+_CARRIED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_rank",
+            "codec_kind", "max_abs_error", *_ALL_METRICS, "group_kind", "batch_size",
+            *COMPLEXITY, "mse", "bit_depth")
+#: Every column the means read (a store written by an older version may lack some: they
+#: read as NULL).
+_NEEDED = (*_CARRIED, "group_id", "image_id")
 
 
 def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
@@ -73,15 +75,19 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     """
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, not {part!r}")
-    learned = "COALESCE(codec_kind, 'learned') = 'learned'"
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    kind = "codec_kind" if "codec_kind" in present else "NULL"  # older stores lack some
+    knob = "knob" if "knob" in present else "NULL"
+    learned = f"COALESCE({kind}, 'learned') = 'learned'"
     where = [
         "run_id = ?",
         f"NOT ({learned} AND (instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0 "
-        f"OR instr(COALESCE(CAST(knob AS TEXT), ''), '{SEPARATOR}') > 0))",
+        f"OR instr(COALESCE(CAST({knob} AS TEXT), ''), '{SEPARATOR}') > 0))",
     ]
     params: list = [run_id]
-    seen = db.execute(f"SELECT 1 FROM {table} WHERE run_id = ? AND seen_in_training = 1 "
-                      f"LIMIT 1", (run_id,)).fetchone()
+    seen = "seen_in_training" in present and db.execute(
+        f"SELECT 1 FROM {table} WHERE run_id = ? AND seen_in_training = 1 LIMIT 1",
+        (run_id,)).fetchone()
     if seen:  # an image a model trained on: none of its rows, whatever the codec
         where.append(f"NOT EXISTS (SELECT 1 FROM {table} AS s WHERE s.run_id = "
                      f"{table}.run_id AND s.dataset = {table}.dataset AND s.image_id = "
@@ -201,11 +207,7 @@ def _rows_sql(col: dict[str, str], table: str, where: str) -> str:
     (``train``, "" for none) and its group (``grp``: group id, else image id)."""
     return f"""
         WITH picked AS (
-            SELECT rowid AS ord, {col['dataset']} AS dataset, {col['codec']} AS codec,
-                   {col['setting']} AS setting, {col['train_dataset']} AS train_dataset,
-                   {', '.join(f'{col[c]} AS {c}' for c in _NEEDED[4:] if c not in
-                              ('group_id', 'image_id', 'knob', 'seen_in_training',
-                               'run_id'))},
+            SELECT rowid AS ord, {', '.join(f'{col[c]} AS {c}' for c in _CARRIED)},
                    CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT) AS grp
             FROM {table} WHERE {where}
         ),
