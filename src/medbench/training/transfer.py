@@ -5,12 +5,11 @@ The new model has the parent's shape (architecture, latent and hidden channels, 
 components), so its weights load as they are; only the schedule and the data are new. An
 architecture may also start from another it extends (its ``warm_start``: ``ckbd`` from a
 trained ``hyperprior`` of the same sizes): the shared layers load, the added ones start
-fresh. Its
-config.json records the parent (``parent``: folder, model id, train dataset, name), and its
-rows' ``train_dataset`` reads ``<dataset> (from <parent dataset>)``, so the generalization
-matrix shows fine-tuned models beside those trained from scratch. A model fine-tuned on
-its parent's own dataset (another λ of a ladder, started from its neighbour) reads just
-that dataset: its rows are one RD curve with the ladder's.
+fresh. Its config.json records the parent (``parent``: folder, model id, train dataset,
+name), and its rows' ``train_dataset`` reads ``<dataset> (from <parent dataset>)``, so
+the generalization matrix shows fine-tuned models beside those trained from scratch. A
+model fine-tuned on its parent's own dataset (another λ of a ladder, started from its
+neighbour) reads just that dataset: its rows are one RD curve with the ladder's.
 """
 
 from __future__ import annotations
