@@ -31,7 +31,8 @@ from tests.scale_rows import RUN_ID, scale_rows, write_store
 
 def _edge_rows() -> pd.DataFrame:
     """The scale rows and the rows they lack: milestones, an error row without a train
-    dataset, a setting of errors only, every image of a setting exact."""
+    dataset, a setting of errors only, a setting without PSNRs, every image of a setting
+    exact."""
     rows = scale_rows()
     hyper = rows[(rows["codec"] == "hyperprior") & ~rows["setting"].str.startswith("target:")]
     milestone = hyper.assign(setting=hyper["setting"] + "@512steps", psnr=hyper["psnr"] - 3)
@@ -39,9 +40,11 @@ def _edge_rows() -> pd.DataFrame:
                                     bpp=None, image_id="unread-image", error="unreadable")
     failed = rows[(rows["codec"] == "jpeg") & (rows["setting"] == "q=50")].assign(
         setting="q=51", status="error", psnr=None, bpp=None, error="planted")
+    no_psnr = rows[(rows["codec"] == "jpeg") & (rows["setting"] == "q=50")
+                   & (rows["status"] == "ok")].assign(setting="q=52", psnr=None)
     jp2 = rows[(rows["codec"] == "jpeg2000") & (rows["setting"] == "ratio=5")]
     lossless = jp2.assign(setting="ratio=4", psnr=math.inf, mse=0.0, setting_rank=99)
-    return pd.concat([rows, milestone, unread, failed, lossless], ignore_index=True)
+    return pd.concat([rows, milestone, unread, failed, no_psnr, lossless], ignore_index=True)
 
 
 def _frame_means(folder, part: str) -> pd.DataFrame:
@@ -84,6 +87,7 @@ def test_store_means_are_the_frame_means(store, part):
     if part == "settings":  # what the edge rows are there for did happen
         lines = want.set_index(["codec", "setting"])
         assert lines.loc[("jpeg", "q=51"), "images"].eq(0).all()  # errors only
+        assert lines.loc[("jpeg", "q=52"), "psnr"].isna().all()  # ok rows without PSNR
         assert lines.loc[("jpeg2000", "ratio=4"), "psnr"].eq(math.inf).all()
         assert not any("@" in s for s in want["setting"])  # milestones left out
         unread = lines.loc[("hyperprior", want.loc[want["codec"] == "hyperprior",

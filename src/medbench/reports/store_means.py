@@ -301,10 +301,10 @@ def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict
         "train_dataset": setting["train"], "setting": setting["setting"],
         "codec_kind": setting["codec_kind"],
         "setting_rank": 0 if _missing(rank) else int(rank),
-        "images": int(setting["images"]), "errors": int(setting["errors"]),
-        "unsupported": int(setting["unsupported"]),
+        "images": _int(setting["images"]), "errors": _int(setting["errors"]),
+        "unsupported": _int(setting["unsupported"]),
         "max_abs_error": _number(setting["max_max_abs_error"]),
-        "exact_images": int(setting["exact_images"] or 0),
+        "exact_images": _int(setting["exact_images"]),
         "groups": len(groups), "group_kind": kind, "_first": setting["first"],
     }
     found, methods = {}, {}
@@ -323,15 +323,15 @@ def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict
     line["_intervals"] = found
     line["ci_method"] = _methods_text(methods)
     for name, exact in (("psnr", "exact_images"), ("display_psnr", "exact_display")):
-        raw = setting[f"{name}_raw"] or 0
-        if raw and int(setting[exact] or 0) == raw:  # every image exact
+        raw = _int(setting[f"{name}_raw"])
+        if raw and _int(setting[exact]) == raw:  # every image exact
             line[name] = math.inf
     batch = setting["max_batch_size"]
     line["batch_size"] = 1 if _missing(batch) else int(batch)
     for name in COMPLEXITY:
         line[name] = _number(setting[f"max_{name}"])
     images = line["images"]
-    complete = images and int(setting["nmse_n"] or 0) == images
+    complete = images and _int(setting["nmse_n"]) == images
     line["nmse"] = float(setting["nmse_sum"]) / images if complete else math.nan
     line["psnr_pooled"] = psnr_from_mse(line["nmse"], 1.0)
     return line
@@ -349,6 +349,11 @@ def _decision(sums: np.ndarray, counts: np.ndarray, kind: str | None):
     values = np.zeros(total)
     values[np.cumsum(counts.astype(int)) - counts.astype(int)] = sums  # each group's first
     return _decide(values, index, kind, CONFIDENCE, coded=True)
+
+
+def _int(value: object) -> int:
+    """A count SQLite summed (NULL where every summed value was NULL: 0)."""
+    return 0 if _missing(value) else int(value)
 
 
 def _missing(value: object) -> bool:
