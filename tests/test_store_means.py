@@ -41,7 +41,8 @@ def _edge_rows() -> pd.DataFrame:
     failed = rows[(rows["codec"] == "jpeg") & (rows["setting"] == "q=50")].assign(
         setting="q=51", status="error", psnr=None, bpp=None, error="planted")
     no_psnr = rows[(rows["codec"] == "jpeg") & (rows["setting"] == "q=50")
-                   & (rows["status"] == "ok")].assign(setting="q=52", psnr=None)
+                   & (rows["status"] == "ok")].assign(setting="q=52", psnr=None,
+                                                      group_kind="patient, or study")
     jp2 = rows[(rows["codec"] == "jpeg2000") & (rows["setting"] == "ratio=5")]
     lossless = jp2.assign(setting="ratio=4", psnr=math.inf, mse=0.0, setting_rank=99)
     return pd.concat([rows, milestone, unread, failed, no_psnr, lossless], ignore_index=True)
@@ -88,6 +89,7 @@ def test_store_means_are_the_frame_means(store, part):
         lines = want.set_index(["codec", "setting"])
         assert lines.loc[("jpeg", "q=51"), "images"].eq(0).all()  # errors only
         assert lines.loc[("jpeg", "q=52"), "psnr"].isna().all()  # ok rows without PSNR
+        assert set(lines.loc[("jpeg", "q=52"), "group_kind"]) == {"patient, or study"}
         assert lines.loc[("jpeg2000", "ratio=4"), "psnr"].eq(math.inf).all()
         assert not any("@" in s for s in want["setting"])  # milestones left out
         unread = lines.loc[("hyperprior", want.loc[want["codec"] == "hyperprior",

@@ -196,10 +196,11 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
 
 
 def _split(joined: object, kind: type) -> tuple:
-    """The sorted distinct values of a ``group_concat`` (empty for none)."""
+    """The sorted distinct values of a ``group_concat`` (empty for none; a comma inside a
+    value was stored as the unit separator)."""
     if _missing(joined):
         return ()
-    return tuple(sorted({kind(v) for v in str(joined).split(",")}))
+    return tuple(sorted({kind(v.replace(chr(31), ",")) for v in str(joined).split(",")}))
 
 
 def _rows_sql(col: dict[str, str], table: str, where: str) -> str:
@@ -249,7 +250,8 @@ def _settings(db: sqlite3.Connection, rows: str, params: list, col: dict[str, st
             SUM(CASE WHEN {ok} AND mse IS NOT NULL AND bit_depth IS NOT NULL
                 THEN mse / (CAST({peak} AS REAL) * {peak}) END) AS nmse_sum,
             SUM({ok} AND mse IS NOT NULL AND bit_depth IS NOT NULL) AS nmse_n,
-            group_concat(DISTINCT CASE WHEN {ok} THEN CAST(group_kind AS TEXT) END) AS kinds,
+            group_concat(DISTINCT CASE WHEN {ok} THEN replace(CAST(group_kind AS TEXT), ',',
+                                                             char(31)) END) AS kinds,
             group_concat(DISTINCT CASE WHEN {ok} THEN CAST(bit_depth AS INTEGER) END)
                 AS depths
         FROM r GROUP BY {_KEY_SQL}
