@@ -116,7 +116,7 @@ def test_curves_and_bd_intervals_from_the_store_are_those_of_the_rows(store):
     want = bd_intervals(rows, bd_table(want_curves))
     with sqlite3.connect(store / STORE_NAME) as db:
         found = report_means(db, RUN_ID)
-    settings = found.table[~found.table["setting"].map(is_target)]
+    settings = found.table.loc[~found.table["setting"].map(is_target).astype(bool)]
     got_curves = curves_from_means(settings, curve_depths(found))
     assert [(c.key, c.bit_depths) for c in got_curves] == \
         [(c.key, c.bit_depths) for c in want_curves]

@@ -181,7 +181,7 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     md, sections = report.markdown, []
     learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
     found = info["means"]  # the rows' setting means, computed in the store
-    settings = found.table[~found.table["setting"].map(is_target)]
+    settings = found.table.loc[~found.table["setting"].map(is_target).astype(bool)]
     all_curves = curves_from_means(settings, curve_depths(found))
     bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
 
