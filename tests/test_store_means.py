@@ -21,9 +21,9 @@ from medbench.reports.seen import leave_out_seen
 from medbench.reports.store_means import (
     curve_depths,
     is_target,
+    means_in_store,
     report_means,
     report_rows_where,
-    setting_means_in_store,
 )
 from medbench.reports.targets import target_rows
 from tests.scale_rows import RUN_ID, scale_rows, write_store
@@ -77,7 +77,7 @@ def test_store_means_are_the_frame_means(store, part):
     want = _frame_means(store, part)
     with sqlite3.connect(store / STORE_NAME) as db:
         where, params = report_rows_where(db, RUN_ID, part)
-        got = setting_means_in_store(db, where, params)
+        got = means_in_store(db, where, params).table
     assert list(got.columns) == list(want.columns)
     assert got[["dataset", "codec", "setting"]].values.tolist() == \
         want[["dataset", "codec", "setting"]].values.tolist()
@@ -105,7 +105,7 @@ def test_a_store_without_newer_columns_reads_them_as_empty(tmp_path):
         for column in ("display_psnr", "knob", "seen_in_training", "codec_kind"):
             db.execute(f"ALTER TABLE results DROP COLUMN {column}")
         where, params = report_rows_where(db, RUN_ID, "settings")
-        got = setting_means_in_store(db, where, params)
+        got = means_in_store(db, where, params).table
     assert len(got) and got["display_psnr"].isna().all() and got["psnr"].notna().all()
 
 

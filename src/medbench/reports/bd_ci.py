@@ -110,10 +110,8 @@ def bd_intervals_in_store(found: StoreMeans, bd: pd.DataFrame,
 
         def curve(weights: np.ndarray, codec: str, train: str | None) -> list:
             own = train if _named(train) else ""
-            mine = sorted((k for k in keys if k[1] == codec and k[2] == own),
-                          key=lambda k: found.first[k])  # the rows' order of settings
-            points = []
-            for key in mine:
+            points = []  # in any order: each resample's envelope sorts them by rate
+            for key in (k for k in keys if k[1] == codec and k[2] == own):
                 g = found.groups[key]
                 where = np.searchsorted(names, g["grp"].to_numpy(dtype=str))
                 sums = {}

@@ -1,6 +1,6 @@
 """Per-setting means computed where the rows are: in the results store, with SQL.
 
-:func:`setting_means_in_store` gives, for the rows of one run a report shows, the table
+:func:`means_in_store` gives, for the rows of one run a report shows, the table
 :func:`~medbench.reports.means.setting_means` gives from those rows as a DataFrame (same
 columns, order, counts, means and intervals), without holding the rows: SQLite reduces
 them to one line per setting and one line per setting × patient group, and only those
@@ -54,6 +54,8 @@ FETCH = 50_000
 _ALL_METRICS = (*METRICS, *MORE_METRICS)
 #: The per-group columns :class:`StoreMeans` keeps (what a resampled RD curve needs).
 _KEPT = ("grp", "bpp_n", "bpp_s", "psnr_n", "psnr_s")
+#: Whether a row's setting is a rate-matched cell's (``target:…``), in SQL.
+_TARGET_SQL = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
 #: The columns each selected row carries into the means.
 _CARRIED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_rank",
             "codec_kind", "max_abs_error", *_ALL_METRICS, "group_kind", "batch_size",
@@ -63,8 +65,8 @@ _CARRIED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_r
 _NEEDED = (*_CARRIED, "group_id", "image_id")
 
 
-def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
-                      table: str = "results") -> tuple[str, list]:
+def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all"
+                      ) -> tuple[str, list]:
     """The SQL condition (and its parameters) selecting the rows of run ``run_id`` that a
     report compares, as :func:`medbench.reports.build.build_report` selects them.
 
@@ -75,7 +77,7 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     """
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, not {part!r}")
-    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    present = _columns(db)
     kind = "codec_kind" if "codec_kind" in present else "NULL"  # older stores lack some
     knob = "knob" if "knob" in present else "NULL"
     learned = f"COALESCE({kind}, 'learned') = 'learned'"
@@ -86,17 +88,16 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     ]
     params: list = [run_id]
     seen = "seen_in_training" in present and db.execute(
-        f"SELECT 1 FROM {table} WHERE run_id = ? AND seen_in_training = 1 LIMIT 1",
+        "SELECT 1 FROM results WHERE run_id = ? AND seen_in_training = 1 LIMIT 1",
         (run_id,)).fetchone()
     if seen:  # an image a model trained on: none of its rows, whatever the codec
-        where.append(f"NOT EXISTS (SELECT 1 FROM {table} AS s WHERE s.run_id = "
-                     f"{table}.run_id AND s.dataset = {table}.dataset AND s.image_id = "
-                     f"{table}.image_id AND s.seen_in_training = 1)")
-    target = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
+        where.append("NOT EXISTS (SELECT 1 FROM results AS s WHERE s.run_id = "
+                     "results.run_id AND s.dataset = results.dataset AND s.image_id = "
+                     "results.image_id AND s.seen_in_training = 1)")
     if part == "settings":
-        where.append(f"NOT {target}")
+        where.append(f"NOT {_TARGET_SQL}")
     elif part == "targets":
-        where.append(target)
+        where.append(_TARGET_SQL)
     return " AND ".join(where), params
 
 
@@ -106,16 +107,15 @@ class StoreMeans:
 
     ``table`` is ``setting_means``' table; the other fields are keyed by a line's
     ``(dataset, codec, train dataset or "", setting)``: ``depths`` the bit depths of its
-    ``ok`` images, ``kinds`` their group kinds, ``first`` the place of its first row, and
-    (``keep`` lines only) ``groups`` its per-group sums and counts of bpp and finite PSNR
-    (columns ``grp``, ``bpp_n``, ``bpp_s``, ``psnr_n``, ``psnr_s``; groups sorted by
-    name), from which :mod:`.bd_ci` resamples curves.
+    ``ok`` images, ``kinds`` their group kinds, and (``keep`` lines only) ``groups`` its
+    per-group sums and counts of bpp and finite PSNR (columns ``grp``, ``bpp_n``,
+    ``bpp_s``, ``psnr_n``, ``psnr_s``; groups sorted by name), from which :mod:`.bd_ci`
+    resamples curves.
     """
 
     table: pd.DataFrame
     depths: dict[tuple, tuple[int, ...]] = field(default_factory=dict)
     kinds: dict[tuple, tuple[str, ...]] = field(default_factory=dict)
-    first: dict[tuple, float] = field(default_factory=dict)
     groups: dict[tuple, pd.DataFrame] = field(default_factory=dict)
 
 
@@ -141,28 +141,21 @@ def curve_depths(found: StoreMeans) -> dict[tuple[str, str, str], tuple[int, ...
     return {key: tuple(sorted(values)) for key, values in depths.items() if values}
 
 
-def setting_means_in_store(db: sqlite3.Connection, where: str, params: list,
-                           table: str = "results", targets_last: bool = True
-                           ) -> pd.DataFrame:
-    """:func:`~medbench.reports.means.setting_means` of the rows of ``table`` that
-    ``where`` selects, computed in SQLite.
-
-    ``targets_last``: settings first seen in a ``target:`` row count as seen after every
-    other setting (the report averages its settings' rows followed by its rate-matched
-    rows); ties of rank are otherwise broken by where a setting's first row is.
-    """
-    return means_in_store(db, where, params, table, targets_last).table
-
-
 def means_in_store(db: sqlite3.Connection, where: str, params: list,
-                   table: str = "results", targets_last: bool = True,
                    keep: Callable[[tuple], bool] | None = None) -> StoreMeans:
-    """:func:`setting_means_in_store`, with what else each line's rows give
-    (:class:`StoreMeans`); ``keep(key)`` chooses the lines whose groups are kept."""
-    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    """:func:`~medbench.reports.means.setting_means` of the rows of the store's results
+    that ``where`` selects (:func:`report_rows_where`), computed in SQLite, with what else
+    each line's rows give (:class:`StoreMeans`); ``keep(key)`` chooses the lines whose
+    groups are kept.
+
+    Ties of rank are broken by where a setting's first row is, settings first seen in a
+    ``target:`` row after every other (a report averages its settings' rows followed by
+    its rate-matched rows).
+    """
+    present = _columns(db)
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
-    rows = _rows_sql(col, table, where)
-    settings = _settings(db, rows, params, col, targets_last)
+    rows = _rows_sql(col, where)
+    settings = _settings(db, rows, params)
     if settings.empty:
         return StoreMeans(pd.DataFrame(columns=COLUMNS))
     found = StoreMeans(pd.DataFrame())
@@ -180,7 +173,6 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
             lines.append(_line(setting, no_groups, pending))
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)
-        found.first[key] = float(setting["first"])
     pending.run()
     for line in lines:
         for name, decided in line.pop("_intervals").items():
@@ -198,19 +190,24 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
 def _split(joined: object, kind: type) -> tuple:
     """The sorted distinct values of a ``group_concat`` (empty for none; a comma inside a
     value was stored as the unit separator)."""
-    if _missing(joined):
+    if pd.isna(joined):
         return ()
     return tuple(sorted({kind(v.replace(chr(31), ",")) for v in str(joined).split(",")}))
 
 
-def _rows_sql(col: dict[str, str], table: str, where: str) -> str:
+def _columns(db: sqlite3.Connection) -> set[str]:
+    """The columns of the store's results table (older stores lack the newer ones)."""
+    return {row[1] for row in db.execute("PRAGMA table_info(results)")}
+
+
+def _rows_sql(col: dict[str, str], where: str) -> str:
     """The selected rows, each with its train dataset known where its setting names one
     (``train``, "" for none) and its group (``grp``: group id, else image id)."""
     return f"""
         WITH picked AS (
             SELECT rowid AS ord, {', '.join(f'{col[c]} AS {c}' for c in _CARRIED)},
                    CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT) AS grp
-            FROM {table} WHERE {where}
+            FROM results WHERE {where}
         ),
         known AS (
             SELECT dataset, codec, setting, MIN(train_dataset) AS train FROM picked
@@ -226,13 +223,10 @@ def _rows_sql(col: dict[str, str], table: str, where: str) -> str:
 _KEY_SQL = "dataset, codec, train, setting"
 
 
-def _settings(db: sqlite3.Connection, rows: str, params: list, col: dict[str, str],
-              targets_last: bool) -> pd.DataFrame:
+def _settings(db: sqlite3.Connection, rows: str, params: list) -> pd.DataFrame:
     """One line per setting: what does not need the groups (counts, maxima, pooled MSE)."""
     ok = "status = 'ok'"
-    target = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
-    first = (f"MIN(CASE WHEN {target} THEN ord + 9e15 ELSE ord END)" if targets_last
-             else "MIN(ord)")
+    first = f"MIN(CASE WHEN {_TARGET_SQL} THEN ord + 9e15 ELSE ord END)"  # targets last
     peak = "((1 << CAST(bit_depth AS INTEGER)) - 1)"
     maxima = ", ".join(f"MAX(CASE WHEN {ok} THEN {c} END) AS max_{c}"
                        for c in ("max_abs_error", "batch_size", *COMPLEXITY))
@@ -302,7 +296,7 @@ def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict
         "dataset": setting["dataset"], "codec": setting["codec"],
         "train_dataset": setting["train"], "setting": setting["setting"],
         "codec_kind": setting["codec_kind"],
-        "setting_rank": 0 if _missing(rank) else int(rank),
+        "setting_rank": 0 if pd.isna(rank) else int(rank),
         "images": _int(setting["images"]), "errors": _int(setting["errors"]),
         "unsupported": _int(setting["unsupported"]),
         "max_abs_error": _number(setting["max_max_abs_error"]),
@@ -329,7 +323,7 @@ def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict
         if raw and _int(setting[exact]) == raw:  # every image exact
             line[name] = math.inf
     batch = setting["max_batch_size"]
-    line["batch_size"] = 1 if _missing(batch) else int(batch)
+    line["batch_size"] = 1 if pd.isna(batch) else int(batch)
     for name in COMPLEXITY:
         line[name] = _number(setting[f"max_{name}"])
     images = line["images"]
@@ -347,20 +341,17 @@ def _decision(sums: np.ndarray, counts: np.ndarray, kind: str | None):
     total = int(counts.sum())
     if total >= 2 and len(counts) == total:  # one value per group: Student-t on the values
         return _decide(sums, None, kind, CONFIDENCE)
-    index = np.repeat(np.arange(len(counts)), counts.astype(int))
+    sizes = counts.astype(int)
+    index = np.repeat(np.arange(len(sizes)), sizes)
     values = np.zeros(total)
-    values[np.cumsum(counts.astype(int)) - counts.astype(int)] = sums  # each group's first
+    values[np.cumsum(sizes) - sizes] = sums  # each group's sum on its first image
     return _decide(values, index, kind, CONFIDENCE, coded=True)
 
 
 def _int(value: object) -> int:
     """A count SQLite summed (NULL where every summed value was NULL: 0)."""
-    return 0 if _missing(value) else int(value)
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return 0 if pd.isna(value) else int(value)
 
 
 def _number(value: object) -> float:
-    return math.nan if _missing(value) else float(value)
+    return math.nan if pd.isna(value) else float(value)
