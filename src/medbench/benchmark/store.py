@@ -20,7 +20,7 @@ import json
 import math
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -503,15 +503,29 @@ class ResultsStore:
     @_guarded
     def frame(self, run_id: str | None = None) -> pd.DataFrame:
         """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""
+        if run_id is None:
+            return self._frame("1", ())
+        return self._frame("run_id = ?", (run_id,))
+
+    @_guarded
+    def frame_where(self, where: str, params: Sequence[Any] = (),
+                    leave_out: Sequence[str] = (),
+                    columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The result rows the SQL condition ``where`` selects, as :meth:`frame` gives
+        them; the columns of ``leave_out`` are not read (they hold None), or only
+        ``columns`` are (and the frame has only those): a large selection stays small
+        where nobody reads its per-row texts."""
+        return self._frame(where, tuple(params), leave_out, columns)
+
+    def _frame(self, where: str, params: tuple, leave_out: Sequence[str] = (),
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
         # A store written by an older version lacks the newer columns: they read as empty.
         present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
-        query = f"SELECT {', '.join(c for c in COLUMNS if c in present)} FROM results"
-        params: tuple = ()
-        if run_id is not None:
-            query += " WHERE run_id = ?"
-            params = (run_id,)
-        df = read_frame(self._db, query + " ORDER BY rowid", params)  # in bounded chunks
-        df = df.reindex(columns=list(COLUMNS))
+        wanted = list(COLUMNS) if columns is None else list(columns)
+        names = [c for c in wanted if c in present and c not in leave_out]
+        query = f"SELECT {', '.join(names)} FROM results WHERE {where} ORDER BY rowid"
+        df = read_frame(self._db, query, params)  # in bounded chunks
+        df = df.reindex(columns=wanted)
         for flag in ("lossless_exact", "seen_in_training"):  # SQLite keeps 0/1
             if flag in df:
                 df[flag] = df[flag].map(lambda v: None if pd.isna(v) else bool(v))

@@ -8,12 +8,22 @@ bit depth), and BD-rate against JPEG 2000 on the same body part's images.
 from __future__ import annotations
 
 import math
+import sqlite3
+from collections.abc import Callable
 
 import pandas as pd
 
 from medbench.reports.bd import bd_against
-from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, clinical_bpp, curves
+from medbench.reports.curves import (
+    ANCHOR,
+    CLINICAL_RATIOS,
+    Curve,
+    clinical_bpp,
+    curves,
+    curves_from_means,
+)
 from medbench.reports.means import setting_means
+from medbench.reports.store_means import BY_SEPARATOR, means_in_store, split_by
 
 COLUMNS = ["dataset", "body_part", "codec", "train_dataset", "images", "bit_depth"]
 #: The columns of ``body_part_settings.csv``.
@@ -25,37 +35,81 @@ def has_body_parts(rows: pd.DataFrame) -> bool:
     return "body_part" in rows and rows["body_part"].notna().any()
 
 
-def body_part_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset × body part × curve (empty when no row has a body part)."""
+def _table_columns() -> list[str]:
     ratio_cols = [f"psnr_at_{r}to1" for r in CLINICAL_RATIOS] + [
         f"ms_ssim_db_at_{r}to1" for r in CLINICAL_RATIOS
     ]
-    columns = COLUMNS + ratio_cols + ["bd_rate_psnr", "bd_reliable"]
+    return COLUMNS + ratio_cols + ["bd_rate_psnr", "bd_reliable"]
+
+
+def body_part_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset × body part × curve (empty when no row has a body part)."""
     if not has_body_parts(rows):
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=_table_columns())
     part_rows = rows[rows["body_part"].notna()]
     out = []
     for (dataset, part), group in part_rows.groupby(["dataset", "body_part"], sort=True):
-        part_curves = curves(group)
-        anchor = next((c for c in part_curves if c.codec == ANCHOR and not c.train_dataset),
-                      None)
-        for c in part_curves:
-            images = group[(group["codec"] == c.codec) & (group["status"] == "ok")]
+        def images(c: Curve, group: pd.DataFrame = group) -> int:
+            mine = group[(group["codec"] == c.codec) & (group["status"] == "ok")]
             if c.train_dataset:
-                images = images[images["train_dataset"] == c.train_dataset]
-            depth = c.bit_depths[0] if len(c.bit_depths) == 1 else None
-            row = {"dataset": dataset, "body_part": part, "codec": c.codec,
-                   "train_dataset": c.train_dataset, "images": images["image_id"].nunique(),
-                   "bit_depth": depth}
-            for r in CLINICAL_RATIOS:
-                bpp = clinical_bpp(depth, r) if depth else math.nan
-                row[f"psnr_at_{r}to1"] = c.at(bpp, "psnr")
-                row[f"ms_ssim_db_at_{r}to1"] = c.at(bpp, "ms_ssim_db")
-            if anchor is not None and c is not anchor:
-                bd = bd_against(anchor, c)
-                row["bd_rate_psnr"], row["bd_reliable"] = bd["bd_rate_psnr"], bd["reliable"]
-            out.append(row)
-    return pd.DataFrame(out, columns=columns)
+                mine = mine[mine["train_dataset"] == c.train_dataset]
+            return int(mine["image_id"].nunique())
+
+        out += _part_lines(dataset, part, curves(group), images)
+    return pd.DataFrame(out, columns=_table_columns())
+
+
+def _part_lines(dataset: str, part: str, part_curves: list[Curve],
+                images: Callable[[Curve], int]) -> list[dict]:
+    """The table's lines of one dataset × body part (``images(curve)``: its images)."""
+    anchor = next((c for c in part_curves if c.codec == ANCHOR and not c.train_dataset), None)
+    out = []
+    for c in part_curves:
+        depth = c.bit_depths[0] if len(c.bit_depths) == 1 else None
+        row = {"dataset": dataset, "body_part": part, "codec": c.codec,
+               "train_dataset": c.train_dataset, "images": images(c), "bit_depth": depth}
+        for r in CLINICAL_RATIOS:
+            bpp = clinical_bpp(depth, r) if depth else math.nan
+            row[f"psnr_at_{r}to1"] = c.at(bpp, "psnr")
+            row[f"ms_ssim_db_at_{r}to1"] = c.at(bpp, "ms_ssim_db")
+        if anchor is not None and c is not anchor:
+            bd = bd_against(anchor, c)
+            row["bd_rate_psnr"], row["bd_reliable"] = bd["bd_rate_psnr"], bd["reliable"]
+        out.append(row)
+    return out
+
+
+def body_parts_in_store(db: sqlite3.Connection, where: str, params: list
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`body_part_table` and :func:`body_part_settings` of the rows ``where``
+    selects, computed in the store (:func:`~medbench.reports.store_means.means_in_store`
+    by body part; the CSV has no intervals, so none is drawn)."""
+    found = means_in_store(db, where, params, by="body_part", intervals=False)
+    if found.table.empty:
+        return pd.DataFrame(columns=_table_columns()), pd.DataFrame()
+    names = [split_by(d) for d in found.table["dataset"]]
+    table = found.table.assign(dataset=[d for d, _ in names], body_part=[p for _, p in names])
+    depths: dict[tuple[str, str, str], set[int]] = {}
+    for (composite, codec, train, _), found_depths in found.depths.items():
+        depths.setdefault((composite, codec, train), set()).update(found_depths)
+    counted = pd.read_sql_query(
+        f"SELECT dataset, body_part, codec, COALESCE(train_dataset, '') AS train, "
+        f"COUNT(DISTINCT image_id) AS n FROM results WHERE ({where}) AND status = 'ok' "
+        f"AND body_part IS NOT NULL GROUP BY 1, 2, 3, 4", db, params=params)
+    images = {(str(d), str(p), str(c), str(t)): int(n) for d, p, c, t, n
+              in counted.itertuples(index=False)}
+    out, frames = [], []
+    for (dataset, part), means in table.groupby(["dataset", "body_part"], sort=True):
+        composite = f"{dataset}{BY_SEPARATOR}{part}"
+        mine = {(dataset, codec, train): tuple(sorted(ds)) for (d, codec, train), ds
+                in depths.items() if d == composite and ds}
+        out += _part_lines(dataset, part, curves_from_means(means, mine),
+                           lambda c, d=dataset, p=part: images.get(
+                               (d, p, c.codec, c.train_dataset or ""), 0))
+        kept = means[means["images"] > 0]
+        frames.append(kept[SETTING_COLUMNS[2:]].assign(dataset=dataset, body_part=part))
+    settings = pd.concat(frames, ignore_index=True)[SETTING_COLUMNS]
+    return pd.DataFrame(out, columns=_table_columns()), settings
 
 
 def body_part_settings(rows: pd.DataFrame) -> pd.DataFrame:

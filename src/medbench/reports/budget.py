@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from medbench.reports.bd import bd_against
-from medbench.reports.curves import ANCHOR, curves
+from medbench.reports.curves import ANCHOR, Curve, curves
 
 #: Separates a model from its milestone label in a setting name.
 SEPARATOR = "@"
@@ -79,13 +79,17 @@ def label_amount(label: str) -> tuple[float, str]:
     return (value, "steps") if unit == "steps" else (value * _SECONDS[unit], "s")
 
 
-def budget_table(rows: pd.DataFrame) -> pd.DataFrame:
+def budget_table(rows: pd.DataFrame, anchors: dict[str, Curve] | None = None
+                 ) -> pd.DataFrame:
     """BD-rate and BD-PSNR against JPEG 2000 of every milestone curve in ``rows``.
 
     Parameters
     ----------
     rows : pandas.DataFrame
         A run's rows: the anchor's and the milestone checkpoints' (others are ignored).
+    anchors : dict of str to Curve, optional
+        Each dataset's anchor curve, where the caller has it (a report computes it in
+        the store; ``rows`` then need only be the milestones').
 
     Returns
     -------
@@ -98,8 +102,9 @@ def budget_table(rows: pd.DataFrame) -> pd.DataFrame:
     ok = milestones[milestones["status"] == "ok"] if len(milestones) else milestones
     if ok.empty:
         return pd.DataFrame(columns=COLUMNS)
-    anchors = {c.dataset: c for c in curves(main[main["codec"] == ANCHOR])
-               if not c.train_dataset}
+    if anchors is None:
+        anchors = {c.dataset: c for c in curves(main[main["codec"] == ANCHOR])
+                   if not c.train_dataset}
     labels = ok["setting"].astype(str).str.rsplit(SEPARATOR, n=1).str[-1]
     out = []
     for label, part in ok.groupby(labels, sort=False):
@@ -250,13 +255,15 @@ TREND_COLUMNS = [
 ]
 
 
-def budget_section(rows: pd.DataFrame, out: Path, figures: Path) -> tuple[str, str]:
+def budget_section(rows: pd.DataFrame, anchors: dict[str, Curve] | None, out: Path,
+                   figures: Path) -> tuple[str, str]:
     """Markdown and HTML body of the report section; writes ``budget_curve.csv`` and
-    one figure per dataset (and budget unit) into ``figures``."""
+    one figure per dataset (and budget unit) into ``figures`` (``rows``, ``anchors``: as
+    :func:`budget_table` reads them)."""
     from medbench.reports import html as H
     from medbench.reports.format import html_table, markdown, text_frame
 
-    table = budget_table(rows)
+    table = budget_table(rows, anchors)
     table.to_csv(out / "budget_curve.csv", index=False)
     if table.empty:
         return HOW_TO + "\n", H.paragraph(HOW_TO, "empty")

@@ -35,8 +35,8 @@ from medbench.benchmark.store import ResultsStore
 from medbench.reports import html as H
 from medbench.reports.bd import METHOD, MIN_OVERLAP, bd_table
 from medbench.reports.bd_ci import RESAMPLES, bd_intervals_in_store
-from medbench.reports.bodyparts import body_part_settings, body_part_table, has_body_parts
-from medbench.reports.budget import budget_section, split_milestones
+from medbench.reports.bodyparts import body_parts_in_store
+from medbench.reports.budget import budget_section
 from medbench.reports.curves import ANCHOR, CLINICAL_RATIOS, curve_points_frame, curves_from_means
 from medbench.reports.diagnostic import diagnostic_section
 from medbench.reports.figures import coinciding, heatmap_figure, rd_figure, visual_figure
@@ -48,16 +48,24 @@ from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.readers import find_studies, readers_section
-from medbench.reports.seen import SEEN_CSV, leave_out_seen
-from medbench.reports.store_means import curve_depths, is_target, report_means
+from medbench.reports.run_rows import UNREAD_OF_MATCHED, DatasetFacts, StoreRows
+from medbench.reports.seen import SEEN_CSV, seen_in_store
+from medbench.reports.store_means import (
+    curve_depths,
+    has_seen_images,
+    is_target,
+    means_in_store,
+    report_means,
+    report_rows_where,
+)
 from medbench.reports.summary import COLUMNS as SUMMARY
 from medbench.reports.summary import MODEL_COLUMNS
 from medbench.reports.table1 import DATASETS as TABLE1_DATASETS
-from medbench.reports.table1 import table1_comparison
+from medbench.reports.table1 import paper_codecs, table1_comparison
 from medbench.reports.targets import EMPTY as TARGETS_EMPTY
 from medbench.reports.targets import TABLE as TARGET_COLUMNS
 from medbench.reports.targets import about as target_about
-from medbench.reports.targets import target_rows, targets_table
+from medbench.reports.targets import targets_table
 from medbench.reports.visual import visual_comparisons
 
 log = logging.getLogger(__name__)
@@ -165,28 +173,54 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         Where ``index.html`` and the other files are, the Markdown of each section and
         notes on what could not be shown.
     """
-    all_rows, info = load_run(results, run_id, visuals=visual)
-    out = Path(out) if out is not None else Path(results) / "report"
+    store = ResultsStore.open_existing(Path(results))
+    try:  # every section selects what it reads in the store: no run is held whole
+        return _build(store, Path(results), out, run_id, visual)
+    finally:
+        store.close()
+
+
+def row_selections(store: ResultsStore, run_id: str) -> dict[str, tuple[str, list]]:
+    """The SQL condition and parameters of each part of run ``run_id`` a report reads
+    (:func:`~medbench.reports.store_means.report_rows_where`), by part name."""
+    seen_any = store.compute(has_seen_images, run_id)
+    return {part: store.compute(report_rows_where, run_id, part, seen_any)
+            for part in ("settings", "targets", "all", "kept", "milestones")}
+
+
+def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | None,
+           visual: bool) -> Report:
+    run_id = store.run_or_latest(run_id)
+    info = store.run_info(run_id)
+    info["runs_in_store"] = len(store.runs())
+    info["observer"] = observer_table(store, run_id)  # run --observer; empty without
+    if visual:
+        info["visuals"] = store.visuals(run_id)
+    where = row_selections(store, run_id)
+    out = Path(out) if out is not None else results / "report"
     out.mkdir(parents=True, exist_ok=True)
     # Images a learned model trained on: out of every comparison, listed on their own.
-    all_rows, seen, seen_notes = leave_out_seen(all_rows)
+    seen, seen_notes = seen_in_store(store, run_id)
     seen.to_csv(out / SEEN_CSV, index=False)
-    rows = split_milestones(all_rows)[0]  # milestone checkpoints: their own section only
-    matched = target_rows(rows)  # rate-matched cells: their own table and the summary only
-    rows = rows.drop(index=matched.index)
+    # The report's rows (no seen image, no milestone checkpoint), answered in the store;
+    # rate-matched cells: their own table and the summary only.
+    rows = StoreRows(store, *where["settings"])
+    facts = rows.all_facts()
+    matched = store.frame_where(*where["targets"], leave_out=UNREAD_OF_MATCHED)
     at_targets = targets_table(matched)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     report = Report(out, info["run_id"], out / "index.html")
     md, sections = report.markdown, []
-    learned = bool(rows["train_dataset"].notna().any()) if len(rows) else False
-    found = info["means"]  # the rows' setting means, computed in the store
+    learned = any(f.trained for f in facts.values())
+    found = store.compute(means_in_store, *where["all"],
+                          lambda key: not is_target(key[3]))  # the rows' setting means
     settings = found.table.loc[~found.table["setting"].map(is_target).astype(bool)]
     all_curves = curves_from_means(settings, curve_depths(found))
     bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
 
     # -- headline: the answer first ------------------------------------------------------------
-    incomplete = _incomplete(info, all_rows, results)
+    incomplete = _incomplete(info, store, where["kept"], results)
     lines = headline(rows, all_curves, bd, at_targets, seen_notes, incomplete)
     report.notes += [f"{d}: {n}" for d, n in seen_notes.items()]
     md["headline"] = headline_markdown(lines)
@@ -299,8 +333,10 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
                               H.paragraph(about, "note") + _html(summary_text)))
 
     # -- visual --------------------------------------------------------------------------------
-    md["visual"], body = _visual(pd.concat([rows, matched]) if len(matched) else rows, info,
-                                 figures, visual, report.notes)
+    shown = _visual_rows(store, where["all"], info.get("visuals", []))
+    datasets = sorted(set(facts) | {str(d) for d in matched["dataset"]})
+    md["visual"], body = _visual(shown, datasets, bool(len(matched)), info, figures, visual,
+                                 report.notes)
     sections.append(H.Section("visual", body))
 
     # -- generalization ------------------------------------------------------------------------
@@ -311,26 +347,31 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     sections.append(H.Section("generalization", body))
 
     # -- learned vs classical by training budget ----------------------------------------------
-    md["budget"], body = budget_section(all_rows, out, figures)
+    md["budget"], body = _budget(store, where, out, figures)
     sections.append(H.Section("budget", body))
 
     # -- Table 1 -------------------------------------------------------------------------------
-    t1 = table1_comparison(rows, all_curves)
+    paper = [c for c in paper_codecs() if any(c in f.codecs for f in facts.values())]
+    marks = ", ".join("?" for _ in paper) or "NULL"
+    t1 = table1_comparison(store.frame_where(f"({where['settings'][0]}) AND codec IN ({marks})",
+                                             [*where["settings"][1], *paper]),
+                           all_curves, datasets=sorted(facts))
     t1.to_csv(out / "table1.csv", index=False)
-    md["table1"], body = _table1(t1, rows)
+    md["table1"], body = _table1(t1, sorted(facts))
     (out / "table1.md").write_text(md["table1"])
     sections.append(H.Section("table1", body))
 
     # -- body parts ----------------------------------------------------------------------------
-    md["body-parts"], body = _body_parts(rows, out, learned)
+    md["body-parts"], body = _body_parts(store, where["settings"], facts, out, learned)
     sections.append(H.Section("body-parts", body))
 
     # -- errors --------------------------------------------------------------------------------
-    md["errors"], body = _errors(all_rows, out, report.notes)
+    bad = store.frame_where(f"({where['kept'][0]}) AND status != 'ok'", where["kept"][1])
+    md["errors"], body = _errors(bad, out, report.notes)
     sections.append(H.Section("errors", body))
 
     # -- metadata, last and folded -------------------------------------------------------------
-    meta_frame = _metadata_frame(info, rows)
+    meta_frame = _metadata_frame(info, facts)
     md["metadata"] = markdown(meta_frame)
     sections.append(H.Section("metadata", _html(meta_frame)))
 
@@ -361,13 +402,15 @@ def _interval_notes(summary: pd.DataFrame) -> str:
     return (" " + " ".join(notes)) if notes else ""
 
 
-def _incomplete(info: dict, rows: pd.DataFrame, results: Path) -> str | None:
+def _incomplete(info: dict, store: ResultsStore, kept: tuple[str, list],
+                results: Path) -> str | None:
     """A warning when the run did not finish: what is there, and that it may change."""
     status = info.get("status")
     if status == "finished":
         return None
-    cells = len(rows)
-    images = rows["image_id"].nunique() if len(rows) else 0
+    cells, images = store.compute(lambda db: db.execute(
+        f"SELECT COUNT(*), COUNT(DISTINCT image_id) FROM results WHERE {kept[0]}",
+        kept[1]).fetchone())
     return (f"⚠ This run did not finish (status {status}): {cells} cells of {images} images "
             f"are in the store; images or settings may be missing, and every number below "
             f"may change when it is completed (`medbench run --out {results} --resume`).")
@@ -414,15 +457,15 @@ def _html(frame: pd.DataFrame) -> str:
     return html_table(frame)
 
 
-def _metadata_frame(info: dict, rows: pd.DataFrame) -> pd.DataFrame:
+def _metadata_frame(info: dict, facts: dict[str, DatasetFacts]) -> pd.DataFrame:
     runs = info.get("runs_in_store", 1)
     items = [("run", info["run_id"]), ("status", info.get("status")),
              ("runs in store", f"this store holds {runs} run{'s' * (runs != 1)}; this report "
                                f"shows run {info['run_id']}"),
              ("started", info.get("started_at")), ("finished", info.get("finished_at")),
-             ("rows", len(rows)),
-             ("datasets", ", ".join(sorted({str(d) for d in rows.get("dataset", [])}))),
-             ("codecs", ", ".join(sorted({str(c) for c in rows.get("codec", [])})))]
+             ("rows", sum(f.rows for f in facts.values())),
+             ("datasets", ", ".join(sorted(facts))),
+             ("codecs", ", ".join(sorted({c for f in facts.values() for c in f.codecs})))]
     for key, value in sorted(info.get("arguments", {}).items()):
         items.append((f"argument {key}", value))
     for key, value in sorted(info.get("environment", {}).items()):
@@ -470,9 +513,9 @@ def _generalization(gen: pd.DataFrame, all_curves, figures: Path) -> tuple[str, 
     return "\n".join(parts_md), "".join(parts_html)
 
 
-def _table1(t1: pd.DataFrame, rows: pd.DataFrame) -> tuple[str, str]:
+def _table1(t1: pd.DataFrame, datasets: list[str]) -> tuple[str, str]:
     """Table 1 beside our rows, or one line when none of its datasets was run."""
-    ran = {str(d) for d in rows.get("dataset", [])} & set(TABLE1_DATASETS.values())
+    ran = set(datasets) & set(TABLE1_DATASETS.values())
     if not ran:
         text = ("Table 1 of the seed paper (Fettah et al., TACC 2024) compares AE, CNN and DCAE "
                 "trained and tested on MXID, OPEN-I and JSRT; this run has none of them: run "
@@ -490,15 +533,28 @@ def _table1(t1: pd.DataFrame, rows: pd.DataFrame) -> tuple[str, str]:
             H.paragraph(about, "note") + _html(t1_text))
 
 
-def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
-            notes: list[str]) -> tuple[str, str]:
+def _visual_rows(store: ResultsStore, where: tuple[str, list], views: list[dict]
+                 ) -> pd.DataFrame:
+    """The report's rows of the images the run stored pixels of (few: read by key)."""
+    images = sorted({(str(v["dataset"]), str(v["image_id"])) for v in views})
+    if not images:
+        return store.frame_where("0")
+    pairs = " OR ".join("(dataset = ? AND image_id = ?)" for _ in images)
+    return store.frame_where(f"({where[0]}) AND ({pairs})",
+                             [*where[1], *(x for pair in images for x in pair)])
+
+
+def _visual(rows: pd.DataFrame, datasets: list[str], rate_matched: bool, info: dict,
+            figures: Path, enabled: bool, notes: list[str]) -> tuple[str, str]:
+    """The section, from the rows of the images shown (``datasets``: the report's;
+    ``rate_matched``: whether the run has rate-matched cells)."""
     if not enabled:
         text = "Visual comparison not requested (--no-visual)."
         return text + "\n", H.paragraph(text, "empty")
-    if rows.empty:
+    if not datasets:
         return "(no rows)\n", H.paragraph("(no rows)", "empty")
     md, body = [], []
-    for v in visual_comparisons(rows, info.get("visuals", [])):
+    for v in visual_comparisons(rows, info.get("visuals", []), datasets=datasets):
         notes += v.notes
         if not v.images:
             text = f"{v.dataset}: no images to show. " + " ".join(v.notes)
@@ -508,7 +564,7 @@ def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
         path = visual_figure(v.images, figures / f"visual_{slug(v.dataset)}")[0]
         how = ("coded at exactly the target on that image (run --target; title: the knob "
                "the search chose, MISSED where it could not get there)"
-               if rows["setting"].astype(str).str.startswith("target:").any() else
+               if rate_matched else
                "at the setting whose bpp on that image is nearest")
         caption = (f"{v.dataset}: original, each codec's reconstruction {how} the "
                    f"{v.target} clinical ratio, and the "
@@ -521,13 +577,36 @@ def _visual(rows: pd.DataFrame, info: dict, figures: Path, enabled: bool,
     return "\n".join(md), "".join(body)
 
 
-def _body_parts(rows: pd.DataFrame, out: Path, learned: bool) -> tuple[str, str]:
-    if not has_body_parts(rows):
+def _budget(store: ResultsStore, where: dict[str, tuple[str, list]], out: Path,
+            figures: Path) -> tuple[str, str]:
+    """The training-budget section (:func:`budget_inputs`)."""
+    return budget_section(*budget_inputs(store, where), out, figures)
+
+
+def budget_inputs(store: ResultsStore, where: dict[str, tuple[str, list]]
+                  ) -> tuple[pd.DataFrame, dict]:
+    """The milestone checkpoints' rows and each dataset's anchor curve (computed in the
+    store, only when there are milestones): what
+    :func:`~medbench.reports.budget.budget_table` reads."""
+    milestones = store.frame_where(*where["milestones"])
+    anchors: dict = {}
+    if (milestones["status"] == "ok").any():
+        condition, params = where["all"]
+        found = store.compute(means_in_store, f"({condition}) AND codec = ?", [*params, ANCHOR])
+        anchors = {c.dataset: c for c in curves_from_means(found.table,
+                                                           curve_depths(found, targets=True))
+                   if not c.train_dataset}
+    return milestones, anchors
+
+
+def _body_parts(store: ResultsStore, where: tuple[str, list], facts: dict[str, DatasetFacts],
+                out: Path, learned: bool) -> tuple[str, str]:
+    if not any(f.body_parts for f in facts.values()):
         text = "No rows carry a body part."
         return text + "\n", H.paragraph(text, "empty")
-    table = body_part_table(rows)
+    table, settings = store.compute(body_parts_in_store, *where)
     table.to_csv(out / "body_parts.csv", index=False)
-    body_part_settings(rows).to_csv(out / "body_part_settings.csv", index=False)
+    settings.to_csv(out / "body_part_settings.csv", index=False)
     cols = [("dataset", "dataset", "{}"), ("body_part", "body part", "{}"),
             ("codec", "codec", "{}")]
     if learned:

@@ -35,6 +35,7 @@ from medbench.reports.curves import CLINICAL_RATIOS
 from medbench.reports.figures import detectability_figure
 from medbench.reports.format import html_table, markdown
 from medbench.reports.observer import MARGIN, task_lossless_limits
+from medbench.reports.run_rows import DatasetFacts, FrameRows, StoreRows, as_rows
 from medbench.text import slug
 
 ORIGINAL = "original"
@@ -81,8 +82,9 @@ LOSSLESS_CALLS = (
 )
 
 
-def diagnostic_section(table: pd.DataFrame, rows: pd.DataFrame, targets: pd.DataFrame,
-                       matched: pd.DataFrame, figures: Path) -> tuple[str, str]:
+def diagnostic_section(table: pd.DataFrame, rows: pd.DataFrame | FrameRows | StoreRows,
+                       targets: pd.DataFrame, matched: pd.DataFrame, figures: Path
+                       ) -> tuple[str, str]:
     """Markdown and HTML of the section (module notes) for one run.
 
     Parameters
@@ -91,7 +93,8 @@ def diagnostic_section(table: pd.DataFrame, rows: pd.DataFrame, targets: pd.Data
         The run's ``observer`` table (:func:`~medbench.reports.observer.observer_table`);
         empty when the run had no observer experiment.
     rows
-        The report's result rows (images a model trained on already left out).
+        The report's result rows (images a model trained on already left out), or what
+        answers for them (:mod:`~medbench.reports.run_rows`).
     targets
         The rate-matched table (:func:`~medbench.reports.targets.targets_table`).
     matched
@@ -101,7 +104,9 @@ def diagnostic_section(table: pd.DataFrame, rows: pd.DataFrame, targets: pd.Data
     """
     md: list[str] = []
     body: list[str] = []
-    display = _display_note(rows)
+    source = as_rows(rows)
+    facts = {d: source.facts(d) for d in source.datasets()}
+    display = _display_note(list(facts.values()))
     if table is None or table.empty:
         text = ("No detection experiment in this run: `medbench run --observer nodules` "
                 "measures how well simulated nodules stay detectable after coding (model "
@@ -111,10 +116,10 @@ def diagnostic_section(table: pd.DataFrame, rows: pd.DataFrame, targets: pd.Data
     else:
         for dataset in sorted({str(d) for d in table["dataset"]}):
             part = table[table["dataset"] == dataset]
-            d_rows = rows[rows["dataset"] == dataset] if len(rows) else rows
             d_targets = targets[targets["dataset"] == dataset] if len(targets) else targets
             d_matched = matched[matched["dataset"] == dataset] if len(matched) else matched
-            m, h = _dataset_part(dataset, part, d_rows, d_targets, d_matched, figures)
+            depth = _bit_depth(facts.get(dataset, DatasetFacts()))
+            m, h = _dataset_part(dataset, part, depth, d_targets, d_matched, figures)
             md.append(m)
             body.append(h)
     if display:
@@ -123,7 +128,7 @@ def diagnostic_section(table: pd.DataFrame, rows: pd.DataFrame, targets: pd.Data
     return "\n\n".join(md) + "\n", "".join(body)
 
 
-def _dataset_part(dataset: str, table: pd.DataFrame, rows: pd.DataFrame,
+def _dataset_part(dataset: str, table: pd.DataFrame, depth: int,
                   targets: pd.DataFrame, matched: pd.DataFrame,
                   figures: Path) -> tuple[str, str]:
     coded = table[table["codec"] != ORIGINAL]
@@ -142,7 +147,6 @@ def _dataset_part(dataset: str, table: pd.DataFrame, rows: pd.DataFrame,
     if notes:
         md.append("Notes: " + "; ".join(notes[:4]))
         html.append(H.notes(notes[:4]))
-    depth = _bit_depth(rows)
     path = detectability_figure(dataset, coded, middle, depth, MARGIN,
                                 figures / f"detectability_{slug(dataset, fill='_')}")
     caption = (f"{dataset}: d' coded / original against bpp at contrast {middle:g}, per nodule "
@@ -333,15 +337,10 @@ def disagreements(table: pd.DataFrame, targets: pd.DataFrame) -> list[str]:
     return out
 
 
-def _display_note(rows: pd.DataFrame) -> str | None:
+def _display_note(facts: list[DatasetFacts]) -> str | None:
     """A note when images deeper than 8 bits were scored on raw values only."""
-    if rows is None or rows.empty or "bit_depth" not in rows:
-        return None
-    deep = rows[pd.to_numeric(rows["bit_depth"], errors="coerce") > 8]
-    if deep.empty:
-        return None
-    windowed = "display" in deep and deep["display"].notna().any()
-    if windowed:
+    deep = [f for f in facts if any(d > 8 for d in f.depth_rows)]
+    if not deep or any(f.deep_windowed for f in deep):
         return None
     return ("The metrics of this run are on raw values of images deeper than 8 bits; a "
             "radiologist reads a window of them (a viewer shows 8 bits of a window "
@@ -350,10 +349,12 @@ def _display_note(rows: pd.DataFrame) -> str | None:
             "on the windowed image.")
 
 
-def _bit_depth(rows: pd.DataFrame) -> int:
-    depths = pd.to_numeric(rows.get("bit_depth"), errors="coerce").dropna() \
-        if len(rows) else pd.Series(dtype=float)
-    return int(depths.mode().iloc[0]) if len(depths) else 0
+def _bit_depth(facts: DatasetFacts) -> int:
+    """The most common bit depth of a dataset's rows (the smallest of equally common)."""
+    if not facts.depth_rows:
+        return 0
+    most = max(facts.depth_rows.values())
+    return min(d for d, n in facts.depth_rows.items() if n == most)
 
 
 def _label(codec: object, train: object) -> str:

@@ -25,7 +25,8 @@ from medbench.reports.curves import (
     image_values_at,
 )
 from medbench.reports.format import html_table, markdown
-from medbench.reports.means import NO_GROUPING, group_kind, interval
+from medbench.reports.means import NO_GROUPING, interval
+from medbench.reports.run_rows import DatasetFacts, FrameRows, StoreRows, as_rows
 from medbench.reports.targets import TIE
 
 #: The mark of a BD value whose curves overlap too little (the BD table uses it too).
@@ -58,7 +59,8 @@ class DatasetHeadline:
     learned: list[Learned] = field(default_factory=list)
 
 
-def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
+def headline(rows: pd.DataFrame | FrameRows | StoreRows, all_curves: list[Curve],
+             bd: pd.DataFrame,
              targets: pd.DataFrame | None = None,
              left_out: dict[str, str] | None = None,
              incomplete: str | None = None) -> list[DatasetHeadline]:
@@ -66,8 +68,9 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
 
     Parameters
     ----------
-    rows : pandas.DataFrame
-        The run's result rows.
+    rows : pandas.DataFrame or FrameRows or StoreRows
+        The run's result rows, or what answers for them
+        (:mod:`~medbench.reports.run_rows`: a report of a store selects what it reads).
     all_curves : list of Curve
         Their RD curves (:func:`~medbench.reports.curves.curves`).
     bd : pandas.DataFrame
@@ -84,15 +87,15 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
     """
     out = []
     left_out = left_out or {}
-    datasets = {str(d) for d in rows["dataset"]} if len(rows) else set()
-    for dataset in sorted(datasets | set(left_out)):
-        d_rows = rows[rows["dataset"] == dataset] if len(rows) else rows
+    source = as_rows(rows)
+    for dataset in sorted(set(source.datasets()) | set(left_out)):
+        facts = source.facts(dataset)
         first = [incomplete] if incomplete else []
-        if d_rows.empty:  # every image was left out: say so, and nothing else
+        if not facts.rows:  # every image was left out: say so, and nothing else
             out.append(DatasetHeadline(dataset, [*first, left_out[dataset]]))
             continue
         group = [c for c in all_curves if c.dataset == dataset]
-        h = DatasetHeadline(dataset, [*first, _what_ran(d_rows)])
+        h = DatasetHeadline(dataset, [*first, _what_ran(facts)])
         if dataset in left_out:
             h.lines.append(left_out[dataset])
         matched = (targets[targets["dataset"] == dataset] if targets is not None
@@ -100,55 +103,48 @@ def headline(rows: pd.DataFrame, all_curves: list[Curve], bd: pd.DataFrame,
         if matched is not None and len(matched):
             h.lines += _best_matched(matched)
         else:
-            h.lines += [_best_at(group, ratio, d_rows) for ratio in CLINICAL_RATIOS]
-        h.learned = _learned(d_rows, group, bd[bd["dataset"] == dataset] if len(bd) else bd)
+            h.lines += [_best_at(group, ratio, source) for ratio in CLINICAL_RATIOS]
+        h.learned = _learned(source, group, bd[bd["dataset"] == dataset] if len(bd) else bd)
         if not h.learned:
             h.lines.append("No learned codec in this run.")
         out.append(h)
     return out
 
 
-def _what_ran(rows: pd.DataFrame) -> str:
+def _what_ran(facts: DatasetFacts) -> str:
     """``9 classical codecs (…) and 3 learned (…) on 2 test images (2 patients) at …``."""
-    ok = rows[rows["status"] == "ok"]
-    kinds = ok.groupby("codec")["codec_kind"].first() if len(ok) else pd.Series(dtype=str)
-    learned = sorted(c for c, k in kinds.items() if k == "learned")
-    classical = sorted(c for c in kinds.index if c not in learned)
+    learned = sorted(c for c, k in facts.kinds.items() if k == "learned")
+    classical = sorted(c for c in facts.kinds if c not in learned)
     parts = []
     if classical:
         parts.append(f"{len(classical)} classical codec{_s(classical)} ({', '.join(classical)})")
     if learned:
         parts.append(f"{len(learned)} learned ({', '.join(learned)})")
     codecs = " and ".join(parts) or "no codec with a successful row"
-    failed = sorted(set(rows["codec"]) - set(kinds.index))
+    failed = sorted(facts.codecs - set(facts.kinds))
     if failed:
         codecs += f"; no successful row from {', '.join(failed)}"
-    images = rows["image_id"].nunique()
-    splits = sorted({str(s) for s in rows.get("split", pd.Series(dtype=str)).dropna()})
+    images, splits = facts.images, facts.splits
     text = f"{codecs} on {images} {'/'.join(splits) + ' ' if splits else ''}image{_s(images)}"
-    if "group_id" in rows and rows["group_id"].notna().any() \
-            and (rows["group_id"].astype(str) != rows["image_id"].astype(str)).any():
-        groups = rows["group_id"].nunique()
-        kind = group_kind(rows)  # patients, reports, radiographs: what the dataset groups by
+    if facts.groups is not None:
+        kind = facts.group_kind  # patients, reports, radiographs: what the dataset groups by
         noun = kind if kind and kind != NO_GROUPING else "group"
-        text += f" from {groups} {noun}{_s(groups)}"
-    return text + f" at {_protocol(rows)}."
+        text += f" from {facts.groups} {noun}{_s(facts.groups)}"
+    return text + f" at {_protocol(facts)}."
 
 
-def _protocol(rows: pd.DataFrame) -> str:
+def _protocol(facts: DatasetFacts) -> str:
     """``protocol paper (256×256, 8-bit)``, or the range of sizes of native images."""
-    names = sorted({str(p) for p in rows["protocol"].dropna()}) if "protocol" in rows else []
-    sizes = rows[["width", "height"]].dropna().drop_duplicates() if "width" in rows else []
-    if len(sizes) == 1:
-        size = f"{int(sizes.iloc[0]['width'])}×{int(sizes.iloc[0]['height'])}"
-    elif len(sizes):
-        size = (f"{int(sizes['width'].min())}–{int(sizes['width'].max())} × "
-                f"{int(sizes['height'].min())}–{int(sizes['height'].max())} px")
+    if facts.sizes == 1:
+        size = f"{facts.width[0]}×{facts.height[0]}"
+    elif facts.sizes:
+        size = (f"{facts.width[0]}–{facts.width[1]} × "
+                f"{facts.height[0]}–{facts.height[1]} px")
     else:
         size = "size unknown"
-    depths = sorted({int(b) for b in rows["bit_depth"].dropna()}) if "bit_depth" in rows else []
+    depths = sorted(facts.depth_rows)
     depth = "/".join(str(d) for d in depths) + "-bit" if depths else "bit depth unknown"
-    return f"protocol {', '.join(names) or 'unknown'} ({size}, {depth})"
+    return f"protocol {', '.join(facts.protocols) or 'unknown'} ({size}, {depth})"
 
 
 def _best_matched(table: pd.DataFrame) -> list[str]:
@@ -216,7 +212,7 @@ def _matched_name(line: pd.Series, by: str) -> str:
     return text
 
 
-def _best_at(group: list[Curve], ratio: int, rows: pd.DataFrame) -> str:
+def _best_at(group: list[Curve], ratio: int, source: FrameRows | StoreRows) -> str:
     """The codecs with the highest PSNR on their RD curve at the ``ratio``:1 bpp, and
     whether the best is told apart from the next on the same images (:func:`_paired`)."""
     depths = sorted({d for c in group for d in c.bit_depths})
@@ -236,7 +232,7 @@ def _best_at(group: list[Curve], ratio: int, rows: pd.DataFrame) -> str:
     text = f"{head}: best PSNR {best[1].label} {best[0]:.2f} dB"
     if others:  # is the best told apart from the next on the same images?
         after_best, after_runner = _paired_text(
-            best[1], others[0][1], _paired(rows, best[1], others[0][1], bpp))
+            best[1], others[0][1], _paired(source, best[1], others[0][1], bpp))
         runner = f"{others[0][1].label} {others[0][0]:.2f}{after_runner}"
         text += after_best + ", then " + ", ".join(
             [runner] + [f"{c.label} {v:.2f}" for v, c in others[1:]])
@@ -247,20 +243,23 @@ def _best_at(group: list[Curve], ratio: int, rows: pd.DataFrame) -> str:
     return text + f" ({len(reached)} of {len(values)} curves reach this rate)."
 
 
-def _paired(rows: pd.DataFrame, a: Curve, b: Curve, bpp: float
+def _paired(source: FrameRows | StoreRows, a: Curve, b: Curve, bpp: float
             ) -> tuple[float, float, int] | None:
     """``a`` minus ``b`` at ``bpp``, image by image (each read off its own RD curve): the
     mean difference, its 95 % half-width (NaN: too few images or groups) and the images;
-    None where no image has both."""
-    diff = (image_values_at(rows, a, bpp) - image_values_at(rows, b, bpp)).dropna()
+    None where no image has both. Only the two curves' rows are read."""
+    rows_a, rows_b = (source.curve_rows(c.dataset, c.codec, c.train_dataset,
+                                        list(dict.fromkeys(c.points["setting"])))
+                      for c in (a, b))
+    diff = (image_values_at(rows_a, a, bpp) - image_values_at(rows_b, b, bpp)).dropna()
     if diff.empty:
         return None
-    first = rows.drop_duplicates("image_id")
+    first = pd.concat([rows_a, rows_b]).drop_duplicates("image_id")  # an image's group
     groups = None
     if "group_id" in first:
         groups = first.set_index(first["image_id"].astype(str))["group_id"].reindex(diff.index)
         groups = groups.where(groups.notna(), pd.Series(diff.index, index=diff.index))
-    found = interval(diff, groups, group_kind(rows))
+    found = interval(diff, groups, source.facts(a.dataset).group_kind)
     return float(diff.mean()), found.halfwidth, len(diff)
 
 
@@ -279,17 +278,14 @@ def _paired_text(best: Curve, runner: Curve, paired: tuple[float, float, int] | 
     return f" ({mean:+.2f} ± {half:.2f} dB over {runner.label}, paired on {count} images)", ""
 
 
-def _learned(rows: pd.DataFrame, group: list[Curve], bd: pd.DataFrame) -> list[Learned]:
+def _learned(source: FrameRows | StoreRows, group: list[Curve], bd: pd.DataFrame
+             ) -> list[Learned]:
     """Each learned curve's BD-PSNR against JPEG 2000, its training budget and warnings."""
     out = []
     for c in group:
         if not (c.kind == "learned" or c.train_dataset):
             continue
-        own = rows[(rows["codec"] == c.codec) & (rows["status"] == "ok")]
-        if c.train_dataset and "train_dataset" in own:
-            own = own[own["train_dataset"] == c.train_dataset]
-        infos = [_parse(i) for i in own.drop_duplicates("setting").get(
-            "model_info", pd.Series(dtype=object))]
+        infos = [_parse(i) for i in source.model_infos(c.dataset, c.codec, c.train_dataset)]
         infos = [i for i in infos if i]
         out.append(Learned(c.label, _bd_text(c, bd), _budget_text(infos) or "not recorded",
                            _warnings(infos)))

@@ -48,7 +48,7 @@ from medbench.reports.means import (
 )
 
 #: The report's parts of a run (:func:`report_rows_where`).
-PARTS = ("settings", "targets", "all")
+PARTS = ("settings", "targets", "all", "kept", "milestones")
 #: Group lines fetched from SQLite at a time.
 FETCH = 50_000
 _ALL_METRICS = (*METRICS, *MORE_METRICS)
@@ -65,15 +65,18 @@ _CARRIED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_r
 _NEEDED = (*_CARRIED, "group_id", "image_id")
 
 
-def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all"
-                      ) -> tuple[str, list]:
+def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
+                      seen: bool | None = None) -> tuple[str, list]:
     """The SQL condition (and its parameters) selecting the rows of run ``run_id`` that a
     report compares, as :func:`medbench.reports.build.build_report` selects them.
 
     Left out: every row of an image a learned model trained on (:mod:`.seen`) and the
     rows of milestone checkpoints (:func:`~medbench.reports.budget.split_milestones`).
     ``part``: ``settings`` (the settings' rows), ``targets`` (rate-matched rows,
-    ``target:`` settings) or ``all`` (both).
+    ``target:`` settings), ``all`` (both), ``kept`` (every row but the seen images',
+    milestones included) or ``milestones`` (the milestone checkpoints' rows).
+    ``seen``: whether the run has such images, where the caller knows
+    (:func:`has_seen_images`; finding out reads the run's rows).
     """
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, not {part!r}")
@@ -81,15 +84,15 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all"
     kind = "codec_kind" if "codec_kind" in present else "NULL"  # older stores lack some
     knob = "knob" if "knob" in present else "NULL"
     learned = f"COALESCE({kind}, 'learned') = 'learned'"
-    where = [
-        "run_id = ?",
-        f"NOT ({learned} AND (instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0 "
-        f"OR instr(COALESCE(CAST({knob} AS TEXT), ''), '{SEPARATOR}') > 0))",
-    ]
+    where = ["run_id = ?"]
+    if part == "milestones":
+        where.append(f"{learned} AND instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0")
+    elif part != "kept":
+        where.append(f"NOT ({learned} AND (instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0 "
+                     f"OR instr(COALESCE(CAST({knob} AS TEXT), ''), '{SEPARATOR}') > 0))")
     params: list = [run_id]
-    seen = "seen_in_training" in present and db.execute(
-        "SELECT 1 FROM results WHERE run_id = ? AND seen_in_training = 1 LIMIT 1",
-        (run_id,)).fetchone()
+    if seen is None:
+        seen = has_seen_images(db, run_id)
     if seen:  # an image a model trained on: none of its rows, whatever the codec
         where.append("NOT EXISTS (SELECT 1 FROM results AS s WHERE s.run_id = "
                      "results.run_id AND s.dataset = results.dataset AND s.image_id = "
@@ -99,6 +102,13 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all"
     elif part == "targets":
         where.append(_TARGET_SQL)
     return " AND ".join(where), params
+
+
+def has_seen_images(db: sqlite3.Connection, run_id: str) -> bool:
+    """Whether a row of run ``run_id`` marks its image as one a model trained on."""
+    return "seen_in_training" in _columns(db) and db.execute(
+        "SELECT 1 FROM results WHERE run_id = ? AND seen_in_training = 1 LIMIT 1",
+        (run_id,)).fetchone() is not None
 
 
 @dataclass
@@ -131,18 +141,21 @@ def is_target(setting: object) -> bool:
     return str(setting).startswith(TARGET_PREFIX)
 
 
-def curve_depths(found: StoreMeans) -> dict[tuple[str, str, str], tuple[int, ...]]:
-    """The bit depths of each curve's ``ok`` images (settings, not rate-matched cells),
-    keyed as :func:`~medbench.reports.curves.curves_from_means` reads them."""
+def curve_depths(found: StoreMeans, targets: bool = False
+                 ) -> dict[tuple[str, str, str], tuple[int, ...]]:
+    """The bit depths of each curve's ``ok`` images (settings; rate-matched cells too
+    with ``targets``), keyed as :func:`~medbench.reports.curves.curves_from_means` reads
+    them."""
     depths: dict[tuple[str, str, str], set[int]] = {}
     for (dataset, codec, train, setting), found_depths in found.depths.items():
-        if not is_target(setting):
+        if targets or not is_target(setting):
             depths.setdefault((dataset, codec, train), set()).update(found_depths)
     return {key: tuple(sorted(values)) for key, values in depths.items() if values}
 
 
 def means_in_store(db: sqlite3.Connection, where: str, params: list,
-                   keep: Callable[[tuple], bool] | None = None) -> StoreMeans:
+                   keep: Callable[[tuple], bool] | None = None, by: str | None = None,
+                   intervals: bool = True) -> StoreMeans:
     """:func:`~medbench.reports.means.setting_means` of the rows of the store's results
     that ``where`` selects (:func:`report_rows_where`), computed in SQLite, with what else
     each line's rows give (:class:`StoreMeans`); ``keep(key)`` chooses the lines whose
@@ -151,9 +164,19 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     Ties of rank are broken by where a setting's first row is, settings first seen in a
     ``target:`` row after every other (a report averages its settings' rows followed by
     its rate-matched rows).
+
+    ``by`` (a column, e.g. ``body_part``): ``setting_means`` of each dataset × value of
+    it apart (rows without a value left out), in one pass; the table's ``dataset`` then
+    reads ``<dataset>`` :data:`BY_SEPARATOR` ``<value>`` (:func:`split_by`). Without
+    ``intervals`` the ``_ci`` columns are NaN and no bootstrap is drawn.
     """
     present = _columns(db)
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
+    if by is not None:
+        if by not in present:
+            return StoreMeans(pd.DataFrame(columns=COLUMNS))
+        col["dataset"] = f"(CAST(dataset AS TEXT) || char(30) || CAST({by} AS TEXT))"
+        where = f"({where}) AND {by} IS NOT NULL"
     rows = _rows_sql(col, where)
     settings = _settings(db, rows, params)
     if settings.empty:
@@ -173,10 +196,11 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
             lines.append(_line(setting, no_groups, pending))
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)
-    pending.run()
+    if intervals:
+        pending.run()
     for line in lines:
         for name, decided in line.pop("_intervals").items():
-            line[f"{name}_ci"] = decided.result().halfwidth
+            line[f"{name}_ci"] = decided.result().halfwidth if intervals else math.nan
     out = pd.DataFrame(lines, columns=[*COLUMNS, "_first"])
     out["train_dataset"] = out["train_dataset"].map(lambda v: None if v == "" else v)
     # setting_means' order: dataset, codec, train dataset, rank; then first appearance.
@@ -185,6 +209,16 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
                               kind="stable")
     found.table = out.loc[order.index, COLUMNS].reset_index(drop=True)
     return found
+
+
+#: Between a dataset and a value of ``by`` in a ``means_in_store(by=…)`` dataset.
+BY_SEPARATOR = chr(30)
+
+
+def split_by(dataset: object) -> tuple[str, str]:
+    """(dataset, value of ``by``) of a :func:`means_in_store` ``by`` table's dataset."""
+    name, _, value = str(dataset).partition(BY_SEPARATOR)
+    return name, value
 
 
 def _split(joined: object, kind: type) -> tuple:

@@ -50,6 +50,12 @@ def seed_table() -> pd.DataFrame:
     return table[PAPER_COLUMNS]
 
 
+def paper_codecs() -> list[str]:
+    """The codecs of the paper's rows (``ae``, ``cnn``, ``dcae``): the only rows Table 1
+    reads."""
+    return sorted({str(m).lower() for m in seed_table()["method"]})
+
+
 #: ``model_info`` keys worth a column, in this order (the training budget first).
 SUMMARY_KEYS = ("epochs", "device", "device_name", "wall_s", "steps", "images_seen",
                 "latent", "objective", "lmbda")
@@ -104,11 +110,14 @@ def _base(name: object) -> str:
     return str(name or "").partition(":")[0].lower()
 
 
-def table1_comparison(rows: pd.DataFrame, all_curves: list[Curve]) -> pd.DataFrame:
-    """The paper's rows, each followed by ours for the same codec and dataset."""
+def table1_comparison(rows: pd.DataFrame, all_curves: list[Curve],
+                      datasets: list[str] | None = None) -> pd.DataFrame:
+    """The paper's rows, each followed by ours for the same codec and dataset
+    (``datasets``: the run's, where ``rows`` hold only the paper's codecs' rows)."""
     paper = seed_table()
     ok = rows[rows["status"] == "ok"]
-    run_datasets = sorted({str(d) for d in rows["dataset"].dropna()})
+    run_datasets = sorted({str(d) for d in rows["dataset"].dropna()}) if datasets is None \
+        else sorted(datasets)
     anchors = {c.dataset: c for c in all_curves if c.codec == ANCHOR and not c.train_dataset}
     out = []
     for p in paper.itertuples(index=False):

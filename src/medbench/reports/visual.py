@@ -55,7 +55,8 @@ def _codec_order(keys: list[tuple[str, str | None, str]]) -> list[tuple[str, str
 
 
 def visual_comparisons(rows: pd.DataFrame, views: list[dict[str, Any]],
-                       ratio: int = TARGET_RATIO) -> list[Visual]:
+                       ratio: int = TARGET_RATIO, datasets: list[str] | None = None
+                       ) -> list[Visual]:
     """One :class:`Visual` per dataset of the run.
 
     Parameters
@@ -66,6 +67,8 @@ def visual_comparisons(rows: pd.DataFrame, views: list[dict[str, Any]],
         The run's stored pixels (:meth:`medbench.benchmark.store.ResultsStore.visuals`).
     ratio
         The clinical ratio the reconstructions were matched to.
+    datasets
+        The run's datasets, where ``rows`` are only those of the images stored.
 
     Returns
     -------
@@ -73,7 +76,9 @@ def visual_comparisons(rows: pd.DataFrame, views: list[dict[str, Any]],
         Panels per image, original first; notes on what could not be shown.
     """
     out = []
-    for dataset in sorted({str(d) for d in rows["dataset"].dropna()}):
+    if datasets is None:
+        datasets = sorted({str(d) for d in rows["dataset"].dropna()})
+    for dataset in sorted(datasets):
         mine = [v for v in views if v["dataset"] == dataset and v["role"] == "crop"]
         wholes = {v["image_id"]: v for v in views
                   if v["dataset"] == dataset and v["role"] == "whole" and v["codec"] == ""}

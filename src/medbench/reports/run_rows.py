@@ -1,0 +1,235 @@
+"""What a report's sections read of a run's rows: from a frame, or selected in the store.
+
+Besides the setting means (:mod:`.store_means`), a report's sections read little of a
+run's rows: what ran on each dataset (:class:`DatasetFacts`: codecs, images, patients,
+protocol, bit depths), the per-image rows of the one or two curves a paired comparison
+needs, the rows of the few images of the visual comparison, the rows that are not ``ok``.
+:class:`FrameRows` answers from rows held as a frame (a small run, a test); a report of
+a store answers with :class:`StoreRows`, which selects each in SQLite, so that a report
+of 10⁷ rows never holds them all. Both give the same answers (tested on the same rows).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from medbench.benchmark.store import ResultsStore
+from medbench.reports.means import group_kind
+
+#: The columns of a curve's rows that a paired comparison reads.
+CURVE_COLUMNS = ["dataset", "codec", "train_dataset", "setting", "status", "image_id",
+                 "group_id", "group_kind", "bpp", "psnr", "ms_ssim"]
+#: Columns no section reads of the rate-matched rows (long per-row texts, provenance):
+#: not read from the store, so 10⁶ rate-matched rows stay small.
+UNREAD_OF_MATCHED = ("source", "model_info", "finished_at", "stream_sha256", "preparation",
+                     "codec_conventions", "roi", "roi_note", "image_sha256", "file_sha256",
+                     "codec_library", "display_note", "timed_calls")
+
+
+@dataclass
+class DatasetFacts:
+    """What ran on one dataset (the headline's first line, the diagnostic's bit depth).
+
+    ``kinds``: the codec kind of each codec with an ``ok`` row (its first row's);
+    ``codecs``: every codec with a row; ``groups``: distinct group ids, None when no row
+    names a group other than its image; ``sizes``: distinct (width, height) pairs and,
+    when several, their ranges; ``depth_rows``: rows per bit depth; ``deep_windowed``:
+    whether a row deeper than 8 bits was also scored on a display window.
+    """
+
+    rows: int = 0
+    kinds: dict[str, object] = field(default_factory=dict)
+    codecs: set[str] = field(default_factory=set)
+    trained: bool = False
+    images: int = 0
+    splits: list[str] = field(default_factory=list)
+    groups: int | None = None
+    group_kind: str | None = None
+    protocols: list[str] = field(default_factory=list)
+    sizes: int = 0
+    width: tuple[int, int] = (0, 0)
+    height: tuple[int, int] = (0, 0)
+    depth_rows: dict[int, int] = field(default_factory=dict)
+    deep_windowed: bool = False
+    body_parts: bool = False
+
+
+class FrameRows:
+    """The answers of a run's rows held as a frame (``rows``: the report's rows, images a
+    model trained on and milestone checkpoints already left out)."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self.rows = rows
+
+    def datasets(self) -> list[str]:
+        return sorted({str(d) for d in self.rows["dataset"]}) if len(self.rows) else []
+
+    def facts(self, dataset: str) -> DatasetFacts:
+        return _facts(self.rows[self.rows["dataset"] == dataset])
+
+    def curve_rows(self, dataset: str, codec: str, train: str | None,
+                   settings: Sequence[str]) -> pd.DataFrame:
+        """The ``ok`` rows of one curve's ``settings`` (a paired comparison's values)."""
+        rows = self.rows
+        mine = rows[(rows["status"] == "ok") & (rows["dataset"] == dataset)
+                    & (rows["codec"] == codec) & rows["setting"].isin(set(settings))]
+        if "train_dataset" in mine:
+            mine = mine[mine["train_dataset"] == train] if train \
+                else mine[mine["train_dataset"].isna()]
+        return mine
+
+    def model_infos(self, dataset: str, codec: str, train: str | None) -> list[object]:
+        """The ``model_info`` of the first ``ok`` row of each setting of one curve."""
+        rows = self.rows
+        own = rows[(rows["dataset"] == dataset) & (rows["codec"] == codec)
+                   & (rows["status"] == "ok")]
+        if train and "train_dataset" in own:
+            own = own[own["train_dataset"] == train]
+        return list(own.drop_duplicates("setting").get("model_info",
+                                                       pd.Series(dtype=object)))
+
+
+class StoreRows:
+    """The same answers as :class:`FrameRows`, each selected in the store with SQL.
+
+    ``where`` (and ``params``) select the report's rows of the run
+    (:func:`~medbench.reports.store_means.report_rows_where`, part ``settings``).
+    """
+
+    def __init__(self, store: ResultsStore, where: str, params: Sequence) -> None:
+        self.store, self.where, self.params = store, where, list(params)
+        self._facts: dict[str, DatasetFacts] | None = None
+
+    def datasets(self) -> list[str]:
+        return sorted(self.all_facts())
+
+    def facts(self, dataset: str) -> DatasetFacts:
+        return self.all_facts().get(dataset, DatasetFacts())
+
+    def all_facts(self) -> dict[str, DatasetFacts]:
+        """Every dataset's facts: two passes over the rows, once."""
+        if self._facts is None:
+            self._facts = self.store.compute(_facts_in_store, self.where, self.params)
+        return self._facts
+
+    def curve_rows(self, dataset: str, codec: str, train: str | None,
+                   settings: Sequence[str]) -> pd.DataFrame:
+        marks = ", ".join("?" for _ in settings) or "NULL"
+        train_sql = "train_dataset = ?" if train else "train_dataset IS NULL"
+        where = (f"({self.where}) AND status = 'ok' AND dataset = ? AND codec = ? AND "
+                 f"{train_sql} AND setting IN ({marks})")
+        params = [*self.params, dataset, codec, *([train] if train else []), *settings]
+        return self.store.frame_where(where, params, columns=CURVE_COLUMNS)
+
+    def model_infos(self, dataset: str, codec: str, train: str | None) -> list[object]:
+        train_sql = " AND train_dataset = ?" if train else ""
+        query = (f"SELECT model_info FROM results WHERE rowid IN (SELECT MIN(rowid) FROM "
+                 f"results WHERE ({self.where}) AND dataset = ? AND codec = ? AND status = "
+                 f"'ok'{train_sql} GROUP BY setting) ORDER BY rowid")
+        params = [*self.params, dataset, codec, *([train] if train else [])]
+        return list(self.store.compute(_read, query, params)["model_info"])
+
+
+def as_rows(rows: pd.DataFrame | FrameRows | StoreRows) -> FrameRows | StoreRows:
+    """``rows`` as an answerer (a frame is wrapped in :class:`FrameRows`)."""
+    return FrameRows(rows) if isinstance(rows, pd.DataFrame) else rows
+
+
+def _read(db: sqlite3.Connection, query: str, params: Sequence) -> pd.DataFrame:
+    return pd.read_sql_query(query, db, params=list(params))
+
+
+def _facts(rows: pd.DataFrame) -> DatasetFacts:
+    """:class:`DatasetFacts` of one dataset's rows held as a frame."""
+    facts = DatasetFacts(rows=len(rows))
+    if rows.empty:
+        return facts
+    ok = rows[rows["status"] == "ok"] if "status" in rows else rows.iloc[0:0]
+    facts.kinds = dict(ok.groupby("codec")["codec_kind"].first()) if len(ok) else {}
+    facts.codecs = {str(c) for c in rows.get("codec", [])}
+    facts.trained = bool(rows["train_dataset"].notna().any()) if "train_dataset" in rows \
+        else False
+    facts.images = int(rows["image_id"].nunique()) if "image_id" in rows else 0
+    facts.splits = sorted({str(s) for s in rows.get("split", pd.Series(dtype=str)).dropna()})
+    if "group_id" in rows and rows["group_id"].notna().any() \
+            and (rows["group_id"].astype(str) != rows["image_id"].astype(str)).any():
+        facts.groups = int(rows["group_id"].nunique())
+    facts.group_kind = group_kind(rows)
+    facts.protocols = sorted({str(p) for p in rows["protocol"].dropna()}) \
+        if "protocol" in rows else []
+    sizes = rows[["width", "height"]].dropna().drop_duplicates() if "width" in rows else []
+    facts.sizes = len(sizes)
+    if len(sizes):
+        facts.width = (int(sizes["width"].min()), int(sizes["width"].max()))
+        facts.height = (int(sizes["height"].min()), int(sizes["height"].max()))
+    if "bit_depth" in rows:
+        depths = pd.to_numeric(rows["bit_depth"], errors="coerce").dropna()
+        facts.depth_rows = {int(d): int(n) for d, n in depths.value_counts().items()}
+        deep = rows[pd.to_numeric(rows["bit_depth"], errors="coerce") > 8]
+        facts.deep_windowed = bool("display" in deep and deep["display"].notna().any())
+    facts.body_parts = bool("body_part" in rows and rows["body_part"].notna().any())
+    return facts
+
+
+def _facts_in_store(db: sqlite3.Connection, where: str, params: Sequence
+                    ) -> dict[str, DatasetFacts]:
+    """:func:`_facts` of each dataset's rows that ``where`` selects, in two SQL passes:
+    the distinct combinations of the few-valued columns with their row counts, then the
+    per-dataset counts of images and groups and the ranges of image sizes."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+
+    def col(name: str) -> str:
+        return name if name in present else "NULL"
+
+    combos = pd.read_sql_query(f"""
+        SELECT dataset, codec, status, {col('codec_kind')} AS codec_kind,
+            {col('train_dataset')} IS NOT NULL AS trained, {col('split')} AS split,
+            {col('protocol')} AS protocol, {col('group_kind')} AS group_kind,
+            CAST({col('bit_depth')} AS INTEGER) AS bit_depth,
+            {col('display')} IS NOT NULL AS windowed,
+            {col('body_part')} IS NOT NULL AS has_part, MIN(rowid) AS first, COUNT(*) AS n
+        FROM results WHERE {where}
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11""", db, params=list(params))
+    sized = f"{col('width')} IS NOT NULL AND {col('height')} IS NOT NULL"
+    counts = pd.read_sql_query(f"""
+        SELECT dataset, COUNT(DISTINCT image_id) AS images,
+            COUNT(DISTINCT {col('group_id')}) AS groups,
+            SUM({col('group_id')} IS NOT NULL) AS named,
+            SUM({col('group_id')} IS NULL OR CAST({col('group_id')} AS TEXT)
+                != CAST(image_id AS TEXT)) AS other,
+            COUNT(DISTINCT CASE WHEN {sized} THEN CAST({col('width')} AS TEXT) || 'x' ||
+                CAST({col('height')} AS TEXT) END) AS sizes,
+            MIN(CASE WHEN {sized} THEN {col('width')} END) AS w0,
+            MAX(CASE WHEN {sized} THEN {col('width')} END) AS w1,
+            MIN(CASE WHEN {sized} THEN {col('height')} END) AS h0,
+            MAX(CASE WHEN {sized} THEN {col('height')} END) AS h1
+        FROM results WHERE {where} GROUP BY dataset""", db, params=list(params))
+    out: dict[str, DatasetFacts] = {}
+    for line in counts.itertuples(index=False):
+        mine = combos[combos["dataset"] == line.dataset]
+        facts = DatasetFacts(rows=int(mine["n"].sum()), images=int(line.images))
+        ok = mine[mine["status"] == "ok"].sort_values("first")
+        for codec, part in ok.groupby("codec", sort=True):
+            kinds = part["codec_kind"].dropna()  # the first row's kind that is known
+            facts.kinds[str(codec)] = kinds.iloc[0] if len(kinds) else None
+        facts.codecs = {str(c) for c in mine["codec"]}
+        facts.trained = bool(mine["trained"].any())
+        facts.splits = sorted({str(s) for s in mine["split"].dropna()})
+        if line.named and line.other:
+            facts.groups = int(line.groups)
+        kinds = sorted({str(k) for k in mine["group_kind"].dropna()})
+        facts.group_kind = "/".join(kinds) or None
+        facts.protocols = sorted({str(p) for p in mine["protocol"].dropna()})
+        facts.sizes = int(line.sizes)
+        if facts.sizes:
+            facts.width, facts.height = (int(line.w0), int(line.w1)), (int(line.h0), int(line.h1))
+        depths = mine.dropna(subset=["bit_depth"]).groupby("bit_depth")["n"].sum()
+        facts.depth_rows = {int(d): int(n) for d, n in depths.items()}
+        facts.deep_windowed = bool(mine.loc[mine["bit_depth"] > 8, "windowed"].any())
+        facts.body_parts = bool(mine["has_part"].any())
+        out[str(line.dataset)] = facts
+    return out

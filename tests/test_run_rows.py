@@ -1,0 +1,114 @@
+"""What a report reads of a run's rows, selected in the store, is what the frame of the
+rows gives: facts per dataset, a curve's rows, model records, the images left out, body
+parts, the training-budget inputs (``medbench report`` never holds a run's rows)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medbench.benchmark.store import ResultsStore
+from medbench.reports.bodyparts import body_part_settings, body_part_table, body_parts_in_store
+from medbench.reports.budget import budget_table, split_milestones
+from medbench.reports.build import budget_inputs, load_run, row_selections
+from medbench.reports.curves import curves
+from medbench.reports.run_rows import FrameRows, StoreRows
+from medbench.reports.seen import leave_out_seen, seen_in_store
+from medbench.reports.targets import target_rows
+from tests.scale_rows import RUN_ID, write_store
+from tests.test_store_means import _edge_rows
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The edge store (milestones, errors, seen images, body parts) open, its frame's
+    report rows, and the SQL selections of the same rows."""
+    folder = write_store(tmp_path_factory.mktemp("run-rows"), _edge_rows())
+    kept = leave_out_seen(load_run(folder)[0])[0]
+    rows = split_milestones(kept)[0]
+    rows = rows.drop(index=target_rows(rows).index)
+    store = ResultsStore.open_existing(folder)
+    yield store, kept, rows, row_selections(store, RUN_ID)
+    store.close()
+
+
+def _plain(value: object) -> object:
+    return None if not isinstance(value, (list, set, dict, tuple)) and pd.isna(value) \
+        else value
+
+
+def test_facts_are_the_frames(run):
+    store, _, rows, where = run
+    frame, selected = FrameRows(rows), StoreRows(store, *where["settings"])
+    assert selected.datasets() == frame.datasets() and frame.datasets()
+    grouped = []
+    for dataset in frame.datasets():
+        want, got = vars(frame.facts(dataset)), vars(selected.facts(dataset))
+        want["kinds"] = {k: _plain(v) for k, v in want["kinds"].items()}
+        got["kinds"] = {k: _plain(v) for k, v in got["kinds"].items()}
+        assert got == want
+        assert want["rows"] == (rows["dataset"] == dataset).sum()
+        grouped.append(want["groups"])
+    assert any(grouped) and None in grouped  # patients on one dataset, none on the other
+    assert selected.facts("no such dataset").rows == 0
+
+
+def test_curve_rows_and_model_records_are_the_frames(run):
+    store, _, rows, where = run
+    frame, selected = FrameRows(rows), StoreRows(store, *where["settings"])
+    learned = 0
+    for c in curves(rows):
+        settings = list(c.points["setting"])
+        want = frame.curve_rows(c.dataset, c.codec, c.train_dataset, settings)
+        got = selected.curve_rows(c.dataset, c.codec, c.train_dataset, settings)
+        assert len(want) and len(got) == len(want)
+        for column in ("image_id", "setting", "group_id", "bpp", "psnr"):
+            assert [_plain(v) for v in got[column]] == [_plain(v) for v in want[column]], \
+                column
+        infos = frame.model_infos(c.dataset, c.codec, c.train_dataset)
+        assert [_plain(i) for i in selected.model_infos(c.dataset, c.codec,
+                                                        c.train_dataset)] == \
+            [_plain(i) for i in infos]
+        learned += any(isinstance(i, str) and i for i in infos)
+    assert learned  # the learned curves carried their records
+
+
+def test_the_images_left_out_are_the_frames(run):
+    store, *_ = run
+    everything = load_run(store.path)[0]
+    _, want, want_notes = leave_out_seen(everything)
+    got, notes = seen_in_store(store, RUN_ID)
+    assert len(want) and notes == want_notes
+    assert got["image_id"].tolist() == want["image_id"].tolist()
+    assert got["codec"].tolist() == want["codec"].tolist()
+
+
+def _equal(want: pd.DataFrame, got: pd.DataFrame) -> None:
+    assert list(got.columns) == list(want.columns) and len(got) == len(want) and len(want)
+    for column in want.columns:
+        for a, b in zip(want[column], got[column]):
+            if isinstance(a, float) and isinstance(b, float) and not (math.isnan(a)
+                                                                     and math.isnan(b)):
+                assert np.isclose(a, b, rtol=1e-9, atol=0), (column, a, b)
+            else:
+                assert _plain(a) == _plain(b), (column, a, b)
+
+
+def test_body_parts_computed_in_the_store_are_the_frames(run):
+    store, _, rows, where = run
+    table, settings = store.compute(body_parts_in_store, *where["settings"])
+    _equal(body_part_table(rows), table)
+    _equal(body_part_settings(rows), settings)
+    assert set(table["body_part"]) == {"CHEST", "HAND"}
+
+
+def test_the_budget_inputs_give_the_frames_budget_table(run):
+    store, kept, _, where = run
+    milestones, anchors = budget_inputs(store, where)
+    assert len(milestones) and anchors
+    want = budget_table(kept)
+    assert len(want)
+    _equal(want, budget_table(milestones, anchors))
