@@ -70,6 +70,16 @@ def wait_for(browser: Browser, script: str, timeout: float = 20):
     raise AssertionError(f"timed out waiting for: {script}; error shown: {shown}")
 
 
+def reopen(browser: Browser, page: Path) -> None:
+    """Close the kit and open it again: through another page, so that the browser loads
+    it afresh (navigating to the very URL it shows may not; a CI run once timed out
+    waiting for the reopened page's welcome)."""
+    browser._call("POST", f"/session/{browser.session}/url", {"url": "about:blank"})
+    wait_for(browser, "return location.href === 'about:blank';")
+    browser.open(page)
+    wait_for(browser, "return document.readyState === 'complete';")
+
+
 def read_kit(browser: Browser, page: Path, reader: str, choose, shots: Path | None = None
              ) -> Path:
     """Answer every trial of the kit at ``page`` as ``reader`` (``choose(trial_id)`` gives
@@ -92,7 +102,7 @@ def read_kit(browser: Browser, page: Path, reader: str, choose, shots: Path | No
         if index == n // 2:  # close and reopen: the answers so far must be kept
             wait_for(browser, f"return JSON.parse(localStorage.getItem("
                               f"'medbench-study:' + KIT.kit_id)).answers.length === {index + 1};")
-            browser.open(page)
+            reopen(browser, page)
             welcome = wait_for(browser, "const w = document.getElementById('welcome');"
                                         "return !w.hidden && w.textContent;")
             assert f"answered {index + 1} of {n}" in welcome

@@ -177,25 +177,17 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
             return StoreMeans(pd.DataFrame(columns=COLUMNS))
         col["dataset"] = f"(CAST(dataset AS TEXT) || char(30) || CAST({by} AS TEXT))"
         where = f"({where}) AND {by} IS NOT NULL"
-    rows = _rows_sql(col, where)
-    settings = _settings(db, rows, params)
-    if settings.empty:
-        return StoreMeans(pd.DataFrame(columns=COLUMNS))
     found = StoreMeans(pd.DataFrame())
     pending = Bootstraps()
-    lines, done = [], set()
-    for key, groups in _groups(db, rows, params):
-        lines.append(_line(settings.loc[key], groups, pending))
-        done.add(key)
-        if keep is not None and keep(key):
-            found.groups[key] = groups[list(_KEPT)].reset_index(drop=True)
-    no_groups = pd.DataFrame(columns=["grp", *(f"{m}_{x}" for m in _ALL_METRICS
-                                               for x in "ns")])
-    for key, setting in settings.iterrows():  # settings without an ok row
-        if key not in done:
-            lines.append(_line(setting, no_groups, pending))
+    lines = []
+    for key, setting, groups in _lines(db, _lines_sql(col, where), params):
+        lines.append(_line(setting, groups, pending))
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)
+        if keep is not None and keep(key):
+            found.groups[key] = groups[list(_KEPT)].reset_index(drop=True)
+    if not lines:
+        return StoreMeans(pd.DataFrame(columns=COLUMNS))
     if intervals:
         pending.run()
     for line in lines:
@@ -234,39 +226,28 @@ def _columns(db: sqlite3.Connection) -> set[str]:
     return {row[1] for row in db.execute("PRAGMA table_info(results)")}
 
 
-def _rows_sql(col: dict[str, str], where: str) -> str:
-    """The selected rows, each with its train dataset known where its setting names one
-    (``train``, "" for none) and its group (``grp``: group id, else image id)."""
-    return f"""
-        WITH picked AS (
-            SELECT rowid AS ord, {', '.join(f'{col[c]} AS {c}' for c in _CARRIED)},
-                   CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT) AS grp
-            FROM results WHERE {where}
-        ),
-        known AS (
-            SELECT dataset, codec, setting, MIN(train_dataset) AS train FROM picked
-            WHERE train_dataset IS NOT NULL GROUP BY dataset, codec, setting
-            HAVING COUNT(DISTINCT train_dataset) = 1
-        )
-        SELECT picked.*, COALESCE(picked.train_dataset, known.train, '') AS train
-        FROM picked LEFT JOIN known ON known.dataset = picked.dataset
-            AND known.codec = picked.codec AND known.setting = picked.setting
-    """
-
-
-_KEY_SQL = "dataset, codec, train, setting"
-
-
-def _settings(db: sqlite3.Connection, rows: str, params: list) -> pd.DataFrame:
-    """One line per setting: what does not need the groups (counts, maxima, pooled MSE)."""
+def _lines_sql(col: dict[str, str], where: str) -> str:
+    """One pass over the selected rows: a line per setting (by its rows' own train
+    dataset, "" for none) × group (``grp``: group id, else image id), holding what the
+    setting's line needs of the group's rows (counts, maxima, pooled MSE, kinds and bit
+    depths) and per metric the count and sum of its ``ok`` values (PSNRs: the finite
+    ones); ordered so that a setting's lines of every train dataset come together."""
     ok = "status = 'ok'"
     first = f"MIN(CASE WHEN {_TARGET_SQL} THEN ord + 9e15 ELSE ord END)"  # targets last
     peak = "((1 << CAST(bit_depth AS INTEGER)) - 1)"
     maxima = ", ".join(f"MAX(CASE WHEN {ok} THEN {c} END) AS max_{c}"
                        for c in ("max_abs_error", "batch_size", *COMPLEXITY))
-    query = f"""
-        WITH r AS ({rows})
-        SELECT {_KEY_SQL}, {first} AS first,
+    sums = ", ".join(f"COUNT(CASE WHEN {ok} THEN {_finite(m)} END) AS {m}_n, "
+                     f"SUM(CASE WHEN {ok} THEN {_finite(m)} END) AS {m}_s"
+                     for m in _ALL_METRICS)
+    return f"""
+        WITH r AS (
+            SELECT rowid AS ord, {', '.join(f'{col[c]} AS {c}' for c in _CARRIED)},
+                   COALESCE({col['train_dataset']}, '') AS train,
+                   CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT) AS grp
+            FROM results WHERE {where}
+        )
+        SELECT {_KEY_SQL}, grp, {first} AS first,
             MIN(codec_kind) AS codec_kind, MIN(setting_rank) AS setting_rank,
             SUM({ok}) AS images, SUM(status = 'error') AS errors,
             SUM(status = 'unsupported') AS unsupported,
@@ -281,40 +262,74 @@ def _settings(db: sqlite3.Connection, rows: str, params: list) -> pd.DataFrame:
             group_concat(DISTINCT CASE WHEN {ok} THEN replace(CAST(group_kind AS TEXT), ',',
                                                              char(31)) END) AS kinds,
             group_concat(DISTINCT CASE WHEN {ok} THEN CAST(bit_depth AS INTEGER) END)
-                AS depths
-        FROM r GROUP BY {_KEY_SQL}
+                AS depths,
+            {sums}
+        FROM r GROUP BY dataset, codec, setting, train, grp
+        ORDER BY dataset, codec, setting, train, grp
     """
-    frame = pd.read_sql_query(query, db, params=params)
-    return frame.set_index(["dataset", "codec", "train", "setting"], drop=False)
 
 
-def _groups(db: sqlite3.Connection, rows: str, params: list
-            ) -> Iterator[tuple[tuple, pd.DataFrame]]:
-    """Each setting's ``ok`` rows reduced to one line per group (sorted by name): per
-    metric the count and sum of its values (PSNRs: the finite ones), streamed."""
-    sums = ", ".join(
-        f"COUNT({_finite(m)}) AS {m}_n, SUM({_finite(m)}) AS {m}_s" for m in _ALL_METRICS)
-    query = f"""
-        WITH r AS ({rows})
-        SELECT {_KEY_SQL}, grp, {sums} FROM r WHERE status = 'ok'
-        GROUP BY {_KEY_SQL}, grp ORDER BY {_KEY_SQL}, grp
-    """
+_KEY_SQL = "dataset, codec, train, setting"
+#: How a setting's line is made of its groups' lines (a sum of only NULLs stays NULL).
+_COMBINE = {
+    "first": "min", "codec_kind": "min", "setting_rank": "min", "images": "sum",
+    "errors": "sum", "unsupported": "sum", "exact_images": "sum", "exact_display": "sum",
+    "psnr_raw": "sum", "display_psnr_raw": "sum", "nmse_sum": "sum", "nmse_n": "sum",
+    **{f"max_{c}": "max" for c in ("max_abs_error", "batch_size", *COMPLEXITY)},
+    "kinds": "join", "depths": "join",
+    **{f"{m}_{x}": "sum" for m in _ALL_METRICS for x in "ns"},
+}
+
+
+def _lines(db: sqlite3.Connection, query: str, params: list
+           ) -> Iterator[tuple[tuple, pd.Series, pd.DataFrame]]:
+    """Each setting's key, its line (what :func:`_line` reads) and its groups with
+    ``ok`` rows (sorted by name), from the group lines of ``query``
+    (:func:`_lines_sql`), streamed a setting at a time."""
     cursor = db.execute(query, params)
     names = [d[0] for d in cursor.description]
-    key, lines = None, []
+    block: list[tuple] = []
+    here = None
     while True:
         chunk = cursor.fetchmany(FETCH)
+        for line in chunk:
+            setting = (line[0], line[1], line[3])  # dataset, codec, setting
+            if setting != here and block:
+                yield from _setting_lines(pd.DataFrame(block, columns=names))
+                block = []
+            here = setting
+            block.append(line)
         if not chunk:
             break
-        for line in chunk:
-            here = tuple(line[:4])
-            if here != key and lines:
-                yield key, pd.DataFrame(lines, columns=names)
-                lines = []
-            key = here
-            lines.append(line)
-    if lines:
-        yield key, pd.DataFrame(lines, columns=names)
+    if block:
+        yield from _setting_lines(pd.DataFrame(block, columns=names))
+
+
+def _setting_lines(block: pd.DataFrame) -> Iterator[tuple[tuple, pd.Series, pd.DataFrame]]:
+    """The lines of one dataset × codec × setting, one per train dataset. Rows that
+    lack a train dataset count on the line of the one train dataset the setting's other
+    rows name (as ``setting_means`` fills it in): their group lines join that train
+    dataset's first."""
+    trains = list(dict.fromkeys(block["train"]))
+    named = [t for t in trains if t != ""]
+    if "" in trains and len(named) == 1:
+        block = _combine(block.assign(train=named[0]),
+                         ["dataset", "codec", "train", "setting", "grp"])
+    for _, lines in block.groupby("train", sort=True):
+        setting = _combine(lines, ["dataset", "codec", "train", "setting"]).iloc[0]
+        groups = lines[lines["images"] > 0].reset_index(drop=True)
+        yield tuple(setting[["dataset", "codec", "train", "setting"]]), setting, groups
+
+
+def _combine(lines: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The lines of ``lines`` with equal ``keys`` made one, as :data:`_COMBINE` says."""
+    grouped = lines.groupby(keys, sort=True, dropna=False)
+    by = {how: [n for n, h in _COMBINE.items() if h == how] for how in ("sum", "min", "max")}
+    joined = grouped[["kinds", "depths"]].agg(
+        lambda v: ",".join(str(x) for x in v.dropna()) or None)
+    out = pd.concat([grouped[by["sum"]].sum(min_count=1), grouped[by["min"]].min(),
+                     grouped[by["max"]].max(), joined], axis=1).reset_index()
+    return out[[*keys, *_COMBINE]]
 
 
 def _finite(metric: str) -> str:
