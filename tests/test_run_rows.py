@@ -15,6 +15,7 @@ from medbench.reports.bodyparts import body_part_settings, body_part_table, body
 from medbench.reports.budget import budget_table, split_milestones
 from medbench.reports.build import budget_inputs, load_run, row_selections
 from medbench.reports.curves import curves
+from medbench.reports.means import setting_means
 from medbench.reports.run_rows import FrameRows, StoreRows
 from medbench.reports.seen import leave_out_seen, seen_in_store
 from medbench.reports.targets import target_rows
@@ -31,7 +32,7 @@ def run(tmp_path_factory):
     rows = split_milestones(kept)[0]
     rows = rows.drop(index=target_rows(rows).index)
     store = ResultsStore.open_existing(folder)
-    yield store, kept, rows, row_selections(store, RUN_ID)
+    yield store, kept, rows, row_selections(store, RUN_ID)[0]
     store.close()
 
 
@@ -58,7 +59,8 @@ def test_facts_are_the_frames(run):
 
 def test_curve_rows_and_model_records_are_the_frames(run):
     store, _, rows, where = run
-    frame, selected = FrameRows(rows), StoreRows(store, *where["settings"])
+    frame, selected = FrameRows(rows), StoreRows(store, *where["settings"],
+                                                 means=setting_means(rows))
     learned = 0
     for c in curves(rows):
         settings = list(c.points["setting"])

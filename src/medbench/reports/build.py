@@ -48,7 +48,7 @@ from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.readers import find_studies, readers_section
-from medbench.reports.run_rows import UNREAD_OF_MATCHED, DatasetFacts, StoreRows
+from medbench.reports.run_rows import MATCHED_COLUMNS, DatasetFacts, StoreRows
 from medbench.reports.seen import SEEN_CSV, seen_in_store
 from medbench.reports.store_means import (
     curve_depths,
@@ -180,12 +180,14 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
         store.close()
 
 
-def row_selections(store: ResultsStore, run_id: str) -> dict[str, tuple[str, list]]:
+def row_selections(store: ResultsStore, run_id: str
+                   ) -> tuple[dict[str, tuple[str, list]], bool]:
     """The SQL condition and parameters of each part of run ``run_id`` a report reads
-    (:func:`~medbench.reports.store_means.report_rows_where`), by part name."""
-    seen_any = store.compute(has_seen_images, run_id)
-    return {part: store.compute(report_rows_where, run_id, part, seen_any)
-            for part in ("settings", "targets", "all", "kept", "milestones")}
+    (:func:`~medbench.reports.store_means.report_rows_where`), by part name, and whether
+    the run has images a model trained on (finding out reads the run once)."""
+    seen = store.compute(has_seen_images, run_id)
+    return {part: store.compute(report_rows_where, run_id, part, seen)
+            for part in ("settings", "targets", "all", "kept", "milestones")}, seen
 
 
 def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | None,
@@ -196,17 +198,17 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     info["observer"] = observer_table(store, run_id)  # run --observer; empty without
     if visual:
         info["visuals"] = store.visuals(run_id)
-    where = row_selections(store, run_id)
+    where, seen_any = row_selections(store, run_id)
     out = Path(out) if out is not None else results / "report"
     out.mkdir(parents=True, exist_ok=True)
     # Images a learned model trained on: out of every comparison, listed on their own.
-    seen, seen_notes = seen_in_store(store, run_id)
+    seen, seen_notes = seen_in_store(store, run_id, seen_any)
     seen.to_csv(out / SEEN_CSV, index=False)
     # The report's rows (no seen image, no milestone checkpoint), answered in the store;
     # rate-matched cells: their own table and the summary only.
     rows = StoreRows(store, *where["settings"])
     facts = rows.all_facts()
-    matched = store.frame_where(*where["targets"], leave_out=UNREAD_OF_MATCHED)
+    matched = store.frame_where(*where["targets"], columns=MATCHED_COLUMNS)
     at_targets = targets_table(matched)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -216,6 +218,7 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     found = store.compute(means_in_store, *where["all"],
                           lambda key: not is_target(key[3]))  # the rows' setting means
     settings = found.table.loc[~found.table["setting"].map(is_target).astype(bool)]
+    rows.means = settings
     all_curves = curves_from_means(settings, curve_depths(found))
     bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
 

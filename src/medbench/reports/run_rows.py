@@ -23,12 +23,18 @@ from medbench.reports.means import group_kind
 #: The columns of a curve's rows that a paired comparison reads.
 CURVE_COLUMNS = ["dataset", "codec", "train_dataset", "setting", "status", "image_id",
                  "group_id", "group_kind", "bpp", "psnr", "ms_ssim"]
-#: Columns no section reads of the rate-matched rows (long per-row texts, provenance):
-#: not read from the store, so 10⁶ rate-matched rows stay small.
-UNREAD_OF_MATCHED = ("source", "model_info", "finished_at", "stream_sha256", "preparation",
-                     "codec_conventions", "roi", "roi_note", "image_sha256", "file_sha256",
-                     "codec_library", "display_note", "timed_calls")
-
+#: The columns the sections read of the rate-matched rows (the targets table, the
+#: diagnostic and reader verdicts: keys, status, the metrics and their means' inputs, the
+#: target's outcome): only these are read from the store, so 10⁶ rate-matched rows stay
+#: small.
+MATCHED_COLUMNS = [
+    "dataset", "image_id", "bit_depth", "codec", "setting", "train_dataset", "bpp", "ratio",
+    "mse", "psnr", "ssim", "ms_ssim", "max_abs_error", "lossless_exact", "encode_ms",
+    "decode_ms", "status", "error", "codec_kind", "setting_rank", "body_part", "group_id",
+    "group_kind", "roi_psnr", "roi_ssim", "vif", "gmsd", "haarpsi", "fsim", "display_psnr",
+    "display_ssim", "knob", "target_met", "target_note", "batch_size", "params",
+    "kmac_per_pixel_enc", "kmac_per_pixel_dec", "peak_mem_mb",
+]
 
 @dataclass
 class DatasetFacts:
@@ -36,9 +42,10 @@ class DatasetFacts:
 
     ``kinds``: the codec kind of each codec with an ``ok`` row (its first row's);
     ``codecs``: every codec with a row; ``groups``: distinct group ids, None when no row
-    names a group other than its image; ``sizes``: distinct (width, height) pairs and,
-    when several, their ranges; ``depth_rows``: rows per bit depth; ``deep_windowed``:
-    whether a row deeper than 8 bits was also scored on a display window.
+    names a group other than its image; ``sizes``: 0 for none, 1 for one (width, height),
+    2 for several, and their ranges (``width``, ``height``); ``depth_rows``: rows per bit
+    depth; ``deep_windowed``: whether a row deeper than 8 bits was also scored on a
+    display window.
     """
 
     rows: int = 0
@@ -100,8 +107,12 @@ class StoreRows:
     (:func:`~medbench.reports.store_means.report_rows_where`, part ``settings``).
     """
 
-    def __init__(self, store: ResultsStore, where: str, params: Sequence) -> None:
+    def __init__(self, store: ResultsStore, where: str, params: Sequence,
+                 means: pd.DataFrame | None = None) -> None:
         self.store, self.where, self.params = store, where, list(params)
+        #: The setting means of these rows (:mod:`.store_means`): which settings there are.
+        self.means = means if means is not None else pd.DataFrame(
+            columns=["dataset", "codec", "train_dataset", "setting", "images"])
         self._facts: dict[str, DatasetFacts] | None = None
 
     def datasets(self) -> list[str]:
@@ -126,12 +137,25 @@ class StoreRows:
         return self.store.frame_where(where, params, columns=CURVE_COLUMNS)
 
     def model_infos(self, dataset: str, codec: str, train: str | None) -> list[object]:
+        """The first ``ok`` row's record of each setting with ``ok`` rows (the settings
+        from :attr:`means`, the setting means :func:`StoreRows` was given): each found
+        by the scan in row order that stops at it, which is short (a run codes every
+        setting of its first image first)."""
+        table = self.means
+        mine = table[(table["dataset"] == dataset) & (table["codec"] == codec)
+                     & (table["images"] > 0)]
+        if train:
+            mine = mine[mine["train_dataset"] == train]
         train_sql = " AND train_dataset = ?" if train else ""
-        query = (f"SELECT model_info FROM results WHERE rowid IN (SELECT MIN(rowid) FROM "
-                 f"results WHERE ({self.where}) AND dataset = ? AND codec = ? AND status = "
-                 f"'ok'{train_sql} GROUP BY setting) ORDER BY rowid")
-        params = [*self.params, dataset, codec, *([train] if train else [])]
-        return list(self.store.compute(_read, query, params)["model_info"])
+        found = []
+        for setting in dict.fromkeys(mine["setting"]):
+            query = (f"SELECT rowid, model_info FROM results WHERE ({self.where}) AND "
+                     f"dataset = ? AND codec = ? AND setting = ? AND status = 'ok'"
+                     f"{train_sql} ORDER BY rowid LIMIT 1")
+            params = [*self.params, dataset, codec, setting, *([train] if train else [])]
+            found += self.store.compute(lambda db, q=query, p=params: db.execute(q, p)
+                                        .fetchall())
+        return [info for _, info in sorted(found)]
 
 
 def as_rows(rows: pd.DataFrame | FrameRows | StoreRows) -> FrameRows | StoreRows:
@@ -162,7 +186,7 @@ def _facts(rows: pd.DataFrame) -> DatasetFacts:
     facts.protocols = sorted({str(p) for p in rows["protocol"].dropna()}) \
         if "protocol" in rows else []
     sizes = rows[["width", "height"]].dropna().drop_duplicates() if "width" in rows else []
-    facts.sizes = len(sizes)
+    facts.sizes = min(len(sizes), 2)
     if len(sizes):
         facts.width = (int(sizes["width"].min()), int(sizes["width"].max()))
         facts.height = (int(sizes["height"].min()), int(sizes["height"].max()))
@@ -201,8 +225,7 @@ def _facts_in_store(db: sqlite3.Connection, where: str, params: Sequence
             SUM({col('group_id')} IS NOT NULL) AS named,
             SUM({col('group_id')} IS NULL OR CAST({col('group_id')} AS TEXT)
                 != CAST(image_id AS TEXT)) AS other,
-            COUNT(DISTINCT CASE WHEN {sized} THEN CAST({col('width')} AS TEXT) || 'x' ||
-                CAST({col('height')} AS TEXT) END) AS sizes,
+            SUM({sized}) AS sized,
             MIN(CASE WHEN {sized} THEN {col('width')} END) AS w0,
             MAX(CASE WHEN {sized} THEN {col('width')} END) AS w1,
             MIN(CASE WHEN {sized} THEN {col('height')} END) AS h0,
@@ -224,8 +247,8 @@ def _facts_in_store(db: sqlite3.Connection, where: str, params: Sequence
         kinds = sorted({str(k) for k in mine["group_kind"].dropna()})
         facts.group_kind = "/".join(kinds) or None
         facts.protocols = sorted({str(p) for p in mine["protocol"].dropna()})
-        facts.sizes = int(line.sizes)
-        if facts.sizes:
+        if line.sized:  # one size where both ends agree, else several
+            facts.sizes = 1 if line.w0 == line.w1 and line.h0 == line.h1 else 2
             facts.width, facts.height = (int(line.w0), int(line.w1)), (int(line.h0), int(line.h1))
         depths = mine.dropna(subset=["bit_depth"]).groupby("bit_depth")["n"].sum()
         facts.depth_rows = {int(d): int(n) for d, n in depths.items()}

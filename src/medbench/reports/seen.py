@@ -51,10 +51,14 @@ def leave_out_seen(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict
     return kept, left_out, _notes(left_out, totals)
 
 
-def seen_in_store(store: ResultsStore, run_id: str) -> tuple[pd.DataFrame, dict[str, str]]:
+def seen_in_store(store: ResultsStore, run_id: str, seen: bool | None = None
+                  ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The rows and notes :func:`leave_out_seen` gives of run ``run_id``, selected in the
-    store (the rows of the images a model trained on only, however large the run)."""
-    if not store.compute(has_seen_images, run_id):
+    store (the rows of the images a model trained on only, however large the run);
+    ``seen``: whether there are any, where the caller knows."""
+    if seen is None:
+        seen = store.compute(has_seen_images, run_id)
+    if not seen:
         return store.frame_where("0"), {}
     left_out = store.frame_where(
         "run_id = ? AND EXISTS (SELECT 1 FROM results AS s WHERE s.run_id = results.run_id "
