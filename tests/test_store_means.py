@@ -126,3 +126,18 @@ def test_curves_and_bd_intervals_from_the_store_are_those_of_the_rows(store):
     # BD values amplify the means' summation order (1e-15) to about 1e-11
     assert all(_same(a, b, 1e-9) for column in want.columns
                for a, b in zip(want[column], got[column]))
+
+
+def test_bd_resamples_drawn_in_blocks_give_the_same_intervals(store, monkeypatch):
+    from medbench.reports import bd_ci
+
+    with sqlite3.connect(store / STORE_NAME) as db:
+        found = report_means(db, RUN_ID)
+    settings = found.table.loc[~found.table["setting"].map(is_target).astype(bool)]
+    bd = bd_table(curves_from_means(settings, curve_depths(found)))
+    whole = bd_intervals_in_store(found, bd)
+    groups = max(len(g) for g in found.groups.values())
+    monkeypatch.setattr(bd_ci, "BLOCK", 7 * groups)  # about 7 resamples a block
+    blocked = bd_intervals_in_store(found, bd)
+    assert whole["bd_ci_method"].str.startswith("bootstrap").any()
+    pd.testing.assert_frame_equal(blocked, whole)

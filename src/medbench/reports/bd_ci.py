@@ -31,6 +31,8 @@ from medbench.reports.store_means import StoreMeans
 
 #: Resamples of the bootstrap, and its seed.
 RESAMPLES = 500
+#: Draws held at once (8 bytes each, twice): resamples are drawn in blocks of this size.
+BLOCK = 2**22
 SEED = 20240611
 CONFIDENCE = 0.95
 #: Fewest resamples (share) in which the curves must still overlap for an interval.
@@ -108,20 +110,28 @@ def bd_intervals_in_store(found: StoreMeans, bd: pd.DataFrame,
                                           for k in keys])) if keys else np.array([], str)
         kind = "/".join(sorted({kd for k in keys for kd in found.kinds[k]})) or None
 
+        sums_of: dict[tuple, list] = {}  # per curve, its settings' per-group sums
+
+        def settings_sums(codec: str, own: str) -> list:
+            if (codec, own) not in sums_of:
+                found_sums = []
+                for key in (k for k in keys if k[1] == codec and k[2] == own):
+                    g = found.groups[key]
+                    where = np.searchsorted(names, g["grp"].to_numpy(dtype=str))
+                    sums = {}
+                    for m in ("bpp", "psnr"):
+                        n = g[f"{m}_n"].to_numpy(dtype=float)
+                        total = np.where(n > 0, g[f"{m}_s"].to_numpy(dtype=float), 0.0)
+                        sums[m] = (np.bincount(where, total, minlength=len(names)),
+                                   np.bincount(where, n, minlength=len(names)))
+                    if sums["psnr"][1].any():  # lossless: no place on a PSNR curve
+                        found_sums.append(sums)
+                sums_of[(codec, own)] = found_sums
+            return sums_of[(codec, own)]
+
         def curve(weights: np.ndarray, codec: str, train: str | None) -> list:
-            own = train if _named(train) else ""
             points = []  # in any order: each resample's envelope sorts them by rate
-            for key in (k for k in keys if k[1] == codec and k[2] == own):
-                g = found.groups[key]
-                where = np.searchsorted(names, g["grp"].to_numpy(dtype=str))
-                sums = {}
-                for m in ("bpp", "psnr"):
-                    n = g[f"{m}_n"].to_numpy(dtype=float)
-                    total = np.where(n > 0, g[f"{m}_s"].to_numpy(dtype=float), 0.0)
-                    sums[m] = (np.bincount(where, total, minlength=len(names)),
-                               np.bincount(where, n, minlength=len(names)))
-                if not sums["psnr"][1].any():  # lossless: no place on a PSNR curve
-                    continue
+            for sums in settings_sums(codec, train if _named(train) else ""):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     points.append(tuple(weights @ total / (weights @ count)
                                         for total, count in (sums["bpp"], sums["psnr"])))
@@ -157,14 +167,26 @@ def _with_intervals(bd: pd.DataFrame, dataset: Callable[[str], tuple[int, str | 
             out.loc[lines.index, "bd_ci_method"] = (
                 f"none: only {groups} {noun}s (a bootstrap needs at least {MIN_GROUPS})")
             continue
+        tested = [(i, (line["codec"], line["train_dataset"] if _named(line["train_dataset"])
+                       else None)) for i, line in lines.iterrows()
+                  if not (line["codec"] == ANCHOR and not _named(line["train_dataset"]))]
+        curves: dict[tuple, list] = {}
         rng = np.random.default_rng(SEED)
-        draws = rng.integers(0, groups, size=(resamples, groups))
-        weights = np.stack([np.bincount(d, minlength=groups) for d in draws]).astype(float)
-        anchor = resampled(weights, ANCHOR, None)
-        for i, line in lines.iterrows():
-            if line["codec"] == ANCHOR and not _named(line["train_dataset"]):
-                continue
-            test = resampled(weights, line["codec"], line["train_dataset"])
+        # The resamples are drawn a block at a time (the generator's stream does not
+        # depend on how it is cut): at 10⁵ patients all 500 at once took 0.8 GB.
+        step = max(1, BLOCK // groups)
+        for start in range(0, resamples, step):
+            draws = rng.integers(0, groups, size=(min(step, resamples - start), groups))
+            weights = np.stack([np.bincount(d, minlength=groups) for d in draws]).astype(float)
+            for key in dict.fromkeys([(ANCHOR, None), *(key for _, key in tested)]):
+                part = resampled(weights, *key)
+                curves[key] = part if not start else [
+                    tuple(np.concatenate([a, b]) for a, b in zip(before, more))
+                    for before, more in zip(curves[key], part)]
+        anchor = curves[(ANCHOR, None)]
+        for i, key in tested:
+            line = lines.loc[i]
+            test = curves[key]
             rates, psnrs = _deltas(anchor, test)
             method = (f"bootstrap ({resamples} resamples of {groups} {noun}s, "
                       f"percentile)")

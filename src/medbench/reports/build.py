@@ -208,19 +208,19 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     # rate-matched cells: their own table and the summary only.
     rows = StoreRows(store, *where["settings"])
     facts = rows.all_facts()
+    found = store.compute(means_in_store, *where["all"],
+                          lambda key: not is_target(key[3]))  # the rows' setting means
+    targeted = found.table["setting"].map(is_target).astype(bool)
+    settings = rows.means = found.table.loc[~targeted]
+    all_curves = curves_from_means(settings, curve_depths(found))
+    bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
     matched = store.frame_where(*where["targets"], columns=MATCHED_COLUMNS)
-    at_targets = targets_table(matched)
+    at_targets = targets_table(matched, found.table.loc[targeted].reset_index(drop=True))
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     report = Report(out, info["run_id"], out / "index.html")
     md, sections = report.markdown, []
     learned = any(f.trained for f in facts.values())
-    found = store.compute(means_in_store, *where["all"],
-                          lambda key: not is_target(key[3]))  # the rows' setting means
-    settings = found.table.loc[~found.table["setting"].map(is_target).astype(bool)]
-    rows.means = settings
-    all_curves = curves_from_means(settings, curve_depths(found))
-    bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
 
     # -- headline: the answer first ------------------------------------------------------------
     incomplete = _incomplete(info, store, where["kept"], results)
@@ -355,10 +355,11 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
 
     # -- Table 1 -------------------------------------------------------------------------------
     paper = [c for c in paper_codecs() if any(c in f.codecs for f in facts.values())]
-    marks = ", ".join("?" for _ in paper) or "NULL"
-    t1 = table1_comparison(store.frame_where(f"({where['settings'][0]}) AND codec IN ({marks})",
-                                             [*where["settings"][1], *paper]),
-                           all_curves, datasets=sorted(facts))
+    condition, params = where["settings"]  # the paper's codecs' rows only: few
+    marks = ", ".join("?" for _ in paper)
+    ours = store.frame_where(f"({condition}) AND codec IN ({marks})", [*params, *paper]) \
+        if paper else store.frame_where("0")
+    t1 = table1_comparison(ours, all_curves, datasets=sorted(facts))
     t1.to_csv(out / "table1.csv", index=False)
     md["table1"], body = _table1(t1, sorted(facts))
     (out / "table1.md").write_text(md["table1"])

@@ -149,7 +149,9 @@ class StoreRows:
         train_sql = " AND train_dataset = ?" if train else ""
         found = []
         for setting in dict.fromkeys(mine["setting"]):
-            query = (f"SELECT rowid, model_info FROM results WHERE ({self.where}) AND "
+            # NOT INDEXED: in row order, not through the primary key (which would visit
+            # every row of the run's dataset before the first)
+            query = (f"SELECT rowid, model_info FROM results NOT INDEXED WHERE ({self.where}) AND "
                      f"dataset = ? AND codec = ? AND setting = ? AND status = 'ok'"
                      f"{train_sql} ORDER BY rowid LIMIT 1")
             params = [*self.params, dataset, codec, setting, *([train] if train else [])]

@@ -57,13 +57,16 @@ def target_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["setting"].astype(str).str.startswith(PREFIX)]
 
 
-def targets_table(rows: pd.DataFrame) -> pd.DataFrame:
+def targets_table(rows: pd.DataFrame, means: pd.DataFrame | None = None) -> pd.DataFrame:
     """One line per dataset × target × codec (× train dataset), ranked by PSNR.
 
     Parameters
     ----------
     rows : pandas.DataFrame
         Result rows; only the ``target:…`` ones are used.
+    means : pandas.DataFrame, optional
+        Their :func:`~medbench.reports.means.setting_means`, where the caller has them
+        (a report computes them in the store).
 
     Returns
     -------
@@ -85,7 +88,8 @@ def targets_table(rows: pd.DataFrame) -> pd.DataFrame:
     rows = target_rows(rows)
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
-    means = setting_means(rows)
+    if means is None:
+        means = setting_means(rows)
     out = []
     for _, line in means.iterrows():
         keys = ((rows["dataset"] == line["dataset"]) & (rows["codec"] == line["codec"])
@@ -172,8 +176,9 @@ def _paired_with_next(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         mine, theirs = _by_image(rows, line, metric), _by_image(rows, following, metric)
         both = mine.add_suffix("_a").join(theirs.add_suffix("_b"), how="inner")
         diff = both["value_a"] - both["value_b"]
-        found = interval(diff, both["group_a"], group_kind(rows[rows["dataset"]
-                                                               == line["dataset"]]))
+        kinds = rows.loc[rows["dataset"] == line["dataset"], ["group_kind"]] \
+            if "group_kind" in rows else rows.iloc[0:0]  # one column: not a copy of the rows
+        found = interval(diff, both["group_a"], group_kind(kinds))
         mean = float(diff.mean()) if len(diff) else math.nan
         values["next"].append(_label(following))
         values["psnr_diff_next"].append(mean)
