@@ -114,3 +114,34 @@ def test_the_budget_inputs_give_the_frames_budget_table(run):
     want = budget_table(kept)
     assert len(want)
     _equal(want, budget_table(milestones, anchors))
+
+
+def test_a_report_reads_one_state_of_a_store_being_written(tmp_path):
+    """``medbench report`` of a run in progress: its many queries all see the store as
+    the first saw it, whatever the run's writer commits meanwhile."""
+    import sqlite3
+
+    folder = write_store(tmp_path, _edge_rows().head(50))
+    writer = sqlite3.connect(folder / "results.sqlite")
+    writer.execute("PRAGMA journal_mode=WAL")  # as a running run's store: a -wal file
+    writer.execute("CREATE TABLE IF NOT EXISTS keep_open (x)")
+    writer.commit()
+    reader = ResultsStore.open_existing(folder)
+
+    def count() -> int:
+        return reader.compute(lambda db: db.execute("SELECT COUNT(*) FROM results")
+                              .fetchone()[0])
+
+    with reader.snapshot():
+        before = count()
+        writer.execute("UPDATE results SET image_id = image_id || '-moved', psnr = 0 "
+                       "WHERE rowid IN (SELECT rowid FROM results LIMIT 5)")
+        writer.execute("INSERT INTO results (run_id, dataset, image_id, codec, setting, "
+                       "status) VALUES (?, 'nih', 'late-image', 'jpeg', 'q=1', 'ok')",
+                       (RUN_ID,))
+        writer.commit()
+        assert count() == before  # the insert is not seen inside the snapshot
+        assert len(reader.frame(RUN_ID)) == before
+    assert count() == before + 1  # and is after it
+    reader.close()
+    writer.close()

@@ -209,6 +209,17 @@ class ResultsStore:
     def close(self) -> None:
         self._db.close()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the store as the first one saw it (one read
+        transaction): a report of a run still being written reads one state of it, not
+        a different one in each of its queries."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.rollback()
+
     # -- runs -------------------------------------------------------------------------
     def new_run(self, arguments: dict[str, Any], environment: dict[str, Any]) -> str:
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]

@@ -175,7 +175,8 @@ def build_report(results: Path, out: Path | None = None, run_id: str | None = No
     """
     store = ResultsStore.open_existing(Path(results))
     try:  # every section selects what it reads in the store: no run is held whole
-        return _build(store, Path(results), out, run_id, visual)
+        with store.snapshot():  # all of one state of a store a run may still be writing
+            return _build(store, Path(results), out, run_id, visual)
     finally:
         store.close()
 
