@@ -48,7 +48,12 @@ from medbench.reports.headline import to_markdown as headline_markdown
 from medbench.reports.means import MIN_GROUPS
 from medbench.reports.observer import OBSERVER_CSV, observer_table
 from medbench.reports.readers import find_studies, readers_section
-from medbench.reports.run_rows import MATCHED_COLUMNS, DatasetFacts, StoreRows
+from medbench.reports.run_rows import (
+    MATCHED_COLUMNS,
+    VERDICT_COLUMNS,
+    DatasetFacts,
+    StoreRows,
+)
 from medbench.reports.seen import SEEN_CSV, seen_in_store
 from medbench.reports.store_means import (
     curve_depths,
@@ -215,7 +220,9 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     settings = rows.means = found.table.loc[~targeted]
     all_curves = curves_from_means(settings, curve_depths(found))
     bd = bd_intervals_in_store(found, bd_table(all_curves))  # how much each moves with the sample
-    matched = store.frame_where(*where["targets"], columns=MATCHED_COLUMNS)
+    studies, study_notes = find_studies(Path(results), info["run_id"])
+    verdicts = VERDICT_COLUMNS if len(info["observer"]) or studies else []
+    matched = store.frame_where(*where["targets"], columns=MATCHED_COLUMNS + verdicts)
     at_targets = targets_table(matched, found.table.loc[targeted].reset_index(drop=True))
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -238,7 +245,6 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     sections.append(H.Section("diagnostic", body))
 
     # -- readers' thresholds: an analysed reader study of this run (medbench study) ---------
-    studies, study_notes = find_studies(Path(results), info["run_id"])
     report.notes += study_notes
     md["readers"], body = readers_section(studies, matched, info["observer"])
     sections.append(H.Section("readers", body))

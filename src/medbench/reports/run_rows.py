@@ -23,18 +23,16 @@ from medbench.reports.means import group_kind
 #: The columns of a curve's rows that a paired comparison reads.
 CURVE_COLUMNS = ["dataset", "codec", "train_dataset", "setting", "status", "image_id",
                  "group_id", "group_kind", "bpp", "psnr", "ms_ssim"]
-#: The columns the sections read of the rate-matched rows (the targets table, the
-#: diagnostic and reader verdicts: keys, status, the metrics and their means' inputs, the
-#: target's outcome): only these are read from the store, so 10⁶ rate-matched rows stay
-#: small.
+#: The columns the rate-matched table reads of the rate-matched rows (their means come
+#: from the store): only these are read, so 10⁶ rate-matched rows stay small.
 MATCHED_COLUMNS = [
-    "dataset", "image_id", "bit_depth", "codec", "setting", "train_dataset", "bpp", "ratio",
-    "mse", "psnr", "ssim", "ms_ssim", "max_abs_error", "lossless_exact", "encode_ms",
-    "decode_ms", "status", "error", "codec_kind", "setting_rank", "body_part", "group_id",
-    "group_kind", "roi_psnr", "roi_ssim", "vif", "gmsd", "haarpsi", "fsim", "display_psnr",
-    "display_ssim", "knob", "target_met", "target_note", "batch_size", "params",
-    "kmac_per_pixel_enc", "kmac_per_pixel_dec", "peak_mem_mb",
+    "dataset", "image_id", "codec", "setting", "train_dataset", "status", "error", "bpp",
+    "ratio", "psnr", "target_met", "target_note", "roi_psnr", "roi_ssim", "group_id",
+    "group_kind",
 ]
+#: What the diagnostic and reader verdicts read besides (each metric's call on a cell),
+#: read only when the run has a detection experiment or a reader study.
+VERDICT_COLUMNS = ["ssim", "ms_ssim", "vif", "gmsd", "haarpsi", "fsim"]
 
 @dataclass
 class DatasetFacts:
