@@ -168,7 +168,8 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     ``by`` (a column, e.g. ``body_part``): ``setting_means`` of each dataset × value of
     it apart (rows without a value left out), in one pass; the table's ``dataset`` then
     reads ``<dataset>`` :data:`BY_SEPARATOR` ``<value>`` (:func:`split_by`). Without
-    ``intervals`` the ``_ci`` columns are NaN and no bootstrap is drawn.
+    ``intervals`` the rows are not reduced to patients (much faster), the ``_ci`` and
+    ``groups`` columns are NaN and ``ci_method`` None.
     """
     present = _columns(db)
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
@@ -180,8 +181,10 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     found = StoreMeans(pd.DataFrame())
     pending = Bootstraps()
     lines = []
-    for key, setting, groups in _lines(db, _lines_sql(col, where), params):
-        lines.append(_line(setting, groups, pending))
+    for key, setting, groups in _lines(db, _lines_sql(col, where, intervals), params):
+        lines.append(_line(setting, groups, pending if intervals else None))
+        if not intervals:  # its rows were one group: no count of groups, no method
+            lines[-1].update(groups=math.nan, ci_method=None)
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)
         if keep is not None and keep(key):
@@ -194,8 +197,9 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     if intervals:
         pending.run()
     for line in lines:
-        for name, decided in line.pop("_intervals").items():
-            line[f"{name}_ci"] = decided.result().halfwidth if intervals else math.nan
+        decisions = line.pop("_intervals")
+        for name in _ALL_METRICS:
+            line[f"{name}_ci"] = decisions[name].result().halfwidth if intervals else math.nan
     out = pd.DataFrame(lines, columns=[*COLUMNS, "_first"])
     out["train_dataset"] = out["train_dataset"].map(lambda v: None if v == "" else v)
     # setting_means' order: dataset, codec, train dataset, rank; then first appearance.
@@ -229,12 +233,14 @@ def _columns(db: sqlite3.Connection) -> set[str]:
     return {row[1] for row in db.execute("PRAGMA table_info(results)")}
 
 
-def _lines_sql(col: dict[str, str], where: str) -> str:
+def _lines_sql(col: dict[str, str], where: str, per_group: bool = True) -> str:
     """One pass over the selected rows: a line per setting (by its rows' own train
     dataset, "" for none) × group (``grp``: group id, else image id), holding what the
     setting's line needs of the group's rows (counts, maxima, pooled MSE, kinds and bit
     depths) and per metric the count and sum of its ``ok`` values (PSNRs: the finite
-    ones); ordered so that a setting's lines of every train dataset come together."""
+    ones); ordered so that a setting's lines of every train dataset come together.
+    Without ``per_group`` all of a setting's rows are one group (no interval needs them:
+    one line per setting, and no sort by patient)."""
     ok = "status = 'ok'"
     first = f"MIN(CASE WHEN {_TARGET_SQL} THEN ord + 9e15 ELSE ord END)"  # targets last
     peak = "((1 << CAST(bit_depth AS INTEGER)) - 1)"
@@ -243,11 +249,13 @@ def _lines_sql(col: dict[str, str], where: str) -> str:
     sums = ", ".join(f"COUNT(CASE WHEN {ok} THEN {_finite(m)} END) AS {m}_n, "
                      f"SUM(CASE WHEN {ok} THEN {_finite(m)} END) AS {m}_s"
                      for m in _ALL_METRICS)
+    grp = f"CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT)" if per_group \
+        else "''"
     return f"""
         WITH r AS (
             SELECT rowid AS ord, {', '.join(f'{col[c]} AS {c}' for c in _CARRIED)},
                    COALESCE({col['train_dataset']}, '') AS train,
-                   CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT) AS grp
+                   {grp} AS grp
             FROM results WHERE {where}
         )
         SELECT {_KEY_SQL}, grp, {first} AS first,
@@ -362,8 +370,9 @@ def _finite(metric: str) -> str:
     return f"CASE WHEN {metric} < 9e999 THEN {metric} END" if metric in _PSNRS else metric
 
 
-def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict:
-    """One line of the table (see ``means._line``), its bootstraps left to ``pending``."""
+def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps | None) -> dict:
+    """One line of the table (see ``means._line``), its bootstraps left to ``pending``
+    (None: no intervals)."""
     kind = "/".join(_split(setting["kinds"], str)) or None
     rank = setting["setting_rank"]
     line = {
@@ -384,6 +393,8 @@ def _line(setting: pd.Series, groups: pd.DataFrame, pending: Bootstraps) -> dict
         has = counts > 0
         total = counts.sum()
         line[name] = float(sums[has].sum() / total) if total else math.nan
+        if pending is None:
+            continue
         decision = _decision(sums[has], counts[has], kind)
         if decision.interval is None:
             pending.add(decision)
