@@ -145,3 +145,23 @@ def test_a_report_reads_one_state_of_a_store_being_written(tmp_path):
     assert count() == before + 1  # and is after it
     reader.close()
     writer.close()
+
+
+def test_a_store_written_before_the_newer_columns_reports(tmp_path):
+    """Every selection reads a column the store lacks as empty, as the frame did."""
+    import sqlite3
+
+    from medbench.reports.build import build_report
+    from tests.scale_rows import scale_rows
+
+    folder = write_store(tmp_path / "old", scale_rows(copies=3))
+    db = sqlite3.connect(folder / "results.sqlite")
+    for column in ("display_psnr", "display", "knob", "seen_in_training", "codec_kind",
+                   "group_kind", "roi_psnr", "target_met", "target_note", "batch_size",
+                   "params", "body_part", "model_info", "split", "protocol"):
+        db.execute(f"ALTER TABLE results DROP COLUMN {column}")
+    db.commit()
+    db.close()
+    report = build_report(folder, tmp_path / "report")
+    assert "on 12 images at protocol unknown (256×256, 8-bit)" in report.markdown["headline"]
+    assert report.markdown["body-parts"].startswith("No rows carry a body part")

@@ -217,9 +217,75 @@ def image_values_at(rows: pd.DataFrame, curve: Curve, bpp: float,
     if "train_dataset" in ok:
         ok = ok[ok["train_dataset"] == curve.train_dataset] if curve.train_dataset \
             else ok[ok["train_dataset"].isna()]
-    out = {}
-    for image, own in ok.groupby("image_id", sort=True):
-        rate, value = envelope(pd.to_numeric(own["bpp"]).to_numpy(float),
-                               pd.to_numeric(own[metric]).to_numpy(float))
-        out[str(image)] = interpolate_at(rate, value, bpp)
-    return pd.Series(out, dtype=float)
+    return values_by_image(ok["image_id"], ok["bpp"], ok[metric], bpp)
+
+
+def values_by_image(images: pd.Series, rates: pd.Series, values: pd.Series, bpp: float
+                    ) -> pd.Series:
+    """:func:`image_values_at` of one curve's ``ok`` rows given as their image ids, rates
+    and metric values: each image's envelope read at ``bpp`` (by :func:`pchip_at`, which
+    gives what :func:`interpolate_at` gives without building an interpolator per image:
+    at 10⁶ rows the per-image interpolators took two minutes)."""
+    ids = np.asarray(images, dtype=object).astype(str)
+    order = np.argsort(ids, kind="stable")  # an image's rows keep their order
+    ids = ids[order]
+    rate = pd.to_numeric(pd.Series(rates)).to_numpy(float)[order]
+    value = pd.to_numeric(pd.Series(values)).to_numpy(float)[order]
+    names, starts = np.unique(ids, return_index=True)
+    ends = np.append(starts[1:], len(ids))
+    out = np.empty(len(names))
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        r, v = envelope(rate[a:b], value[a:b])
+        out[i] = _at(r, v, bpp)
+    return pd.Series(out, index=names, dtype=float)
+
+
+def _at(rate: np.ndarray, metric: np.ndarray, bpp: float) -> float:
+    """:func:`interpolate_at`, through :func:`pchip_at`."""
+    if len(rate) == 0 or not bpp > 0:
+        return math.nan
+    lo, hi = rate[0], rate[-1]
+    if bpp < lo * (1 - 1e-9) or bpp > hi * (1 + 1e-9):
+        return math.nan
+    if len(rate) == 1:
+        return float(metric[0])
+    return pchip_at(np.log10(rate), metric, float(np.log10(np.clip(bpp, lo, hi))))
+
+
+def pchip_at(x: np.ndarray, y: np.ndarray, at: float) -> float:
+    """The value at ``at`` (within ``x``'s range) of SciPy's ``PchipInterpolator(x, y)``,
+    the same operations in the same order (its derivatives, Moler's end conditions, its
+    Hermite coefficients and its polynomial evaluation), without building it."""
+    n = len(x)
+    k = min(max(int(np.searchsorted(x, at, side="right")) - 1, 0), n - 2)
+    h = x[1:] - x[:-1]
+    m = (y[1:] - y[:-1]) / h
+    if n == 2:
+        d0 = d1 = m[0]
+    else:
+        d0 = _edge(h[0], h[1], m[0], m[1]) if k == 0 else _inner(h, m, k)
+        d1 = _edge(h[-1], h[-2], m[-1], m[-2]) if k + 1 == n - 1 else _inner(h, m, k + 1)
+    hk = h[k]
+    t = (d0 + d1 - 2 * m[k]) / hk
+    c0, c1, c2, c3 = t / hk, (m[k] - d0) / hk - t, d0, y[k]
+    s = at - x[k]
+    return float(c3 + c2 * s + c1 * (s * s) + c0 * (s * s * s))
+
+
+def _inner(h: np.ndarray, m: np.ndarray, j: int) -> float:
+    """PCHIP's derivative at interior point ``j``: 0 where the slopes change sign or
+    vanish, else their weighted harmonic mean."""
+    if np.sign(m[j]) != np.sign(m[j - 1]) or m[j] == 0 or m[j - 1] == 0:
+        return 0.0
+    w1, w2 = 2 * h[j] + h[j - 1], h[j] + 2 * h[j - 1]
+    return 1.0 / ((w1 / m[j - 1] + w2 / m[j]) / (w1 + w2))
+
+
+def _edge(h0: float, h1: float, m0: float, m1: float) -> float:
+    """PCHIP's one-sided three-point derivative at an end, kept shape-preserving."""
+    d = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+    if np.sign(d) != np.sign(m0):
+        return 0.0
+    if np.sign(m0) != np.sign(m1) and abs(d) > 3.0 * abs(m0):
+        return 3.0 * m0
+    return d

@@ -22,7 +22,10 @@ from medbench.reports.means import group_kind
 
 #: The columns of a curve's rows that a paired comparison reads.
 CURVE_COLUMNS = ["dataset", "codec", "train_dataset", "setting", "status", "image_id",
-                 "group_id", "group_kind", "bpp", "psnr", "ms_ssim"]
+                 "group_id", "bpp", "psnr"]
+#: Curves whose rows :class:`StoreRows` keeps for the next paired comparison (the two
+#: of one comparison: the next clinical ratio often compares the same two).
+KEPT_CURVES = 2
 #: The columns the rate-matched table reads of the rate-matched rows (their means come
 #: from the store): only these are read, so 10⁶ rate-matched rows stay small.
 MATCHED_COLUMNS = [
@@ -112,6 +115,7 @@ class StoreRows:
         self.means = means if means is not None else pd.DataFrame(
             columns=["dataset", "codec", "train_dataset", "setting", "images"])
         self._facts: dict[str, DatasetFacts] | None = None
+        self._curves: dict[tuple, pd.DataFrame] = {}
 
     def datasets(self) -> list[str]:
         return sorted(self.all_facts())
@@ -132,7 +136,12 @@ class StoreRows:
         where = (f"({self.where}) AND status = 'ok' AND dataset = ? AND codec = ? AND "
                  f"{train_sql} AND setting IN ({marks})")
         params = [*self.params, dataset, codec, *([train] if train else []), *settings]
-        return self.store.frame_where(where, params, columns=CURVE_COLUMNS)
+        key = (dataset, codec, train, tuple(settings))
+        if key not in self._curves:
+            while len(self._curves) >= KEPT_CURVES:  # the oldest goes first
+                del self._curves[next(iter(self._curves))]
+            self._curves[key] = self.store.frame_where(where, params, columns=CURVE_COLUMNS)
+        return self._curves[key]
 
     def model_infos(self, dataset: str, codec: str, train: str | None) -> list[object]:
         """The first ``ok`` row's record of each setting with ``ok`` rows (the settings
@@ -145,17 +154,20 @@ class StoreRows:
         if train:
             mine = mine[mine["train_dataset"] == train]
         train_sql = " AND train_dataset = ?" if train else ""
+        present = self.store.compute(
+            lambda db: {row[1] for row in db.execute("PRAGMA table_info(results)")})
+        info = "model_info" if "model_info" in present else "NULL"  # an older store: none
         found = []
         for setting in dict.fromkeys(mine["setting"]):
             # NOT INDEXED: in row order, not through the primary key (which would visit
             # every row of the run's dataset before the first)
-            query = (f"SELECT rowid, model_info FROM results NOT INDEXED WHERE ({self.where}) AND "
+            query = (f"SELECT rowid, {info} FROM results NOT INDEXED WHERE ({self.where}) AND "
                      f"dataset = ? AND codec = ? AND setting = ? AND status = 'ok'"
                      f"{train_sql} ORDER BY rowid LIMIT 1")
             params = [*self.params, dataset, codec, setting, *([train] if train else [])]
             found += self.store.compute(lambda db, q=query, p=params: db.execute(q, p)
                                         .fetchall())
-        return [info for _, info in sorted(found)]
+        return [record for _, record in sorted(found)]
 
 
 def as_rows(rows: pd.DataFrame | FrameRows | StoreRows) -> FrameRows | StoreRows:
