@@ -108,3 +108,16 @@ def test_codec_styles_are_fixed_and_new_codecs_hash_within_their_family():
     assert codec_style("mycodec")[0] in FAMILY_COLORS["classical"]
     rows = _rows()
     assert coinciding(curves(rows)) == [("jpeg12", "jpeg")]
+
+
+def test_a_fine_tuned_models_budget_includes_the_model_it_started_from():
+    """``train --init``: a model trained 10,000 steps from a 30,848-step parent had 40,848."""
+    info = {"budget": {"steps": 10000, "wall_s": 784.0, "device": "cpu"},
+            "parent": {"name": "nih-l48-lam0.002",
+                       "budget": {"steps": 30848, "wall_s": 2700.0, "device": "cpu"}}}
+    rows = _rows(info)
+    (h,) = headline(rows, curves(rows), bd_table(curves(rows)))
+    (learned,) = h.learned
+    assert learned.budget == ("40848 steps, 3484 s, cpu, 3 models "
+                              "(incl. 30848 steps of the models started from)")
+    assert not learned.warnings

@@ -331,13 +331,26 @@ def _get(info: dict, key: str) -> float | str | None:
     return None
 
 
-def _numbers(infos: list[dict], key: str) -> list[float]:
+def _numbers(infos: list[dict], key: str, parents: bool = True) -> list[float]:
+    """Each model's ``key``; with ``parents``, its steps and seconds include those of the
+    model it was started from (``train --init``: the record's ``parent`` budget), so a
+    fine-tuned model's budget is all the training it had."""
     out = []
     for info in infos:
         value = _get(info, key)
         if isinstance(value, (int, float)) and math.isfinite(value):
+            if parents and key != "epochs":
+                value += _parent(info, key)
             out.append(float(value))
     return out
+
+
+def _parent(info: dict, key: str) -> float:
+    """``key`` of the budget of the model ``info``'s model was started from (0: none)."""
+    parent = info.get("parent")
+    budget = parent.get("budget") if isinstance(parent, dict) else None
+    value = budget.get(key) if isinstance(budget, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
 def _span(values: list[float], unit: str, spec: str = "{:.0f}") -> str:
@@ -355,7 +368,11 @@ def _budget_text(infos: list[dict]) -> str:
         return ""
     devices = sorted({str(_get(i, "device")) for i in infos if _get(i, "device")})
     parts += ["/".join(devices)] if devices else []
-    return ", ".join(parts + ([f"{len(infos)} models"] if len(infos) > 1 else []))
+    text = ", ".join(parts + ([f"{len(infos)} models"] if len(infos) > 1 else []))
+    inherited = [_parent(i, "steps") for i in infos if _parent(i, "steps")]
+    if inherited:  # say how much of it the starting model had
+        text += f" (incl. {_span(inherited, 'steps')} of the model{_s(inherited)} started from)"
+    return text
 
 
 def _warnings(infos: list[dict]) -> list[str]:
