@@ -7,9 +7,10 @@ the store of :mod:`tests.scale_rows` (a few thousand rows with patient groups, e
 images, errors, refusals, rate-matched cells, learned rows and images seen in training);
 since re-recorded only where what a report says changed on purpose (the shipped models;
 a fine-tuned model's training budget counting the model it started from), the report's
-move into the store leaving every file as it was. Markdown must match to the character; CSV files value for value, floats to 9 significant
-digits (a CSV prints 17, and a sum taken in another order, as a bootstrap batched over
-metrics takes it, may differ in the last few; every printed table shows at most 4).
+move into the store leaving every file as it was. Markdown must match to the character;
+CSV files value for value, floats to 9 significant digits (a CSV prints 17, and a sum
+taken in another order, as a bootstrap batched over metrics takes it, may differ in the
+last few; every printed table shows at most 4).
 
 Rewrite the expected files (review the diff!) with
 ``PYTHONPATH=src:. python -m tests.test_reports_same_numbers``.
