@@ -112,7 +112,7 @@ def test_codec_styles_are_fixed_and_new_codecs_hash_within_their_family():
 
 def test_a_fine_tuned_models_budget_includes_the_model_it_started_from():
     """``train --init``: a model trained 10,000 steps from a 30,848-step parent had 40,848."""
-    info = {"budget": {"steps": 10000, "wall_s": 784.0, "device": "cpu"},
+    info = {"epochs": 528, "budget": {"steps": 10000, "wall_s": 784.0, "device": "cpu"},
             "parent": {"name": "nih-l48-lam0.002",
                        "budget": {"steps": 30848, "wall_s": 2700.0, "device": "cpu"}}}
     rows = _rows(info)
@@ -120,4 +120,4 @@ def test_a_fine_tuned_models_budget_includes_the_model_it_started_from():
     (learned,) = h.learned
     assert learned.budget == ("40848 steps, 3484 s, cpu, 3 models "
                               "(incl. 30848 steps of the models started from)")
-    assert not learned.warnings
+    assert not learned.warnings  # and no epochs: the parent's are not recorded

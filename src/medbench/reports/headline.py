@@ -360,16 +360,17 @@ def _span(values: list[float], unit: str, spec: str = "{:.0f}") -> str:
 
 
 def _budget_text(infos: list[dict]) -> str:
-    """``78–120 epochs, 4212–6000 steps, 30–45 s, cpu, 3 models``."""
-    parts = [_span(v, unit) for key, unit in (("epochs", "epochs"), ("steps", "steps"),
-                                               ("wall_s", "s"))
-             if (v := _numbers(infos, key))]
+    """``78–120 epochs, 4212–6000 steps, 30–45 s, cpu, 3 models``; no epochs where a
+    model was started from another (whose epochs its record does not keep)."""
+    inherited = [_parent(i, "steps") for i in infos if _parent(i, "steps")]
+    units = (("steps", "steps"), ("wall_s", "s")) if inherited else \
+        (("epochs", "epochs"), ("steps", "steps"), ("wall_s", "s"))
+    parts = [_span(v, unit) for key, unit in units if (v := _numbers(infos, key))]
     if not parts:
         return ""
     devices = sorted({str(_get(i, "device")) for i in infos if _get(i, "device")})
     parts += ["/".join(devices)] if devices else []
     text = ", ".join(parts + ([f"{len(infos)} models"] if len(infos) > 1 else []))
-    inherited = [_parent(i, "steps") for i in infos if _parent(i, "steps")]
     if inherited:  # say how much of it the starting model had
         text += f" (incl. {_span(inherited, 'steps')} of the model{_s(inherited)} started from)"
     return text
