@@ -59,15 +59,19 @@ def press(browser: Browser, key: str) -> None:
         "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]})
 
 
-def wait_for(browser: Browser, script: str, timeout: float = 20):
+def wait_for(browser: Browser, script: str, timeout: float = 60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = browser.run(script)
         if value:
             return value
         time.sleep(0.05)
-    shown = browser.run("return document.getElementById('error').textContent")
-    raise AssertionError(f"timed out waiting for: {script}; error shown: {shown}")
+    shown = browser.run(  # what the page showed, to tell a slow load from a wrong state
+        "const e = document.getElementById('error'), s = document.getElementById('start');"
+        "return [location.href, document.readyState, e && e.textContent, s && s.hidden,"
+        " document.body && document.body.dataset.trial,"
+        " localStorage.length ? Object.keys(localStorage).join(',') : 'empty storage'];")
+    raise AssertionError(f"timed out waiting for: {script}; the page: {shown}")
 
 
 def reopen(browser: Browser, page: Path) -> None:
@@ -84,8 +88,9 @@ def read_kit(browser: Browser, page: Path, reader: str, choose, shots: Path | No
              ) -> Path:
     """Answer every trial of the kit at ``page`` as ``reader`` (``choose(trial_id)`` gives
     the answer), reloading half-way; return the downloaded answers file."""
-    browser.open(page)
-    browser.run("localStorage.clear(); location.reload();")
+    reopen(browser, page)
+    browser.run("localStorage.clear();")  # a new reader: no answers kept from another
+    reopen(browser, page)
     wait_for(browser, "return document.readyState === 'complete' && "
                       "!document.getElementById('start').hidden;")
     browser.run(f"document.getElementById('reader').value = {json.dumps(reader)};"
