@@ -19,6 +19,7 @@ import pandas as pd
 
 from medbench.benchmark.store import ResultsStore
 from medbench.reports.means import group_kind
+from medbench.reports.store_means import results_columns
 
 #: The columns of a curve's rows that a paired comparison reads.
 CURVE_COLUMNS = ["dataset", "codec", "train_dataset", "setting", "status", "image_id",
@@ -154,8 +155,7 @@ class StoreRows:
         if train:
             mine = mine[mine["train_dataset"] == train]
         train_sql = " AND train_dataset = ?" if train else ""
-        present = self.store.compute(
-            lambda db: {row[1] for row in db.execute("PRAGMA table_info(results)")})
+        present = self.store.compute(results_columns)
         info = "model_info" if "model_info" in present else "NULL"  # an older store: none
         found = []
         for setting in dict.fromkeys(mine["setting"]):
@@ -216,7 +216,7 @@ def _facts_in_store(db: sqlite3.Connection, where: str, params: Sequence
     """:func:`_facts` of each dataset's rows that ``where`` selects, in two SQL passes:
     the distinct combinations of the few-valued columns with their row counts, then the
     per-dataset counts of images and groups and the ranges of image sizes."""
-    present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+    present = results_columns(db)
 
     def col(name: str) -> str:
         return name if name in present else "NULL"

@@ -81,7 +81,7 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     """
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, not {part!r}")
-    present = _columns(db)
+    present = results_columns(db)
     kind = "codec_kind" if "codec_kind" in present else "NULL"  # older stores lack some
     knob = "knob" if "knob" in present else "NULL"
     learned = f"COALESCE({kind}, 'learned') = 'learned'"
@@ -107,7 +107,7 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
 
 def has_seen_images(db: sqlite3.Connection, run_id: str) -> bool:
     """Whether a row of run ``run_id`` marks its image as one a model trained on."""
-    return "seen_in_training" in _columns(db) and db.execute(
+    return "seen_in_training" in results_columns(db) and db.execute(
         "SELECT 1 FROM results WHERE run_id = ? AND seen_in_training = 1 LIMIT 1",
         (run_id,)).fetchone() is not None
 
@@ -172,7 +172,7 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     ``intervals`` the rows are not reduced to patients (much faster), the ``_ci`` and
     ``groups`` columns are NaN and ``ci_method`` None.
     """
-    present = _columns(db)
+    present = results_columns(db)
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
     if by is not None:
         if by not in present:
@@ -229,7 +229,7 @@ def _split(joined: object, kind: type) -> tuple:
     return tuple(sorted({kind(v.replace(chr(31), ",")) for v in str(joined).split(",")}))
 
 
-def _columns(db: sqlite3.Connection) -> set[str]:
+def results_columns(db: sqlite3.Connection) -> set[str]:
     """The columns of the store's results table (older stores lack the newer ones)."""
     return {row[1] for row in db.execute("PRAGMA table_info(results)")}
 
