@@ -18,6 +18,7 @@ from medbench.reports.curves import curves
 from medbench.reports.means import setting_means
 from medbench.reports.run_rows import FrameRows, StoreRows
 from medbench.reports.seen import leave_out_seen, seen_in_store
+from medbench.reports.store_means import is_target, means_in_store
 from medbench.reports.targets import target_rows
 from tests.scale_rows import RUN_ID, write_store
 from tests.test_store_means import _edge_rows
@@ -105,6 +106,27 @@ def test_body_parts_computed_in_the_store_are_the_frames(run):
     _equal(body_part_table(rows), table)
     _equal(body_part_settings(rows), settings)
     assert set(table["body_part"]) == {"CHEST", "HAND"}
+
+
+def test_body_parts_in_the_reports_pass_are_the_frames_and_change_no_mean(run):
+    """The report takes the body parts from its one pass over the rows: the same tables,
+    and the setting means (intervals included) are what a pass without them gives, though
+    patients with images of two body parts split the pass's patient lines."""
+    store, _, rows, where = run
+    keep = lambda key: not is_target(key[3])  # noqa: E731
+    plain = store.compute(means_in_store, *where["all"], keep)
+    found = store.compute(means_in_store, *where["all"], keep, "body_part",
+                          lambda setting: not is_target(setting))
+    pd.testing.assert_frame_equal(found.table, plain.table)
+    assert found.groups.keys() == plain.groups.keys()
+    for key, groups in plain.groups.items():
+        pd.testing.assert_frame_equal(found.groups[key], groups)
+    table, settings = store.compute(body_parts_in_store, *where["settings"], found.parts)
+    _equal(body_part_table(rows), table)
+    _equal(body_part_settings(rows), settings)
+    nih = rows[(rows["dataset"] == "nih") & (rows["status"] == "ok")]
+    assert (nih.groupby("group_id")["body_part"].nunique() > 1).any()  # the split happened
+    assert not any(is_target(s) for s in settings["setting"])
 
 
 def test_the_budget_inputs_give_the_frames_budget_table(run):

@@ -23,7 +23,7 @@ from medbench.reports.curves import (
     curves_from_means,
 )
 from medbench.reports.means import setting_means
-from medbench.reports.store_means import BY_SEPARATOR, means_in_store, split_by
+from medbench.reports.store_means import BY_SEPARATOR, StoreMeans, means_in_store, split_by
 
 COLUMNS = ["dataset", "body_part", "codec", "train_dataset", "images", "bit_depth"]
 #: The columns of ``body_part_settings.csv``.
@@ -79,13 +79,16 @@ def _part_lines(dataset: str, part: str, part_curves: list[Curve],
     return out
 
 
-def body_parts_in_store(db: sqlite3.Connection, where: str, params: list
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def body_parts_in_store(db: sqlite3.Connection, where: str, params: list,
+                        found: StoreMeans | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`body_part_table` and :func:`body_part_settings` of the rows ``where``
-    selects, computed in the store (:func:`~medbench.reports.store_means.means_in_store`
-    by body part; the CSV has no intervals, so none is drawn)."""
-    found = means_in_store(db, where, params, by="body_part", intervals=False)
-    if found.table.empty:
+    selects, computed in the store: the means by body part are ``found`` (what
+    :func:`~medbench.reports.store_means.means_in_store` gave with ``parts="body_part"``
+    in the report's pass over the rows; the CSV has no intervals), else a pass of
+    their own."""
+    if found is None:
+        found = means_in_store(db, where, params, parts="body_part", intervals=False).parts
+    if found is None or found.table.empty:
         return pd.DataFrame(columns=_table_columns()), pd.DataFrame()
     names = [split_by(d) for d in found.table["dataset"]]
     table = found.table.assign(dataset=[d for d, _ in names], body_part=[p for _, p in names])

@@ -56,6 +56,7 @@ from medbench.reports.run_rows import (
 )
 from medbench.reports.seen import SEEN_CSV, seen_in_store
 from medbench.reports.store_means import (
+    StoreMeans,
     curve_depths,
     has_seen_images,
     is_target,
@@ -214,8 +215,10 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     # rate-matched cells: their own table and the summary only.
     rows = StoreRows(store, *where["settings"])
     facts = rows.all_facts()
-    found = store.compute(means_in_store, *where["all"],
-                          lambda key: not is_target(key[3]))  # the rows' setting means
+    # The rows' setting means, and by body part in the same pass where rows name one.
+    parts = "body_part" if any(f.body_parts for f in facts.values()) else None
+    found = store.compute(means_in_store, *where["all"], lambda key: not is_target(key[3]),
+                          parts, lambda setting: not is_target(setting))
     targeted = found.table["setting"].map(is_target).astype(bool)
     settings = rows.means = found.table.loc[~targeted]
     all_curves = curves_from_means(settings, curve_depths(found))
@@ -373,7 +376,8 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     sections.append(H.Section("table1", body))
 
     # -- body parts ----------------------------------------------------------------------------
-    md["body-parts"], body = _body_parts(store, where["settings"], facts, out, learned)
+    md["body-parts"], body = _body_parts(store, where["settings"], facts, out, learned,
+                                         found.parts)
     sections.append(H.Section("body-parts", body))
 
     # -- errors --------------------------------------------------------------------------------
@@ -611,11 +615,11 @@ def budget_inputs(store: ResultsStore, where: dict[str, tuple[str, list]]
 
 
 def _body_parts(store: ResultsStore, where: tuple[str, list], facts: dict[str, DatasetFacts],
-                out: Path, learned: bool) -> tuple[str, str]:
+                out: Path, learned: bool, found: StoreMeans | None) -> tuple[str, str]:
     if not any(f.body_parts for f in facts.values()):
         text = "No rows carry a body part."
         return text + "\n", H.paragraph(text, "empty")
-    table, settings = store.compute(body_parts_in_store, *where)
+    table, settings = store.compute(body_parts_in_store, *where, found)
     table.to_csv(out / "body_parts.csv", index=False)
     settings.to_csv(out / "body_part_settings.csv", index=False)
     cols = [("dataset", "dataset", "{}"), ("body_part", "body part", "{}"),

@@ -128,6 +128,9 @@ class StoreMeans:
     depths: dict[tuple, tuple[int, ...]] = field(default_factory=dict)
     kinds: dict[tuple, tuple[str, ...]] = field(default_factory=dict)
     groups: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+    #: ``means_in_store(parts=…)``: the same of each dataset × value of that column
+    #: (datasets read ``<dataset>`` :data:`BY_SEPARATOR` ``<value>``, no intervals).
+    parts: StoreMeans | None = None
 
 
 def report_means(db: sqlite3.Connection, run_id: str) -> StoreMeans:
@@ -155,7 +158,8 @@ def curve_depths(found: StoreMeans, targets: bool = False
 
 
 def means_in_store(db: sqlite3.Connection, where: str, params: list,
-                   keep: Callable[[tuple], bool] | None = None, by: str | None = None,
+                   keep: Callable[[tuple], bool] | None = None, parts: str | None = None,
+                   in_parts: Callable[[str], bool] | None = None,
                    intervals: bool = True) -> StoreMeans:
     """:func:`~medbench.reports.means.setting_means` of the rows of the store's results
     that ``where`` selects (:func:`report_rows_where`), computed in SQLite, with what else
@@ -166,25 +170,24 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     ``target:`` row after every other (a report averages its settings' rows followed by
     its rate-matched rows).
 
-    ``by`` (a column, e.g. ``body_part``): ``setting_means`` of each dataset × value of
-    it apart (rows without a value left out), in one pass; the table's ``dataset`` then
-    reads ``<dataset>`` :data:`BY_SEPARATOR` ``<value>`` (:func:`split_by`). Without
-    ``intervals`` the rows are not reduced to patients (much faster), the ``_ci`` and
-    ``groups`` columns are NaN and ``ci_method`` None.
+    ``parts`` (a column, e.g. ``body_part``): in the same pass, also ``setting_means`` of
+    each dataset × value of it apart (rows without a value left out; only the settings
+    ``in_parts(setting)`` accepts, all without it), without intervals, as
+    :attr:`StoreMeans.parts`. Without ``intervals`` the rows are not reduced to patients
+    (much faster), the ``_ci`` and ``groups`` columns are NaN and ``ci_method`` None.
     """
     present = results_columns(db)
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
-    if by is not None:
-        if by not in present:
-            return StoreMeans(pd.DataFrame(columns=COLUMNS))
-        col["dataset"] = f"(CAST(dataset AS TEXT) || char(30) || CAST({by} AS TEXT))"
-        where = f"({where}) AND {by} IS NOT NULL"
+    if parts is not None and parts not in present:
+        parts = None  # an older store: no such column, no breakdown
     found = StoreMeans(pd.DataFrame())
+    split = _Breakdown() if parts is not None else None
     pending = Bootstraps()
     lines = []
-    for key, setting, groups in _lines(db, _lines_sql(col, where, intervals), params):
+    query = _lines_sql(col, where, intervals or parts is not None, parts)
+    for key, setting, groups in _lines(db, query, params, split, in_parts):
         lines.append(_line(setting, groups, pending if intervals else None))
-        if not intervals:  # its rows were one group: no count of groups, no method
+        if not intervals:  # its groups only split body parts: no count, no method
             lines[-1].update(groups=math.nan, ci_method=None)
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)
@@ -193,10 +196,18 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
             # rows the kept groups held 2.6 GB of the other columns).
             found.groups[key] = pd.DataFrame({c: groups[c].to_numpy(copy=True)
                                               for c in _KEPT})
+    if split is not None:
+        found.parts = split.means()
     if not lines:
-        return StoreMeans(pd.DataFrame(columns=COLUMNS))
+        return StoreMeans(pd.DataFrame(columns=COLUMNS), parts=found.parts)
     if intervals:
         pending.run()
+    found.table = _table(lines, intervals)
+    return found
+
+
+def _table(lines: list[dict], intervals: bool) -> pd.DataFrame:
+    """``setting_means``' table of :func:`_line`'s lines, in its order."""
     for line in lines:
         decisions = line.pop("_intervals")
         for name in _ALL_METRICS:
@@ -207,8 +218,32 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     order = out.assign(train_key=out["train_dataset"].fillna(""))
     order = order.sort_values(["dataset", "codec", "train_key", "setting_rank", "_first"],
                               kind="stable")
-    found.table = out.loc[order.index, COLUMNS].reset_index(drop=True)
-    return found
+    return out.loc[order.index, COLUMNS].reset_index(drop=True)
+
+
+@dataclass
+class _Breakdown:
+    """The lines of each dataset × value of ``parts`` (:func:`means_in_store`)."""
+
+    lines: list[dict] = field(default_factory=list)
+    depths: dict[tuple, tuple[int, ...]] = field(default_factory=dict)
+    kinds: dict[tuple, tuple[str, ...]] = field(default_factory=dict)
+
+    def add(self, block: pd.DataFrame) -> None:
+        """The lines of one dataset × codec × setting's group lines, by value."""
+        for value, lines in block[block["part"].notna()].groupby("part", sort=True):
+            composite = lines.assign(dataset=f"{lines['dataset'].iloc[0]}{BY_SEPARATOR}{value}")
+            for key, setting, groups in _setting_lines(composite):
+                line = _line(setting, groups, None)
+                line.update(groups=math.nan, ci_method=None)
+                self.lines.append(line)
+                self.depths[key] = _split(setting["depths"], int)
+                self.kinds[key] = _split(setting["kinds"], str)
+
+    def means(self) -> StoreMeans:
+        if not self.lines:
+            return StoreMeans(pd.DataFrame(columns=COLUMNS))
+        return StoreMeans(_table(self.lines, False), self.depths, self.kinds)
 
 
 #: Between a dataset and a value of ``by`` in a ``means_in_store(by=…)`` dataset.
@@ -234,14 +269,16 @@ def results_columns(db: sqlite3.Connection) -> set[str]:
     return {row[1] for row in db.execute("PRAGMA table_info(results)")}
 
 
-def _lines_sql(col: dict[str, str], where: str, per_group: bool = True) -> str:
+def _lines_sql(col: dict[str, str], where: str, per_group: bool = True,
+               parts: str | None = None) -> str:
     """One pass over the selected rows: a line per setting (by its rows' own train
     dataset, "" for none) × group (``grp``: group id, else image id), holding what the
     setting's line needs of the group's rows (counts, maxima, pooled MSE, kinds and bit
     depths) and per metric the count and sum of its ``ok`` values (PSNRs: the finite
     ones); ordered so that a setting's lines of every train dataset come together.
     Without ``per_group`` all of a setting's rows are one group (no interval needs them:
-    one line per setting, and no sort by patient)."""
+    one line per setting, and no sort by patient). With ``parts`` (a column), a group's
+    rows of each value of it are a line of their own (``part``)."""
     ok = "status = 'ok'"
     first = f"MIN(CASE WHEN {_TARGET_SQL} THEN ord + 9e15 ELSE ord END)"  # targets last
     peak = "((1 << CAST(bit_depth AS INTEGER)) - 1)"
@@ -252,14 +289,15 @@ def _lines_sql(col: dict[str, str], where: str, per_group: bool = True) -> str:
                      for m in _ALL_METRICS)
     grp = f"CAST(COALESCE({col['group_id']}, {col['image_id']}) AS TEXT)" if per_group \
         else "''"
+    part = f"CAST({parts} AS TEXT)" if parts is not None else "NULL"
     return f"""
         WITH r AS (
             SELECT rowid AS ord, {', '.join(f'{col[c]} AS {c}' for c in _CARRIED)},
                    COALESCE({col['train_dataset']}, '') AS train,
-                   {grp} AS grp
+                   {grp} AS grp, {part} AS part
             FROM results WHERE {where}
         )
-        SELECT {_KEY_SQL}, grp, {first} AS first,
+        SELECT {_KEY_SQL}, grp, part, {first} AS first,
             MIN(codec_kind) AS codec_kind, MIN(setting_rank) AS setting_rank,
             SUM({ok}) AS images, SUM(status = 'error') AS errors,
             SUM(status = 'unsupported') AS unsupported,
@@ -276,8 +314,8 @@ def _lines_sql(col: dict[str, str], where: str, per_group: bool = True) -> str:
             group_concat(DISTINCT CASE WHEN {ok} THEN CAST(bit_depth AS INTEGER) END)
                 AS depths,
             {sums}
-        FROM r GROUP BY dataset, codec, setting, train, grp
-        ORDER BY dataset, codec, setting, train, grp
+        FROM r GROUP BY dataset, codec, setting, train, grp, part
+        ORDER BY dataset, codec, setting, train, grp, part
     """
 
 
@@ -293,11 +331,13 @@ _COMBINE = {
 }
 
 
-def _lines(db: sqlite3.Connection, query: str, params: list
+def _lines(db: sqlite3.Connection, query: str, params: list,
+           split: _Breakdown | None = None, in_parts: Callable[[str], bool] | None = None
            ) -> Iterator[tuple[tuple, pd.Series, pd.DataFrame]]:
     """Each setting's key, its line (what :func:`_line` reads) and its groups with
     ``ok`` rows (sorted by name), from the group lines of ``query``
-    (:func:`_lines_sql`), streamed a setting at a time.
+    (:func:`_lines_sql`), streamed a setting at a time; each setting's lines by value of
+    ``part`` go to ``split`` (the settings ``in_parts`` accepts).
 
     Fetched lines become columns at once (a float a value, not a Python object; the
     setting's name once, not once a line): a setting of 10⁵ groups held as fetched
@@ -307,6 +347,13 @@ def _lines(db: sqlite3.Connection, query: str, params: list
     names = [d[0] for d in cursor.description]
     pieces: list[pd.DataFrame] = []
     here = None
+
+    def done() -> Iterator[tuple[tuple, pd.Series, pd.DataFrame]]:
+        block = _block(here, pieces)
+        if split is not None and (in_parts is None or in_parts(here[2])):
+            split.add(block)
+        yield from _setting_lines(_one_line_a_group(block))
+
     while True:
         chunk = cursor.fetchmany(FETCH)
         if not chunk:
@@ -317,14 +364,26 @@ def _lines(db: sqlite3.Connection, query: str, params: list
                 continue
             key = _key(chunk[start])  # chunk[start:end]: lines of one setting
             if key != here and pieces:
-                yield from _setting_lines(_block(here, pieces))
+                yield from done()
                 pieces = []
             here = key
             pieces.append(pd.DataFrame.from_records(
                 chunk[start:end], columns=names, exclude=["dataset", "codec", "setting"]))
             start = end
     if pieces:
-        yield from _setting_lines(_block(here, pieces))
+        yield from done()
+
+
+def _one_line_a_group(block: pd.DataFrame) -> pd.DataFrame:
+    """``block`` with a group's lines of several ``part`` values made one (a patient
+    with images of two body parts); most groups have one, which stay as they are."""
+    twice = block.duplicated(["train", "grp"], keep=False)
+    if not twice.any():
+        return block
+    keys = ["dataset", "codec", "train", "setting", "grp"]
+    merged = _combine(block[twice], keys).assign(part=None)
+    whole = pd.concat([block[~twice], merged[block.columns]], ignore_index=True)
+    return whole.sort_values(["train", "grp"], kind="stable").reset_index(drop=True)
 
 
 def _key(line: tuple) -> tuple:
