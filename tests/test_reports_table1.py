@@ -79,3 +79,15 @@ def test_model_summary_is_short_and_tolerant():
     assert model_summary(None) == "" and model_summary(float("nan")) == ""
     assert model_summary('{"epochs": 3, "wall_s": 12.3456}') == "epochs=3, wall_s=12.35"
     assert model_summary("not json") == "not json"
+
+
+def test_model_summary_counts_the_training_of_the_model_started_from():
+    info = {"budget": {"device": "cpu", "steps": 10000, "wall_s": 600.0, "images_seen": 40000},
+            "epochs": 528, "lmbda": 0.002,
+            "parent": {"name": "l48", "budget": {"steps": 30848, "wall_s": 2700.0,
+                                                 "images_seen": 120000}}}
+    text = model_summary(json.dumps(info, sort_keys=True))
+    assert "steps=40848" in text and "wall_s=3300" in text and "images_seen=160000" in text
+    assert "epochs" not in text and "incl. 30848 steps of the model started from" in text
+    alone = model_summary(json.dumps({**info, "parent": None}, sort_keys=True))
+    assert "steps=10000" in alone and "epochs=528" in alone and "incl." not in alone

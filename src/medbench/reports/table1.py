@@ -62,7 +62,9 @@ SUMMARY_KEYS = ("epochs", "device", "device_name", "wall_s", "steps", "images_se
 
 
 def model_summary(info: object) -> str:
-    """A short text of a learned model's ``model_info``: its training budget and shape.
+    """A short text of a learned model's ``model_info``: its training budget and shape
+    (for a model started from another, its steps, seconds and images include that
+    model's, and its own epochs are not given, as in the headline).
 
     Keys of :data:`SUMMARY_KEYS` are looked up at the top level and one level down (e.g.
     ``{"budget": {"wall_s": ...}}``); other JSON falls back to its first scalar fields.
@@ -83,8 +85,28 @@ def model_summary(info: object) -> str:
                     flat.setdefault(k, v)
         elif not isinstance(value, list) and value is not None:
             flat.setdefault(key, value)
+    inherited = _parent_budget(data)
+    if inherited:  # started from another model (train --init): count its training too
+        flat.pop("epochs", None)  # the record keeps only the model's own epochs
+        for key, value in inherited.items():
+            if isinstance(flat.get(key), (int, float)):
+                flat[key] = flat[key] + value
     keys = [k for k in SUMMARY_KEYS if k in flat] or list(flat)
-    return ", ".join(f"{k}={_short(flat[k])}" for k in keys)[:200]
+    text = ", ".join(f"{k}={_short(flat[k])}" for k in keys)
+    if inherited.get("steps"):
+        text += f" (incl. {_short(inherited['steps'])} steps of the model started from)"
+    return text[:200]
+
+
+def _parent_budget(data: dict) -> dict[str, float]:
+    """The steps, seconds and images of the model ``data``'s model was started from
+    (``parent.budget``; empty for a model trained from scratch)."""
+    parent = data.get("parent")
+    budget = parent.get("budget") if isinstance(parent, dict) else None
+    if not isinstance(budget, dict):
+        return {}
+    return {k: budget[k] for k in ("steps", "wall_s", "images_seen")
+            if isinstance(budget.get(k), (int, float)) and math.isfinite(budget[k])}
 
 
 def _short(v: object) -> str:
