@@ -246,12 +246,12 @@ class _Breakdown:
         return StoreMeans(_table(self.lines, False), self.depths, self.kinds)
 
 
-#: Between a dataset and a value of ``by`` in a ``means_in_store(by=…)`` dataset.
+#: Between a dataset and a value of ``parts`` in a :attr:`StoreMeans.parts` dataset.
 BY_SEPARATOR = chr(30)
 
 
 def split_by(dataset: object) -> tuple[str, str]:
-    """(dataset, value of ``by``) of a :func:`means_in_store` ``by`` table's dataset."""
+    """(dataset, value of ``parts``) of a :attr:`StoreMeans.parts` table's dataset."""
     name, _, value = str(dataset).partition(BY_SEPARATOR)
     return name, value
 
