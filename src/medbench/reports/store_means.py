@@ -352,7 +352,7 @@ def _lines(db: sqlite3.Connection, query: str, params: list,
         block = _block(here, pieces)
         if split is not None and (in_parts is None or in_parts(here[2])):
             split.add(block)
-        yield from _setting_lines(_one_line_a_group(block))
+        yield from _setting_lines(block)
 
     while True:
         chunk = cursor.fetchmany(FETCH)
@@ -374,18 +374,6 @@ def _lines(db: sqlite3.Connection, query: str, params: list,
         yield from done()
 
 
-def _one_line_a_group(block: pd.DataFrame) -> pd.DataFrame:
-    """``block`` with a group's lines of several ``part`` values made one (a patient
-    with images of two body parts); most groups have one, which stay as they are."""
-    twice = block.duplicated(["train", "grp"], keep=False)
-    if not twice.any():
-        return block
-    keys = ["dataset", "codec", "train", "setting", "grp"]
-    merged = _combine(block[twice], keys).assign(part=None)
-    whole = pd.concat([block[~twice], merged[block.columns]], ignore_index=True)
-    return whole.sort_values(["train", "grp"], kind="stable").reset_index(drop=True)
-
-
 def _key(line: tuple) -> tuple:
     """A group line's dataset, codec and setting (:func:`_lines_sql`'s first columns)."""
     return line[0], line[1], line[3]
@@ -399,19 +387,31 @@ def _block(key: tuple, pieces: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _setting_lines(block: pd.DataFrame) -> Iterator[tuple[tuple, pd.Series, pd.DataFrame]]:
-    """The lines of one dataset × codec × setting, one per train dataset. Rows that
-    lack a train dataset count on the line of the one train dataset the setting's other
-    rows name (as ``setting_means`` fills it in): their group lines join that train
-    dataset's first."""
+    """The lines of one dataset × codec × setting, one per train dataset, each with its
+    groups (:func:`_by_group`). Rows that lack a train dataset count on the line of the
+    one train dataset the setting's other rows name (as ``setting_means`` fills it in)."""
     trains = list(dict.fromkeys(block["train"]))
     named = [t for t in trains if t != ""]
     if "" in trains and len(named) == 1:
-        block = _combine(block.assign(train=named[0]),
-                         ["dataset", "codec", "train", "setting", "grp"])
+        block = block.assign(train=named[0])
     for _, lines in block.groupby("train", sort=True):
         setting = _combine(lines, ["dataset", "codec", "train", "setting"]).iloc[0]
-        groups = lines[lines["images"] > 0].reset_index(drop=True)
+        groups = _by_group(lines)
+        groups = groups[groups["images"] > 0].reset_index(drop=True)
         yield tuple(setting[["dataset", "codec", "train", "setting"]]), setting, groups
+
+
+#: What a setting's groups are read for (:func:`_line`, :data:`_KEPT`): summed per group.
+_GROUP_SUMS = ["images", *(f"{m}_{x}" for m in _ALL_METRICS for x in "ns")]
+
+
+def _by_group(lines: pd.DataFrame) -> pd.DataFrame:
+    """One line per group, sorted by name: ``lines`` as they are where each group has
+    one; else (a patient with images of two body parts, rows without a train dataset
+    joined to their setting's) each group's counts and sums added up, column by column."""
+    if lines["grp"].is_monotonic_increasing and lines["grp"].is_unique:
+        return lines
+    return lines.groupby("grp", sort=True)[_GROUP_SUMS].sum(min_count=1).reset_index()
 
 
 def _combine(lines: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
