@@ -418,11 +418,16 @@ def _combine(lines: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The lines of ``lines`` with equal ``keys`` made one, as :data:`_COMBINE` says."""
     grouped = lines.groupby(keys, sort=True, dropna=False)
     by = {how: [n for n, h in _COMBINE.items() if h == how] for how in ("sum", "min", "max")}
-    joined = grouped[["kinds", "depths"]].agg(
-        lambda v: ",".join(str(x) for x in v.dropna()) or None)
+    joined = grouped[["kinds", "depths"]].agg(_joined)
     out = pd.concat([grouped[by["sum"]].sum(min_count=1), grouped[by["min"]].min(),
                      grouped[by["max"]].max(), joined], axis=1).reset_index()
     return out[[*keys, *_COMBINE]]
+
+
+def _joined(texts: pd.Series) -> str | None:
+    """The distinct ``group_concat`` texts of some lines, joined as one (None for none):
+    what :func:`_split` reads, without repeating a setting's one kind on each patient."""
+    return ",".join(str(x) for x in pd.unique(texts.dropna())) or None
 
 
 def _finite(metric: str) -> str:
