@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from medbench.reports.curves import curves
-from medbench.reports.table1 import model_summary, seed_table, table1_comparison
+from medbench.reports.table1 import _epochs, model_summary, seed_table, table1_comparison
 
 
 def test_seed_table_holds_the_papers_nine_rows():
@@ -91,3 +91,5 @@ def test_model_summary_counts_the_training_of_the_model_started_from():
     assert "epochs" not in text and "incl. 30848 steps of the model started from" in text
     alone = model_summary(json.dumps({**info, "parent": None}, sort_keys=True))
     assert "steps=10000" in alone and "epochs=528" in alone and "incl." not in alone
+    assert math.isnan(_epochs(json.dumps(info))) and _epochs(json.dumps(
+        {**info, "parent": None})) == 528

@@ -116,12 +116,13 @@ def _short(v: object) -> str:
 
 
 def _epochs(info: object) -> float:
+    """A model's epochs (NaN where unknown, or not all of its training)."""
     try:
         data = json.loads(info) if isinstance(info, str) else info
     except (TypeError, ValueError):
         return math.nan
-    if not isinstance(data, dict):
-        return math.nan
+    if not isinstance(data, dict) or _parent_budget(data):
+        return math.nan  # a fine-tuned model's record keeps only its own epochs
     for holder in (data, *[v for v in data.values() if isinstance(v, dict)]):
         if "epochs" in holder and isinstance(holder["epochs"], (int, float)):
             return float(holder["epochs"])
