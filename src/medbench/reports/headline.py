@@ -27,6 +27,7 @@ from medbench.reports.curves import (
 from medbench.reports.format import html_table, markdown
 from medbench.reports.means import NO_GROUPING, interval
 from medbench.reports.run_rows import DatasetFacts, FrameRows, StoreRows, as_rows
+from medbench.reports.table1 import parent_budget
 from medbench.reports.targets import TIE
 
 #: The mark of a BD value whose curves overlap too little (the BD table uses it too).
@@ -347,10 +348,7 @@ def _numbers(infos: list[dict], key: str, parents: bool = True) -> list[float]:
 
 def _parent(info: dict, key: str) -> float:
     """``key`` of the budget of the model ``info``'s model was started from (0: none)."""
-    parent = info.get("parent")
-    budget = parent.get("budget") if isinstance(parent, dict) else None
-    value = budget.get(key) if isinstance(budget, dict) else None
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
+    return float(parent_budget(info).get(key, 0.0))
 
 
 def _span(values: list[float], unit: str, spec: str = "{:.0f}") -> str:

@@ -184,10 +184,10 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     split = _Breakdown() if parts is not None else None
     pending = Bootstraps()
     lines = []
-    query = _lines_sql(col, where, intervals or parts is not None, parts)
+    query = _lines_sql(col, where, intervals, parts)
     for key, setting, groups in _lines(db, query, params, split, in_parts):
         lines.append(_line(setting, groups, pending if intervals else None))
-        if not intervals:  # its groups only split body parts: no count, no method
+        if not intervals:  # its rows were one group: no count of groups, no method
             lines[-1].update(groups=math.nan, ci_method=None)
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)

@@ -85,7 +85,7 @@ def model_summary(info: object) -> str:
                     flat.setdefault(k, v)
         elif not isinstance(value, list) and value is not None:
             flat.setdefault(key, value)
-    inherited = _parent_budget(data)
+    inherited = parent_budget(data)
     if inherited:  # started from another model (train --init): count its training too
         flat.pop("epochs", None)  # the record keeps only the model's own epochs
         for key, value in inherited.items():
@@ -98,7 +98,7 @@ def model_summary(info: object) -> str:
     return text[:200]
 
 
-def _parent_budget(data: dict) -> dict[str, float]:
+def parent_budget(data: dict) -> dict[str, float]:
     """The steps, seconds and images of the model ``data``'s model was started from
     (``parent.budget``; empty for a model trained from scratch)."""
     parent = data.get("parent")
@@ -121,7 +121,7 @@ def _epochs(info: object) -> float:
         data = json.loads(info) if isinstance(info, str) else info
     except (TypeError, ValueError):
         return math.nan
-    if not isinstance(data, dict) or _parent_budget(data):
+    if not isinstance(data, dict) or parent_budget(data):
         return math.nan  # a fine-tuned model's record keeps only its own epochs
     for holder in (data, *[v for v in data.values() if isinstance(v, dict)]):
         if "epochs" in holder and isinstance(holder["epochs"], (int, float)):
