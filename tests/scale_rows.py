@@ -117,3 +117,16 @@ def _sql(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def as_older_store(db: sqlite3.Connection) -> None:
+    """Take out of a store what this version adds beside the rows (the kept per-patient
+    lines, their triggers, the index of seen images), as a store an older version wrote:
+    its columns can then be dropped too."""
+    from medbench.benchmark import lines
+
+    for name, kind in db.execute("SELECT name, type FROM sqlite_master WHERE type IN "
+                                 "('trigger', 'index', 'table')").fetchall():
+        if name.startswith(lines.TABLE) or name in (lines.STALE, "results_seen"):
+            db.execute(f"DROP {kind.upper()} IF EXISTS {name}")
+    db.commit()

@@ -174,10 +174,11 @@ def test_a_store_written_before_the_newer_columns_reports(tmp_path):
     import sqlite3
 
     from medbench.reports.build import build_report
-    from tests.scale_rows import scale_rows
+    from tests.scale_rows import as_older_store, scale_rows
 
     folder = write_store(tmp_path / "old", scale_rows(copies=3))
     db = sqlite3.connect(folder / "results.sqlite")
+    as_older_store(db)
     for column in ("display_psnr", "display", "knob", "seen_in_training", "codec_kind",
                    "group_kind", "roi_psnr", "target_met", "target_note", "batch_size",
                    "params", "body_part", "model_info", "split", "protocol"):

@@ -26,7 +26,7 @@ from medbench.reports.store_means import (
     report_rows_where,
 )
 from medbench.reports.targets import target_rows
-from tests.scale_rows import RUN_ID, scale_rows, write_store
+from tests.scale_rows import RUN_ID, as_older_store, scale_rows, write_store
 
 
 def _edge_rows() -> pd.DataFrame:
@@ -102,6 +102,7 @@ def test_store_means_are_the_frame_means(store, part):
 def test_a_store_without_newer_columns_reads_them_as_empty(tmp_path):
     folder = write_store(tmp_path, scale_rows(copies=3))
     with sqlite3.connect(folder / STORE_NAME) as db:
+        as_older_store(db)
         for column in ("display_psnr", "knob", "seen_in_training", "codec_kind"):
             db.execute(f"ALTER TABLE results DROP COLUMN {column}")
         where, params = report_rows_where(db, RUN_ID, "settings")

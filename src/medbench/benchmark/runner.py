@@ -258,8 +258,8 @@ def run(
     if resume and not (out / STORE_NAME).is_file():
         raise MedbenchError(f"--resume found no earlier run in {out}; run without --resume")
     store = ResultsStore.open_existing(
-        out, readonly=False, fix="--resume cannot continue a run in it; choose another --out"
-    ) if resume else None
+        out, readonly=False, fix="--resume cannot continue a run in it; choose another --out",
+        echo=echo) if resume else None
     try:
         run_id = chosen = None
         if store is not None:  # --resume: the earlier run's arguments and images
@@ -329,7 +329,7 @@ def check_inside_datasets(out: Path, plan: RunPlan, option: str,
 def _new_store(out: Path, echo: Callable[[str], Any]) -> ResultsStore:
     """The store a new run writes to; says so when ``out`` already holds runs."""
     existed = (out / STORE_NAME).is_file()
-    store = ResultsStore(out / STORE_NAME)
+    store = ResultsStore(out / STORE_NAME, echo=echo)
     if existed and store.runs():
         earlier, status = store.runs()[-1]
         echo(f"{out} already holds run {earlier} ({status}): continue it with --resume, "

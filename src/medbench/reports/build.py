@@ -60,6 +60,7 @@ from medbench.reports.store_means import (
     curve_depths,
     has_seen_images,
     is_target,
+    kept_lines_where,
     means_in_store,
     report_means,
     report_rows_where,
@@ -217,8 +218,11 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     facts = rows.all_facts()
     # The rows' setting means, and by body part in the same pass where rows name one.
     parts = "body_part" if any(f.body_parts for f in facts.values()) else None
+    # From the per-patient lines the store keeps as rows are written, where they stand
+    # for the rows (benchmark.lines): the same numbers without reading every row.
+    lines = store.compute(kept_lines_where, run_id, "all", seen_any)
     found = store.compute(means_in_store, *where["all"], lambda key: not is_target(key[3]),
-                          parts, lambda setting: not is_target(setting))
+                          parts, lambda setting: not is_target(setting), True, lines)
     targeted = found.table["setting"].map(is_target).astype(bool)
     settings = rows.means = found.table.loc[~targeted]
     all_curves = curves_from_means(settings, curve_depths(found))

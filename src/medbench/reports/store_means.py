@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from medbench.benchmark import lines as kept
 from medbench.benchmark.metrics import psnr_from_mse
 from medbench.benchmark.targets import PREFIX as TARGET_PREFIX
 from medbench.reports.budget import SEPARATOR
@@ -105,6 +106,21 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     return " AND ".join(where), params
 
 
+def kept_lines_where(db: sqlite3.Connection, run_id: str, part: str = "all",
+                     seen: bool | None = None) -> tuple[str, list] | None:
+    """The condition on the store's kept per-patient lines (:mod:`medbench.benchmark.lines`)
+    selecting those of :func:`report_rows_where`'s rows, for :func:`means_in_store`; None
+    where the run's lines cannot stand for its rows (none kept, stale, miscounted) or
+    the run has images a model trained on (whose rows are left out image by image)."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, not {part!r}")
+    if seen is None:
+        seen = has_seen_images(db, run_id)
+    if seen or not kept.usable(db, run_id):
+        return None
+    return kept.lines_where(run_id, part)
+
+
 def has_seen_images(db: sqlite3.Connection, run_id: str) -> bool:
     """Whether a row of run ``run_id`` marks its image as one a model trained on."""
     return "seen_in_training" in results_columns(db) and db.execute(
@@ -136,8 +152,10 @@ class StoreMeans:
 def report_means(db: sqlite3.Connection, run_id: str) -> StoreMeans:
     """The setting means of the rows a report shows of run ``run_id`` (its settings, then
     its rate-matched cells), the groups of its settings kept for the BD intervals."""
-    where, params = report_rows_where(db, run_id, "all")
-    return means_in_store(db, where, params, keep=lambda key: not is_target(key[3]))
+    seen = has_seen_images(db, run_id)
+    where, params = report_rows_where(db, run_id, "all", seen)
+    return means_in_store(db, where, params, keep=lambda key: not is_target(key[3]),
+                          lines=kept_lines_where(db, run_id, "all", seen))
 
 
 def is_target(setting: object) -> bool:
@@ -160,7 +178,8 @@ def curve_depths(found: StoreMeans, targets: bool = False
 def means_in_store(db: sqlite3.Connection, where: str, params: list,
                    keep: Callable[[tuple], bool] | None = None, parts: str | None = None,
                    in_parts: Callable[[str], bool] | None = None,
-                   intervals: bool = True) -> StoreMeans:
+                   intervals: bool = True,
+                   lines: tuple[str, list] | None = None) -> StoreMeans:
     """:func:`~medbench.reports.means.setting_means` of the rows of the store's results
     that ``where`` selects (:func:`report_rows_where`), computed in SQLite, with what else
     each line's rows give (:class:`StoreMeans`); ``keep(key)`` chooses the lines whose
@@ -175,20 +194,30 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
     ``in_parts(setting)`` accepts, all without it), without intervals, as
     :attr:`StoreMeans.parts`. Without ``intervals`` the rows are not reduced to patients
     (much faster), the ``_ci`` and ``groups`` columns are NaN and ``ci_method`` None.
+
+    ``lines``: the condition (and parameters) selecting the same rows' per-patient lines
+    that the store keeps (:func:`kept_lines_where`, :mod:`medbench.benchmark.lines`),
+    read instead of the rows where given (``parts`` then ``body_part`` or None): the
+    same numbers, without reading or sorting the rows.
     """
     present = results_columns(db)
     col = {c: (c if c in present else "NULL") for c in _NEEDED}
     if parts is not None and parts not in present:
         parts = None  # an older store: no such column, no breakdown
+    if lines is not None and parts not in (None, "body_part"):
+        lines = None  # the kept lines are split by body part only
     found = StoreMeans(pd.DataFrame())
     split = _Breakdown() if parts is not None else None
     pending = Bootstraps()
-    lines = []
-    query = _lines_sql(col, where, intervals, parts)
+    if lines is not None:
+        query, params = kept.select_sql(lines[0], intervals, parts is not None), lines[1]
+    else:
+        query = _lines_sql(col, where, intervals, parts)
+    out: list[dict] = []
     for key, setting, groups in _lines(db, query, params, split, in_parts):
-        lines.append(_line(setting, groups, pending if intervals else None))
+        out.append(_line(setting, groups, pending if intervals else None))
         if not intervals:  # its rows were one group: no count of groups, no method
-            lines[-1].update(groups=math.nan, ci_method=None)
+            out[-1].update(groups=math.nan, ci_method=None)
         found.depths[key] = _split(setting["depths"], int)
         found.kinds[key] = _split(setting["kinds"], str)
         if keep is not None and keep(key):
@@ -198,11 +227,11 @@ def means_in_store(db: sqlite3.Connection, where: str, params: list,
                                               for c in _KEPT})
     if split is not None:
         found.parts = split.means()
-    if not lines:
+    if not out:
         return StoreMeans(pd.DataFrame(columns=COLUMNS), parts=found.parts)
     if intervals:
         pending.run()
-    found.table = _table(lines, intervals)
+    found.table = _table(out, intervals)
     return found
 
 

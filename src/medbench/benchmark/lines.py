@@ -1,0 +1,262 @@
+"""Per-patient lines of a run's rows, kept in the store as the rows are written.
+
+A report's setting means (:mod:`medbench.reports.store_means`) need, for each setting ×
+train dataset × patient group × body part, each metric's count and sum over the group's
+``ok`` rows and a few counts and maxima. Computed from the rows, that reads every row
+and sorts them by patient (165 s of a report of 10⁷ rows). The store keeps these lines
+instead, in the table :data:`TABLE`: SQLite triggers add each inserted row to its line
+in the insert's own transaction, so the lines are the rows whoever writes them (an older
+medbench, a user's own SQL).
+
+- Adding is cheap, taking back is not (a maximum cannot be un-taken): a row deleted or
+  updated (an image re-coded by ``--resume``, a cell replaced) marks its run's lines
+  stale (:data:`STALE`); the next writer to open the store, or the end of the run,
+  rebuilds them from the rows (:func:`refresh`).
+- A reader uses a run's lines only where they are known to be its rows
+  (:func:`usable`): the table of this version exists, the run is not stale, and its
+  lines count as many rows as the store holds for it (a writer without
+  ``recursive_triggers`` replaces a row without the delete trigger: the counts then
+  differ). Else a report reads the rows, as before.
+- Images a learned model trained on leave out every row of the image (:mod:`.seen`), a
+  question across a line's rows: a run with such images reads its rows.
+
+A line is keyed by what the report selects or groups on: run, dataset, codec, setting,
+train dataset (``''`` for none), group (group id, else image id), body part, group kind,
+bit depth, whether the codec is learned and whether its knob names a checkpoint. A
+missing value in the key is stored as the empty blob (a primary key holds no NULL, and
+no text or number equals a blob); :func:`select_sql` reads it back as NULL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from medbench.benchmark.targets import PREFIX as TARGET_PREFIX
+
+#: The lines' table; its name changes with what a line holds (a store written by another
+#: version has the other table, which a writer of this version drops and rebuilds).
+TABLE = "result_lines_v1"
+#: Runs whose lines a delete or update made stale.
+STALE = "result_lines_stale"
+#: Between a learned model's setting and its checkpoint (``reports.budget.SEPARATOR``).
+SEPARATOR = "@"
+#: The metrics whose count and sum a line keeps (``reports.means`` METRICS, MORE_METRICS).
+METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms",
+           "vif", "gmsd", "haarpsi", "fsim", "display_psnr", "display_ssim")
+#: Means over the finite values only (an exact image's PSNR is infinite).
+PSNRS = ("psnr", "display_psnr")
+#: The columns whose largest ``ok`` value a line keeps.
+MAXIMA = ("max_abs_error", "batch_size", "params", "kmac_per_pixel_enc",
+          "kmac_per_pixel_dec", "peak_mem_mb")
+#: Whether a setting is a rate-matched cell's, in SQL.
+TARGET_SQL = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
+
+_NONE = "X''"  # a missing key value
+
+
+def _keys(r: str) -> dict[str, str]:
+    """Each key column's value for a results row (``r``: ``NEW.`` in a trigger)."""
+    return {
+        "run_id": f"COALESCE({r}run_id, {_NONE})",
+        "dataset": f"COALESCE({r}dataset, {_NONE})",
+        "codec": f"COALESCE({r}codec, {_NONE})",
+        "setting": f"COALESCE({r}setting, {_NONE})",
+        "train": f"COALESCE({r}train_dataset, '')",
+        "grp": f"COALESCE(CAST(COALESCE({r}group_id, {r}image_id) AS TEXT), {_NONE})",
+        "part": f"COALESCE(CAST({r}body_part AS TEXT), {_NONE})",
+        "kind": f"COALESCE(replace(CAST({r}group_kind AS TEXT), ',', char(31)), {_NONE})",
+        "depth": f"COALESCE(CAST({r}bit_depth AS INTEGER), {_NONE})",
+        "learned": f"(COALESCE({r}codec_kind, 'learned') = 'learned')",
+        "knob_sep": f"(instr(COALESCE(CAST({r}knob AS TEXT), ''), '{SEPARATOR}') > 0)",
+    }
+
+
+def _values(r: str) -> dict[str, tuple[str, str]]:
+    """Each value column: its value for one row and how lines combine (sum, min, max),
+    the expressions ``reports.store_means`` once summed over the rows themselves."""
+    ok = f"{r}status = 'ok'"
+    peak = f"((1 << CAST({r}bit_depth AS INTEGER)) - 1)"
+    pooled = f"{ok} AND {r}mse IS NOT NULL AND {r}bit_depth IS NOT NULL"
+    out = {
+        "rows": ("1", "sum"),
+        "first_row": (f"{r}rowid", "min"),
+        "codec_kind": (f"{r}codec_kind", "min"),
+        "setting_rank": (f"{r}setting_rank", "min"),
+        "images": (f"({ok})", "sum"),
+        "errors": (f"({r}status = 'error')", "sum"),
+        "unsupported": (f"({r}status = 'unsupported')", "sum"),
+        "exact_images": (f"({ok} AND {r}psnr >= 9e999)", "sum"),
+        "exact_display": (f"({ok} AND {r}display_psnr >= 9e999)", "sum"),
+        "psnr_raw": (f"(CASE WHEN {ok} THEN {r}psnr IS NOT NULL END)", "sum"),
+        "display_psnr_raw": (f"(CASE WHEN {ok} THEN {r}display_psnr IS NOT NULL END)", "sum"),
+        **{f"max_{c}": (f"(CASE WHEN {ok} THEN {r}{c} END)", "max") for c in MAXIMA},
+        "nmse_sum": (f"(CASE WHEN {pooled} THEN {r}mse / (CAST({peak} AS REAL) * {peak}) END)",
+                     "sum"),
+        "nmse_n": (f"({pooled})", "sum"),
+    }
+    for m in METRICS:
+        value = f"(CASE WHEN {ok} THEN {_finite(m, r)} END)"
+        out[f"{m}_n"] = (f"({value} IS NOT NULL)", "sum")
+        out[f"{m}_s"] = (value, "sum")
+    return out
+
+
+def _finite(metric: str, r: str) -> str:
+    """The values a metric's mean is over (a PSNR's exact images are left out)."""
+    return f"CASE WHEN {r}{metric} < 9e999 THEN {r}{metric} END" if metric in PSNRS \
+        else f"{r}{metric}"
+
+
+KEYS = tuple(_keys(""))
+VALUES = tuple(_values(""))
+#: The columns a trigger reads of a results row (added to an older store first).
+READS = ("run_id", "dataset", "codec", "setting", "train_dataset", "group_id", "image_id",
+         "body_part", "group_kind", "bit_depth", "codec_kind", "knob", "status",
+         "setting_rank", "mse", *MAXIMA, *METRICS)
+
+
+def _combined(name: str, how: str) -> str:
+    """A line's ``name`` with one more row's (``excluded``), as SQL's aggregate would
+    have it: NULLs ignored, NULL only while every value was."""
+    old, new = name, f"excluded.{name}"
+    if how == "sum":
+        both = f"{old} + {new}"
+    else:
+        pick = "<" if how == "min" else ">"
+        both = f"CASE WHEN {new} {pick} {old} THEN {new} ELSE {old} END"
+    return f"{name} = CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL THEN {new} " \
+           f"ELSE {both} END"
+
+
+def _create_sql() -> list[str]:
+    keys, values = _keys("NEW."), _values("NEW.")
+    columns = ", ".join([*KEYS, *VALUES])
+    upsert = (f"INSERT INTO {TABLE} ({columns}) VALUES "
+              f"({', '.join([*keys.values(), *(v for v, _ in values.values())])}) "
+              f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET "
+              + ", ".join(_combined(n, how) for n, (_, how) in values.items()))
+    stale = f"INSERT OR IGNORE INTO {STALE} (run_id) VALUES"
+    return [
+        # No declared types: a value keeps the type it has in the row, and lines compare
+        # and add as the rows' values did.
+        f"CREATE TABLE {TABLE} ({columns}, PRIMARY KEY ({', '.join(KEYS)})) WITHOUT ROWID",
+        f"CREATE TABLE IF NOT EXISTS {STALE} (run_id PRIMARY KEY)",
+        f"CREATE TRIGGER {TABLE}_insert AFTER INSERT ON results BEGIN {upsert}; END",
+        f"CREATE TRIGGER {TABLE}_delete AFTER DELETE ON results BEGIN "
+        f"{stale} (OLD.run_id); END",
+        f"CREATE TRIGGER {TABLE}_update AFTER UPDATE ON results BEGIN "
+        f"{stale} (OLD.run_id); {stale} (NEW.run_id); END",
+    ]
+
+
+def _fill_sql(where: str = "1") -> str:
+    """The lines of the rows ``where`` selects, from the rows."""
+    keys, values = _keys(""), _values("")
+    agg = {"sum": "SUM", "min": "MIN", "max": "MAX"}
+    return (f"INSERT INTO {TABLE} ({', '.join([*KEYS, *VALUES])}) "
+            f"SELECT {', '.join(keys.values())}, "
+            + ", ".join(f"{agg[how]}({v})" for v, how in values.values())
+            + f" FROM results WHERE {where} GROUP BY {', '.join(keys.values())}")
+
+
+def install(db: sqlite3.Connection, echo: Callable[[str], Any] | None = None,
+            path: object = "the store") -> None:
+    """Give the store (opened for writing, every column of :data:`READS` present) the
+    lines of this version, built from its rows if it had none, and rebuild stale runs'.
+    Call inside a transaction: the table, its triggers and its lines appear together.
+    The writer's connection should have ``recursive_triggers`` on, so that a replaced
+    row marks its run stale (without, :func:`usable` notices the miscount). ``echo``
+    says so before lines are built from rows already there (minutes at 10⁷ rows)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if TABLE not in tables:
+        for name, kind in db.execute("SELECT name, type FROM sqlite_master WHERE "
+                                     "name LIKE 'result_lines_v%' AND type IN "
+                                     "('table', 'trigger')").fetchall():
+            db.execute(f"DROP {kind.upper()} IF EXISTS {name}")  # another version's
+        if echo is not None and db.execute("SELECT 1 FROM results LIMIT 1").fetchone():
+            echo(f"building the per-patient lines of the rows in {path}, which an older "
+                 "medbench wrote (once; about a minute per 4 million rows)")
+        for statement in _create_sql():
+            db.execute(statement)
+        db.execute(_fill_sql())
+        db.execute(f"DELETE FROM {STALE}")
+    refresh(db, echo=echo)
+
+
+def refresh(db: sqlite3.Connection, run_id: str | None = None,
+            echo: Callable[[str], Any] | None = None) -> None:
+    """Rebuild from its rows the lines of each stale run (of ``run_id`` only, if given)."""
+    stale = [r[0] for r in db.execute(f"SELECT run_id FROM {STALE}")]
+    for run in stale:
+        if run_id is not None and run != run_id:
+            continue
+        if echo is not None:
+            echo(f"rebuilding the per-patient lines of run {run} (a row of it was replaced "
+                 "or deleted)")
+        db.execute(f"DELETE FROM {TABLE} WHERE run_id = ?", (run,))
+        db.execute(_fill_sql("run_id = ?"), (run,))
+        db.execute(f"DELETE FROM {STALE} WHERE run_id = ?", (run,))
+
+
+def usable(db: sqlite3.Connection, run_id: str) -> bool:
+    """Whether run ``run_id``'s lines are known to be its rows (module notes)."""
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    if not {TABLE, STALE, f"{TABLE}_insert", f"{TABLE}_delete",
+            f"{TABLE}_update"} <= names:
+        return False
+    if db.execute(f"SELECT 1 FROM {STALE} WHERE run_id = ?", (run_id,)).fetchone():
+        return False
+    counted = db.execute(f"SELECT COALESCE(SUM(rows), 0) FROM {TABLE} WHERE run_id = ?",
+                         (run_id,)).fetchone()[0]
+    rows = db.execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]
+    return counted == rows
+
+
+def lines_where(run_id: str, part: str) -> tuple[str, list]:
+    """The condition on :data:`TABLE` selecting the lines of the rows that
+    ``reports.store_means.report_rows_where(db, run_id, part)`` selects in a run without
+    seen images."""
+    milestone = f"instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0"
+    where = ["run_id = ?"]
+    if part == "milestones":
+        where.append(f"learned AND {milestone}")
+    elif part != "kept":
+        where.append(f"NOT (learned AND ({milestone} OR knob_sep))")
+    if part == "settings":
+        where.append(f"NOT {TARGET_SQL}")
+    elif part == "targets":
+        where.append(TARGET_SQL)
+    return " AND ".join(where), [run_id]
+
+
+def select_sql(where: str, per_group: bool = True, parts: bool = False) -> str:
+    """The group lines ``reports.store_means`` reads (its ``_lines_sql`` of the rows),
+    from the kept lines that ``where`` selects: the same columns, grouped and ordered
+    the same way (a setting's lines are next to each other in the table: no sort).
+    Kinds and bit depths may repeat in their texts (their readers take the distinct
+    values): a group's lines differ in them only where its rows did."""
+    _, values = KEYS, _values("")
+    agg = {"sum": "SUM", "min": "MIN", "max": "MAX"}
+    # Named with the table's name: ``part`` alone is the output column (NULL for none),
+    # by which SQLite would sort instead of reading the lines in their order.
+    group = [f"{TABLE}.{c}" for c in ("dataset", "codec", "setting", "train",
+                                      *(["grp"] if per_group else []),
+                                      *(["part"] if parts else []))]
+    skip = {"rows", "first_row", "codec_kind", "setting_rank"}
+    sums = ", ".join(f"{agg[how]}({name}) AS {name}" for name, (_, how) in values.items()
+                     if name not in skip)
+    first = f"CASE WHEN {TARGET_SQL} THEN MIN(first_row) + 9e15 ELSE MIN(first_row) END"
+    return f"""
+        SELECT dataset, codec, train, setting, {'grp' if per_group else "''"} AS grp,
+            {"CASE WHEN typeof(part) = 'text' THEN part END" if parts else 'NULL'} AS part,
+            {first} AS first, MIN(codec_kind) AS codec_kind,
+            MIN(setting_rank) AS setting_rank, {sums},
+            group_concat(CASE WHEN images > 0 AND typeof(kind) = 'text' THEN kind END)
+                AS kinds,
+            group_concat(CASE WHEN images > 0 AND typeof(depth) = 'integer' THEN depth END)
+                AS depths
+        FROM {TABLE} WHERE {where}
+        GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}
+    """
