@@ -32,28 +32,35 @@ def _unseen(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(seen_in_training=None)
 
 
-def _kept(path) -> pd.DataFrame:
+def _kept(path, table: str = lines.TABLE) -> pd.DataFrame:
+    keys = lines.KEYS if table == lines.TABLE else lines.IMAGE_KEYS
     with sqlite3.connect(path) as db:
-        return pd.read_sql_query(f"SELECT * FROM {lines.TABLE} ORDER BY "
-                                 f"{', '.join(lines.KEYS)}", db)
+        return pd.read_sql_query(f"SELECT * FROM {table} ORDER BY {', '.join(keys)}", db)
 
 
-def _rebuilt(path) -> pd.DataFrame:
-    """The lines built afresh from the rows (on a copy)."""
+def _rebuild(db: sqlite3.Connection) -> None:
+    for table in (lines.TABLE, lines.IMAGES):
+        db.execute(f"DELETE FROM {table}")
+    for statement in lines._fill_sql():
+        db.execute(statement)
+
+
+def _same_lines(path) -> None:
+    """The kept lines (both tables) are those built afresh from the rows (on a copy;
+    the rows' numbers in the order SQLite met them: row numbers aside)."""
     copy = path.with_name("rebuilt.sqlite")
     with sqlite3.connect(path) as source, sqlite3.connect(copy) as db:
         source.backup(db)  # with what the write-ahead log holds
-        db.execute(f"DELETE FROM {lines.TABLE}")
-        db.execute(lines._fill_sql())
-    found = _kept(copy)
-    copy.unlink()
-    return found
-
-
-def _same_lines(got: pd.DataFrame, want: pd.DataFrame) -> None:
-    assert len(got) == len(want)
-    pd.testing.assert_frame_equal(got.drop(columns="first_row"), want.drop(columns="first_row"),
-                                  check_exact=False, rtol=1e-12)
+        _rebuild(db)
+    try:
+        for table in (lines.TABLE, lines.IMAGES):
+            got, want = _kept(path, table), _kept(copy, table)
+            assert len(got) == len(want)
+            ids = [c for c in ("first_row", "first_ok") if c in got]  # rowids of replaced rows
+            pd.testing.assert_frame_equal(got.drop(columns=ids), want.drop(columns=ids),
+                                          check_exact=False, rtol=1e-12)
+    finally:
+        copy.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +97,7 @@ def test_the_triggers_keep_the_lines_the_rows_make(edge):
     """Rows inserted one statement each (the triggers) make the lines a rebuild from
     the rows makes: key for key, count for count."""
     got = _kept(edge / STORE_NAME)
-    _same_lines(got, _rebuilt(edge / STORE_NAME))
+    _same_lines(edge / STORE_NAME)
     assert got["rows"].sum() == len(_edge_rows())
     assert (got.groupby(["setting", "grp"])["part"].nunique() > 1).any()  # two body parts
 
@@ -146,7 +153,7 @@ def test_a_replaced_or_deleted_row_makes_its_run_read_rows_until_the_lines_are_r
     assert not _usable(path, run) and _usable(path, other)
     store.set_run_status(run, "finished")  # the run's end rebuilds its lines
     assert _usable(path, run)
-    _same_lines(_kept(path), _rebuilt(path))
+    _same_lines(path)
     psnr = _kept(path).query("run_id == @run")["psnr_s"].sum()
     assert math.isclose(psnr, 30 + 20 + 32 + 33)  # the replaced value, not both
     store.delete_image(run, "nih", "i2")  # --resume re-codes a changed file
@@ -154,7 +161,7 @@ def test_a_replaced_or_deleted_row_makes_its_run_read_rows_until_the_lines_are_r
     store.close()
     ResultsStore(path).close()  # the next writer rebuilds them
     assert _usable(path, run)
-    _same_lines(_kept(path), _rebuilt(path))
+    _same_lines(path)
 
 
 def test_a_writer_that_bypasses_the_delete_trigger_is_noticed(tmp_path):
@@ -175,8 +182,7 @@ def test_a_writer_that_bypasses_the_delete_trigger_is_noticed(tmp_path):
     assert not _usable(path, run)  # nothing marked it stale: the count alone tells
     with sqlite3.connect(path) as db:
         assert kept_lines_where(db, run) is None
-        db.execute(f"DELETE FROM {lines.TABLE}")
-        db.execute(lines._fill_sql())
+        _rebuild(db)
     assert _usable(path, run)
     with sqlite3.connect(path) as db:
         db.execute("UPDATE results SET psnr = 2 WHERE run_id = ? AND image_id = 'i1'", (run,))
@@ -194,7 +200,7 @@ def test_an_older_store_gets_its_lines_from_the_next_writer(tmp_path):
     assert len(said) == 1 and "building the per-patient lines" in said[0] and str(path) in said[0]
     with sqlite3.connect(path) as db:
         assert kept_lines_where(db, RUN_ID) is not None
-    _same_lines(_kept(path), _rebuilt(path))
+    _same_lines(path)
     ResultsStore(path, echo=said.append).close()  # built once
     ResultsStore(tmp_path / "new.sqlite", echo=said.append).close()  # nothing to build
     assert len(said) == 1
@@ -209,3 +215,46 @@ def test_a_run_with_images_seen_in_training_reads_its_rows(tmp_path):
             "EXPLAIN QUERY PLAN SELECT 1 FROM results WHERE run_id = ? AND "
             "seen_in_training = 1 LIMIT 1", (RUN_ID,)))
     assert "results_seen" in plan  # found through the index, not by reading the run
+
+
+def _facts_rows() -> pd.DataFrame:
+    """The edge rows, and what facts tell apart: images without a patient group, a
+    second protocol and split, images of another size, rows without a size, a display
+    window on deeper rows, a codec whose first ``ok`` row names no kind."""
+    rows = _unseen(_edge_rows())
+    nih = rows.index[rows["dataset"] == "nih"]
+    rows.loc[nih[::7], "group_id"] = None
+    rows.loc[nih[::5], ["width", "height"]] = [512, 384]
+    rows.loc[nih[::11], "width"] = None
+    rows.loc[nih[::13], ["protocol", "split"]] = ["native", "train"]
+    rows.loc[nih[::3], "bit_depth"] = 12
+    rows["display"] = rows["display"].astype(object)
+    rows.loc[nih[::6], "display"] = "lung"
+    first = rows.index[(rows["codec"] == "jpeg") & (rows["status"] == "ok")][0]
+    rows.loc[first, "codec_kind"] = None
+    return rows
+
+
+def test_the_facts_from_the_lines_are_the_facts_from_the_rows(tmp_path):
+    from medbench.reports.run_rows import _facts_in_lines, _facts_in_store
+
+    folder = write_store(tmp_path, _facts_rows())
+    with sqlite3.connect(folder / STORE_NAME) as db:
+        want = _facts_in_store(db, *report_rows_where(db, RUN_ID, "settings"))
+        got = _facts_in_lines(db, RUN_ID)
+    assert got == want
+    nih = want["nih"]  # what the rows are there for did happen
+    assert nih.sizes == 2 and nih.groups and len(nih.protocols) == 2 and nih.deep_windowed
+    assert set(nih.depth_rows) == {8, 12} and nih.body_parts and nih.trained
+
+
+def test_the_body_parts_images_counted_in_the_lines_are_those_of_the_rows(edge):
+    from medbench.reports.bodyparts import body_parts_in_store
+
+    with sqlite3.connect(edge / STORE_NAME) as db:
+        where, params = report_rows_where(db, RUN_ID, "settings")
+        want = body_parts_in_store(db, where, params)
+        got = body_parts_in_store(db, where, params, None, RUN_ID)
+    for a, b in zip(got, want):
+        pd.testing.assert_frame_equal(a, b)
+    assert set(want[0]["body_part"]) == {"CHEST", "HAND"} and want[0]["images"].gt(0).all()

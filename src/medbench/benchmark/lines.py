@@ -37,7 +37,11 @@ from medbench.benchmark.targets import PREFIX as TARGET_PREFIX
 
 #: The lines' table; its name changes with what a line holds (a store written by another
 #: version has the other table, which a writer of this version drops and rebuilds).
-TABLE = "result_lines_v1"
+TABLE = "result_lines_v2"
+#: Per image, what a report counts in images (its facts' images and patient groups, the
+#: body parts' images): the rows and ``ok`` rows of each run × dataset × image × group id
+#: × codec × train dataset × body part, and whether they are the report's settings' rows.
+IMAGES = "result_images_v2"
 #: Runs whose lines a delete or update made stale.
 STALE = "result_lines_stale"
 #: Between a learned model's setting and its checkpoint (``reports.budget.SEPARATOR``).
@@ -56,6 +60,18 @@ TARGET_SQL = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET
 _NONE = "X''"  # a missing key value
 
 
+def _learned(r: str) -> str:
+    return f"(COALESCE({r}codec_kind, 'learned') = 'learned')"
+
+
+def _knob_sep(r: str) -> str:
+    return f"(instr(COALESCE(CAST({r}knob AS TEXT), ''), '{SEPARATOR}') > 0)"
+
+
+def _milestone(r: str) -> str:
+    return f"(instr(CAST({r}setting AS TEXT), '{SEPARATOR}') > 0)"
+
+
 def _keys(r: str) -> dict[str, str]:
     """Each key column's value for a results row (``r``: ``NEW.`` in a trigger)."""
     return {
@@ -66,10 +82,15 @@ def _keys(r: str) -> dict[str, str]:
         "train": f"COALESCE({r}train_dataset, '')",
         "grp": f"COALESCE(CAST(COALESCE({r}group_id, {r}image_id) AS TEXT), {_NONE})",
         "part": f"COALESCE(CAST({r}body_part AS TEXT), {_NONE})",
-        "kind": f"COALESCE(replace(CAST({r}group_kind AS TEXT), ',', char(31)), {_NONE})",
+        "kind": f"COALESCE(CAST({r}group_kind AS TEXT), {_NONE})",
         "depth": f"COALESCE(CAST({r}bit_depth AS INTEGER), {_NONE})",
-        "learned": f"(COALESCE({r}codec_kind, 'learned') = 'learned')",
-        "knob_sep": f"(instr(COALESCE(CAST({r}knob AS TEXT), ''), '{SEPARATOR}') > 0)",
+        "codec_kind": f"COALESCE({r}codec_kind, {_NONE})",
+        "learned": _learned(r),
+        "knob_sep": _knob_sep(r),
+        # what a report's facts tell of a dataset (one value a dataset, as a rule)
+        "trained": f"({r}train_dataset IS NOT NULL)",
+        "split": f"COALESCE({r}split, {_NONE})",
+        "protocol": f"COALESCE({r}protocol, {_NONE})",
     }
 
 
@@ -79,10 +100,11 @@ def _values(r: str) -> dict[str, tuple[str, str]]:
     ok = f"{r}status = 'ok'"
     peak = f"((1 << CAST({r}bit_depth AS INTEGER)) - 1)"
     pooled = f"{ok} AND {r}mse IS NOT NULL AND {r}bit_depth IS NOT NULL"
+    sized = f"{r}width IS NOT NULL AND {r}height IS NOT NULL"
     out = {
         "rows": ("1", "sum"),
         "first_row": (f"{r}rowid", "min"),
-        "codec_kind": (f"{r}codec_kind", "min"),
+        "first_ok": (f"(CASE WHEN {ok} THEN {r}rowid END)", "min"),
         "setting_rank": (f"{r}setting_rank", "min"),
         "images": (f"({ok})", "sum"),
         "errors": (f"({r}status = 'error')", "sum"),
@@ -95,12 +117,35 @@ def _values(r: str) -> dict[str, tuple[str, str]]:
         "nmse_sum": (f"(CASE WHEN {pooled} THEN {r}mse / (CAST({peak} AS REAL) * {peak}) END)",
                      "sum"),
         "nmse_n": (f"({pooled})", "sum"),
+        "windowed": (f"({r}display IS NOT NULL)", "sum"),
+        "sized": (f"({sized})", "sum"),
+        "w0": (f"(CASE WHEN {sized} THEN {r}width END)", "min"),
+        "w1": (f"(CASE WHEN {sized} THEN {r}width END)", "max"),
+        "h0": (f"(CASE WHEN {sized} THEN {r}height END)", "min"),
+        "h1": (f"(CASE WHEN {sized} THEN {r}height END)", "max"),
     }
     for m in METRICS:
         value = f"(CASE WHEN {ok} THEN {_finite(m, r)} END)"
         out[f"{m}_n"] = (f"({value} IS NOT NULL)", "sum")
         out[f"{m}_s"] = (value, "sum")
     return out
+
+
+def _image_keys(r: str) -> dict[str, str]:
+    """The key of a row's image line (:data:`IMAGES`): ``settings`` whether the row is
+    one of the settings' rows a report's facts count (no rate-matched cell, no
+    milestone checkpoint)."""
+    return {
+        "run_id": f"COALESCE({r}run_id, {_NONE})",
+        "dataset": f"COALESCE({r}dataset, {_NONE})",
+        "image_id": f"COALESCE({r}image_id, {_NONE})",
+        "group_id": f"COALESCE({r}group_id, {_NONE})",
+        "codec": f"COALESCE({r}codec, {_NONE})",
+        "train": f"COALESCE({r}train_dataset, '')",
+        "part": f"COALESCE({r}body_part, {_NONE})",
+        "settings": f"(NOT ({_learned(r)} AND ({_milestone(r)} OR {_knob_sep(r)})) AND NOT "
+                    f"{TARGET_SQL.replace('setting', r + 'setting')})",
+    }
 
 
 def _finite(metric: str, r: str) -> str:
@@ -111,10 +156,11 @@ def _finite(metric: str, r: str) -> str:
 
 KEYS = tuple(_keys(""))
 VALUES = tuple(_values(""))
+IMAGE_KEYS = tuple(_image_keys(""))
 #: The columns a trigger reads of a results row (added to an older store first).
 READS = ("run_id", "dataset", "codec", "setting", "train_dataset", "group_id", "image_id",
-         "body_part", "group_kind", "bit_depth", "codec_kind", "knob", "status",
-         "setting_rank", "mse", *MAXIMA, *METRICS)
+         "body_part", "group_kind", "bit_depth", "codec_kind", "knob", "status", "split",
+         "protocol", "display", "width", "height", "setting_rank", "mse", *MAXIMA, *METRICS)
 
 
 def _combined(name: str, how: str) -> str:
@@ -133,17 +179,24 @@ def _combined(name: str, how: str) -> str:
 def _create_sql() -> list[str]:
     keys, values = _keys("NEW."), _values("NEW.")
     columns = ", ".join([*KEYS, *VALUES])
-    upsert = (f"INSERT INTO {TABLE} ({columns}) VALUES "
-              f"({', '.join([*keys.values(), *(v for v, _ in values.values())])}) "
-              f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET "
-              + ", ".join(_combined(n, how) for n, (_, how) in values.items()))
+    image_columns = ", ".join([*IMAGE_KEYS, "rows", "ok"])
+    line = (f"INSERT INTO {TABLE} ({columns}) VALUES "
+            f"({', '.join([*keys.values(), *(v for v, _ in values.values())])}) "
+            f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET "
+            + ", ".join(_combined(n, how) for n, (_, how) in values.items()))
+    image = (f"INSERT INTO {IMAGES} ({image_columns}) VALUES "
+             f"({', '.join(_image_keys('NEW.').values())}, 1, NEW.status = 'ok') "
+             f"ON CONFLICT ({', '.join(IMAGE_KEYS)}) DO UPDATE SET rows = rows + 1, "
+             "ok = ok + excluded.ok")
     stale = f"INSERT OR IGNORE INTO {STALE} (run_id) VALUES"
     return [
         # No declared types: a value keeps the type it has in the row, and lines compare
         # and add as the rows' values did.
         f"CREATE TABLE {TABLE} ({columns}, PRIMARY KEY ({', '.join(KEYS)})) WITHOUT ROWID",
+        f"CREATE TABLE {IMAGES} ({image_columns}, PRIMARY KEY ({', '.join(IMAGE_KEYS)})) "
+        "WITHOUT ROWID",
         f"CREATE TABLE IF NOT EXISTS {STALE} (run_id PRIMARY KEY)",
-        f"CREATE TRIGGER {TABLE}_insert AFTER INSERT ON results BEGIN {upsert}; END",
+        f"CREATE TRIGGER {TABLE}_insert AFTER INSERT ON results BEGIN {line}; {image}; END",
         f"CREATE TRIGGER {TABLE}_delete AFTER DELETE ON results BEGIN "
         f"{stale} (OLD.run_id); END",
         f"CREATE TRIGGER {TABLE}_update AFTER UPDATE ON results BEGIN "
@@ -151,14 +204,18 @@ def _create_sql() -> list[str]:
     ]
 
 
-def _fill_sql(where: str = "1") -> str:
-    """The lines of the rows ``where`` selects, from the rows."""
+def _fill_sql(where: str = "1") -> list[str]:
+    """The lines (and image lines) of the rows ``where`` selects, from the rows."""
     keys, values = _keys(""), _values("")
     agg = {"sum": "SUM", "min": "MIN", "max": "MAX"}
-    return (f"INSERT INTO {TABLE} ({', '.join([*KEYS, *VALUES])}) "
+    image_keys = ", ".join(_image_keys("").values())
+    return [f"INSERT INTO {TABLE} ({', '.join([*KEYS, *VALUES])}) "
             f"SELECT {', '.join(keys.values())}, "
             + ", ".join(f"{agg[how]}({v})" for v, how in values.values())
-            + f" FROM results WHERE {where} GROUP BY {', '.join(keys.values())}")
+            + f" FROM results WHERE {where} GROUP BY {', '.join(keys.values())}",
+            f"INSERT INTO {IMAGES} ({', '.join([*IMAGE_KEYS, 'rows', 'ok'])}) "
+            f"SELECT {image_keys}, COUNT(*), SUM(status = 'ok') FROM results WHERE {where} "
+            f"GROUP BY {image_keys}"]
 
 
 def install(db: sqlite3.Connection, echo: Callable[[str], Any] | None = None,
@@ -172,15 +229,15 @@ def install(db: sqlite3.Connection, echo: Callable[[str], Any] | None = None,
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if TABLE not in tables:
         for name, kind in db.execute("SELECT name, type FROM sqlite_master WHERE "
-                                     "name LIKE 'result_lines_v%' AND type IN "
-                                     "('table', 'trigger')").fetchall():
+                                     "(name GLOB 'result_lines_v*' OR name GLOB "
+                                     "'result_images_v*') AND type IN ('table', 'trigger')"
+                                     ).fetchall():
             db.execute(f"DROP {kind.upper()} IF EXISTS {name}")  # another version's
         if echo is not None and db.execute("SELECT 1 FROM results LIMIT 1").fetchone():
             echo(f"building the per-patient lines of the rows in {path}, which an older "
                  "medbench wrote (once; about a minute per 4 million rows)")
-        for statement in _create_sql():
+        for statement in [*_create_sql(), *_fill_sql()]:
             db.execute(statement)
-        db.execute(_fill_sql())
         db.execute(f"DELETE FROM {STALE}")
     refresh(db, echo=echo)
 
@@ -195,30 +252,31 @@ def refresh(db: sqlite3.Connection, run_id: str | None = None,
         if echo is not None:
             echo(f"rebuilding the per-patient lines of run {run} (a row of it was replaced "
                  "or deleted)")
-        db.execute(f"DELETE FROM {TABLE} WHERE run_id = ?", (run,))
-        db.execute(_fill_sql("run_id = ?"), (run,))
+        for table in (TABLE, IMAGES):
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run,))
+        for statement in _fill_sql("run_id = ?"):
+            db.execute(statement, (run,))
         db.execute(f"DELETE FROM {STALE} WHERE run_id = ?", (run,))
 
 
 def usable(db: sqlite3.Connection, run_id: str) -> bool:
     """Whether run ``run_id``'s lines are known to be its rows (module notes)."""
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-    if not {TABLE, STALE, f"{TABLE}_insert", f"{TABLE}_delete",
+    if not {TABLE, IMAGES, STALE, f"{TABLE}_insert", f"{TABLE}_delete",
             f"{TABLE}_update"} <= names:
         return False
     if db.execute(f"SELECT 1 FROM {STALE} WHERE run_id = ?", (run_id,)).fetchone():
         return False
-    counted = db.execute(f"SELECT COALESCE(SUM(rows), 0) FROM {TABLE} WHERE run_id = ?",
-                         (run_id,)).fetchone()[0]
     rows = db.execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]
-    return counted == rows
+    return all(db.execute(f"SELECT COALESCE(SUM(rows), 0) FROM {table} WHERE run_id = ?",
+                          (run_id,)).fetchone()[0] == rows for table in (TABLE, IMAGES))
 
 
 def lines_where(run_id: str, part: str) -> tuple[str, list]:
     """The condition on :data:`TABLE` selecting the lines of the rows that
     ``reports.store_means.report_rows_where(db, run_id, part)`` selects in a run without
     seen images."""
-    milestone = f"instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0"
+    milestone = _milestone("")
     where = ["run_id = ?"]
     if part == "milestones":
         where.append(f"learned AND {milestone}")
@@ -244,17 +302,19 @@ def select_sql(where: str, per_group: bool = True, parts: bool = False) -> str:
     group = [f"{TABLE}.{c}" for c in ("dataset", "codec", "setting", "train",
                                       *(["grp"] if per_group else []),
                                       *(["part"] if parts else []))]
-    skip = {"rows", "first_row", "codec_kind", "setting_rank"}
+    skip = {"rows", "first_row", "first_ok", "setting_rank", "windowed", "sized",
+            "w0", "w1", "h0", "h1"}
     sums = ", ".join(f"{agg[how]}({name}) AS {name}" for name, (_, how) in values.items()
                      if name not in skip)
     first = f"CASE WHEN {TARGET_SQL} THEN MIN(first_row) + 9e15 ELSE MIN(first_row) END"
     return f"""
         SELECT dataset, codec, train, setting, {'grp' if per_group else "''"} AS grp,
             {"CASE WHEN typeof(part) = 'text' THEN part END" if parts else 'NULL'} AS part,
-            {first} AS first, MIN(codec_kind) AS codec_kind,
+            {first} AS first,
+            MIN(CASE WHEN typeof(codec_kind) != 'blob' THEN codec_kind END) AS codec_kind,
             MIN(setting_rank) AS setting_rank, {sums},
-            group_concat(CASE WHEN images > 0 AND typeof(kind) = 'text' THEN kind END)
-                AS kinds,
+            group_concat(CASE WHEN images > 0 AND typeof(kind) = 'text'
+                              THEN replace(kind, ',', char(31)) END) AS kinds,
             group_concat(CASE WHEN images > 0 AND typeof(depth) = 'integer' THEN depth END)
                 AS depths
         FROM {TABLE} WHERE {where}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from medbench.benchmark import lines as kept_lines
 from medbench.reports.bd import bd_against
 from medbench.reports.curves import (
     ANCHOR,
@@ -80,12 +81,15 @@ def _part_lines(dataset: str, part: str, part_curves: list[Curve],
 
 
 def body_parts_in_store(db: sqlite3.Connection, where: str, params: list,
-                        found: StoreMeans | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        found: StoreMeans | None = None, kept_run: str | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`body_part_table` and :func:`body_part_settings` of the rows ``where``
     selects, computed in the store: the means by body part are ``found`` (what
     :func:`~medbench.reports.store_means.means_in_store` gave with ``parts="body_part"``
     in the report's pass over the rows; the CSV has no intervals), else a pass of
-    their own."""
+    their own. ``kept_run``: ``where`` selects the settings' rows of that run, whose
+    kept lines stand for its rows (:mod:`medbench.benchmark.lines`): the images are
+    counted in its per-image lines."""
     if found is None:
         found = means_in_store(db, where, params, parts="body_part", intervals=False).parts
     if found is None or found.table.empty:
@@ -95,10 +99,16 @@ def body_parts_in_store(db: sqlite3.Connection, where: str, params: list,
     depths: dict[tuple[str, str, str], set[int]] = {}
     for (composite, codec, train, _), found_depths in found.depths.items():
         depths.setdefault((composite, codec, train), set()).update(found_depths)
-    counted = pd.read_sql_query(
-        f"SELECT dataset, body_part, codec, COALESCE(train_dataset, '') AS train, "
-        f"COUNT(DISTINCT image_id) AS n FROM results WHERE ({where}) AND status = 'ok' "
-        f"AND body_part IS NOT NULL GROUP BY 1, 2, 3, 4", db, params=params)
+    if kept_run is not None:
+        counted = pd.read_sql_query(
+            f"SELECT dataset, part, codec, train, COUNT(DISTINCT image_id) AS n FROM "
+            f"{kept_lines.IMAGES} WHERE run_id = ? AND settings AND ok > 0 AND "
+            f"typeof(part) != 'blob' GROUP BY 1, 2, 3, 4", db, params=[kept_run])
+    else:
+        counted = pd.read_sql_query(
+            f"SELECT dataset, body_part, codec, COALESCE(train_dataset, '') AS train, "
+            f"COUNT(DISTINCT image_id) AS n FROM results WHERE ({where}) AND status = 'ok' "
+            f"AND body_part IS NOT NULL GROUP BY 1, 2, 3, 4", db, params=params)
     images = {(str(d), str(p), str(c), str(t)): int(n) for d, p, c, t, n
               in counted.itertuples(index=False)}
     out, frames = [], []

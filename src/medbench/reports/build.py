@@ -214,13 +214,13 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
     seen.to_csv(out / SEEN_CSV, index=False)
     # The report's rows (no seen image, no milestone checkpoint), answered in the store;
     # rate-matched cells: their own table and the summary only.
-    rows = StoreRows(store, *where["settings"])
+    # The per-patient lines the store keeps as rows are written, where they stand for
+    # the rows (benchmark.lines): facts and means without reading every row.
+    lines = store.compute(kept_lines_where, run_id, "all", seen_any)
+    rows = StoreRows(store, *where["settings"], kept_run=run_id if lines else None)
     facts = rows.all_facts()
     # The rows' setting means, and by body part in the same pass where rows name one.
     parts = "body_part" if any(f.body_parts for f in facts.values()) else None
-    # From the per-patient lines the store keeps as rows are written, where they stand
-    # for the rows (benchmark.lines): the same numbers without reading every row.
-    lines = store.compute(kept_lines_where, run_id, "all", seen_any)
     found = store.compute(means_in_store, *where["all"], lambda key: not is_target(key[3]),
                           parts, lambda setting: not is_target(setting), True, lines)
     targeted = found.table["setting"].map(is_target).astype(bool)
@@ -381,7 +381,7 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
 
     # -- body parts ----------------------------------------------------------------------------
     md["body-parts"], body = _body_parts(store, where["settings"], facts, out, learned,
-                                         found.parts)
+                                         found.parts, rows.kept_run)
     sections.append(H.Section("body-parts", body))
 
     # -- errors --------------------------------------------------------------------------------
@@ -619,11 +619,12 @@ def budget_inputs(store: ResultsStore, where: dict[str, tuple[str, list]]
 
 
 def _body_parts(store: ResultsStore, where: tuple[str, list], facts: dict[str, DatasetFacts],
-                out: Path, learned: bool, found: StoreMeans | None) -> tuple[str, str]:
+                out: Path, learned: bool, found: StoreMeans | None,
+                kept_run: str | None = None) -> tuple[str, str]:
     if not any(f.body_parts for f in facts.values()):
         text = "No rows carry a body part."
         return text + "\n", H.paragraph(text, "empty")
-    table, settings = store.compute(body_parts_in_store, *where, found)
+    table, settings = store.compute(body_parts_in_store, *where, found, kept_run)
     table.to_csv(out / "body_parts.csv", index=False)
     settings.to_csv(out / "body_part_settings.csv", index=False)
     cols = [("dataset", "dataset", "{}"), ("body_part", "body part", "{}"),

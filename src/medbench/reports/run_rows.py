@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from medbench.benchmark import lines as kept
 from medbench.benchmark.store import ResultsStore
 from medbench.reports.means import group_kind
 from medbench.reports.store_means import results_columns
@@ -110,8 +111,11 @@ class StoreRows:
     """
 
     def __init__(self, store: ResultsStore, where: str, params: Sequence,
-                 means: pd.DataFrame | None = None) -> None:
+                 means: pd.DataFrame | None = None, kept_run: str | None = None) -> None:
         self.store, self.where, self.params = store, where, list(params)
+        #: The run whose kept lines stand for these rows (``store_means.kept_lines_where``
+        #: found them usable): the facts are read from those.
+        self.kept_run = kept_run
         #: The setting means of these rows (:mod:`.store_means`): which settings there are.
         self.means = means if means is not None else pd.DataFrame(
             columns=["dataset", "codec", "train_dataset", "setting", "images"])
@@ -125,9 +129,12 @@ class StoreRows:
         return self.all_facts().get(dataset, DatasetFacts())
 
     def all_facts(self) -> dict[str, DatasetFacts]:
-        """Every dataset's facts: two passes over the rows, once."""
+        """Every dataset's facts, once: from the kept lines, else two passes over the
+        rows."""
         if self._facts is None:
-            self._facts = self.store.compute(_facts_in_store, self.where, self.params)
+            self._facts = self.store.compute(_facts_in_lines, self.kept_run) \
+                if self.kept_run is not None \
+                else self.store.compute(_facts_in_store, self.where, self.params)
         return self._facts
 
     def curve_rows(self, dataset: str, codec: str, train: str | None,
@@ -222,14 +229,15 @@ def _facts_in_store(db: sqlite3.Connection, where: str, params: Sequence
         return name if name in present else "NULL"
 
     combos = pd.read_sql_query(f"""
-        SELECT dataset, codec, status, {col('codec_kind')} AS codec_kind,
+        SELECT dataset, codec, {col('codec_kind')} AS codec_kind,
             {col('train_dataset')} IS NOT NULL AS trained, {col('split')} AS split,
             {col('protocol')} AS protocol, {col('group_kind')} AS group_kind,
             CAST({col('bit_depth')} AS INTEGER) AS bit_depth,
             {col('display')} IS NOT NULL AS windowed,
-            {col('body_part')} IS NOT NULL AS has_part, MIN(rowid) AS first, COUNT(*) AS n
+            {col('body_part')} IS NOT NULL AS has_part,
+            MIN(CASE WHEN status = 'ok' THEN rowid END) AS first_ok, COUNT(*) AS n
         FROM results WHERE {where}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11""", db, params=list(params))
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10""", db, params=list(params))
     sized = f"{col('width')} IS NOT NULL AND {col('height')} IS NOT NULL"
     counts = pd.read_sql_query(f"""
         SELECT dataset, COUNT(DISTINCT image_id) AS images,
@@ -243,11 +251,54 @@ def _facts_in_store(db: sqlite3.Connection, where: str, params: Sequence
             MIN(CASE WHEN {sized} THEN {col('height')} END) AS h0,
             MAX(CASE WHEN {sized} THEN {col('height')} END) AS h1
         FROM results WHERE {where} GROUP BY dataset""", db, params=list(params))
+    return _assembled(combos, counts)
+
+
+def _facts_in_lines(db: sqlite3.Connection, run_id: str) -> dict[str, DatasetFacts]:
+    """:func:`_facts_in_store` of the settings' rows of run ``run_id`` (no seen image),
+    from the store's kept lines (:mod:`medbench.benchmark.lines`) instead of its rows:
+    the same combinations from the per-patient lines, the counts of images and patient
+    groups from the per-image lines."""
+    where, params = kept.lines_where(run_id, "settings")
+    combos = pd.read_sql_query(f"""
+        SELECT dataset, codec, {_value('codec_kind')} AS codec_kind, trained,
+            {_value('split')} AS split, {_value('protocol')} AS protocol,
+            {_value('kind')} AS group_kind, {_value('depth')} AS bit_depth,
+            windowed > 0 AS windowed, has_part, first_ok, n
+        FROM (SELECT dataset, codec, codec_kind, trained, split, protocol, kind, depth,
+                  typeof(part) != 'blob' AS has_part, SUM(windowed) AS windowed,
+                  MIN(first_ok) AS first_ok, SUM(rows) AS n
+              FROM {kept.TABLE} WHERE {where}
+              GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9)""", db, params=params)
+    lines = pd.read_sql_query(f"""
+        SELECT dataset, SUM(sized) AS sized, MIN(w0) AS w0, MAX(w1) AS w1, MIN(h0) AS h0,
+            MAX(h1) AS h1
+        FROM {kept.TABLE} WHERE {where} GROUP BY dataset""", db, params=params)
+    images = pd.read_sql_query(f"""
+        SELECT dataset,
+            COUNT(DISTINCT CASE WHEN typeof(image_id) != 'blob' THEN image_id END) AS images,
+            COUNT(DISTINCT CASE WHEN typeof(group_id) != 'blob' THEN group_id END) AS groups,
+            SUM(CASE WHEN typeof(group_id) != 'blob' THEN rows ELSE 0 END) AS named,
+            SUM(CASE WHEN typeof(group_id) = 'blob' OR CAST(group_id AS TEXT)
+                     != CAST(image_id AS TEXT) THEN rows ELSE 0 END) AS other
+        FROM {kept.IMAGES} WHERE run_id = ? AND settings GROUP BY dataset""", db,
+        params=[run_id])
+    return _assembled(combos, images.merge(lines, on="dataset", how="left"))
+
+
+def _value(key: str) -> str:
+    """A kept line's key column as the rows held it (the empty blob: none)."""
+    return f"CASE WHEN typeof({key}) != 'blob' THEN {key} END"
+
+
+def _assembled(combos: pd.DataFrame, counts: pd.DataFrame) -> dict[str, DatasetFacts]:
+    """Each dataset's :class:`DatasetFacts` from its distinct combinations of the
+    few-valued columns (with their rows and first ``ok`` row) and its counts."""
     out: dict[str, DatasetFacts] = {}
     for line in counts.itertuples(index=False):
         mine = combos[combos["dataset"] == line.dataset]
         facts = DatasetFacts(rows=int(mine["n"].sum()), images=int(line.images))
-        ok = mine[mine["status"] == "ok"].sort_values("first")
+        ok = mine[mine["first_ok"].notna()].sort_values("first_ok")
         for codec, part in ok.groupby("codec", sort=True):
             kinds = part["codec_kind"].dropna()  # the first row's kind that is known
             facts.kinds[str(codec)] = kinds.iloc[0] if len(kinds) else None
