@@ -2,29 +2,35 @@
 
 A report's setting means (:mod:`medbench.reports.store_means`) need, for each setting ×
 train dataset × patient group × body part, each metric's count and sum over the group's
-``ok`` rows and a few counts and maxima. Computed from the rows, that reads every row
-and sorts them by patient (165 s of a report of 10⁷ rows). The store keeps these lines
-instead, in the table :data:`TABLE`: SQLite triggers add each inserted row to its line
-in the insert's own transaction, so the lines are the rows whoever writes them (an older
+``ok`` rows and a few counts and maxima; its facts (:mod:`medbench.reports.run_rows`)
+and body-part table count images and patient groups. Computed from the rows, that reads
+every row several times and sorts them by patient (the means alone: 165 s of a report of
+10⁷ rows). The store keeps these lines instead, in :data:`TABLE` (per patient) and
+:data:`IMAGES` (per image): SQLite triggers add each inserted row to its lines in the
+insert's own transaction, so the lines are the rows whoever writes them (an older
 medbench, a user's own SQL).
 
 - Adding is cheap, taking back is not (a maximum cannot be un-taken): a row deleted or
   updated (an image re-coded by ``--resume``, a cell replaced) marks its run's lines
-  stale (:data:`STALE`); the next writer to open the store, or the end of the run,
+  stale (:data:`STALE`); the end of the run, or the next writer to open the store,
   rebuilds them from the rows (:func:`refresh`).
 - A reader uses a run's lines only where they are known to be its rows
-  (:func:`usable`): the table of this version exists, the run is not stale, and its
-  lines count as many rows as the store holds for it (a writer without
+  (:func:`usable`): the tables of this version exist, the run is not stale, and both
+  count as many rows as the store holds for it (a writer without
   ``recursive_triggers`` replaces a row without the delete trigger: the counts then
   differ). Else a report reads the rows, as before.
-- Images a learned model trained on leave out every row of the image (:mod:`.seen`), a
-  question across a line's rows: a run with such images reads its rows.
+- Images a learned model trained on leave out every row of the image
+  (:mod:`medbench.reports.seen`), a question across a line's rows: a run with such
+  images reads its rows.
 
-A line is keyed by what the report selects or groups on: run, dataset, codec, setting,
-train dataset (``''`` for none), group (group id, else image id), body part, group kind,
-bit depth, whether the codec is learned and whether its knob names a checkpoint. A
-missing value in the key is stored as the empty blob (a primary key holds no NULL, and
-no text or number equals a blob); :func:`select_sql` reads it back as NULL.
+A line is keyed by what a report selects, groups or tells on: run, dataset, codec,
+setting, train dataset (``''`` for none), group (group id, else image id), body part,
+group kind, bit depth, codec kind, whether it is learned, whether its knob names a
+checkpoint, whether it has a train dataset, split and protocol (the last ones one value a
+dataset as a rule: they add no lines). A missing value in a key is stored as the empty
+blob (a primary key holds no NULL, and no text or number equals a blob); readers map it
+back to NULL. The tables' names carry their version: a writer drops another version's
+and builds its own.
 """
 
 from __future__ import annotations
