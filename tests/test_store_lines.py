@@ -151,6 +151,8 @@ def test_a_replaced_or_deleted_row_makes_its_run_read_rows_until_the_lines_are_r
     assert _usable(path, run) and _usable(path, other)
     store.write(_row(run, "i1", 20.0))  # the same cell again: a replaced row
     assert not _usable(path, run) and _usable(path, other)
+    store.set_run_status(run, "interrupted")  # Ctrl-C does not wait for a rebuild
+    assert not _usable(path, run)
     store.set_run_status(run, "finished")  # the run's end rebuilds its lines
     assert _usable(path, run)
     _same_lines(path)

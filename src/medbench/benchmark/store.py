@@ -12,9 +12,9 @@ file that changed, and the cell being coded in this process (``pending``), so a 
 whose codec killed the process becomes an error row on ``--resume`` instead of killing it
 again.
 
-And per-patient lines of the rows (``benchmark.lines``): SQLite triggers add each
-row to its setting × patient line as it is inserted, so that a report of 10⁷ rows reads
-2.5 million lines for its setting means instead of sorting every row.
+And per-patient and per-image lines of the rows (``benchmark.lines``): SQLite triggers
+add each row to its lines as it is inserted, so that a report of 10⁷ rows reads 2.5
+million lines for its setting means and facts instead of sorting every row.
 """
 
 from __future__ import annotations
@@ -299,7 +299,9 @@ class ResultsStore:
             )
             if status != "running":  # nothing is in flight any more
                 self._db.execute("DELETE FROM pending WHERE run_id = ?", (run_id,))
-                kept_lines.refresh(self._db, run_id, self._echo)  # if a row was replaced
+            if status == "finished":  # its lines, if a row was replaced (not on Ctrl-C:
+                # minutes at 10⁷ rows; the next writer rebuilds them)
+                kept_lines.refresh(self._db, run_id, self._echo)
 
     # -- the images a run chose ------------------------------------------------------------
     def set_run_images(self, run_id: str, images: list[tuple[str, str, str, str]]) -> None:
