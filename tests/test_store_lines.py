@@ -234,7 +234,9 @@ def _facts_rows() -> pd.DataFrame:
     rows.loc[nih[::6], "display"] = "lung"
     first = rows.index[(rows["codec"] == "jpeg") & (rows["status"] == "ok")][0]
     rows.loc[first, "codec_kind"] = None
-    return rows
+    matched = rows[rows["setting"].str.startswith("target:") & (rows["dataset"] == "nih")]
+    only = matched.iloc[[0]].assign(image_id="matched-only", group_id="p-matched-only")
+    return pd.concat([rows, only], ignore_index=True)  # an image the facts do not count
 
 
 def test_the_facts_from_the_lines_are_the_facts_from_the_rows(tmp_path):
@@ -260,3 +262,22 @@ def test_the_body_parts_images_counted_in_the_lines_are_those_of_the_rows(edge):
     for a, b in zip(got, want):
         pd.testing.assert_frame_equal(a, b)
     assert set(want[0]["body_part"]) == {"CHEST", "HAND"} and want[0]["images"].gt(0).all()
+
+
+def test_a_table_of_the_name_without_its_columns_is_not_read_and_is_rebuilt(tmp_path):
+    """A hand-edited store whose lines table has the right name and count but not the
+    columns: the report reads the rows, and the next writer builds the lines again."""
+    folder = write_store(tmp_path, _unseen(scale_rows(copies=2)))
+    path = folder / STORE_NAME
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        db.execute(f"DROP TABLE {lines.TABLE}")
+        db.execute(f"CREATE TABLE {lines.TABLE} (run_id, rows)")
+        db.execute(f"INSERT INTO {lines.TABLE} VALUES (?, ?)", (RUN_ID, rows))
+    with sqlite3.connect(path) as db:
+        assert kept_lines_where(db, RUN_ID) is None
+    assert build_report(folder, tmp_path / "report").markdown["headline"]
+    ResultsStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert kept_lines_where(db, RUN_ID) is not None
+    _same_lines(path)

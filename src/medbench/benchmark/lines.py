@@ -232,13 +232,12 @@ def install(db: sqlite3.Connection, echo: Callable[[str], Any] | None = None,
     The writer's connection should have ``recursive_triggers`` on, so that a replaced
     row marks its run stale (without, :func:`usable` notices the miscount). ``echo``
     says so before lines are built from rows already there (minutes at 10⁷ rows)."""
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if TABLE not in tables:
+    if not _complete(db):
         for name, kind in db.execute("SELECT name, type FROM sqlite_master WHERE "
                                      "(name GLOB 'result_lines_v*' OR name GLOB "
                                      "'result_images_v*') AND type IN ('table', 'trigger')"
                                      ).fetchall():
-            db.execute(f"DROP {kind.upper()} IF EXISTS {name}")  # another version's
+            db.execute(f"DROP {kind.upper()} IF EXISTS {name}")  # another version's, a part
         if echo is not None and db.execute("SELECT 1 FROM results LIMIT 1").fetchone():
             echo(f"building the per-patient lines of the rows in {path}, which an older "
                  "medbench wrote (once; about a minute per 4 million rows)")
@@ -265,11 +264,21 @@ def refresh(db: sqlite3.Connection, run_id: str | None = None,
         db.execute(f"DELETE FROM {STALE} WHERE run_id = ?", (run,))
 
 
-def usable(db: sqlite3.Connection, run_id: str) -> bool:
-    """Whether run ``run_id``'s lines are known to be its rows (module notes)."""
+def _complete(db: sqlite3.Connection) -> bool:
+    """Whether the store has this version's tables, with their columns, and triggers
+    (a hand-edited store may have a table of the name and not its columns)."""
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     if not {TABLE, IMAGES, STALE, f"{TABLE}_insert", f"{TABLE}_delete",
             f"{TABLE}_update"} <= names:
+        return False
+    return all(set(columns) <= {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+               for table, columns in ((TABLE, (*KEYS, *VALUES)),
+                                      (IMAGES, (*IMAGE_KEYS, "rows", "ok"))))
+
+
+def usable(db: sqlite3.Connection, run_id: str) -> bool:
+    """Whether run ``run_id``'s lines are known to be its rows (module notes)."""
+    if not _complete(db):
         return False
     if db.execute(f"SELECT 1 FROM {STALE} WHERE run_id = ?", (run_id,)).fetchone():
         return False
