@@ -281,3 +281,14 @@ def test_a_table_of_the_name_without_its_columns_is_not_read_and_is_rebuilt(tmp_
     with sqlite3.connect(path) as db:
         assert kept_lines_where(db, RUN_ID) is not None
     _same_lines(path)
+
+
+def test_the_lines_keep_every_metric_and_maximum_the_means_read():
+    from medbench.reports import means
+
+    assert lines.METRICS == (*means.METRICS, *means.MORE_METRICS)
+    assert lines.MAXIMA == ("max_abs_error", "batch_size", *means.COMPLEXITY)
+    assert lines.PSNRS == means._PSNRS
+    from medbench.reports.budget import SEPARATOR
+
+    assert lines.SEPARATOR == SEPARATOR

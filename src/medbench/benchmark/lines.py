@@ -52,7 +52,8 @@ IMAGES = "result_images_v2"
 STALE = "result_lines_stale"
 #: Between a learned model's setting and its checkpoint (``reports.budget.SEPARATOR``).
 SEPARATOR = "@"
-#: The metrics whose count and sum a line keeps (``reports.means`` METRICS, MORE_METRICS).
+#: The metrics whose count and sum a line keeps (``reports.means`` METRICS, MORE_METRICS;
+#: a test holds the two equal). A change to what a line holds changes the tables' version.
 METRICS = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms",
            "vif", "gmsd", "haarpsi", "fsim", "display_psnr", "display_ssim")
 #: Means over the finite values only (an exact image's PSNR is infinite).
@@ -64,6 +65,7 @@ MAXIMA = ("max_abs_error", "batch_size", "params", "kmac_per_pixel_enc",
 TARGET_SQL = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
 
 _NONE = "X''"  # a missing key value
+_AGG = {"sum": "SUM", "min": "MIN", "max": "MAX"}  # how lines combine, as SQL aggregates
 
 
 def _learned(r: str) -> str:
@@ -213,11 +215,10 @@ def _create_sql() -> list[str]:
 def _fill_sql(where: str = "1") -> list[str]:
     """The lines (and image lines) of the rows ``where`` selects, from the rows."""
     keys, values = _keys(""), _values("")
-    agg = {"sum": "SUM", "min": "MIN", "max": "MAX"}
     image_keys = ", ".join(_image_keys("").values())
     return [f"INSERT INTO {TABLE} ({', '.join([*KEYS, *VALUES])}) "
             f"SELECT {', '.join(keys.values())}, "
-            + ", ".join(f"{agg[how]}({v})" for v, how in values.values())
+            + ", ".join(f"{_AGG[how]}({v})" for v, how in values.values())
             + f" FROM results WHERE {where} GROUP BY {', '.join(keys.values())}",
             f"INSERT INTO {IMAGES} ({', '.join([*IMAGE_KEYS, 'rows', 'ok'])}) "
             f"SELECT {image_keys}, COUNT(*), SUM(status = 'ok') FROM results WHERE {where} "
@@ -310,8 +311,7 @@ def select_sql(where: str, per_group: bool = True, parts: bool = False) -> str:
     the same way (a setting's lines are next to each other in the table: no sort).
     Kinds and bit depths may repeat in their texts (their readers take the distinct
     values): a group's lines differ in them only where its rows did."""
-    _, values = KEYS, _values("")
-    agg = {"sum": "SUM", "min": "MIN", "max": "MAX"}
+    values = _values("")
     # Named with the table's name: ``part`` alone is the output column (NULL for none),
     # by which SQLite would sort instead of reading the lines in their order.
     group = [f"{TABLE}.{c}" for c in ("dataset", "codec", "setting", "train",
@@ -319,7 +319,7 @@ def select_sql(where: str, per_group: bool = True, parts: bool = False) -> str:
                                       *(["part"] if parts else []))]
     skip = {"rows", "first_row", "first_ok", "setting_rank", "windowed", "sized",
             "w0", "w1", "h0", "h1"}
-    sums = ", ".join(f"{agg[how]}({name}) AS {name}" for name, (_, how) in values.items()
+    sums = ", ".join(f"{_AGG[how]}({name}) AS {name}" for name, (_, how) in values.items()
                      if name not in skip)
     first = f"CASE WHEN {TARGET_SQL} THEN MIN(first_row) + 9e15 ELSE MIN(first_row) END"
     return f"""
