@@ -307,31 +307,27 @@ def lines_where(run_id: str, part: str) -> tuple[str, list]:
 
 def select_sql(where: str, per_group: bool = True, parts: bool = False) -> str:
     """The group lines ``reports.store_means`` reads (its ``_lines_sql`` of the rows),
-    from the kept lines that ``where`` selects: the same columns, grouped and ordered
-    the same way (a setting's lines are next to each other in the table: no sort).
-    Kinds and bit depths may repeat in their texts (their readers take the distinct
-    values): a group's lines differ in them only where its rows did."""
-    values = _values("")
-    # Named with the table's name: ``part`` alone is the output column (NULL for none),
-    # by which SQLite would sort instead of reading the lines in their order.
-    group = [f"{TABLE}.{c}" for c in ("dataset", "codec", "setting", "train",
-                                      *(["grp"] if per_group else []),
-                                      *(["part"] if parts else []))]
+    from the kept lines that ``where`` selects: the same columns, in the same order of
+    dataset, codec, setting, train dataset, group and body part (the table's own order:
+    no sort). A group's rows may stand on several lines (rows of two bit depths or group
+    kinds; every group of a setting, without ``per_group``): the reader adds them up as
+    it adds a setting's groups (sums, minima, maxima, joined kinds), so SQLite does not
+    aggregate here. Kinds and bit depths may repeat in their texts (their readers take
+    the distinct values)."""
+    order = [f"{TABLE}.{c}" for c in ("dataset", "codec", "setting", "train", "grp", "part")]
     skip = {"rows", "first_row", "first_ok", "setting_rank", "windowed", "sized",
             "w0", "w1", "h0", "h1"}
-    sums = ", ".join(f"{_AGG[how]}({name}) AS {name}" for name, (_, how) in values.items()
-                     if name not in skip)
-    first = f"CASE WHEN {TARGET_SQL} THEN MIN(first_row) + 9e15 ELSE MIN(first_row) END"
+    sums = ", ".join(name for name in _values("") if name not in skip)
     return f"""
         SELECT dataset, codec, train, setting, {'grp' if per_group else "''"} AS grp,
             {"CASE WHEN typeof(part) = 'text' THEN part END" if parts else 'NULL'} AS part,
-            {first} AS first,
-            MIN(CASE WHEN typeof(codec_kind) != 'blob' THEN codec_kind END) AS codec_kind,
-            MIN(setting_rank) AS setting_rank, {sums},
-            group_concat(CASE WHEN images > 0 AND typeof(kind) = 'text'
-                              THEN replace(kind, ',', char(31)) END) AS kinds,
-            group_concat(CASE WHEN images > 0 AND typeof(depth) = 'integer' THEN depth END)
+            CASE WHEN {TARGET_SQL} THEN first_row + 9e15 ELSE first_row END AS first,
+            CASE WHEN typeof(codec_kind) != 'blob' THEN codec_kind END AS codec_kind,
+            setting_rank, {sums},
+            CASE WHEN images > 0 AND typeof(kind) = 'text'
+                 THEN replace(kind, ',', char(31)) END AS kinds,
+            CASE WHEN images > 0 AND typeof(depth) = 'integer' THEN CAST(depth AS TEXT) END
                 AS depths
         FROM {TABLE} WHERE {where}
-        GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}
+        ORDER BY {', '.join(order)}
     """
