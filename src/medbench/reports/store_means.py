@@ -57,7 +57,7 @@ _ALL_METRICS = (*METRICS, *MORE_METRICS)
 #: The per-group columns :class:`StoreMeans` keeps (what a resampled RD curve needs).
 _KEPT = ("grp", "bpp_n", "bpp_s", "psnr_n", "psnr_s")
 #: Whether a row's setting is a rate-matched cell's (``target:…``), in SQL.
-_TARGET_SQL = f"substr(CAST(setting AS TEXT), 1, {len(TARGET_PREFIX)}) = '{TARGET_PREFIX}'"
+_TARGET_SQL = kept.TARGET_SQL
 #: The columns each selected row carries into the means.
 _CARRIED = ("dataset", "codec", "setting", "train_dataset", "status", "setting_rank",
             "codec_kind", "max_abs_error", *_ALL_METRICS, "group_kind", "batch_size",
