@@ -534,7 +534,7 @@ class ResultsStore:
         """Result rows as a DataFrame (one run, or all runs when ``run_id`` is None)."""
         if run_id is None:
             return self._frame("1", ())
-        return self._frame("run_id = ?", (run_id,))
+        return self._frame(*run_rows_where(self._db, run_id))
 
     @_guarded
     def frame_where(self, where: str, params: Sequence[Any] = (),
@@ -564,6 +564,32 @@ class ResultsStore:
         df = self.frame(run_id)
         df.to_csv(path, index=False)
         return path
+
+
+def run_rows_where(db: sqlite3.Connection, run_id: str, schema: str = "main"
+                   ) -> tuple[str, list]:
+    """The SQL condition (and its parameters) selecting run ``run_id``'s rows of
+    ``results`` so that SQLite reads them in the order of the file (rowid), not of the
+    key: a run is rarely written in key order, and a whole run read in key order costs a
+    page read per row wherever it lies (a 10⁷-row store compared from disk: ~17 MB/s
+    instead of the disk's sequential rate). ``+run_id`` keeps SQLite from choosing the
+    key instead; a condition on the key itself (an image's rows) still uses it."""
+    low, high = run_rowids(db, run_id, schema)
+    return "rowid BETWEEN ? AND ? AND +run_id = ?", [low, high, run_id]
+
+
+def run_rowids(db: sqlite3.Connection, run_id: str, schema: str = "main") -> tuple[int, int]:
+    """The first and last rowid of run ``run_id``'s rows in ``schema``'s ``results``:
+    the table's ends at once where it holds this run only (as it usually does), else
+    the run's key entries are read; ``(0, -1)``, no rowid, where the run has no rows."""
+    table = f"{schema}.results"
+    others = db.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE run_id < ?) "
+                        f"OR EXISTS (SELECT 1 FROM {table} WHERE run_id > ?)",
+                        (run_id, run_id)).fetchone()[0]
+    where, args = ("WHERE run_id = ?", (run_id,)) if others else ("", ())
+    low, high = db.execute(f"SELECT MIN(rowid), MAX(rowid) FROM {table} {where}",
+                           args).fetchone()
+    return (0, -1) if low is None else (int(low), int(high))
 
 
 def _reason(exc: BaseException) -> str:

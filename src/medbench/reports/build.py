@@ -350,7 +350,7 @@ def _build(store: ResultsStore, results: Path, out: Path | None, run_id: str | N
                               H.paragraph(about, "note") + _html(summary_text)))
 
     # -- visual --------------------------------------------------------------------------------
-    shown = _visual_rows(store, where["all"], info.get("visuals", []))
+    shown = _visual_rows(store, run_id, where["all"], info.get("visuals", []))
     datasets = sorted(set(facts) | {str(d) for d in matched["dataset"]})
     md["visual"], body = _visual(shown, datasets, bool(len(matched)), info, figures, visual,
                                  report.notes)
@@ -552,15 +552,15 @@ def _table1(t1: pd.DataFrame, datasets: list[str]) -> tuple[str, str]:
             H.paragraph(about, "note") + _html(t1_text))
 
 
-def _visual_rows(store: ResultsStore, where: tuple[str, list], views: list[dict]
-                 ) -> pd.DataFrame:
+def _visual_rows(store: ResultsStore, run_id: str, where: tuple[str, list],
+                 views: list[dict]) -> pd.DataFrame:
     """The report's rows of the images the run stored pixels of (few: read by key)."""
     images = sorted({(str(v["dataset"]), str(v["image_id"])) for v in views})
     if not images:
         return store.frame_where("0")
-    pairs = " OR ".join("(dataset = ? AND image_id = ?)" for _ in images)
-    return store.frame_where(f"({where[0]}) AND ({pairs})",
-                             [*where[1], *(x for pair in images for x in pair)])
+    pairs = " OR ".join("(run_id = ? AND dataset = ? AND image_id = ?)" for _ in images)
+    return store.frame_where(f"({where[0]}) AND ({pairs})",  # by key: the run_id too
+                             [*where[1], *(x for d, i in images for x in (run_id, d, i))])
 
 
 def _visual(rows: pd.DataFrame, datasets: list[str], rate_matched: bool, info: dict,

@@ -8,8 +8,9 @@ attaches the stores read-only (or loads a DataFrame, e.g. a results CSV, into a 
 table), matches the two sides image by image with one SQL join and returns one line per
 cell and kind of row (:func:`Pair.lines`): memory grows with the cells, not the rows.
 
-Each side is a view, ``side_base`` and ``side_new``, with the same columns whatever it
-came from:
+Each side is a view, ``side_base`` and ``side_new`` (looked up by key), ``scan_base`` and
+``scan_new`` (the same rows, read whole in the order of the file), with the same columns
+whatever it came from:
 
 - ``ord``: the row's position (its rowid in a store, its line in a frame), for the
   order of first appearance;
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medbench.benchmark.store import run_rowids
 from medbench.errors import MedbenchError
 
 #: A cell of the comparison; ``train_dataset`` is "" for classical codecs.
@@ -148,10 +150,14 @@ class Pair:
                  *(column(v, s, False) for v, s in OPTIONAL_TEXT.items()),
                  *(column(v, s, True) for v, s in NUMBERS.items())]
         run_id = run.run_id.replace("'", "''")
+        select = f"SELECT {', '.join(parts)} FROM store_{name}.results"
         # Key columns stay plain columns, so the join below looks NEW's rows up through
         # the store's primary key (run_id, dataset, image_id, codec, setting).
-        self.db.execute(f"CREATE TEMP VIEW side_{name} AS SELECT {', '.join(parts)} "
-                        f"FROM store_{name}.results WHERE run_id = '{run_id}'")
+        self.db.execute(f"CREATE TEMP VIEW side_{name} AS {select} WHERE run_id = '{run_id}'")
+        # A side read whole is read in the order of its file (store.run_rows_where).
+        low, high = run_rowids(self.db, run.run_id, f"store_{name}")
+        self.db.execute(f"CREATE TEMP VIEW scan_{name} AS {select} WHERE rowid BETWEEN "
+                        f"{low} AND {high} AND +run_id = '{run_id}'")
 
     def _load(self, name: str, rows: pd.DataFrame) -> None:
         absent = [c for c in ("stream_sha256", "codec_library") if c not in rows.columns]
@@ -173,6 +179,7 @@ class Pair:
                             zip(*columns.values()))
         self.db.execute(f"CREATE INDEX temp.key_{name} ON side_{name} "
                         "(dataset, image_id, codec, setting)")
+        self.db.execute(f"CREATE TEMP VIEW scan_{name} AS SELECT * FROM side_{name}")
 
     def lines(self) -> pd.DataFrame:
         """One line per cell × (row shared by both sides or not) × pair of other
@@ -272,7 +279,7 @@ _BASE_ROWS = (
     "AS other_base, "
     "CASE WHEN b.status = 'ok' AND n.status = 'ok' AND b.lib != n.lib THEN n.lib END "
     "AS other_new "
-    "FROM side_base b LEFT JOIN side_new n ON " + _JOIN.format(a="n", b="b")
+    "FROM scan_base b LEFT JOIN side_new n ON " + _JOIN.format(a="n", b="b")
 )
 _NEW_ROWS = (
     "SELECT n.dataset AS dataset, n.codec AS codec, n.train AS train, n.setting AS setting, "
@@ -280,7 +287,7 @@ _NEW_ROWS = (
     + ", ".join(_NO_SIDE + _values("n", "new"))
     + ", 0 AS pair_ok, NULL AS lib_same, NULL AS sha_same, NULL AS bytes_differ, "
     "NULL AS other_base, NULL AS other_new "
-    "FROM side_new n WHERE NOT EXISTS (SELECT 1 FROM side_base b WHERE "
+    "FROM scan_new n WHERE NOT EXISTS (SELECT 1 FROM side_base b WHERE "
     + _JOIN.format(a="b", b="n") + ")"
 )
 _LINE_KEY = f"{_CELL_SQL}, shared, other_base, other_new"
@@ -335,19 +342,19 @@ def _quoting(finding: str, source: str, where: str, base: str | None, new: str |
             f"{', '.join(values)} FROM {source} WHERE {where}")
 
 
-_PAIRED = "side_base b JOIN side_new n ON " + _JOIN.format(a="n", b="b")
+_PAIRED = "scan_base b CROSS JOIN side_new n ON " + _JOIN.format(a="n", b="b")
 _SAME_LIB = ("b.status = 'ok' AND n.status = 'ok' AND b.lib IS NOT NULL AND "
              "n.lib IS NOT NULL AND b.lib = n.lib")
 _SHAS = "b.sha IS NOT NULL AND n.sha IS NOT NULL"
 _BYTES_DIFFER = "b.bytes IS NOT NULL AND n.bytes IS NOT NULL AND b.bytes != n.bytes"
 #: For each finding that quotes images, the query of its rows (:meth:`Pair.examples`).
 QUOTED = {
-    "only_base": _quoting("only_base", "side_base b", "NOT EXISTS (SELECT 1 FROM side_new n "
+    "only_base": _quoting("only_base", "scan_base b", "NOT EXISTS (SELECT 1 FROM side_new n "
                           "WHERE " + _JOIN.format(a="n", b="b") + ")", "b", None),
-    "only_new": _quoting("only_new", "side_new n", "NOT EXISTS (SELECT 1 FROM side_base b "
+    "only_new": _quoting("only_new", "scan_new n", "NOT EXISTS (SELECT 1 FROM side_base b "
                          "WHERE " + _JOIN.format(a="b", b="n") + ")", None, "n"),
-    "bad_bpp_base": _quoting("bad_bpp_base", "side_base b", _bad_bpp("b"), "b", None),
-    "bad_bpp_new": _quoting("bad_bpp_new", "side_new n", _bad_bpp("n"), None, "n"),
+    "bad_bpp_base": _quoting("bad_bpp_base", "scan_base b", _bad_bpp("b"), "b", None),
+    "bad_bpp_new": _quoting("bad_bpp_new", "scan_new n", _bad_bpp("n"), None, "n"),
     "same_sha_other_bytes": _quoting("same_sha_other_bytes", _PAIRED,
                                      f"{_SHAS} AND b.sha = n.sha AND {_BYTES_DIFFER}",
                                      "b", "n"),

@@ -35,6 +35,7 @@ import pandas as pd
 
 from medbench.benchmark import lines as kept
 from medbench.benchmark.metrics import psnr_from_mse
+from medbench.benchmark.store import run_rows_where
 from medbench.benchmark.targets import PREFIX as TARGET_PREFIX
 from medbench.reports.budget import SEPARATOR
 from medbench.reports.means import (
@@ -86,13 +87,13 @@ def report_rows_where(db: sqlite3.Connection, run_id: str, part: str = "all",
     kind = "codec_kind" if "codec_kind" in present else "NULL"  # older stores lack some
     knob = "knob" if "knob" in present else "NULL"
     learned = f"COALESCE({kind}, 'learned') = 'learned'"
-    where = ["run_id = ?"]
+    run, params = run_rows_where(db, run_id)  # the run's rows in the order of the file
+    where = [run]
     if part == "milestones":
         where.append(f"{learned} AND instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0")
     elif part != "kept":
         where.append(f"NOT ({learned} AND (instr(CAST(setting AS TEXT), '{SEPARATOR}') > 0 "
                      f"OR instr(COALESCE(CAST({knob} AS TEXT), ''), '{SEPARATOR}') > 0))")
-    params: list = [run_id]
     if seen is None:
         seen = has_seen_images(db, run_id)
     if seen:  # an image a model trained on: none of its rows, whatever the codec
