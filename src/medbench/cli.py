@@ -277,8 +277,8 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
     from medbench.benchmark.metrics import parse_metrics
     from medbench.benchmark.runner import RunConfig
     from medbench.benchmark.runner import run as run_benchmark
-    from medbench.reports.seen import leave_out_seen
-    from medbench.reports.summary import format_table, summarize
+    from medbench.benchmark.store import ResultsStore
+    from medbench.reports.summary import format_table, run_totals, summarize_run
     from medbench.training.missing import prepare_learned
 
     config = RunConfig(
@@ -344,18 +344,21 @@ def run(ctx, codecs, datasets, data_root, out, protocol, size, bit_depth, split,
         sys.exit(interrupts.exit_code)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    kept, _, left_out = leave_out_seen(result.rows)  # images a learned model trained on
+    # Computed in the store: a 10⁷-cell run's rows do not fit in memory.
+    store = ResultsStore.open_existing(result.store_path)
+    try:
+        table, left_out = summarize_run(store, result.run_id)  # images a model trained on: out
+        rows, errors, first = store.compute(run_totals, result.run_id)
+    finally:
+        store.close()
     for dataset, note in left_out.items():
         click.echo(f"note: {dataset}: {note}", err=True)
-    table = summarize(kept)
     click.echo(format_table(table))
-    errors = int((result.rows["status"] == "error").sum()) if len(result.rows) else 0
     click.echo("")
-    click.echo(f"run {result.run_id}: {len(result.rows)} rows, {errors} errors")
-    if errors:
-        first = result.rows[result.rows["status"] == "error"].iloc[0]
-        click.echo(f"first error: {first['codec']} {first['setting']} {first['image_id']}: "
-                   f"{first['error']}")
+    click.echo(f"run {result.run_id}: {rows} rows, {errors} errors")
+    if first is not None:
+        codec, setting, image_id, error = first
+        click.echo(f"first error: {codec} {setting} {image_id}: {error}")
     skipped = {spec: n for spec, n in result.skipped_files.items() if n}
     if skipped:
         click.echo("skipped files: " + ", ".join(f"{spec} {n}" for spec, n in skipped.items())

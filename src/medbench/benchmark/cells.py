@@ -51,7 +51,14 @@ from medbench.benchmark.metrics import DisplayReference, Reference, Scoring, per
 from medbench.benchmark.metrics.display import display_window
 from medbench.benchmark.observers.experiment import ImagePlan, ObserverSpec, plan_image
 from medbench.benchmark.regions import Region, image_region, region_mask
-from medbench.benchmark.rows import KeptPixels, ResultRow, VisualCrop, WorkUnit, error_rows
+from medbench.benchmark.rows import (
+    UNREADABLE,
+    KeptPixels,
+    ResultRow,
+    VisualCrop,
+    WorkUnit,
+    error_rows,
+)
 from medbench.benchmark.targets import Target, match, parse_target_setting, recheck
 from medbench.benchmark.timing import PairTiming, timed_pair
 from medbench.benchmark.visuals import TARGET_RATIO, display_crops
@@ -364,7 +371,7 @@ def _prepare(job: Job, unit: WorkUnit, dataset: Dataset, index: int = 0) -> _Pre
         if not is_library_failure(exc):
             raise
         message = str(exc) if isinstance(exc, MedbenchError) else f"{type(exc).__name__}: {exc}"
-        return f"image could not be read: {message}"
+        return f"{UNREADABLE}: {message}"
     region = _region(job, unit, dataset, image)
     display, display_note = _display(job, image)
     base = replace(base.with_image(image), roi=region.label, roi_note=region.note,

@@ -244,6 +244,9 @@ class ResultRow:
 
 
 #: Column name → SQL type, in export order (the contract of ``results.csv``).
+#: How an error row of an image no worker could read begins.
+UNREADABLE = "image could not be read"
+
 COLUMNS: dict[str, str] = {
     f.name: f.metadata["sql"] for f in fields(ResultRow) if f.metadata.get("sql")
 }

@@ -10,6 +10,7 @@ crashed it) becomes an error row instead of being tried again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -146,15 +147,26 @@ class RunConfig:
 
 @dataclass
 class RunResult:
+    """What :func:`run` wrote and found; the rows stay in the store until asked for."""
+
     run_id: str
     out: Path
     store_path: Path
     csv_path: Path
-    rows: pd.DataFrame
     notes: list[str]
     skipped_files: dict[str, int]
     #: The config the run was coded with (a resumed run's: as it was first given).
     config: RunConfig | None = None
+
+    @functools.cached_property
+    def rows(self) -> pd.DataFrame:
+        """The run's rows as a DataFrame of the store's columns, read on first use: a
+        10⁷-cell run's take ~20 GB, so ``medbench run`` never asks (it counts in SQL)."""
+        store = ResultsStore.open_existing(self.store_path)
+        try:
+            return store.frame(self.run_id)
+        finally:
+            store.close()
 
 
 def resolve_codecs(names: list[str] | None, context: CodecContext) -> tuple[list[Codec], list[str]]:
@@ -283,13 +295,12 @@ def run(
         if store is None:
             store = _new_store(out, echo)
         run_id = execute(plan, store, run_id, progress=progress, echo=echo)
-        rows = store.frame(run_id)
-        _count_unreadable(rows, plan.skipped_files, plan.notes)
+        _count_unreadable(store, run_id, plan.skipped_files, plan.notes)
         csv_path = store.export_csv(run_id, out / "results.csv")
     finally:
         if store is not None:
             store.close()
-    return RunResult(run_id, out, out / STORE_NAME, csv_path, rows, plan.notes,
+    return RunResult(run_id, out, out / STORE_NAME, csv_path, plan.notes,
                      plan.skipped_files, plan.config)
 
 
@@ -700,13 +711,11 @@ def _mark_missing_images(plan: RunPlan, store: ResultsStore, run_id: str,
             store.write(row)
 
 
-def _count_unreadable(rows: pd.DataFrame, skipped: dict[str, int], notes: list[str]) -> None:
+def _count_unreadable(store: ResultsStore, run_id: str, skipped: dict[str, int],
+                      notes: list[str]) -> None:
     """Add images that turned out unreadable while coding to the skipped-file counts."""
-    if rows.empty or "error" not in rows:
-        return
-    bad = rows[rows["error"].fillna("").str.startswith("image could not be read")]
-    for spec, images in bad.groupby("dataset")["image_id"].nunique().items():
-        skipped[spec] = skipped.get(spec, 0) + int(images)
+    for spec, images in store.unreadable_images(run_id).items():
+        skipped[spec] = skipped.get(spec, 0) + images
         notes.append(f"{images} image(s) of {spec} could not be read (their rows are errors)")
 
 

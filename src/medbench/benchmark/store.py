@@ -19,9 +19,11 @@ million lines for its setting means and facts instead of sorting every row.
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import math
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,7 +38,14 @@ from medbench.benchmark import lines as kept_lines
 from medbench.benchmark import pixels as kept_files
 from medbench.benchmark.chunked import read_frame
 from medbench.benchmark.observers import storage as observer_storage
-from medbench.benchmark.rows import COLUMNS, STATUSES, KeptPixels, ResultRow, VisualCrop
+from medbench.benchmark.rows import (
+    COLUMNS,
+    STATUSES,
+    UNREADABLE,
+    KeptPixels,
+    ResultRow,
+    VisualCrop,
+)
 from medbench.benchmark.visuals import pack, unpack
 from medbench.errors import MedbenchError
 
@@ -398,6 +407,16 @@ class ResultsStore:
             "SELECT codec, setting FROM results WHERE run_id = ? AND dataset = ? AND "
             "image_id = ?", (run_id, dataset, image_id))}
 
+    @_guarded
+    def unreadable_images(self, run_id: str) -> dict[str, int]:
+        """Per dataset (sorted), how many images of run ``run_id`` no worker could read
+        (their rows are errors saying so), counted in SQL."""
+        where, params = run_rows_where(self._db, run_id)
+        return dict(self._db.execute(
+            f"SELECT dataset, COUNT(DISTINCT image_id) FROM results WHERE {where} AND "
+            f"substr(error, 1, {len(UNREADABLE)}) = ? GROUP BY dataset ORDER BY dataset",
+            [*params, UNREADABLE]).fetchall())
+
     def write(self, row: ResultRow) -> None:
         """Insert (or replace) one finished cell, with its visual crops, and commit at once."""
         self.write_many([row])
@@ -555,15 +574,48 @@ class ResultsStore:
         query = f"SELECT {', '.join(names)} FROM results WHERE {where} ORDER BY rowid"
         df = read_frame(self._db, query, params)  # in bounded chunks
         df = df.reindex(columns=wanted)
-        for flag in ("lossless_exact", "seen_in_training"):  # SQLite keeps 0/1
+        for flag in FLAGS:  # SQLite keeps 0/1
             if flag in df:
                 df[flag] = df[flag].map(lambda v: None if pd.isna(v) else bool(v))
         return df
 
+    @_guarded
     def export_csv(self, run_id: str, path: Path) -> Path:
-        df = self.frame(run_id)
-        df.to_csv(path, index=False)
+        """Write run ``run_id``'s rows to ``path`` as CSV, streamed from SQLite: a
+        10⁷-cell run's rows would take ~20 GB as a frame (:meth:`frame`); a CSV row here
+        holds the values :meth:`frame` gives (the flags ``True``/``False``, a missing
+        value empty, integers as integers even where some rows lack one). The file
+        appears whole or not at all."""
+        path = Path(path)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        values = [_csv_value(name, name in present) for name in COLUMNS]
+        where, params = run_rows_where(self._db, run_id)
+        cursor = self._db.execute(f"SELECT {', '.join(values)} FROM results WHERE {where} "
+                                  "ORDER BY rowid", params)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with open(partial, "w", newline="", encoding="utf-8") as file:
+                writer = csv.writer(file, lineterminator="\n")
+                writer.writerow(COLUMNS)
+                while rows := cursor.fetchmany(10_000):
+                    writer.writerows(rows)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
+
+
+#: Columns a frame reads as booleans (SQLite keeps 0/1).
+FLAGS = ("lossless_exact", "seen_in_training")
+
+
+def _csv_value(name: str, present: bool) -> str:
+    """What the CSV export selects for column ``name`` (empty where an older store lacks it)."""
+    if not present:
+        return f"NULL AS {name}"
+    if name in FLAGS:
+        return f"CASE WHEN {name} IS NULL THEN NULL WHEN {name} THEN 'True' ELSE 'False' END"
+    return name
 
 
 def run_rows_where(db: sqlite3.Connection, run_id: str, schema: str = "main"

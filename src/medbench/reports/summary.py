@@ -7,10 +7,20 @@ them for the terminal.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pandas as pd
 
+from medbench.benchmark.store import ResultsStore, run_rows_where
 from medbench.reports.format import fmt
 from medbench.reports.means import COMPLEXITY, METRICS, MORE_METRICS, setting_means
+from medbench.reports.seen import seen_in_store
+from medbench.reports.store_means import (
+    has_seen_images,
+    kept_lines_where,
+    means_in_store,
+    report_rows_where,
+)
 
 GROUP = ["dataset", "codec", "setting"]
 #: Complexity columns only learned models have.
@@ -41,6 +51,32 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
         over all images (see :func:`~medbench.reports.means.setting_means`).
     """
     return setting_means(rows)[COLUMNS]
+
+
+def summarize_run(store: ResultsStore, run_id: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`summarize` of run ``run_id``'s rows but those of images a learned model
+    trained on, computed in the store (a 10⁷-cell run's rows are never loaded: from the
+    per-patient lines it keeps where they stand for the rows), without intervals (the
+    terminal does not print them); and per dataset the note on the images left out."""
+    seen = store.compute(has_seen_images, run_id)
+    _, notes = seen_in_store(store, run_id, seen)
+    where = store.compute(report_rows_where, run_id, "kept", seen)
+    lines = store.compute(kept_lines_where, run_id, "kept", seen)
+    found = store.compute(means_in_store, *where, None, None, None, False, lines)
+    return found.table[COLUMNS], notes
+
+
+def run_totals(db: sqlite3.Connection, run_id: str) -> tuple[int, int, tuple | None]:
+    """Run ``run_id``'s rows, error rows, and its first error row's codec, setting,
+    image and error (None without one), counted in SQL."""
+    where, params = run_rows_where(db, run_id)
+    rows, errors, first = db.execute(
+        f"SELECT COUNT(*), SUM(status = 'error'), MIN(CASE WHEN status = 'error' THEN rowid "
+        f"END) FROM results WHERE {where}", params).fetchone()
+    error = None if first is None else db.execute(
+        "SELECT codec, setting, image_id, error FROM results WHERE rowid = ?", (first,)
+    ).fetchone()
+    return int(rows), int(errors or 0), error
 
 
 def format_table(table: pd.DataFrame) -> str:
