@@ -557,7 +557,7 @@ def _check_report_folder(results: Path, folder: Path, run_id: str | None) -> Non
     from medbench.datasets import get_dataset
     from medbench.folders import check_outside, check_writable
 
-    store = ResultsStore.open_existing(results)
+    store = ResultsStore.open_existing(results, check=False)  # build_report checks it
     try:
         run_id = run_id or store.latest_run()
         arguments = store.run_info(run_id)["arguments"] if run_id else {}
