@@ -178,6 +178,7 @@ class ResultsStore:
             if missing:
                 raise StoreDamagedError(_damaged_text(
                     self.path, f"it has no table {', '.join(missing)}", self._fix))
+            read_ahead(self.path)
             problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from None
@@ -607,6 +608,45 @@ class ResultsStore:
         finally:
             partial.unlink(missing_ok=True)
         return path
+
+
+def read_ahead(path: Path) -> bool:
+    """Read the file at ``path`` once, in order, into the page cache where it fits in the
+    memory free for it (Linux; elsewhere, or on any failure, nothing): whether it did.
+
+    ``quick_check`` walks every B-tree in key order: on a file not in the page cache
+    that is a random read per page, and a 12.9 GB store (10⁷ rows) took over 10 minutes
+    to check (~20 MB/s), against ~20 s to read it in order and ~20 s to check it then.
+    The kernel copies the file to ``/dev/null`` (``sendfile``): pages already cached
+    cost next to nothing (under a second at 12.9 GB), and nothing passes through Python.
+    """
+    try:
+        size = path.stat().st_size
+        if size > _free_memory() * 0.8:  # it would push out its own first pages
+            return False
+        source, sink = os.open(path, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
+        try:
+            done = 0
+            while done < size:
+                sent = os.sendfile(sink, source, done, min(size - done, 1 << 30))
+                if not sent:
+                    break
+                done += sent
+        finally:
+            os.close(source)
+            os.close(sink)
+    except (OSError, AttributeError, ValueError):  # no sendfile, /proc or /dev/null here
+        return False
+    return True
+
+
+def _free_memory() -> int:
+    """Bytes of memory available without swapping (``MemAvailable``; 0 where unknown)."""
+    with open("/proc/meminfo", encoding="ascii") as info:
+        for line in info:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 #: Columns a frame reads as booleans (SQLite keeps 0/1).
