@@ -4,6 +4,7 @@
     python benchmarks/big_store.py write [--rows 1e5] [--batch 1 100 1000]
     python benchmarks/big_store.py time --rows 1e5 1e6 1e7 [--work /tmp/bigstore]
                                         [--src src] [--no-compare] [--keep]
+                                        [--cache as-is|cold|warm]
 
 ``build`` makes a results folder of ``--rows`` rows from a real small run (default the
 committed regression run, ``tests/reference/sample-regression.csv``: 4 tiles of two CR
@@ -21,7 +22,9 @@ row (``ResultsStore.write``, as a run did) and in batches (``write_many``).
 with the medbench of ``--src`` (give an older checkout's ``src`` for "before"):
 ``medbench report`` of each store and ``medbench compare`` of two stores of the same size,
 printing wall time, peak resident memory (the child's ``ru_maxrss``) and the load average
-when it ran. ``--keep`` keeps the stores (several GB at 10⁷ rows).
+when it ran. ``--keep`` keeps the stores (several GB at 10⁷ rows). ``--cache`` sets the
+page cache before each command: ``cold`` (a store read from disk) and ``warm`` (already in
+memory) differ most at 10⁷ rows, where two stores no longer fit in memory together.
 """
 
 from __future__ import annotations
@@ -159,6 +162,21 @@ def write_rate(folder: Path, rows: int, batches: list[int]) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def prepare_cache(how: str, folders: list[Path]) -> None:
+    """The page cache as ``--cache`` asks, before a timed command."""
+    if how == "cold":
+        os.sync()
+        try:
+            Path("/proc/sys/vm/drop_caches").write_text("1\n")
+        except OSError as exc:
+            sys.exit(f"--cache cold empties the page cache, which needs Linux and root ({exc})")
+    elif how == "warm":
+        for folder in folders:
+            with open(folder / "results.sqlite", "rb") as file:
+                while file.read(1 << 24):
+                    pass
+
+
 def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -181,6 +199,10 @@ def main() -> None:
     t.add_argument("--src", type=Path, default=ROOT / "src")
     t.add_argument("--no-compare", action="store_true")
     t.add_argument("--keep", action="store_true")
+    t.add_argument("--cache", choices=["as-is", "cold", "warm"], default="as-is",
+                   help="before each command: leave the page cache as it is, empty it "
+                        "(Linux, as root: a store read from disk, as after a reboot), or "
+                        "read the command's stores into it (as right after a run)")
     args = parser.parse_args()
     if args.what == "write":
         write_rate(args.work, int(args.rows), args.batch)
@@ -206,6 +228,7 @@ def main() -> None:
                 build(new, rows, shift=-0.01)
             jobs.append(("compare", [*cli, "compare", str(base), str(new)]))
         for name, command in jobs:
+            prepare_cache(args.cache, [base] if name == "report" else [base, new])
             before = load()
             wall, rss, rc = measure(command, args.src)
             print(f"| {rows:,} | {name} | {wall:.1f} | {rss:.2f} | {rc} | {before} |",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from medbench.benchmark import runner
 from medbench.benchmark.rows import ResultRow
@@ -75,3 +78,39 @@ def test_rows_arriving_slowly_are_each_committed_at_once(monkeypatch):
         now[0] += 10.0
         writer.add(row)
     assert store.commits == [1, 1, 1]
+
+
+def test_the_file_is_read_ahead_in_order_before_its_check(tmp_path, monkeypatch):
+    """quick_check walks B-trees in key order, a random read a page on a file not in
+    memory: the file is first read in order (sendfile), where it fits in free memory."""
+    from medbench.benchmark import store as store_module
+
+    path = tmp_path / STORE_NAME
+    ResultsStore(path).close()
+    if not hasattr(store_module.os, "sendfile") or not Path("/proc/meminfo").exists():
+        pytest.skip("not Linux: nothing is read ahead, the check is as it was")
+    assert store_module.read_ahead(path)
+    assert not store_module.read_ahead(tmp_path / "missing.sqlite")
+    read = []
+    monkeypatch.setattr(store_module.os, "sendfile",
+                        lambda out, src, offset, count: read.append((offset, count)) or count)
+    ResultsStore.open_existing(tmp_path).close()
+    assert read == [(0, path.stat().st_size)]
+    read.clear()
+    monkeypatch.setattr(store_module, "_free_memory", lambda: path.stat().st_size)
+    assert not store_module.read_ahead(path) and not read  # would not fit: left alone
+
+
+def test_a_report_checks_its_store_once(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from medbench.cli import main
+    from tests.scale_rows import scale_rows, write_store
+
+    folder = write_store(tmp_path / "run", scale_rows(copies=2))
+    checks = []
+    real = ResultsStore._check
+    monkeypatch.setattr(ResultsStore, "_check", lambda self: checks.append(1) or real(self))
+    result = CliRunner().invoke(main, ["report", str(folder), "--no-visual"])
+    assert result.exit_code == 0, result.output
+    assert len(checks) == 1
