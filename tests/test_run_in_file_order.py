@@ -145,5 +145,29 @@ def test_sqlite_reads_a_whole_run_by_rowid(stores):
                 assert f"store_{looked_up}.results USING INDEX sqlite_autoindex" in plan, plan
 
 
+def test_a_run_thin_among_another_s_rows_is_read_through_the_key(tmp_path):
+    """A small run resumed after a larger one was written into the same store: its rowids
+    span the other's rows, so it is read through the key, and still exactly."""
+    rows = scale_rows(copies=2).assign(run_id=RUN_ID)
+    few = rows.iloc[:40]
+    path = write_store(tmp_path / "thin", few.iloc[:20]) / STORE_NAME
+    db = sqlite3.connect(path)
+    with db:
+        _other_run(db, BEFORE, scale_rows(copies=3))
+        _insert(db, few.iloc[20:])
+    assert run_rowids(db, RUN_ID) is None and run_rowids(db, BEFORE) is not None
+    where, params = report_rows_where(db, RUN_ID, "kept")
+    assert where.startswith("run_id = ?")
+    got = db.execute(f"SELECT COUNT(*), SUM(bytes) FROM results WHERE {where}", params)
+    assert got.fetchone() == (len(few), int(few["bytes"].sum()))
+    db.close()
+    pd.testing.assert_frame_equal(load_results(tmp_path / "thin")[0],
+                                  load_results(write_store(tmp_path / "alone", few))[0])
+    thin = open_results(tmp_path / "thin")[0]
+    got = compare(thin, open_results(tmp_path / "alone")[0])
+    assert got.passed and format_comparison(got) == format_comparison(
+        compare(load_results(tmp_path / "alone")[0], load_results(tmp_path / "alone")[0]))
+
+
 def _plan(db: sqlite3.Connection, query: str, params) -> str:
     return "\n".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {query}", list(params)))

@@ -669,23 +669,34 @@ def run_rows_where(db: sqlite3.Connection, run_id: str, schema: str = "main"
     key: a run is rarely written in key order, and a whole run read in key order costs a
     page read per row wherever it lies (a 10⁷-row store compared from disk: ~17 MB/s
     instead of the disk's sequential rate). ``+run_id`` keeps SQLite from choosing the
-    key instead; a condition on the key itself (an image's rows) still uses it."""
-    low, high = run_rowids(db, run_id, schema)
-    return "rowid BETWEEN ? AND ? AND +run_id = ?", [low, high, run_id]
+    key instead; a condition on the key itself (an image's rows) still uses it. Through
+    the key where the run's rows are few among the rows around them
+    (:func:`run_rowids`)."""
+    span = run_rowids(db, run_id, schema)
+    if span is None:
+        return "run_id = ?", [run_id]
+    return "rowid BETWEEN ? AND ? AND +run_id = ?", [*span, run_id]
 
 
-def run_rowids(db: sqlite3.Connection, run_id: str, schema: str = "main") -> tuple[int, int]:
+def run_rowids(db: sqlite3.Connection, run_id: str, schema: str = "main"
+               ) -> tuple[int, int] | None:
     """The first and last rowid of run ``run_id``'s rows in ``schema``'s ``results``:
     the table's ends at once where it holds this run only (as it usually does), else
-    the run's key entries are read; ``(0, -1)``, no rowid, where the run has no rows."""
+    the run's key entries are read; ``(0, -1)``, no rowid, where the run has no rows;
+    None where other runs' rows are most of that span (a run resumed after a larger
+    one was written into the same store), which is then better read through the key."""
     table = f"{schema}.results"
     others = db.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE run_id < ?) "
                         f"OR EXISTS (SELECT 1 FROM {table} WHERE run_id > ?)",
                         (run_id, run_id)).fetchone()[0]
-    where, args = ("WHERE run_id = ?", (run_id,)) if others else ("", ())
-    low, high = db.execute(f"SELECT MIN(rowid), MAX(rowid) FROM {table} {where}",
-                           args).fetchone()
-    return (0, -1) if low is None else (int(low), int(high))
+    if not others:  # the table's ends: two look-ups (a count would read the whole key)
+        low, high = db.execute(f"SELECT MIN(rowid), MAX(rowid) FROM {table}").fetchone()
+        return (0, -1) if low is None else (int(low), int(high))
+    low, high, rows = db.execute(f"SELECT MIN(rowid), MAX(rowid), COUNT(*) FROM {table} "
+                                 "WHERE run_id = ?", (run_id,)).fetchone()
+    if low is None:
+        return 0, -1
+    return None if 2 * rows < high - low + 1 else (int(low), int(high))
 
 
 def _reason(exc: BaseException) -> str:

@@ -155,9 +155,10 @@ class Pair:
         # the store's primary key (run_id, dataset, image_id, codec, setting).
         self.db.execute(f"CREATE TEMP VIEW side_{name} AS {select} WHERE run_id = '{run_id}'")
         # A side read whole is read in the order of its file (store.run_rows_where).
-        low, high = run_rowids(self.db, run.run_id, f"store_{name}")
-        self.db.execute(f"CREATE TEMP VIEW scan_{name} AS {select} WHERE rowid BETWEEN "
-                        f"{low} AND {high} AND +run_id = '{run_id}'")
+        span = run_rowids(self.db, run.run_id, f"store_{name}")
+        where = (f"run_id = '{run_id}'" if span is None else
+                 f"rowid BETWEEN {span[0]} AND {span[1]} AND +run_id = '{run_id}'")
+        self.db.execute(f"CREATE TEMP VIEW scan_{name} AS {select} WHERE {where}")
 
     def _load(self, name: str, rows: pd.DataFrame) -> None:
         absent = [c for c in ("stream_sha256", "codec_library") if c not in rows.columns]
