@@ -243,10 +243,10 @@ class ResultRow:
         return {name: getattr(self, name) for name in COLUMNS}
 
 
-#: Column name → SQL type, in export order (the contract of ``results.csv``).
 #: How an error row of an image no worker could read begins.
 UNREADABLE = "image could not be read"
 
+#: Column name → SQL type, in export order (the contract of ``results.csv``).
 COLUMNS: dict[str, str] = {
     f.name: f.metadata["sql"] for f in fields(ResultRow) if f.metadata.get("sql")
 }

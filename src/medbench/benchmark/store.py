@@ -223,7 +223,7 @@ class ResultsStore:
                 "started_at TEXT, PRIMARY KEY (run_id, dataset, image_id, codec, setting))"
             )
             observer_storage.create_tables(self._db)  # run --observer (benchmark.observers)
-            existing = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+            existing = results_columns(self._db)
             for name, sqltype in COLUMNS.items():  # stores written by older versions
                 if name not in existing:
                     self._db.execute(
@@ -573,7 +573,7 @@ class ResultsStore:
     def _frame(self, where: str, params: tuple, leave_out: Sequence[str] = (),
                columns: Sequence[str] | None = None) -> pd.DataFrame:
         # A store written by an older version lacks the newer columns: they read as empty.
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        present = results_columns(self._db)
         wanted = list(COLUMNS) if columns is None else list(columns)
         names = [c for c in wanted if c in present and c not in leave_out]
         query = f"SELECT {', '.join(names)} FROM results WHERE {where} ORDER BY rowid"
@@ -592,7 +592,7 @@ class ResultsStore:
         value empty, integers as integers even where some rows lack one). The file
         appears whole or not at all."""
         path = Path(path)
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        present = results_columns(self._db)
         values = [_csv_value(name, name in present) for name in COLUMNS]
         where, params = run_rows_where(self._db, run_id)
         cursor = self._db.execute(f"SELECT {', '.join(values)} FROM results WHERE {where} "
@@ -608,6 +608,11 @@ class ResultsStore:
         finally:
             partial.unlink(missing_ok=True)
         return path
+
+
+def results_columns(db: sqlite3.Connection) -> set[str]:
+    """The columns of the store's results table (older stores lack the newer ones)."""
+    return {row[1] for row in db.execute("PRAGMA table_info(results)")}
 
 
 def read_ahead(path: Path) -> bool:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medbench.benchmark.store import run_rowids
+from medbench.benchmark.store import results_columns, run_rowids
 from medbench.errors import MedbenchError
 
 #: A cell of the comparison; ``train_dataset`` is "" for classical codecs.
@@ -69,7 +69,7 @@ def open_store_run(path: Path) -> StoreRun:
     store = ResultsStore.open_existing(path)  # read-only: a read-only copy must do
     try:
         run_id = store.run_or_latest()
-        columns = frozenset(row[1] for row in store._db.execute("PRAGMA table_info(results)"))
+        columns = frozenset(store.compute(results_columns))
         return StoreRun(store.path, run_id, columns)
     finally:
         store.close()

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from medbench.benchmark import lines as kept
-from medbench.benchmark.store import ResultsStore
+from medbench.benchmark.store import ResultsStore, results_columns
 from medbench.reports.means import group_kind
-from medbench.reports.store_means import results_columns
 
 #: The columns of a curve's rows that a paired comparison reads.
 CURVE_COLUMNS = ["dataset", "codec", "train_dataset", "setting", "status", "image_id",

@@ -35,7 +35,7 @@ import pandas as pd
 
 from medbench.benchmark import lines as kept
 from medbench.benchmark.metrics import psnr_from_mse
-from medbench.benchmark.store import run_rows_where
+from medbench.benchmark.store import results_columns, run_rows_where
 from medbench.benchmark.targets import PREFIX as TARGET_PREFIX
 from medbench.reports.budget import SEPARATOR
 from medbench.reports.means import (
@@ -292,11 +292,6 @@ def _split(joined: object, kind: type) -> tuple:
     if pd.isna(joined):
         return ()
     return tuple(sorted({kind(v.replace(chr(31), ",")) for v in str(joined).split(",")}))
-
-
-def results_columns(db: sqlite3.Connection) -> set[str]:
-    """The columns of the store's results table (older stores lack the newer ones)."""
-    return {row[1] for row in db.execute("PRAGMA table_info(results)")}
 
 
 def _lines_sql(col: dict[str, str], where: str, per_group: bool = True,
